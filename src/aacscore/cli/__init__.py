@@ -1,0 +1,14 @@
+"""Command-line interface: a thin layer over the Python API.
+
+Each stage's commands live in their own module here and register themselves on ``app`` when
+imported below.
+"""
+
+from __future__ import annotations
+
+from aacscore.cli._app import app, main
+
+# Sub-command modules register themselves on import.
+from aacscore.cli import info as _info  # noqa: F401  isort: skip
+
+__all__ = ["app", "main"]

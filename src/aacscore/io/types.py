@@ -1,0 +1,50 @@
+"""Typed results of the reader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+class RadiographError(ValueError):
+    """An input file that cannot be used as a radiograph; the message names file and problem."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True, eq=False)
+class Radiograph:
+    """A decoded radiograph.
+
+    ``pixels`` is a 2-D float32 array in [0, 1] with bone bright (MONOCHROME1 already inverted,
+    LUTs applied). ``spacing_mm`` is the (row, column) pixel spacing in millimetres, or None when
+    unknown. ``metadata`` holds a small set of non-identifying header values (UIDs, modality,
+    view position, body part, manufacturer); patient name/ID only when asked for.
+    """
+
+    pixels: npt.NDArray[np.float32]
+    spacing_mm: tuple[float, float] | None
+    source: str
+    photometric: str
+    bits_stored: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        return (int(self.pixels.shape[0]), int(self.pixels.shape[1]))
+
+    @property
+    def mean_spacing_mm(self) -> float | None:
+        """Mean of row and column spacing, or None when unknown."""
+        if self.spacing_mm is None:
+            return None
+        return float(sum(self.spacing_mm) / 2.0)
