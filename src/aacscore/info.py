@@ -30,7 +30,9 @@ def device_description() -> str:
 
 def environment_info() -> dict[str, Any]:
     """Versions of aacscore and key dependencies, the compute device and the weights folder."""
-    weights = sorted(p.name for p in MODELS_DIR.glob("*/*.safetensors")) if MODELS_DIR.is_dir() else []
+    weights = (
+        sorted(p.name for p in MODELS_DIR.glob("*/*.safetensors")) if MODELS_DIR.is_dir() else []
+    )
     return {
         "aacscore": __version__,
         "python": platform.python_version(),

@@ -6,7 +6,8 @@ This is the single place where the scoring protocol lives; every other part of a
 AAC-24 (Kauppila et al., Atherosclerosis 1997): the anterior and posterior aortic walls in front
 of L1-L4 give 8 segments, each bounded by the midpoints of the intervertebral spaces above and
 below the vertebra. Each segment is graded from the calcified fraction ``f`` of its wall length:
-0 if ``f == 0``, 1 if ``0 < f <= 1/3``, 2 if ``1/3 < f <= 2/3``, 3 if ``f > 2/3``. The total is 0-24.
+0 if ``f == 0``, 1 if ``0 < f <= 1/3``, 2 if ``1/3 < f <= 2/3``, 3 if ``f > 2/3``.
+The total is 0-24.
 
 AAC-8 (Schousboe et al., J Bone Miner Res 2007): per wall, the total calcified length along
 L1-L4 in units of vertebral height is scored 0 (none), 1 (<= 1), 2 (<= 2), 3 (<= 3), 4 (> 3);
@@ -15,6 +16,7 @@ the sum over both walls is 0-8.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,7 +118,7 @@ class SeverityGroups:
             raise ValueError(f"cut-offs must be integers, got {b}")
         if any(x < 0 or x >= MAX_AAC24 for x in b):
             raise ValueError(f"cut-offs must lie in 0..{MAX_AAC24 - 1}, got {b}")
-        if any(b2 <= b1 for b1, b2 in zip(b, b[1:], strict=False)):
+        if any(b2 <= b1 for b1, b2 in itertools.pairwise(b)):
             raise ValueError(f"cut-offs must be strictly increasing, got {b}")
         if len(self.labels) != len(b) + 1:
             raise ValueError(f"need {len(b) + 1} labels for {len(b)} cut-offs, got {self.labels}")
