@@ -56,6 +56,8 @@ def test_table_rejects_ragged_rows() -> None:
 
 def test_formatting() -> None:
     assert fmt_ci(0.9134, 0.8901, 0.9312, label="ICC") == "ICC 0.913 (95 % CI 0.890–0.931)"
+    assert fmt_ci(-1.6, -2.0, -0.9, digits=1) == "-1.6 (95 % CI -2.0 to -0.9)"
+    assert fmt_ci(0.5, 0.4, 0.6, digits=1, level=0.9) == "0.5 (90 % CI 0.4–0.6)"
     assert fmt_p(0.0004) == "P < 0.001"
     assert fmt_p(0.0341) == "P = 0.034"
     assert fmt_p(float("nan")) == "P = n/a"

@@ -27,6 +27,11 @@ class Radiograph:
     LUTs applied). ``spacing_mm`` is the (row, column) pixel spacing in millimetres, or None when
     unknown. ``metadata`` holds a small set of non-identifying header values (UIDs, modality,
     view position, body part, manufacturer); patient name/ID only when asked for.
+    ``source`` is the file format ("dicom", "png", "jpeg", "tiff"), ``photometric`` the stored
+    photometric interpretation ("MONOCHROME1", "MONOCHROME2", "RGB", ...), ``bits_stored`` the
+    stored bit depth. ``warnings`` lists problems that were worked around (also logged), and
+    ``spacing_source`` says where ``spacing_mm`` came from ("PixelSpacing",
+    "ImagerPixelSpacing", "user") or is None when the spacing is unknown.
     """
 
     pixels: npt.NDArray[np.float32]
@@ -36,6 +41,7 @@ class Radiograph:
     bits_stored: int
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    spacing_source: str | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

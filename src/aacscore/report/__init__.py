@@ -159,9 +159,17 @@ class Report:
         return md_path, html_path
 
 
-def fmt_ci(value: float, low: float, high: float, digits: int = 3, label: str = "") -> str:
-    """Format an estimate with its CI the way papers do: ``ICC 0.913 (95 % CI 0.890-0.931)``."""
-    body = f"{value:.{digits}f} (95 % CI {low:.{digits}f}–{high:.{digits}f})"
+def fmt_ci(
+    value: float, low: float, high: float, digits: int = 3, label: str = "", level: float = 0.95
+) -> str:
+    """Format an estimate with its CI the way papers do: ``ICC 0.913 (95 % CI 0.890–0.931)``.
+
+    When a limit is negative the limits are joined by "to" (``-1.670 to -0.920``) so the minus
+    signs cannot be read as a dash.
+    """
+    sep = " to " if min(low, high) < 0 else "–"
+    pct = f"{level * 100:g}"
+    body = f"{value:.{digits}f} ({pct} % CI {low:.{digits}f}{sep}{high:.{digits}f})"
     return f"{label} {body}" if label else body
 
 

@@ -1,0 +1,89 @@
+"""Limits and small helpers shared by the DICOM and Pillow readers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from aacscore.io.types import RadiographError
+
+MIN_SIZE = 256
+"""Default smallest accepted image side in pixels."""
+
+MAX_PIXELS = 100_000_000
+"""Largest accepted image area (rows x columns); checked before any pixel is decoded."""
+
+MIN_SPACING_MM = 0.01
+MAX_SPACING_MM = 2.0
+"""Plausible pixel spacing range in millimetres; values outside it are treated as unknown."""
+
+SpacingArg: TypeAlias = float | Sequence[float] | None
+"""A user spacing: one value (square pixels) or (row, column) in mm, or None."""
+
+# ITU-R BT.601 luma weights, as used by Pillow's RGB -> L conversion.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+
+def check_size(name: str, rows: int, cols: int, min_size: int) -> None:
+    """Refuse images that are too small (< ``min_size`` either side) or too large."""
+    if rows <= 0 or cols <= 0:
+        raise RadiographError(name, f"invalid image size {rows} x {cols} pixels")
+    if rows * cols > MAX_PIXELS:
+        raise RadiographError(
+            name,
+            f"image too large: {rows} x {cols} = {rows * cols / 1e6:.1f} megapixels "
+            f"(limit {MAX_PIXELS / 1e6:.0f})",
+        )
+    if rows < min_size or cols < min_size:
+        raise RadiographError(
+            name, f"image too small: {rows} x {cols} pixels (minimum {min_size} on each side)"
+        )
+
+
+def user_spacing(spacing_mm: SpacingArg) -> tuple[float, float] | None:
+    """Validate a spacing given by the caller; one value means square pixels."""
+    if spacing_mm is None:
+        return None
+    if isinstance(spacing_mm, (int, float, np.number)):
+        values = [float(spacing_mm)] * 2
+    else:
+        values = [float(v) for v in spacing_mm]
+        if len(values) == 1:
+            values *= 2
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"spacing_mm must be one or two positive numbers, got {spacing_mm!r}")
+    return (values[0], values[1])
+
+
+def plausible_spacing(values: Sequence[float]) -> bool:
+    """True when every value is a finite spacing in [MIN_SPACING_MM, MAX_SPACING_MM]."""
+    return all(math.isfinite(v) and MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in values)
+
+
+def to_grey(rgb: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
+    """Luma (BT.601) of an (..., 3) RGB array, in the input's value units."""
+    return np.asarray(rgb[..., :3], dtype=np.float64) @ _LUMA
+
+
+def channels_equal(rgb: npt.NDArray[np.generic]) -> bool:
+    """True when the first three channels are identical (grey stored as RGB)."""
+    return bool(
+        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+    )
+
+
+def unit_range(
+    values: npt.NDArray[np.generic], lo: float, hi: float, name: str
+) -> npt.NDArray[np.float32]:
+    """Map ``[lo, hi]`` linearly onto [0, 1] (clipped) as a new float32 array."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        raise RadiographError(name, f"cannot normalise pixel values: invalid range [{lo}, {hi}]")
+    out = np.array(values, dtype=np.float32)  # always a copy
+    out -= np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo))
+    np.clip(out, 0.0, 1.0, out=out)
+    return out

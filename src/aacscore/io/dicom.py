@@ -1,0 +1,477 @@
+"""DICOM radiographs: header checks, LUT pipeline, spacing and metadata.
+
+Pixel values go through the DICOM grayscale pipeline: stored values (masked / sign-extended to
+BitsStored) -> Modality LUT or rescale -> VOI LUT sequence or window centre/width (first
+value) -> [0, 1] -> inverted for MONOCHROME1, so bone is bright. Without a VOI transform the
+full range that BitsStored allows (through the modality transform) maps onto [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing, get_decoder
+from pydicom.tag import Tag
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from aacscore.io._common import (
+    MAX_SPACING_MM,
+    MIN_SPACING_MM,
+    check_size,
+    plausible_spacing,
+    to_grey,
+    unit_range,
+)
+from aacscore.io.types import Radiograph, RadiographError
+
+logger = logging.getLogger(__name__)
+
+METADATA_KEYS: tuple[str, ...] = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "Modality",
+    "ViewPosition",
+    "BodyPartExamined",
+    "Manufacturer",
+)
+"""Non-identifying header values copied into ``Radiograph.metadata`` when present (plus
+TransferSyntaxUID, Rows and Columns)."""
+
+PATIENT_KEYS: tuple[str, ...] = ("PatientName", "PatientID")
+"""Identifying values, copied only with ``include_patient=True``."""
+
+_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_RGB_LIKE = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
+_SUBSAMPLED = ("YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420")
+_DEFER_BYTES = 1 << 20
+"""Elements larger than this (the pixel data) are read from a file only when used."""
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_PYDICOM_DECODE_LOGGERS = ("pydicom", "pydicom.pixels.decoders.base", "pydicom.pixels.utils")
+
+
+def read_dicom(
+    source: str | Path | BinaryIO,
+    name: str,
+    *,
+    spacing: tuple[float, float] | None,
+    include_patient: bool,
+    min_size: int,
+    force: bool = False,
+) -> Radiograph:
+    """Read one DICOM radiograph from a path or binary file object.
+
+    ``spacing`` (already validated) overrides the header spacing. ``force`` reads a dataset
+    without the 128-byte preamble and "DICM" prefix; it is then accepted only when it looks
+    like an image dataset.
+    """
+    notes: list[str] = []
+    ds = _parse(source, name, force)
+    ts, ts_present = _transfer_syntax(ds, name)
+
+    frames = _header_int(ds, "NumberOfFrames", 1, name)
+    if frames > 1:
+        raise RadiographError(
+            name, f"multi-frame image ({frames} frames) is not supported; export a single frame"
+        )
+    samples = _header_int(ds, "SamplesPerPixel", 1, name)
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    colour = _check_colour(name, samples, photometric)
+    if not photometric:
+        photometric = "MONOCHROME2"
+        _note(notes, name, "PhotometricInterpretation missing; MONOCHROME2 assumed")
+
+    if "Rows" not in ds or "Columns" not in ds:
+        raise RadiographError(name, "DICOM header has no Rows/Columns")
+    rows = _header_int(ds, "Rows", 0, name)
+    cols = _header_int(ds, "Columns", 0, name)
+    check_size(name, rows, cols, min_size)
+
+    if "PixelData" not in ds:
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            raise RadiographError(name, "floating-point pixel data is not supported")
+        raise RadiographError(name, "no pixel data (the DICOM file has a header only)")
+    _check_decoder(name, ts)
+
+    bits_allocated = _header_int(ds, "BitsAllocated", 0, name)
+    bits_stored = _header_int(ds, "BitsStored", bits_allocated, name)
+    if not 1 <= bits_stored <= max(bits_allocated, 1):
+        _note(notes, name, f"BitsStored {bits_stored} invalid; BitsAllocated used")
+        bits_stored = bits_allocated
+    if bits_stored < 1:
+        raise RadiographError(name, "DICOM header has no valid BitsAllocated/BitsStored")
+    signed = _header_int(ds, "PixelRepresentation", 0, name) == 1
+
+    if not ts.is_compressed:
+        _check_native_length(ds, name, rows, cols, samples, bits_allocated, photometric)
+    arr = _decode(ds, name, ts)
+    if arr.ndim != (3 if colour else 2):
+        raise RadiographError(name, f"unexpected decoded pixel array shape {arr.shape}")
+
+    if colour:
+        grey = to_grey(arr)
+        pixels = unit_range(grey, 0.0, float(2**bits_stored - 1), name)
+        _note(notes, name, f"colour DICOM ({photometric}) converted to grey")
+    else:
+        stored = _fix_bits(arr, bits_stored, signed)
+        values, lo, hi = _grey_pipeline(ds, name, stored, bits_stored, signed, notes)
+        pixels = unit_range(values, lo, hi, name)
+        if _inverted(ds, photometric):
+            np.subtract(np.float32(1.0), pixels, out=pixels)
+
+    if spacing is not None:
+        spacing_source: str | None = "user"
+    else:
+        spacing, spacing_source = _spacing(ds, name, notes)
+
+    return Radiograph(
+        pixels=np.ascontiguousarray(pixels, dtype=np.float32),
+        spacing_mm=spacing,
+        source="dicom",
+        photometric=photometric,
+        bits_stored=bits_stored,
+        metadata=_metadata(ds, ts, ts_present, rows, cols, include_patient),
+        warnings=tuple(notes),
+        spacing_source=spacing_source,
+    )
+
+
+def _note(notes: list[str], name: str, message: str) -> None:
+    """Record a worked-around problem and log it."""
+    logger.warning("%s: %s", name, message)
+    notes.append(message)
+
+
+def _parse(source: str | Path | BinaryIO, name: str, force: bool) -> Dataset:
+    defer = _DEFER_BYTES if isinstance(source, (str, Path)) else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(source, force=force, defer_size=defer)
+        except InvalidDicomError as exc:
+            raise RadiographError(name, "not a DICOM or image file") from exc
+        except Exception as exc:
+            if force:
+                raise RadiographError(name, "not a DICOM or image file") from exc
+            raise RadiographError(name, f"truncated or corrupt DICOM file ({exc})") from exc
+    for w in caught:
+        logger.debug("%s: pydicom: %s", name, w.message)
+    if force and not any(k in ds for k in ("Rows", "Columns", "PixelData", "SOPClassUID")):
+        raise RadiographError(name, "not a DICOM or image file")
+    _check_truncated_header(ds, name)
+    return ds
+
+
+def _check_truncated_header(ds: Dataset, name: str) -> None:
+    """Detect a file that ends inside a header element (pydicom reads it silently)."""
+    tags = list(ds.keys())
+    if not tags:
+        raise RadiographError(name, "truncated DICOM file: no data elements after the preamble")
+    last = ds.get_item(tags[-1])
+    if (
+        isinstance(last, RawDataElement)
+        and last.value is not None
+        and last.length != _UNDEFINED_LENGTH
+        and len(last.value) < last.length
+    ):
+        raise RadiographError(
+            name,
+            f"truncated DICOM file: element {last.tag} has {len(last.value)} of "
+            f"{last.length} bytes",
+        )
+
+
+def _transfer_syntax(ds: Dataset, name: str) -> tuple[UID, bool]:
+    """The transfer syntax and whether the file meta states it (else the one pydicom used)."""
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return UID(str(uid)), True
+    implicit, little = ds.original_encoding
+    ts = ImplicitVRLittleEndian
+    if implicit is False:
+        ts = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    logger.debug("%s: no TransferSyntaxUID; %s assumed from the encoding", name, ts.name)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ts  # pydicom needs it to decode the pixel data
+    return ts, False
+
+
+def _header_int(ds: Dataset, keyword: str, default: int, name: str) -> int:
+    if keyword not in ds:
+        return default
+    try:
+        value = ds[keyword].value
+        if value is None or value == "":
+            return default
+        return int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise RadiographError(name, f"invalid {keyword} in DICOM header ({exc})") from exc
+
+
+def _check_colour(name: str, samples: int, photometric: str) -> bool:
+    """True for a 3-sample RGB/YBR screenshot; raise for other colour images."""
+    if samples == 1:
+        if photometric in (*_MONOCHROME, ""):
+            return False
+        if photometric == "PALETTE COLOR":
+            raise RadiographError(name, "colour image (PALETTE COLOR) is not supported")
+        raise RadiographError(name, f"unsupported photometric interpretation {photometric!r}")
+    if samples == 3 and photometric in _RGB_LIKE:
+        return True
+    raise RadiographError(
+        name,
+        f"colour image ({samples} samples per pixel, {photometric or 'no photometric'}) "
+        "is not supported",
+    )
+
+
+def _check_decoder(name: str, ts: UID) -> None:
+    label = f"{ts.name} ({ts})" if ts.name != str(ts) else str(ts)
+    try:
+        decoder = get_decoder(ts)
+    except NotImplementedError as exc:
+        raise RadiographError(name, f"unsupported transfer syntax {label}") from exc
+    if not decoder.is_available:
+        raise RadiographError(
+            name, f"unsupported transfer syntax {label}: no decoder plugin is installed"
+        )
+
+
+def _check_native_length(
+    ds: Dataset, name: str, rows: int, cols: int, samples: int, bits: int, photometric: str
+) -> None:
+    if photometric in _SUBSAMPLED or bits not in (1, 8, 16, 32, 64):
+        return
+    count = rows * cols * samples
+    expected = (count + 7) // 8 if bits == 1 else count * bits // 8
+    try:
+        found = len(ds.PixelData)
+    except Exception as exc:
+        raise RadiographError(name, f"truncated or unreadable pixel data ({exc})") from exc
+    if found < expected:
+        raise RadiographError(
+            name, f"truncated pixel data: {found} of {expected} expected bytes are present"
+        )
+
+
+class _PluginFailures(logging.Filter):
+    """Keeps pydicom's per-plugin decode tracebacks out of the user's log (they are summarised
+    in the RadiographError); they still go to this module's debug log."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.file = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            logger.debug("%s: pydicom: %s", self.file, record.getMessage())
+            return False
+        return True
+
+
+def _decode(ds: Dataset, name: str, ts: UID) -> npt.NDArray[Any]:
+    quiet = _PluginFailures(name)
+    plugin_loggers = [logging.getLogger(n) for n in _PYDICOM_DECODE_LOGGERS]
+    for plugin_logger in plugin_loggers:
+        plugin_logger.addFilter(quiet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            arr = ds.pixel_array
+        except Exception as exc:
+            raise RadiographError(
+                name,
+                f"cannot decode pixel data ({ts.name}); the file may be truncated or corrupt: "
+                f"{exc}",
+            ) from exc
+        finally:
+            for plugin_logger in plugin_loggers:
+                plugin_logger.removeFilter(quiet)
+    for w in caught:
+        logger.debug("%s: pydicom: %s", name, w.message)
+    return np.asarray(arr)
+
+
+def _fix_bits(arr: npt.NDArray[Any], bits_stored: int, signed: bool) -> npt.NDArray[Any]:
+    """Keep only the BitsStored low bits (sign-extended for signed data)."""
+    if not np.issubdtype(arr.dtype, np.integer) or bits_stored >= arr.dtype.itemsize * 8:
+        return arr
+    mask = (1 << bits_stored) - 1
+    if not signed:
+        return arr & np.asarray(mask, dtype=arr.dtype)
+    half = 1 << (bits_stored - 1)
+    low = arr.astype(np.int64) & mask
+    return ((low ^ half) - half).astype(np.int32)
+
+
+def _lut_range(values: npt.NDArray[Any]) -> tuple[float, float]:
+    """Output range of a LUT: 0 to the all-ones value of the bits its largest entry needs."""
+    top = int(np.max(values)) if values.size else 0
+    return 0.0, float(2 ** max(top.bit_length(), 1) - 1)
+
+
+def _lut_entries(item: Dataset) -> npt.NDArray[np.int64]:
+    descriptor = [int(v) for v in item.LUTDescriptor]
+    count = descriptor[0] or 2**16
+    return np.arange(descriptor[1], descriptor[1] + count, dtype=np.int64)
+
+
+def _stored_range(bits: int, signed: bool) -> tuple[float, float]:
+    if signed:
+        return -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
+    return 0.0, 2.0**bits - 1
+
+
+def _grey_pipeline(
+    ds: Dataset,
+    name: str,
+    arr: npt.NDArray[Any],
+    bits: int,
+    signed: bool,
+    notes: list[str],
+) -> tuple[npt.NDArray[Any], float, float]:
+    """Modality then VOI transform; returns values and the range that maps onto [0, 1]."""
+    lo, hi = _stored_range(bits, signed)
+    values: npt.NDArray[Any] = arr
+
+    try:
+        if ds.get("ModalityLUTSequence"):
+            item = ds.ModalityLUTSequence[0]
+            values = apply_modality_lut(arr, ds)
+            lo, hi = _lut_range(apply_modality_lut(_lut_entries(item), ds))
+        elif "RescaleSlope" in ds and "RescaleIntercept" in ds:
+            slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+            if not (math.isfinite(slope) and math.isfinite(intercept)) or slope == 0:
+                raise ValueError(f"slope {slope}, intercept {intercept}")
+            values = apply_modality_lut(arr, ds)
+            lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+    except Exception as exc:
+        _note(notes, name, f"modality LUT/rescale unusable ({exc}); stored values used")
+        values = arr
+        lo, hi = _stored_range(bits, signed)
+
+    try:
+        if ds.get("VOILUTSequence"):
+            item = ds.VOILUTSequence[0]
+            if item.get("LUTDescriptor") is not None and item.get("LUTData") is not None:
+                if not np.issubdtype(values.dtype, np.integer):
+                    values = np.rint(values).astype(np.int64)
+                voi = apply_voi(values, ds, 0)
+                vlo, vhi = _lut_range(apply_voi(_lut_entries(item), ds, 0))
+                logger.debug("%s: VOI LUT sequence applied", name)
+                return voi, vlo, vhi
+        if ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
+            windowed = apply_windowing(values, ds, 0)
+            with np.errstate(over="ignore", invalid="ignore"):
+                ends = apply_windowing(np.array([-np.inf, np.inf]), ds, 0)
+            logger.debug("%s: window centre/width applied", name)
+            return windowed, float(np.min(ends)), float(np.max(ends))
+    except Exception as exc:
+        _note(notes, name, f"VOI LUT/window unusable ({exc}); full stored range used")
+    return values, lo, hi
+
+
+def _inverted(ds: Dataset, photometric: str) -> bool:
+    """MONOCHROME1 (or MONOCHROME2 with an INVERSE presentation LUT) shows bone dark."""
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    return photometric == "MONOCHROME1" or (photometric == "MONOCHROME2" and shape == "INVERSE")
+
+
+def _raw_text(ds: Dataset, keyword: str) -> str:
+    elem = ds.get_item(Tag(keyword))
+    if isinstance(elem, RawDataElement):
+        raw = elem.value or b""
+        return raw.decode("ascii", errors="replace").strip(" \x00")
+    return str(elem.value) if elem is not None else ""
+
+
+def _floats(ds: Dataset, keyword: str) -> list[float] | None:
+    """Numeric values of a DS/FD element, or None when they cannot be parsed."""
+    try:
+        value = ds[keyword].value
+        items = (
+            value
+            if isinstance(value, Iterable) and not isinstance(value, (str, bytes))
+            else [value]
+        )
+        return [float(v) for v in items]
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return None
+
+
+def _spacing(
+    ds: Dataset, name: str, notes: list[str]
+) -> tuple[tuple[float, float] | None, str | None]:
+    """(row, column) spacing in mm from PixelSpacing, else ImagerPixelSpacing / magnification.
+
+    Unparsable or implausible values are skipped with one warning; None when nothing usable.
+    """
+    problems: list[str] = []
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        if keyword not in ds:
+            continue
+        text = _raw_text(ds, keyword)
+        values = _floats(ds, keyword)
+        if values is None or len(values) != 2:
+            problems.append(f"{keyword} '{text}' cannot be parsed as two numbers")
+            continue
+        if keyword == "ImagerPixelSpacing" and "EstimatedRadiographicMagnificationFactor" in ds:
+            factor = _floats(ds, "EstimatedRadiographicMagnificationFactor")
+            if factor and len(factor) == 1 and math.isfinite(factor[0]) and factor[0] > 0:
+                values = [v / factor[0] for v in values]
+            else:
+                ftext = _raw_text(ds, "EstimatedRadiographicMagnificationFactor")
+                problems.append(
+                    f"EstimatedRadiographicMagnificationFactor '{ftext}' is unusable, "
+                    "ImagerPixelSpacing taken without it"
+                )
+        if not plausible_spacing(values):
+            problems.append(
+                f"{keyword} '{text}' is not a plausible pixel spacing "
+                f"({MIN_SPACING_MM}-{MAX_SPACING_MM} mm)"
+            )
+            continue
+        if problems:
+            _note(notes, name, "; ".join(problems) + f"; spacing from {keyword}")
+        return (values[0], values[1]), keyword
+    if problems:
+        _note(notes, name, "; ".join(problems) + "; pixel spacing unknown")
+    return None, None
+
+
+def _metadata(
+    ds: Dataset, ts: UID, ts_present: bool, rows: int, cols: int, include_patient: bool
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    keys = METADATA_KEYS + (PATIENT_KEYS if include_patient else ())
+    for keyword in keys:
+        try:
+            value = ds.get(keyword)
+        except Exception:  # an unparsable value is left out
+            continue
+        if value is not None and str(value).strip():
+            meta[keyword] = str(value).strip()
+    if ts_present:
+        meta["TransferSyntaxUID"] = str(ts)
+    meta["Rows"] = rows
+    meta["Columns"] = cols
+    return meta
