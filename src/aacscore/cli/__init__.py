@@ -12,6 +12,5 @@ from aacscore.cli._app import app, main
 from aacscore.cli import info as _info  # noqa: F401  isort: skip
 from aacscore.cli import validate as _validate  # noqa: F401  isort: skip
 from aacscore.cli import cohort as _cohort  # noqa: F401  isort: skip
-from aacscore.cli import score_train as _score_train  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
