@@ -10,6 +10,7 @@ from aacscore.cli._app import app, main
 
 # Sub-command modules register themselves on import.
 from aacscore.cli import info as _info  # noqa: F401  isort: skip
+from aacscore.cli import simulate as _simulate  # noqa: F401  isort: skip
 from aacscore.cli import validate as _validate  # noqa: F401  isort: skip
 from aacscore.cli import cohort as _cohort  # noqa: F401  isort: skip
 
