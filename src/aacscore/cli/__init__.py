@@ -13,5 +13,8 @@ from aacscore.cli import info as _info  # noqa: F401  isort: skip
 from aacscore.cli import simulate as _simulate  # noqa: F401  isort: skip
 from aacscore.cli import validate as _validate  # noqa: F401  isort: skip
 from aacscore.cli import cohort as _cohort  # noqa: F401  isort: skip
+from aacscore.cli import spine as _spine  # noqa: F401  isort: skip
+from aacscore.cli import score_train as _score_train  # noqa: F401  isort: skip
+from aacscore.cli import score as _score  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

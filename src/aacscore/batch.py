@@ -1,0 +1,191 @@
+"""Batch scoring into an output folder, crash-safe and resumable.
+
+Layout of ``OUT``: ``results.csv`` (one row per input, appended as each case finishes),
+``cases/<name>.json`` (everything about one case), ``overlays/<name>.png`` (when asked) and
+``run.json`` (versions, weight hashes, device, arguments, start/end, counts). A failing input
+becomes a ``failed`` row with its reason and the batch goes on. Re-running the same command on
+the same ``OUT`` skips every input that already has a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import re
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aacscore.info import environment_info
+from aacscore.io import InputItem, RadiographError
+from aacscore.pipeline import Scorer
+from aacscore.results import Result, ResultsWriter, counts, failed, read_results
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch run did."""
+
+    out_dir: Path
+    n_inputs: int
+    n_skipped: int
+    counts: dict[str, int]
+    results_csv: Path
+    run_json: Path
+
+
+def case_stem(name: str) -> str:
+    """File-system-safe, unique stem for an input name (readable part + short hash)."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.split(":")[-1]).stem)[:60] or "case"
+    return f"{base}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def process_item(scorer: Scorer, item: InputItem, out_dir: Path, overlay: bool = False) -> Result:
+    """Score one input and write its JSON (and overlay); never raises."""
+    stem = case_stem(item.name)
+    try:
+        try:
+            rad = item.read(spacing_mm=scorer.spacing_mm)
+        except (RadiographError, OSError) as e:
+            result = failed(item.name, str(e))
+        else:
+            result = scorer.score_radiograph(rad, item.name)
+            if overlay:
+                from aacscore.report.overlay import render_overlay
+
+                try:
+                    png = render_overlay(rad, result, out_dir / "overlays" / f"{stem}.png")
+                    extra = {"overlay": str(png)}
+                except Exception as e:  # a drawing problem must not lose the score
+                    log.warning("%s: overlay not written: %s", item.name, e)
+                    extra = {"overlay_error": f"{type(e).__name__}: {e}"}
+                result = replace(result, details={**result.details, **extra})
+    except Exception as e:  # one bad case must never stop the batch
+        log.debug("unexpected error on %s", item.name, exc_info=True)
+        result = failed(
+            item.name,
+            f"{item.name}: unexpected {type(e).__name__}: {e}",
+            {"traceback": traceback.format_exc()},
+        )
+    case_json = out_dir / "cases" / f"{stem}.json"
+    case_json.parent.mkdir(parents=True, exist_ok=True)
+    tmp = case_json.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result.to_json(), indent=2, default=_json_default))
+    os.replace(tmp, case_json)
+    return result
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --- worker processes ------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(scorer_kwargs: dict[str, Any], threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER["scorer"] = Scorer(**scorer_kwargs)
+
+
+def _work(item: InputItem, out_dir: Path, overlay: bool) -> Result:
+    return process_item(_WORKER["scorer"], item, out_dir, overlay)
+
+
+def score_batch(
+    items: Sequence[InputItem],
+    out_dir: str | Path,
+    scorer_kwargs: dict[str, Any] | None = None,
+    *,
+    jobs: int = 1,
+    overlay: bool = False,
+    retry_failed: bool = False,
+    arguments: dict[str, Any] | None = None,
+    on_result: Callable[[Result], None] | None = None,
+    on_skip: Callable[[int], None] | None = None,
+) -> BatchSummary:
+    """Score ``items`` into ``out_dir``; see the module docstring for the layout."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(scorer_kwargs or {})
+    writer = ResultsWriter(out / "results.csv", retry_failed=retry_failed)
+    todo = [it for it in items if not writer.is_done(it.name)]
+    skipped = len(items) - len(todo)
+    if on_skip is not None:
+        on_skip(skipped)
+    scorer = Scorer(**kwargs)
+    run_json = out / "run.json"
+    started = datetime.now(timezone.utc).isoformat()
+    record: dict[str, Any] = {
+        "started": started,
+        "finished": None,
+        "arguments": arguments or {},
+        "environment": environment_info(),
+        "n_inputs": len(items),
+        "n_skipped_already_done": skipped,
+        "jobs": jobs,
+    }
+    try:
+        record["models"] = scorer.models_info()
+    except Exception as e:  # models missing: every case fails below with the same reason
+        record["models"] = {"error": str(e)}
+    _write_json(run_json, record)
+
+    def done(res: Result) -> None:
+        writer.write(res)
+        if on_result is not None:
+            on_result(res)
+
+    if jobs <= 1 or len(todo) <= 1:
+        for it in todo:
+            done(process_item(scorer, it, out, overlay))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(kwargs, threads)
+        ) as pool:
+            pending: dict[Future[Result], InputItem] = {}
+            queue = list(todo)
+            while queue or pending:
+                while queue and len(pending) < 2 * jobs:
+                    it = queue.pop(0)
+                    pending[pool.submit(_work, it, out, overlay)] = it
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    it = pending.pop(fut)
+                    try:
+                        res = fut.result()
+                    except Exception as e:  # a worker died
+                        res = failed(it.name, f"{it.name}: worker failed: {e}")
+                    done(res)
+    rows = read_results(out / "results.csv")
+    record["finished"] = datetime.now(timezone.utc).isoformat()
+    record["counts"] = counts(r["status"] for r in rows)
+    _write_json(run_json, record)
+    return BatchSummary(out, len(items), skipped, record["counts"], out / "results.csv", run_json)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    os.replace(tmp, path)

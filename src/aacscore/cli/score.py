@@ -1,0 +1,87 @@
+"""``aacscore score``: score films, folders and zip archives into an output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from aacscore.cli._app import app, console, err_console
+from aacscore.io import RadiographError, collect_inputs
+
+
+@app.command("score")
+def score(
+    inputs: list[str] = typer.Argument(..., help="DICOM/PNG/JPEG/TIFF files, folders, zips."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    groups: str = typer.Option("lewis", "--groups", help="lewis | ckd | cut-offs like 0,4,15"),
+    overlay: bool = typer.Option(False, "--overlay", help="Write an overlay PNG per case."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
+    spacing: float | None = typer.Option(
+        None, "--spacing", help="Pixel spacing in mm for every input (overrides the header)."
+    ),
+    spine_model: str | None = typer.Option(
+        None, "--spine-model", help="Spine weights folder or nnunet:RESULTS_FOLDER."
+    ),
+    score_model: str | None = typer.Option(None, "--score-model", help="Score weights folder."),
+    no_tta: bool = typer.Option(False, "--no-tta", help="Skip test-time augmentation."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="On resume, score again the inputs that failed before."
+    ),
+) -> None:
+    """Score lateral lumbar radiographs (Kauppila AAC-24) into OUT/results.csv."""
+    from aacscore.batch import score_batch
+    from aacscore.kauppila import parse_groups
+
+    try:
+        parse_groups(groups)
+        items = collect_inputs(inputs)
+    except (ValueError, RadiographError) as e:
+        err_console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if not items:
+        err_console.print("[red]error:[/red] no radiographs found in the inputs")
+        raise typer.Exit(2)
+    kwargs = {
+        "spine_model": spine_model,
+        "score_model": score_model,
+        "groups": groups,
+        "tta": not no_tta,
+        "spacing_mm": spacing,
+    }
+    args = {"inputs": inputs, "out": str(out), "overlay": overlay, **kwargs, "jobs": jobs}
+    with Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("", total=len(items))
+
+        def on_skip(n: int) -> None:
+            if n:
+                progress.update(task, advance=n, description=f"{n} already done")
+
+        def on_result(r: object) -> None:
+            progress.update(task, advance=1, description=str(getattr(r, "file", "")))
+
+        summary = score_batch(
+            items,
+            out,
+            kwargs,
+            jobs=jobs,
+            overlay=overlay,
+            retry_failed=retry_failed,
+            arguments=args,
+            on_result=on_result,
+            on_skip=on_skip,
+        )
+    c = summary.counts
+    console.print(
+        f"{summary.n_inputs} inputs ({summary.n_skipped} already done): "
+        f"{c['ok']} ok, {c['warning']} warning, {c['failed']} failed -> {summary.results_csv}"
+    )

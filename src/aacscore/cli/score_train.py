@@ -1,0 +1,127 @@
+"""``aacscore train score``: thin wrapper over :func:`aacscore.score.train_score`."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from aacscore.cli._app import console, err_console
+from aacscore.cli.spine import train_app
+
+
+@train_app.command("score")
+def train_score_cmd(
+    data: list[Path] = typer.Option(
+        ...,
+        "--data",
+        help="Simulator output folder (case_*.json + films), or a CSV of your films with a "
+        "'file' column and the 8 segment grades (L1_anterior..L4_posterior) or 'aac24' only. "
+        "Repeat to combine sources (e.g. a balanced and a population folder).",
+    ),
+    out: Path = typer.Option(
+        Path("runs/score"), "--out", help="Run folder: band cache, checkpoints, metrics, model."
+    ),
+    head: str = typer.Option(
+        "segments",
+        "--head",
+        help="segments (8 grades, regression), ordinal (CORAL thresholds) or total "
+        "(paper-faithful: total only; the only choice for totals-only CSVs).",
+    ),
+    epochs: int = typer.Option(40, "--epochs", min=1, help="Maximum number of epochs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of split, jitter, init and augmentation."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+    model_dir: Path | None = typer.Option(
+        None,
+        "--model-dir",
+        help="Where the final weights, config.json and MODEL_CARD.md are installed "
+        "(default: the package's models/score folder).",
+    ),
+    install: bool = typer.Option(
+        True, "--install/--no-install", help="Install the model (else only OUT/model)."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Bands per step."),
+    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW, cosine decay)."),
+    patience: int = typer.Option(10, "--patience", min=1, help="Early stopping patience."),
+    val_fraction: float = typer.Option(
+        0.15, "--val-fraction", min=0.01, max=0.9, help="Share of films held out."
+    ),
+    jitter_mm: float = typer.Option(
+        1.5, "--jitter-mm", min=0.0, help="RMS jitter of true corners (simulated data)."
+    ),
+    n_jitter: int = typer.Option(
+        2, "--n-jitter", min=1, help="Jittered copies of each simulated film."
+    ),
+    max_cases: int | None = typer.Option(
+        None, "--max-cases", min=2, help="Use only the first N simulated cases."
+    ),
+    spine_model: str | None = typer.Option(
+        None,
+        "--spine-model",
+        help="Spine model for CSV films (folder or nnunet:FOLDER; default: shipped).",
+    ),
+    cache: Path | None = typer.Option(
+        None, "--cache", help="Band cache folder (default OUT/cache); share it between heads."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (1 is fastest on a busy machine)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train the Kauppila score model on aortic bands and export it with a model card."""
+    from dataclasses import replace
+
+    from aacscore.score import HEADS, ScoreDataError, TrainConfig, train_score
+    from aacscore.score.data import GeometryProvider, spine_geometry_provider
+
+    if head not in HEADS:
+        err_console.print(f"[red]error:[/red] --head must be one of {', '.join(HEADS)}")
+        raise typer.Exit(2)
+    config = replace(
+        TrainConfig(),
+        batch_size=batch_size,
+        lr=lr,
+        patience=patience,
+        val_fraction=val_fraction,
+        jitter_mm=jitter_mm,
+        n_jitter=n_jitter,
+        max_cases=max_cases,
+        num_threads=threads,
+    )
+    provider: GeometryProvider | None = None
+    try:
+        if any(d.is_file() and d.suffix.lower() == ".csv" for d in data):
+            provider = spine_geometry_provider(spine_model)
+        result = train_score(
+            data,
+            out,
+            head=head,
+            epochs=epochs,
+            seed=seed,
+            resume=resume,
+            config=config,
+            provider=provider,
+            install=install,
+            install_dir=model_dir,
+            progress=progress,
+            command="aacscore " + shlex.join(sys.argv[1:]),
+            cache_dir=cache,
+        )
+    except (ScoreDataError, ValueError, FileNotFoundError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    m = result.val_metrics
+    console.print(
+        f"best epoch {result.best_epoch} of {result.epochs_run}"
+        f"{' (stopped early)' if result.stopped_early else ''}: validation MAE {m['mae']:.3f}, "
+        f"Spearman {m['spearman'] if m['spearman'] is None else round(m['spearman'], 3)}, "
+        f"ICC(2,1) {m['icc21']['value']}, 95 % coverage {m.get('coverage95')}"
+    )
+    console.print(
+        f"model written to {result.model_dir} ({result.dtype}, sha256 "
+        f"{result.weights_sha256[:12]}...)"
+    )
+    if result.installed_to is not None:
+        console.print(f"installed to {result.installed_to}")

@@ -1,0 +1,395 @@
+"""Inference: :class:`ScoreModel` (load shipped or trained weights) -> :class:`ScorePrediction`.
+
+Uncertainty: test-time augmentation (:data:`aacscore.score.augment.TTA_TRANSFORMS`: small row
+and column shifts, a column zoom and gamma changes of the band) gives a spread of totals; its
+standard deviation, floored and scaled by a factor calibrated on the validation set at the end
+of training (95 % of validation errors inside mean +- 1.96 sd), is ``aac24_sd``. A reading is
+``low_confidence`` when that 95 % interval reaches into another severity group.
+
+AAC-8 (segment heads only): the predicted calcified fraction of each segment is first moved
+into the range of its predicted grade (0 for grade 0, (1/3, 2/3] for grade 2, ...); the
+calcified length of a wall is then ``fraction x level length`` summed over L1-L4, each term
+divided by that level's vertebral height (mean of anterior and posterior body heights, the
+simulator's definition), and scored with :func:`aacscore.kauppila.aac8_wall_score`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from aacscore.aorta.roi import Band, BandGeometry
+from aacscore.kauppila import (
+    LEVELS,
+    MAX_AAC24,
+    SEGMENTS,
+    SeverityGroups,
+    aac8_wall_score,
+    parse_groups,
+)
+from aacscore.score.augment import TTA_TRANSFORMS, TTATransform, normalize, tta_batch
+from aacscore.score.network import NetworkConfig, ScoreNet
+
+logger = logging.getLogger(__name__)
+
+MODEL_FORMAT = "aacscore-score-model"
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "MODEL_CARD.md"
+PACKAGE_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "score"
+"""Where the shipped score model lives (``aacscore/models/score``)."""
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No score model weights at the given (or shipped) location."""
+
+
+@dataclass(frozen=True)
+class ScorePrediction:
+    """Predicted Kauppila reading of one band.
+
+    ``grades``: 8 continuous segment grades in [0, 3] (None for the total-only head), in
+    :data:`aacscore.kauppila.SEGMENTS` order; ``aac24``: predicted total in [0, 24] (mean over
+    test-time augmentation); ``aac24_sd``: its calibrated standard deviation; ``aac8``: AAC-8
+    from predicted calcified fractions (None when the model has no fraction outputs or the
+    band geometry is unknown); ``group``: severity group label of ``aac24`` (rounded half up);
+    ``low_confidence``: the 95 % interval ``aac24 +- 1.96 sd`` spans more than one group.
+    """
+
+    grades: tuple[float, ...] | None
+    aac24: float
+    aac24_sd: float
+    aac8: float | None
+    group: str
+    low_confidence: bool
+    groups_name: str = "lewis"
+    fractions: tuple[float, ...] | None = None
+
+    @property
+    def interval95(self) -> tuple[float, float]:
+        """``aac24 +- 1.96 sd`` clipped to [0, 24]."""
+        return confidence_interval(self.aac24, self.aac24_sd)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat mapping: segment grades, aac24, aac24_sd, interval, aac8, group, flag."""
+        out: dict[str, Any] = {}
+        for j, s in enumerate(SEGMENTS):
+            out[s] = None if self.grades is None else self.grades[j]
+        lo, hi = self.interval95
+        out.update(
+            aac24=self.aac24,
+            aac24_sd=self.aac24_sd,
+            aac24_low=lo,
+            aac24_high=hi,
+            aac8=self.aac8,
+            group=self.group,
+            low_confidence=self.low_confidence,
+        )
+        return out
+
+
+def confidence_interval(mean: float, sd: float, z: float = 1.96) -> tuple[float, float]:
+    """``mean +- z sd`` clipped to the AAC-24 range."""
+    return (max(0.0, mean - z * sd), min(float(MAX_AAC24), mean + z * sd))
+
+
+def is_low_confidence(mean: float, sd: float, groups: SeverityGroups, z: float = 1.96) -> bool:
+    """Whether ``mean +- z sd`` crosses a group cut-off (groups compare totals rounded half up,
+    so the cut-off between ``0-1`` and ``2-5`` sits at 1.5)."""
+    lo, hi = confidence_interval(mean, sd, z)
+    return groups.index(lo) != groups.index(hi)
+
+
+def aac8_from_fractions(
+    fractions: npt.ArrayLike,
+    level_length_mm: Sequence[float],
+    vertebral_height_mm: Sequence[float],
+) -> int:
+    """AAC-8 from 8 segment fractions (SEGMENTS order) and the band's level geometry.
+
+    Per wall: ``sum over L1-L4 of fraction x level length / vertebral height`` (height = mean
+    of anterior and posterior body heights, as in :mod:`aacscore.simulate`), scored with
+    :func:`aacscore.kauppila.aac8_wall_score`.
+    """
+    f = np.clip(np.asarray(fractions, dtype=np.float64).reshape(len(LEVELS), 2), 0.0, 1.0)
+    lengths = np.asarray(level_length_mm, dtype=np.float64)
+    heights = np.asarray(vertebral_height_mm, dtype=np.float64)
+    if heights.shape != (len(LEVELS),) or np.any(heights <= 0):
+        raise ValueError("need 4 positive vertebral heights (L1-L4)")
+    total = 0
+    for w in range(2):  # anterior, posterior
+        total += aac8_wall_score(float(np.sum(f[:, w] * lengths / heights)))
+    return total
+
+
+def consistent_fractions(
+    fractions: npt.ArrayLike, grades: Sequence[float]
+) -> npt.NDArray[np.float64]:
+    """Predicted fractions moved into the range of each segment's grade (rounded half up):
+    0 for grade 0, (0, 1/3] for 1, (1/3, 2/3] for 2, (2/3, 1] for 3, so that AAC-8 agrees
+    with the AAC-24 reading (a segment read as uncalcified adds no length)."""
+    f = np.asarray(fractions, dtype=np.float64).copy()
+    lo = np.array([0.0, 0.02, 1 / 3 + 1e-6, 2 / 3 + 1e-6])
+    hi = np.array([0.0, 1 / 3, 2 / 3, 1.0])
+    g = np.clip(np.floor(np.asarray(grades, dtype=np.float64) + 0.5), 0, 3).astype(int)
+    return np.clip(f, lo[g], hi[g])
+
+
+@dataclass(frozen=True)
+class ScoreModelConfig:
+    """Inference settings stored in ``config.json``."""
+
+    network: NetworkConfig
+    band: BandGeometry
+    sd_scale: float = 1.0
+    sd_floor: float = 0.15
+    residual_sd: float = 1.0
+    tta: tuple[TTATransform, ...] = TTA_TRANSFORMS
+    dtype: str = "float32"
+    weights: str = WEIGHTS_NAME
+    sha256: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready config (``extra`` holds training details and metrics)."""
+        return {
+            "format": MODEL_FORMAT,
+            "version": 1,
+            "head": self.network.head,
+            "network": self.network.as_dict(),
+            "band": self.band.as_dict(),
+            "normalization": "per band: (x - median) / max(p95 - p5, 0.01)",
+            "uncertainty": {
+                "tta": [t.__dict__ for t in self.tta],
+                "sd_scale": self.sd_scale,
+                "sd_floor": self.sd_floor,
+                "residual_sd": self.residual_sd,
+                "rule": "sd = sd_scale * sqrt(tta_sd^2 + sd_floor^2); without TTA residual_sd",
+            },
+            "aac8": "from predicted fractions" if self.network.has_fractions else None,
+            "weights": self.weights,
+            "dtype": self.dtype,
+            "sha256": self.sha256,
+            **dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScoreModelConfig:
+        """Parse ``config.json`` content."""
+        if d.get("format") != MODEL_FORMAT:
+            raise ValueError(f"not an aacscore score model config (format={d.get('format')!r})")
+        unc = d.get("uncertainty", {})
+        known = {"format", "version", "head", "network", "band", "normalization", "uncertainty"}
+        known |= {"aac8", "weights", "dtype", "sha256"}
+        return cls(
+            network=NetworkConfig.from_dict(d["network"]),
+            band=BandGeometry.from_dict(d["band"]),
+            sd_scale=float(unc.get("sd_scale", 1.0)),
+            sd_floor=float(unc.get("sd_floor", 0.15)),
+            residual_sd=float(unc.get("residual_sd", 1.0)),
+            tta=tuple(TTATransform(**t) for t in unc.get("tta", [])) or TTA_TRANSFORMS,
+            dtype=str(d.get("dtype", "float32")),
+            weights=str(d.get("weights", WEIGHTS_NAME)),
+            sha256=d.get("sha256"),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkOutputs:
+    """Raw outputs per band and transform: ``total`` (N, T), ``grades``/``fractions`` (N, T, 8)."""
+
+    total: npt.NDArray[np.float64]
+    grades: npt.NDArray[np.float64] | None
+    fractions: npt.NDArray[np.float64] | None
+
+
+def run_network(
+    net: ScoreNet,
+    bands: npt.ArrayLike,
+    geometry: BandGeometry,
+    transforms: tuple[TTATransform, ...] | None = TTA_TRANSFORMS,
+    batch_size: int = 32,
+) -> NetworkOutputs:
+    """Evaluate raw bands (N, H, W) with each test-time transform (None: the identity only)."""
+    arr = np.asarray(bands)
+    if arr.ndim == 2:
+        arr = arr[None]
+    n = arr.shape[0]
+    t = len(transforms) if transforms else 1
+    totals = np.zeros((n, t))
+    grades = np.zeros((n, t, len(SEGMENTS))) if net.config.head != "total" else None
+    fracs = np.zeros((n, t, len(SEGMENTS))) if net.config.has_fractions else None
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                x = torch.from_numpy(np.asarray(arr[start : start + batch_size], np.float32))
+                x = x[:, None]
+                b = x.shape[0]
+                if transforms:
+                    x = tta_batch(x, geometry, transforms)
+                out = net(normalize(x))
+                sl = slice(start, start + b)
+                totals[sl] = out["total"].double().numpy().reshape(b, t)
+                if grades is not None:
+                    grades[sl] = out["grades"].double().numpy().reshape(b, t, -1)
+                if fracs is not None:
+                    fracs[sl] = out["fractions"].double().numpy().reshape(b, t, -1)
+    finally:
+        net.train(was_training)
+    return NetworkOutputs(total=totals, grades=grades, fractions=fracs)
+
+
+def calibrated_sd(tta_sd: npt.ArrayLike, scale: float, floor: float) -> npt.NDArray[np.float64]:
+    """``scale * sqrt(tta_sd^2 + floor^2)``."""
+    s = np.asarray(tta_sd, dtype=np.float64)
+    return scale * np.sqrt(s**2 + floor**2)
+
+
+class ScoreModel:
+    """The trained score network with its band geometry and uncertainty calibration."""
+
+    def __init__(self, net: ScoreNet, config: ScoreModelConfig, path: Path | None = None) -> None:
+        self.net = net.eval()
+        self.config = config
+        self.path = path
+
+    @property
+    def head(self) -> str:
+        """``segments``, ``ordinal`` or ``total``."""
+        return self.config.network.head
+
+    @property
+    def band_geometry(self) -> BandGeometry:
+        """Geometry the bands given to :meth:`predict` must have (pass it to ``extract_band``)."""
+        return self.config.band
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> ScoreModel:
+        """Load a model folder (``config.json`` + weights) or a weights file next to its config.
+
+        Without ``path`` the shipped model in :data:`PACKAGE_MODEL_DIR` is loaded.
+
+        Raises:
+            ModelNotFoundError: no weights/config there.
+            ValueError: the config or weights are invalid or do not match each other.
+        """
+        from safetensors.torch import load_file
+
+        p = Path(path) if path is not None else PACKAGE_MODEL_DIR
+        folder = p if p.is_dir() or p.suffix != ".safetensors" else p.parent
+        cfg_path = folder / CONFIG_NAME
+        if not cfg_path.is_file():
+            hint = (
+                "no score model is shipped with this installation; train one with "
+                "`aacscore train score --data DIR --install` or pass its folder"
+                if path is None
+                else "expected a folder with config.json and model.safetensors"
+            )
+            raise ModelNotFoundError(f"{folder}: score model config.json not found ({hint})")
+        try:
+            config = ScoreModelConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{cfg_path}: invalid score model config ({exc})") from exc
+        weights = p if p.suffix == ".safetensors" else folder / config.weights
+        if not weights.is_file():
+            raise ModelNotFoundError(f"{weights}: score model weights not found")
+        net = ScoreNet(config.network)
+        try:
+            state = load_file(str(weights))
+            state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+            net.load_state_dict(state, strict=True)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise ValueError(f"{weights}: weights do not fit the config ({exc})") from exc
+        return cls(net, config, folder)
+
+    def _check(self, pixels: npt.NDArray[Any]) -> None:
+        want = self.config.band.shape
+        if pixels.shape[-2:] != want:
+            raise ValueError(
+                f"band shape {tuple(pixels.shape[-2:])} does not match the model's {want}; "
+                "extract it with geometry=model.band_geometry"
+            )
+        if not np.all(np.isfinite(pixels)):
+            raise ValueError("band contains non-finite values")
+
+    def predict(
+        self, band: Band | npt.ArrayLike, groups: str | SeverityGroups = "lewis", tta: bool = True
+    ) -> ScorePrediction:
+        """Score one band (a :class:`~aacscore.aorta.Band`, or its pixel array: then no AAC-8)."""
+        return self.predict_many([band], groups=groups, tta=tta)[0]
+
+    def predict_many(
+        self,
+        bands: Sequence[Band | npt.ArrayLike],
+        groups: str | SeverityGroups = "lewis",
+        tta: bool = True,
+        batch_size: int = 16,
+    ) -> list[ScorePrediction]:
+        """Score several bands in batches."""
+        g = parse_groups(groups)
+        if not len(bands):
+            return []
+        pix = [np.asarray(b.pixels if isinstance(b, Band) else b, dtype=np.float32) for b in bands]
+        for p in pix:
+            if p.ndim != 2:
+                raise ValueError(f"a band must be a 2-D array, got shape {p.shape}")
+            self._check(p)
+        out = run_network(
+            self.net,
+            np.stack(pix),
+            self.config.band,
+            self.config.tta if tta else None,
+            batch_size=batch_size,
+        )
+        preds = []
+        for i, b in enumerate(bands):
+            preds.append(self._one(out, i, b if isinstance(b, Band) else None, g, tta))
+        return preds
+
+    def _one(
+        self, out: NetworkOutputs, i: int, band: Band | None, g: SeverityGroups, tta: bool
+    ) -> ScorePrediction:
+        totals = out.total[i]
+        mean = float(np.clip(totals.mean(), 0.0, MAX_AAC24))
+        if tta and len(totals) > 1:
+            sd = float(
+                calibrated_sd(totals.std(ddof=1), self.config.sd_scale, self.config.sd_floor)
+            )
+        else:
+            sd = float(self.config.residual_sd)
+        grades = None
+        if out.grades is not None:
+            grades = tuple(float(np.clip(v, 0.0, 3.0)) for v in out.grades[i].mean(axis=0))
+        fractions = None
+        aac8: float | None = None
+        if out.fractions is not None:
+            fm = np.clip(out.fractions[i].mean(axis=0), 0.0, 1.0)
+            if grades is not None:
+                fm = consistent_fractions(fm, grades)
+            fractions = tuple(float(v) for v in fm)
+            if band is not None:
+                aac8 = float(
+                    aac8_from_fractions(fm, band.level_length_mm, band.vertebral_height_mm)
+                )
+        return ScorePrediction(
+            grades=grades,
+            aac24=mean,
+            aac24_sd=sd if math.isfinite(sd) else float(self.config.residual_sd),
+            aac8=aac8,
+            group=g.label(mean),
+            low_confidence=is_low_confidence(mean, sd, g),
+            groups_name=g.name,
+            fractions=fractions,
+        )

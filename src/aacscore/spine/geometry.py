@@ -1,0 +1,772 @@
+"""From vertebral-body label maps to landmarks and Kauppila segment bounds.
+
+Pure numpy/scipy/scikit-image; no model involved, so every step is unit-testable.
+
+Conventions: points are ``(x, y)`` = (column, row) in pixels of the image the masks belong to,
+with pixel centres at integer coordinates. The four body corners are stored in the order
+anterior-superior (AS), posterior-superior (PS), posterior-inferior (PI), anterior-inferior (AI),
+as in the simulator's annotations. Directions are unit vectors.
+
+Pipeline (``geometry_from_contours``):
+
+1. the outline of each body (largest connected component of its label, or a sub-pixel contour of
+   a finer probability map supplied by the caller);
+2. a quadrilateral fit: minimum-area rectangle as the start, then alternating assignment of the
+   outline to four sides, a total-least-squares line per side using only the central part of each
+   side (``trim`` drops the rounded corners), and corners as intersections of adjacent lines;
+3. corner naming from the local cranial axis of the spine (neighbouring body centres) and the
+   anterior side;
+4. disc midpoints (mean of the inferior corners of the upper and the superior corners of the lower
+   body) and Kauppila bounds: a line through each disc midpoint along the mean of the two
+   end-plate directions, pointing anteriorly. A missing T12 (or L5) is replaced by an
+   extrapolation from L1's superior (L4's inferior) end-plate and the neighbouring disc height,
+   flagged in the warnings;
+5. plausibility checks that raise :class:`SpineError` rather than return a wrong answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
+from skimage import measure
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+LABEL_VALUES: dict[str, int] = {"L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5, "T12": 6, "S1": 7}
+"""Label value of each vertebral body in the label maps (0 is background)."""
+CLASS_NAMES: tuple[str, ...] = ("background", "L1", "L2", "L3", "L4", "L5", "T12", "S1")
+"""Class names indexed by label value."""
+LEVEL_ORDER: tuple[str, ...] = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
+"""Levels from cranial to caudal."""
+REQUIRED_LEVELS: tuple[str, ...] = ("L1", "L2", "L3", "L4")
+EXPECTED_LEVELS: tuple[str, ...] = ("L5",)
+DISC_NAMES: tuple[str, ...] = ("T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5")
+"""The five intervertebral spaces that bound the Kauppila segments of L1-L4."""
+CORNER_NAMES: tuple[str, ...] = (
+    "anterior_superior",
+    "posterior_superior",
+    "posterior_inferior",
+    "anterior_inferior",
+)
+ANTERIOR_SIDES: tuple[str, ...] = ("left", "right")
+
+# Plausibility limits (adult lumbar bodies, generous).
+HEIGHT_RANGE_MM: tuple[float, float] = (15.0, 50.0)
+DEPTH_RANGE_MM: tuple[float, float] = (20.0, 70.0)
+RELATIVE_SIZE_RANGE: tuple[float, float] = (0.5, 1.8)
+STEP_RATIO_RANGE: tuple[float, float] = (0.6, 1.6)
+FRAGMENT_WARNING_RATIO = 0.15
+_NO_SIZE_CHECK = frozenset({"S1"})
+
+
+class SpineError(ValueError):
+    """The spine could not be measured reliably; the message names the input and the problem."""
+
+    def __init__(self, problem: str, source: str | None = None) -> None:
+        self.problem = problem
+        self.source = source
+        super().__init__(f"{source}: {problem}" if source else problem)
+
+
+def _readonly(a: npt.ArrayLike) -> FloatArray:
+    arr = np.array(a, dtype=np.float64)
+    arr.setflags(write=False)
+    return arr
+
+
+def _unit(v: npt.ArrayLike) -> FloatArray:
+    a = np.asarray(v, dtype=np.float64)
+    n = float(np.hypot(a[0], a[1]))
+    if n == 0.0 or not math.isfinite(n):
+        raise SpineError(f"degenerate direction vector {a.tolist()}")
+    return a / n
+
+
+def distance_mm(p: npt.ArrayLike, q: npt.ArrayLike, spacing_mm: tuple[float, float]) -> float:
+    """Distance between two ``(x, y)`` points in mm for a (row, column) pixel spacing."""
+    d = np.asarray(p, dtype=np.float64) - np.asarray(q, dtype=np.float64)
+    return float(math.hypot(d[0] * spacing_mm[1], d[1] * spacing_mm[0]))
+
+
+@dataclass(frozen=True, eq=False)
+class Vertebra:
+    """One vertebral body: four corners (AS, PS, PI, AI) as a read-only 4x2 ``(x, y)`` array.
+
+    ``fit_rms_px`` is the RMS distance of the outline to the fitted quadrilateral sides;
+    ``area_px`` the outline's area in pixels.
+    """
+
+    name: str
+    corners: FloatArray
+    area_px: float = float("nan")
+    fit_rms_px: float = float("nan")
+    spacing_mm: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        c = np.asarray(self.corners, dtype=np.float64)
+        if c.shape != (4, 2) or not np.all(np.isfinite(c)):
+            raise SpineError(f"{self.name}: corners must be a finite 4x2 array, got {c.shape}")
+        object.__setattr__(self, "corners", _readonly(c))
+
+    # Named corners -----------------------------------------------------------------------
+    @property
+    def anterior_superior(self) -> FloatArray:
+        return self.corners[0]
+
+    @property
+    def posterior_superior(self) -> FloatArray:
+        return self.corners[1]
+
+    @property
+    def posterior_inferior(self) -> FloatArray:
+        return self.corners[2]
+
+    @property
+    def anterior_inferior(self) -> FloatArray:
+        return self.corners[3]
+
+    # Derived landmarks -------------------------------------------------------------------
+    @property
+    def center(self) -> FloatArray:
+        """Mean of the four corners."""
+        return self.corners.mean(axis=0)
+
+    @property
+    def superior_midpoint(self) -> FloatArray:
+        return (self.corners[0] + self.corners[1]) / 2.0
+
+    @property
+    def inferior_midpoint(self) -> FloatArray:
+        return (self.corners[2] + self.corners[3]) / 2.0
+
+    @property
+    def anterior_midpoint(self) -> FloatArray:
+        return (self.corners[0] + self.corners[3]) / 2.0
+
+    @property
+    def posterior_midpoint(self) -> FloatArray:
+        return (self.corners[1] + self.corners[2]) / 2.0
+
+    @property
+    def anterior_margin(self) -> FloatArray:
+        """2x2 array: AS, AI."""
+        return self.corners[[0, 3]]
+
+    @property
+    def posterior_margin(self) -> FloatArray:
+        """2x2 array: PS, PI."""
+        return self.corners[[1, 2]]
+
+    @property
+    def superior_direction(self) -> FloatArray:
+        """Unit vector along the superior end-plate, pointing anteriorly (PS -> AS)."""
+        return _unit(self.corners[0] - self.corners[1])
+
+    @property
+    def inferior_direction(self) -> FloatArray:
+        """Unit vector along the inferior end-plate, pointing anteriorly (PI -> AI)."""
+        return _unit(self.corners[3] - self.corners[2])
+
+    @property
+    def cranial_direction(self) -> FloatArray:
+        """Unit vector from the inferior to the superior end-plate midpoint."""
+        return _unit(self.superior_midpoint - self.inferior_midpoint)
+
+    @property
+    def height_px(self) -> float:
+        """Distance between the end-plate midpoints."""
+        return float(np.hypot(*(self.superior_midpoint - self.inferior_midpoint)))
+
+    @property
+    def depth_px(self) -> float:
+        """Distance between the anterior and posterior margin midpoints."""
+        return float(np.hypot(*(self.anterior_midpoint - self.posterior_midpoint)))
+
+    @property
+    def height_mm(self) -> float | None:
+        if self.spacing_mm is None:
+            return None
+        return distance_mm(self.superior_midpoint, self.inferior_midpoint, self.spacing_mm)
+
+    @property
+    def depth_mm(self) -> float | None:
+        if self.spacing_mm is None:
+            return None
+        return distance_mm(self.anterior_midpoint, self.posterior_midpoint, self.spacing_mm)
+
+    def transformed(
+        self,
+        fn: Callable[[FloatArray], FloatArray],
+        spacing_mm: tuple[float, float] | None,
+        area_scale: float = 1.0,
+        length_scale: float = 1.0,
+    ) -> Vertebra:
+        """The same body with corners mapped by ``fn`` (an ``(N, 2) -> (N, 2)`` point map)."""
+        return Vertebra(
+            name=self.name,
+            corners=fn(np.asarray(self.corners)),
+            area_px=self.area_px * area_scale,
+            fit_rms_px=self.fit_rms_px * length_scale,
+            spacing_mm=spacing_mm,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly description (pixel coordinates, mm sizes when spacing is known)."""
+        return {
+            "corners": {
+                n: [float(v) for v in c] for n, c in zip(CORNER_NAMES, self.corners, strict=True)
+            },
+            "superior_midpoint": [float(v) for v in self.superior_midpoint],
+            "inferior_midpoint": [float(v) for v in self.inferior_midpoint],
+            "height_px": self.height_px,
+            "depth_px": self.depth_px,
+            "height_mm": self.height_mm,
+            "depth_mm": self.depth_mm,
+            "fit_rms_px": self.fit_rms_px,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Bound:
+    """A Kauppila segment bound: a line through a disc midpoint, ``direction`` pointing anterior."""
+
+    name: str
+    point: FloatArray
+    direction: FloatArray
+    extrapolated: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "point", _readonly(self.point))
+        object.__setattr__(self, "direction", _readonly(_unit(self.direction)))
+
+    def at(self, t: float) -> FloatArray:
+        """The point ``t`` pixels anterior of the disc midpoint along the bound."""
+        return self.point + t * self.direction
+
+    def transformed(
+        self, fn: Callable[[FloatArray], FloatArray], fn_dir: Callable[[FloatArray], FloatArray]
+    ) -> Bound:
+        """The bound mapped by a point map ``fn`` and a direction map ``fn_dir``."""
+        p = fn(np.asarray(self.point)[None])[0]
+        return Bound(self.name, p, fn_dir(np.asarray(self.direction)[None])[0], self.extrapolated)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "point": [float(v) for v in self.point],
+            "direction": [float(v) for v in self.direction],
+            "extrapolated": self.extrapolated,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class SpineGeometry:
+    """Vertebrae, disc midpoints and Kauppila bounds in one image frame, with warnings."""
+
+    vertebrae: dict[str, Vertebra]
+    discs: dict[str, FloatArray]
+    bounds: dict[str, Bound]
+    anterior_side: str
+    spacing_mm: tuple[float, float] | None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+# -------------------------------------------------------------------------------------------
+# Outlines and quadrilateral fitting
+# -------------------------------------------------------------------------------------------
+
+
+def largest_component(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.bool_], float]:
+    """The largest 8-connected component of ``mask`` and the area ratio second/largest."""
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if n == 0:
+        return np.zeros_like(mask, dtype=bool), 0.0
+    if n == 1:
+        return lab == 1, 0.0
+    sizes = np.bincount(lab.ravel())[1:]
+    order = np.argsort(sizes)[::-1]
+    return lab == (order[0] + 1), float(sizes[order[1]] / sizes[order[0]])
+
+
+def contour_from_score(score: npt.NDArray[np.floating[Any]], level: float = 0.0) -> FloatArray:
+    """Longest closed iso-contour of ``score`` at ``level`` as ``(N, 2)`` ``(x, y)`` points.
+
+    The map is padded with a value below ``level`` so the contour closes at the image border.
+    Coordinates are sub-pixel (linear interpolation between pixel centres).
+    """
+    s = np.asarray(score, dtype=np.float64)
+    low = min(float(np.min(s)), level) - 1.0
+    padded = np.pad(s, 1, constant_values=low)
+    contours = measure.find_contours(padded, level)
+    if not contours:
+        return np.zeros((0, 2), dtype=np.float64)
+    c = max(contours, key=len)
+    pts = np.stack([c[:, 1] - 1.0, c[:, 0] - 1.0], axis=1)
+    if len(pts) > 1 and np.allclose(pts[0], pts[-1]):
+        pts = pts[:-1]
+    return pts
+
+
+def contour_from_mask(mask: npt.NDArray[np.bool_]) -> FloatArray:
+    """Outline of a binary mask (half-way between inside and outside pixel centres)."""
+    return contour_from_score(np.asarray(mask, dtype=np.float64), 0.5)
+
+
+def polygon_area_centroid(points: npt.ArrayLike) -> tuple[float, FloatArray]:
+    """Area (absolute) and centroid of a closed polygon given as ``(N, 2)`` points."""
+    p = np.asarray(points, dtype=np.float64)
+    x, y = p[:, 0], p[:, 1]
+    xs, ys = np.roll(x, -1), np.roll(y, -1)
+    cross = x * ys - xs * y
+    a = cross.sum() / 2.0
+    if abs(a) < 1e-12:
+        return 0.0, p.mean(axis=0)
+    cx = ((x + xs) * cross).sum() / (6.0 * a)
+    cy = ((y + ys) * cross).sum() / (6.0 * a)
+    return float(abs(a)), np.array([cx, cy])
+
+
+def min_area_rectangle(points: npt.ArrayLike) -> FloatArray:
+    """Minimum-area enclosing rectangle (rotating calipers over the hull edges), 4x2 corners."""
+    p = np.asarray(points, dtype=np.float64)
+    try:
+        hull = p[ConvexHull(p).vertices]
+    except (QhullError, ValueError) as exc:
+        raise SpineError(
+            f"cannot fit a rectangle to a degenerate outline ({len(p)} points)"
+        ) from exc
+    edges = np.roll(hull, -1, axis=0) - hull
+    angles = np.unique(np.mod(np.arctan2(edges[:, 1], edges[:, 0]), np.pi / 2))
+    best: tuple[float, FloatArray] | None = None
+    for a in angles:
+        c, s = math.cos(a), math.sin(a)
+        rot = np.array([[c, s], [-s, c]])  # rotates by -a
+        q = hull @ rot.T
+        lo, hi = q.min(axis=0), q.max(axis=0)
+        area = float(np.prod(hi - lo))
+        if best is None or area < best[0]:
+            box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+            best = (area, box @ rot)  # rotate back by +a
+    assert best is not None
+    return best[1]
+
+
+def _fit_line(points: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Total-least-squares line: (point on line, unit direction)."""
+    c = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - c, full_matrices=False)
+    return c, vt[0]
+
+
+def _intersect(p1: FloatArray, d1: FloatArray, p2: FloatArray, d2: FloatArray) -> FloatArray | None:
+    den = d1[0] * d2[1] - d1[1] * d2[0]
+    if abs(den) < 1e-6:
+        return None
+    t = ((p2[0] - p1[0]) * d2[1] - (p2[1] - p1[1]) * d2[0]) / den
+    return p1 + t * d1
+
+
+def _arc(points: FloatArray, a: int, b: int) -> FloatArray:
+    return points[a:b] if a < b else np.concatenate([points[a:], points[:b]])
+
+
+def fit_quadrilateral(
+    contour: npt.ArrayLike, trim: float = 0.2, iterations: int = 8, corner_mode: str = "outline"
+) -> tuple[FloatArray, float]:
+    """Fit a quadrilateral to a closed outline; returns (4x2 corners in outline order, RMS px).
+
+    Each side is a total-least-squares line through the central ``1 - 2 * trim`` of the outline
+    between two corners, so rounded corners and osteophyte lips do not bias the sides.
+    ``corner_mode="intersection"`` returns the intersections of adjacent sides (the sharp
+    corners); ``"outline"`` (default) returns, for each corner, the outline point farthest out
+    along the bisector of the two adjacent side normals: the end-plate rim point in the middle
+    of a rounded corner (the annotation convention of the simulator and of manual readers), and
+    the corner itself when it is sharp. Concave end-plates do not move either choice.
+    """
+    if corner_mode not in ("outline", "intersection"):
+        raise ValueError(f"corner_mode must be 'outline' or 'intersection', got {corner_mode!r}")
+    pts = np.asarray(contour, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 8:
+        raise SpineError(f"outline too small to fit a quadrilateral ({len(pts)} points)")
+    rect = min_area_rectangle(pts)
+    idx = sorted({int(np.argmin(np.sum((pts - r) ** 2, axis=1))) for r in rect})
+    if len(idx) < 4:
+        raise SpineError("degenerate outline: fewer than 4 distinct corners")
+    corners = pts[idx].copy()
+    sides: list[FloatArray] = []
+    lines: list[tuple[FloatArray, FloatArray]] = []
+    for _ in range(iterations):
+        sides, lines = [], []
+        for k in range(4):
+            arc = _arc(pts, idx[k], idx[(k + 1) % 4])
+            n = len(arc)
+            lo = round(trim * n)
+            seg = arc[lo : n - lo] if n - 2 * lo >= 3 else arc
+            if len(seg) < 2:
+                seg = np.stack([pts[idx[k]], pts[idx[(k + 1) % 4]]])
+            sides.append(seg)
+            lines.append(_fit_line(seg))
+        new_corners = corners.copy()
+        for k in range(4):
+            (p1, d1), (p2, d2) = lines[k - 1], lines[k]
+            x = _intersect(p1, d1, p2, d2)
+            if x is not None and np.all(np.isfinite(x)):
+                new_corners[k] = x
+        new_idx = [int(np.argmin(np.sum((pts - c) ** 2, axis=1))) for c in new_corners]
+        corners = new_corners
+        if len(set(new_idx)) < 4 or new_idx != sorted(new_idx):
+            # keep cyclic order; rotate so the smallest index comes first
+            start = int(np.argmin(new_idx))
+            new_idx = new_idx[start:] + new_idx[:start]
+            corners = np.roll(corners, -start, axis=0)
+            if len(set(new_idx)) < 4 or new_idx != sorted(new_idx):
+                break
+        if new_idx == idx:
+            break
+        idx = new_idx
+    res = []
+    for seg, (p0, d) in zip(sides, lines, strict=True):
+        v = seg - p0
+        res.append(np.abs(v[:, 0] * d[1] - v[:, 1] * d[0]))
+    rms = float(np.sqrt(np.mean(np.concatenate(res) ** 2)))
+    if corner_mode == "outline":
+        corners = outline_corners(pts, corners)
+    return corners, rms
+
+
+def outline_corners(contour: npt.ArrayLike, quad: npt.ArrayLike, reach: float = 0.35) -> FloatArray:
+    """For each corner of ``quad`` (outline order), the outline point farthest along the bisector
+    of the adjacent sides' outward normals, searched within ``reach`` x the shorter adjacent
+    side of the corner."""
+    pts = np.asarray(contour, dtype=np.float64)
+    q = np.asarray(quad, dtype=np.float64)
+    center = q.mean(axis=0)
+    normals = []
+    for k in range(4):
+        d = _unit(q[(k + 1) % 4] - q[k])
+        n = np.array([d[1], -d[0]])
+        mid = (q[k] + q[(k + 1) % 4]) / 2.0
+        normals.append(n if float((mid - center) @ n) > 0 else -n)
+    out = q.copy()
+    for k in range(4):
+        bis = normals[k - 1] + normals[k]
+        if float(np.hypot(*bis)) < 1e-9:
+            continue
+        bis = _unit(bis)
+        side = min(float(np.hypot(*(q[k] - q[k - 1]))), float(np.hypot(*(q[(k + 1) % 4] - q[k]))))
+        near = np.sum((pts - q[k]) ** 2, axis=1) <= (reach * side) ** 2
+        if not near.any():
+            continue
+        cand = pts[near]
+        proj = cand @ bis
+        best = int(np.argmax(proj))
+        # sub-vertex refinement: average the points within 0.05 px of the maximum projection
+        top = cand[proj >= proj[best] - 0.05]
+        out[k] = top.mean(axis=0)
+    return out
+
+
+def name_corners(
+    quad: npt.ArrayLike, cranial: npt.ArrayLike, anterior: npt.ArrayLike
+) -> FloatArray:
+    """Order four corners (in outline order) as AS, PS, PI, AI for given unit directions."""
+    q = np.asarray(quad, dtype=np.float64)
+    up = _unit(cranial)
+    ant = _unit(anterior)
+    center = q.mean(axis=0)
+    mids = [(q[k] + q[(k + 1) % 4]) / 2.0 - center for k in range(4)]
+    sup = int(np.argmax([float(m @ up) for m in mids]))
+    a, b, c, d = (q[(sup + i) % 4] for i in range(4))  # superior side a-b, inferior side c-d
+    # lateral sides: b-c and d-a; the anterior one has the larger anterior projection
+    if float(((b + c) / 2.0 - center) @ ant) > float(((d + a) / 2.0 - center) @ ant):
+        return np.stack([b, a, d, c])  # AS=b, PS=a, PI=d, AI=c
+    return np.stack([a, b, c, d])
+
+
+def anterior_vector(cranial: npt.ArrayLike, anterior_side: str) -> FloatArray:
+    """Unit anterior direction perpendicular to ``cranial`` for an anterior side left/right."""
+    if anterior_side not in ANTERIOR_SIDES:
+        raise ValueError(f"anterior_side must be 'left' or 'right', got {anterior_side!r}")
+    u = _unit(cranial)
+    if anterior_side == "left":
+        return np.array([u[1], -u[0]])
+    return np.array([-u[1], u[0]])
+
+
+def _level_axes(centroids: Mapping[str, FloatArray]) -> dict[str, FloatArray]:
+    """Local cranial direction of each level from its neighbours' centroids."""
+    names = [n for n in LEVEL_ORDER if n in centroids]
+    out: dict[str, FloatArray] = {}
+    image_up = np.array([0.0, -1.0])
+    for i, n in enumerate(names):
+        upper = centroids[names[i - 1]] if i > 0 else centroids[n]
+        lower = centroids[names[i + 1]] if i + 1 < len(names) else centroids[n]
+        v = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
+        if float(np.hypot(*v)) < 1e-9:
+            out[n] = image_up
+            continue
+        u = _unit(v)
+        # a direction more than 60 degrees from image-up means the labels are out of order;
+        # the order check reports that, here we only need a sane frame to name corners
+        out[n] = u if float(u @ image_up) > 0.5 else image_up
+    return out
+
+
+# -------------------------------------------------------------------------------------------
+# From outlines to geometry
+# -------------------------------------------------------------------------------------------
+
+
+def contours_from_labels(
+    label_map: npt.NDArray[np.integer[Any]],
+) -> tuple[dict[str, FloatArray], list[str]]:
+    """Outline of the largest component of every body label present; warnings on fragments."""
+    lm = np.asarray(label_map)
+    if lm.ndim != 2:
+        raise SpineError(f"label map must be 2-D, got shape {lm.shape}")
+    out: dict[str, FloatArray] = {}
+    warnings: list[str] = []
+    present = set(np.unique(lm).tolist())
+    for name, value in LABEL_VALUES.items():
+        if value not in present:
+            continue
+        mask, ratio = largest_component(lm == value)
+        if ratio > FRAGMENT_WARNING_RATIO:
+            warnings.append(
+                f"{name}: label split into several parts (second part {ratio:.0%} of the largest)"
+            )
+        out[name] = contour_from_mask(mask)
+    return out, warnings
+
+
+def vertebrae_from_contours(
+    contours: Mapping[str, npt.ArrayLike],
+    anterior_side: str = "left",
+    spacing_mm: tuple[float, float] | None = None,
+    trim: float = 0.2,
+    min_area_px: float = 20.0,
+    corner_mode: str = "outline",
+) -> tuple[dict[str, Vertebra], list[str]]:
+    """Fit and name the corners of every outline; tiny or unfittable outlines give warnings."""
+    warnings: list[str] = []
+    shapes: dict[str, tuple[FloatArray, float, FloatArray]] = {}
+    for name in LEVEL_ORDER:
+        if name not in contours:
+            continue
+        pts = np.asarray(contours[name], dtype=np.float64)
+        if len(pts) < 8:
+            warnings.append(f"{name}: outline too small, ignored")
+            continue
+        area, centroid = polygon_area_centroid(pts)
+        if area < min_area_px:
+            warnings.append(f"{name}: region of {area:.0f} px too small, ignored")
+            continue
+        shapes[name] = (pts, area, centroid)
+    axes = _level_axes({n: s[2] for n, s in shapes.items()})
+    vertebrae: dict[str, Vertebra] = {}
+    for name, (pts, area, _) in shapes.items():
+        try:
+            quad, rms = fit_quadrilateral(pts, trim=trim, corner_mode=corner_mode)
+        except SpineError as exc:
+            warnings.append(f"{name}: {exc.problem}")
+            continue
+        cranial = axes[name]
+        corners = name_corners(quad, cranial, anterior_vector(cranial, anterior_side))
+        vertebrae[name] = Vertebra(name, corners, area, rms, spacing_mm)
+    return vertebrae, warnings
+
+
+def disc_midpoints(vertebrae: Mapping[str, Vertebra]) -> dict[str, FloatArray]:
+    """Midpoint of each intervertebral space whose two bodies are present."""
+    out: dict[str, FloatArray] = {}
+    for upper, lower in itertools.pairwise(LEVEL_ORDER):
+        if upper in vertebrae and lower in vertebrae:
+            u, lo = vertebrae[upper], vertebrae[lower]
+            pts = np.stack(
+                [
+                    u.posterior_inferior,
+                    u.anterior_inferior,
+                    lo.anterior_superior,
+                    lo.posterior_superior,
+                ]
+            )
+            out[f"{upper}/{lower}"] = _readonly(pts.mean(axis=0))
+    return out
+
+
+def _disc_height(vertebrae: Mapping[str, Vertebra], upper: str, lower: str) -> float | None:
+    if upper in vertebrae and lower in vertebrae:
+        return float(
+            np.hypot(*(vertebrae[upper].inferior_midpoint - vertebrae[lower].superior_midpoint))
+        )
+    return None
+
+
+def kauppila_bounds(
+    vertebrae: Mapping[str, Vertebra],
+) -> tuple[dict[str, Bound], dict[str, FloatArray], list[str]]:
+    """The five bounds T12/L1 ... L4/L5, the disc midpoints used and warnings.
+
+    A bound whose disc cannot be measured (T12 or L5 missing) is extrapolated from the adjacent
+    end-plate, offset by half the height of the neighbouring disc, and flagged.
+    """
+    discs = disc_midpoints(vertebrae)
+    bounds: dict[str, Bound] = {}
+    warnings: list[str] = []
+    for name in DISC_NAMES:
+        upper, lower = name.split("/")
+        if name in discs:
+            d = vertebrae[upper].inferior_direction + vertebrae[lower].superior_direction
+            bounds[name] = Bound(name, discs[name], d)
+            continue
+        if name == "T12/L1" and "L1" in vertebrae:
+            h = _disc_height(vertebrae, "L1", "L2")
+            l1 = vertebrae["L1"]
+            if h is None:
+                h = 0.25 * l1.height_px
+            point = l1.superior_midpoint + 0.5 * h * l1.cranial_direction
+            bounds[name] = Bound(name, point, l1.superior_direction, extrapolated=True)
+            warnings.append(
+                "T12 not found (outside the field of view or not segmented): T12/L1 bound "
+                "extrapolated from the L1 superior end-plate and the L1/L2 disc height"
+            )
+        elif name == "L4/L5" and "L4" in vertebrae:
+            h = _disc_height(vertebrae, "L3", "L4")
+            l4 = vertebrae["L4"]
+            if h is None:
+                h = 0.25 * l4.height_px
+            point = l4.inferior_midpoint - 0.5 * h * l4.cranial_direction
+            bounds[name] = Bound(name, point, l4.inferior_direction, extrapolated=True)
+            warnings.append(
+                "L5 not found: L4/L5 bound extrapolated from the L4 inferior end-plate and the "
+                "L3/L4 disc height"
+            )
+    return bounds, discs, warnings
+
+
+def check_plausibility(
+    vertebrae: Mapping[str, Vertebra],
+    spacing_mm: tuple[float, float] | None,
+    source: str | None = None,
+) -> list[str]:
+    """Check levels, order, sizes and spacing; raise :class:`SpineError` or return warnings."""
+    warnings: list[str] = []
+    missing = [n for n in REQUIRED_LEVELS if n not in vertebrae]
+    if missing:
+        raise SpineError(f"vertebrae not found: {', '.join(missing)} (L1-L4 are required)", source)
+    for n in EXPECTED_LEVELS:
+        if n not in vertebrae:
+            warnings.append(f"{n} not found (expected in a lumbar film)")
+    names = [n for n in LEVEL_ORDER if n in vertebrae]
+    centers = np.stack([vertebrae[n].center for n in names])
+    # spine axis: from the first to the last present level (cranial -> caudal)
+    axis = _unit(centers[-1] - centers[0])
+    proj = centers @ axis
+    if np.any(np.diff(proj) <= 0):
+        order = [names[i] for i in np.argsort(proj)]
+        raise SpineError(
+            f"vertebrae out of cranio-caudal order: found {', '.join(order)} from top to bottom",
+            source,
+        )
+    # sizes
+    body_names = [n for n in names if n not in _NO_SIZE_CHECK]
+    for n in body_names:
+        v = vertebrae[n]
+        if spacing_mm is None:
+            continue
+        h, d = v.height_mm, v.depth_mm
+        assert h is not None and d is not None
+        bad = []
+        if not HEIGHT_RANGE_MM[0] <= h <= HEIGHT_RANGE_MM[1]:
+            bad.append(f"height {h:.1f} mm outside {HEIGHT_RANGE_MM[0]:g}-{HEIGHT_RANGE_MM[1]:g}")
+        if not DEPTH_RANGE_MM[0] <= d <= DEPTH_RANGE_MM[1]:
+            bad.append(f"depth {d:.1f} mm outside {DEPTH_RANGE_MM[0]:g}-{DEPTH_RANGE_MM[1]:g}")
+        if bad:
+            msg = f"{n}: implausible body size ({'; '.join(bad)})"
+            if n in REQUIRED_LEVELS:
+                raise SpineError(msg, source)
+            warnings.append(msg)
+    core = [vertebrae[n] for n in REQUIRED_LEVELS]
+    med_h = float(np.median([v.height_px for v in core]))
+    med_d = float(np.median([v.depth_px for v in core]))
+    for n in body_names:
+        v = vertebrae[n]
+        rh, rd = v.height_px / med_h, v.depth_px / med_d
+        lo, hi = RELATIVE_SIZE_RANGE
+        if not (lo <= rh <= hi and lo <= rd <= hi):
+            msg = (
+                f"{n}: body size out of proportion with L1-L4 (height x{rh:.2f}, depth x{rd:.2f} "
+                "of their median)"
+            )
+            if n in REQUIRED_LEVELS:
+                raise SpineError(msg, source)
+            warnings.append(msg)
+    # spacing between consecutive levels
+    steps: dict[str, float] = {}
+    for a, b in itertools.pairwise(LEVEL_ORDER):
+        if a in vertebrae and b in vertebrae:
+            steps[f"{a}/{b}"] = float(np.hypot(*(vertebrae[b].center - vertebrae[a].center)))
+    core_steps = [steps[k] for k in ("L1/L2", "L2/L3", "L3/L4") if k in steps]
+    med_step = float(np.median(core_steps))
+    for k, s in steps.items():
+        r = s / med_step
+        if not STEP_RATIO_RANGE[0] <= r <= STEP_RATIO_RANGE[1]:
+            msg = (
+                f"{k}: distance between body centres x{r:.2f} of the median L1-L4 step "
+                "(a level may be missed or mislabelled)"
+            )
+            if k in ("T12/L1", "L5/S1"):
+                warnings.append(msg)
+            else:
+                raise SpineError(msg, source)
+    for n in REQUIRED_LEVELS:
+        v = vertebrae[n]
+        if math.isfinite(v.fit_rms_px) and v.fit_rms_px > 0.08 * max(v.height_px, 1.0):
+            warnings.append(f"{n}: irregular outline (fit RMS {v.fit_rms_px:.1f} px)")
+    return warnings
+
+
+def geometry_from_contours(
+    contours: Mapping[str, npt.ArrayLike],
+    anterior_side: str = "left",
+    spacing_mm: tuple[float, float] | None = None,
+    source: str | None = None,
+    extra_warnings: Sequence[str] = (),
+    check: bool = True,
+    trim: float = 0.2,
+    corner_mode: str = "outline",
+) -> SpineGeometry:
+    """Vertebrae, discs and bounds from body outlines, checked for plausibility."""
+    vertebrae, warnings = vertebrae_from_contours(
+        contours, anterior_side, spacing_mm, trim=trim, corner_mode=corner_mode
+    )
+    warnings = [*extra_warnings, *warnings]
+    if check:
+        warnings += check_plausibility(vertebrae, spacing_mm, source)
+    bounds, discs, w = kauppila_bounds(vertebrae)
+    warnings += w
+    return SpineGeometry(vertebrae, discs, bounds, anterior_side, spacing_mm, tuple(warnings))
+
+
+def geometry_from_labels(
+    label_map: npt.NDArray[np.integer[Any]],
+    anterior_side: str = "left",
+    spacing_mm: tuple[float, float] | None = None,
+    source: str | None = None,
+    check: bool = True,
+) -> SpineGeometry:
+    """Full geometry from an integer label map (values as :data:`LABEL_VALUES`)."""
+    contours, warnings = contours_from_labels(label_map)
+    return geometry_from_contours(
+        contours, anterior_side, spacing_mm, source, extra_warnings=warnings, check=check
+    )

@@ -1,0 +1,123 @@
+"""The networks: nnU-Net's 2D U-Net as MONAI ``DynUNet`` and a tiny orientation classifier.
+
+Weights are stored as safetensors (optionally fp16) next to ``plans.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from monai.networks.nets import DynUNet
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from aacscore.spine.plans import Plans
+
+UNET_WEIGHTS = "unet.safetensors"
+ORIENTATION_WEIGHTS = "orientation.safetensors"
+
+
+class WeightsError(RuntimeError):
+    """Missing or incompatible model weights."""
+
+
+def build_unet(plans: Plans) -> DynUNet:
+    """nnU-Net's 2D U-Net (conv-norm-lrelu x2 per stage, strided-conv pooling, transposed-conv
+    upsampling, instance norm, leaky ReLU 0.01) with the plan's topology and widths."""
+    strides = [list(s) for s in plans.strides]
+    return DynUNet(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=plans.n_classes,
+        kernel_size=[list(k) for k in plans.kernel_sizes],
+        strides=strides,
+        upsample_kernel_size=strides[1:],
+        filters=list(plans.filters),
+        norm_name=("INSTANCE", {"affine": True}),
+        act_name=("leakyrelu", {"negative_slope": 0.01, "inplace": True}),
+        deep_supervision=plans.deep_supervision,
+        deep_supr_num=plans.deep_supr_num,
+        res_block=False,
+        trans_bias=True,
+    )
+
+
+class OrientationNet(nn.Module):
+    """Tiny CNN: a downsampled film -> logit that the anterior side is on the RIGHT.
+
+    Strided conv blocks (conv-batch norm-leaky ReLU) and global average pooling; the logit is
+    made antisymmetric under horizontal mirroring at inference (see ``orientation.py``). Batch
+    norm, not instance norm: after per-image normalisation every channel's spatial mean is a
+    constant, so a pooled head would see (almost) nothing.
+    """
+
+    def __init__(self, filters: tuple[int, ...] = (8, 16, 32, 48, 64)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 1
+        for f in filters:
+            layers += [
+                nn.Conv2d(cin, f, 3, stride=2, padding=1),
+                nn.BatchNorm2d(f),
+                nn.LeakyReLU(0.01, inplace=True),
+                nn.Conv2d(f, f, 3, padding=1),
+                nn.BatchNorm2d(f),
+                nn.LeakyReLU(0.01, inplace=True),
+            ]
+            cin = f
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return self.head(h.mean(dim=(2, 3))).squeeze(1)
+
+
+def build_orientation_net(plans: Plans) -> OrientationNet:
+    return OrientationNet(tuple(plans.orientation_filters))
+
+
+def save_weights(
+    module_or_state: nn.Module | Mapping[str, torch.Tensor], path: Path, fp16: bool
+) -> Path:
+    """Save a state dict as safetensors (floating tensors cast to fp16 when asked)."""
+    state = (
+        module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
+    )
+    out: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        t = v.detach().cpu().contiguous()
+        if fp16 and t.is_floating_point():
+            t = t.half()
+        out[k] = t
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(out, str(path), metadata={"format": "pt", "dtype": "float16" if fp16 else "float32"})
+    return path
+
+
+def load_weights(module: nn.Module, path: Path) -> nn.Module:
+    """Load safetensors weights into ``module`` (fp16 tensors are cast to the module's dtype)."""
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise WeightsError(f"{path}: cannot read safetensors file ({exc})") from exc
+    ref = module.state_dict()
+    fixed = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    try:
+        module.load_state_dict(fixed, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not match the plans ({exc})") from exc
+    return module
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

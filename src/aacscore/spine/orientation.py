@@ -1,0 +1,190 @@
+"""Which side is anterior, and the mapping between original and canonical frames.
+
+Canonical orientation: anterior to the LEFT, cranial up. About a third of lateral films are
+mirrored (anterior to the right). Two independent cues are combined:
+
+* a tiny classifier (:class:`aacscore.spine.network.OrientationNet`) trained on the same films
+  with random mirroring; at inference its logit is made exactly antisymmetric,
+  ``(f(x) - f(mirror(x))) / 2``, so a film and its mirror image always get opposite answers;
+* an image cue from the body segmentation: the posterior elements (pedicles, facets, laminae)
+  are bone and lie behind the bodies, the soft tissue of the abdomen lies in front, so the band
+  behind the bodies is brighter than the band in front.
+
+The classifier decides when it is confident; otherwise the cue decides; a disagreement between a
+confident classifier and a clear cue is reported as a warning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from aacscore.spine.geometry import ANTERIOR_SIDES, LABEL_VALUES, REQUIRED_LEVELS
+from aacscore.spine.network import OrientationNet
+
+CLASSIFIER_CONFIDENT = 0.9
+"""Probability above which the classifier alone decides."""
+CUE_CLEAR = 0.5
+"""Cue magnitude (in image standard deviations) above which the image cue counts as clear."""
+
+
+@dataclass(frozen=True)
+class CanonicalFrame:
+    """Mapping between a film's original pixels and its canonical (anterior-left) version.
+
+    Mirroring is the only change (the in-plane rotation is kept); it is its own inverse.
+    Points are ``(x, y)`` with pixel centres at integers: ``x' = width - 1 - x``.
+    """
+
+    shape: tuple[int, int]
+    anterior_side: str
+
+    def __post_init__(self) -> None:
+        if self.anterior_side not in ANTERIOR_SIDES:
+            raise ValueError(f"anterior_side must be 'left' or 'right', got {self.anterior_side!r}")
+
+    @property
+    def mirrored(self) -> bool:
+        return self.anterior_side == "right"
+
+    def _points(self, pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        p = np.array(pts, dtype=np.float64)
+        if self.mirrored:
+            p[..., 0] = (self.shape[1] - 1) - p[..., 0]
+        return p
+
+    def _dirs(self, d: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        v = np.array(d, dtype=np.float64)
+        if self.mirrored:
+            v[..., 0] = -v[..., 0]
+        return v
+
+    def to_canonical_points(self, pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Original ``(..., 2)`` points -> canonical frame."""
+        return self._points(pts)
+
+    def to_original_points(self, pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Canonical ``(..., 2)`` points -> original pixels."""
+        return self._points(pts)
+
+    def to_canonical_directions(self, d: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return self._dirs(d)
+
+    def to_original_directions(self, d: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return self._dirs(d)
+
+    def to_canonical_image(self, img: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Original image (rows, cols[, ...]) -> canonical (a view when no mirroring)."""
+        return np.ascontiguousarray(img[:, ::-1]) if self.mirrored else img
+
+    def to_original_image(self, img: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Canonical image -> original orientation."""
+        return self.to_canonical_image(img)
+
+
+@dataclass(frozen=True)
+class OrientationResult:
+    """Decided anterior side, the classifier's P(anterior right), the cue and how it was decided."""
+
+    anterior_side: str
+    probability_right: float
+    cue: float | None
+    method: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the decided side according to the classifier."""
+        p = self.probability_right
+        return p if self.anterior_side == "right" else 1.0 - p
+
+
+@torch.inference_mode()
+def classifier_probability_right(net: OrientationNet, image: torch.Tensor) -> float:
+    """Antisymmetrised P(anterior right) for a normalised (1, 1, h, w) input."""
+    net.eval()
+    batch = torch.cat([image, torch.flip(image, dims=[3])], dim=0)
+    logits = net(batch)
+    z = 0.5 * (float(logits[0]) - float(logits[1]))
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def posterior_cue(
+    image: npt.NDArray[np.floating[Any]],
+    labels: npt.NDArray[np.integer[Any]],
+    levels: tuple[str, ...] = REQUIRED_LEVELS,
+    near: float = 0.1,
+    far: float = 0.6,
+) -> float | None:
+    """Brightness right of the bodies minus left of them, in image standard deviations.
+
+    For every row of each body, the band from ``near`` to ``far`` body depths beyond its left
+    and right edges is sampled. Positive: the right side is brighter, i.e. posterior elements on
+    the right, anterior on the LEFT. ``None`` when no body is labelled.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    _h, w = img.shape
+    left: list[float] = []
+    right: list[float] = []
+    for name in levels:
+        rows, cols = np.nonzero(labels == LABEL_VALUES[name])
+        if rows.size == 0:
+            continue
+        order = np.argsort(rows, kind="stable")
+        rows, cols = rows[order], cols[order]
+        uniq, start = np.unique(rows, return_index=True)
+        xmin = np.minimum.reduceat(cols, start)
+        xmax = np.maximum.reduceat(cols, start)
+        for r, a, b in zip(uniq, xmin, xmax, strict=True):
+            d = float(b - a + 1)
+            if d < 3:
+                continue
+            la, lb = round(a - far * d), round(a - near * d)
+            ra, rb = round(b + near * d), round(b + far * d)
+            if la >= 0 and lb > la:
+                left.extend(img[r, la:lb].tolist())
+            if rb < w and rb > ra:
+                right.extend(img[r, ra:rb].tolist())
+    if len(left) < 10 or len(right) < 10:
+        return None
+    sd = float(img.std()) or 1.0
+    return (float(np.mean(right)) - float(np.mean(left))) / sd
+
+
+def decide(probability_right: float, cue: float | None) -> OrientationResult:
+    """Combine the classifier probability and the image cue (see the module docstring)."""
+    p = float(probability_right)
+    cls_side = "right" if p >= 0.5 else "left"
+    confident = max(p, 1.0 - p) >= CLASSIFIER_CONFIDENT
+    warnings: list[str] = []
+    cue_side: str | None = None
+    if cue is not None and abs(cue) >= CUE_CLEAR:
+        cue_side = "left" if cue > 0 else "right"
+    if confident or cue_side is None:
+        side, method = cls_side, "classifier"
+        if not confident:
+            warnings.append(
+                f"orientation uncertain (P(anterior right) = {p:.2f}, no clear image cue)"
+            )
+    else:
+        side, method = cue_side, "posterior-elements cue"
+    if cue_side is not None and confident and cue_side != cls_side:
+        warnings.append(
+            f"orientation classifier ({cls_side}, P={max(p, 1 - p):.2f}) and image cue "
+            f"({cue_side}) disagree; check the anterior side"
+        )
+    return OrientationResult(side, p, cue, method, tuple(warnings))
+
+
+def cue_only_orientation(cue: float | None) -> OrientationResult:
+    """Decision from the image cue alone (no classifier weights); unclear cues give a warning."""
+    side = "left" if cue is None or cue >= 0 else "right"
+    warnings: tuple[str, ...] = ()
+    if cue is None or abs(cue) < CUE_CLEAR:
+        warnings = ("orientation uncertain (no orientation classifier and no clear image cue)",)
+    return OrientationResult(side, 0.5, cue, "posterior-elements cue", warnings)

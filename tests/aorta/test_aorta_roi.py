@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aorta_synth import SyntheticSpine
+
+from aacscore.aorta import (
+    DEFAULT_BAND_GEOMETRY,
+    REFERENCE_ANTERIOR_HEIGHT_MM,
+    BandError,
+    BandGeometry,
+    extract_band,
+)
+from aacscore.kauppila import LEVELS
+
+GEO = DEFAULT_BAND_GEOMETRY
+
+
+def _col_of(offset_mm: float, geo: BandGeometry = GEO) -> float:
+    return (offset_mm + geo.behind_mm) / geo.mm_per_col - 0.5
+
+
+def test_geometry_rows_and_shape() -> None:
+    assert GEO.shape == (4 * GEO.rows_per_level, 128)
+    assert GEO.level_rows("L1") == (0, GEO.rows_per_level)
+    assert GEO.level_rows("L4") == (3 * GEO.rows_per_level, 4 * GEO.rows_per_level)
+    assert BandGeometry.from_dict(GEO.as_dict()) == GEO
+    with pytest.raises(ValueError, match="level"):
+        GEO.level_rows("L5")
+
+
+def test_bounds_map_to_disc_midpoints() -> None:
+    spine = SyntheticSpine()
+    band = extract_band(spine.render(), spine.corners_px(), "right", spine.spacing)
+    assert band.pixels.shape == GEO.shape
+    assert band.pixels.dtype == np.float32
+    assert not band.scale_estimated
+    assert band.extrapolated_bounds == ()
+    names = ["T12", *LEVELS, "L5"]
+    c0 = _col_of(0.0)
+    for k in range(5):
+        x, y = band.to_film(k * GEO.rows_per_level - 0.5, c0)
+        want = spine.to_px(spine.disc_anterior_mm(names[k], names[k + 1]))[0]
+        np.testing.assert_allclose([float(x), float(y)], want, atol=1e-6)
+    # Each level's row range spans from its upper to its lower bound.
+    for i, lv in enumerate(LEVELS):
+        assert band.level_rows[lv] == (i * GEO.rows_per_level, (i + 1) * GEO.rows_per_level)
+        assert band.segment_rows(f"{lv}_posterior") == band.level_rows[lv]
+    # Level lengths: half disc + body + half disc ~ 37 mm; body heights 28 mm.
+    np.testing.assert_allclose(band.body_height_mm, 28.0, atol=1e-6)
+    np.testing.assert_allclose(band.vertebral_height_mm, 28.0, atol=1e-6)
+    assert all(34.0 < v < 40.0 for v in band.level_length_mm)
+
+
+@pytest.mark.parametrize(("level", "offset"), [("L1", 20.0), ("L2", -4.0), ("L3", 45.0)])
+def test_marker_lands_in_its_level_and_column(level: str, offset: float) -> None:
+    spine = SyntheticSpine()
+    c = spine.corners_mm[level]
+    mid_anterior = (c[0] + c[3]) / 2
+    # Marker `offset` mm in front of the body's anterior margin, perpendicular to it.
+    normal = np.array([c[3, 1] - c[0, 1], -(c[3, 0] - c[0, 0])])
+    normal /= np.linalg.norm(normal)
+    marker = mid_anterior + offset * normal
+    band = extract_band(spine.render([tuple(marker)]), spine.corners_px(), "right", spine.spacing)
+    r, col = np.unravel_index(int(np.argmax(band.pixels)), band.pixels.shape)
+    lo, hi = band.level_rows[level]
+    assert lo <= r < hi
+    assert abs(col - _col_of(offset)) <= 2.5
+    # And the film -> band mapping of the marker agrees.
+    br, bc = band.to_band(*spine.to_px(marker)[0])
+    assert lo <= float(br) < hi
+    assert abs(float(bc) - _col_of(offset)) < 0.5
+
+
+def test_round_trip_band_film_band() -> None:
+    spine = SyntheticSpine(spacing=(0.18, 0.22), rotation_deg=-12.0)
+    band = extract_band(spine.render(), spine.corners_px(), "right", spine.spacing)
+    rng = np.random.default_rng(0)
+    rows = rng.uniform(0, GEO.n_rows - 1, 300)
+    cols = rng.uniform(0, GEO.n_cols - 1, 300)
+    x, y = band.to_film(rows, cols)
+    r2, c2 = band.to_band(x, y)
+    np.testing.assert_allclose(r2, rows, atol=1e-6)
+    np.testing.assert_allclose(c2, cols, atol=1e-6)
+    # film -> band -> film for points inside the band
+    x3, y3 = band.to_film(r2, c2)
+    np.testing.assert_allclose(x3, x, atol=1e-6)
+    np.testing.assert_allclose(y3, y, atol=1e-6)
+    # the stored grid is the mapping of integer pixel centres
+    gx, gy = band.to_film(7, 11)
+    assert float(gx) == pytest.approx(band.grid_x[7, 11])
+    assert float(gy) == pytest.approx(band.grid_y[7, 11])
+    # points far above the band have no band position
+    far_r, far_c = band.to_band(band.grid_x[0, 20], band.grid_y[0, 20] - 5000)
+    assert np.isnan(far_r) and np.isnan(far_c)
+
+
+def test_mirrored_film_gives_the_same_canonical_band() -> None:
+    markers = [(15.0, 20.0), (30.0, 70.0), (-3.0, 120.0)]
+    right = SyntheticSpine(anterior_side="right")
+    left = SyntheticSpine(anterior_side="left")
+    img_r = right.render(markers)
+    img_l = left.render(markers)
+    np.testing.assert_array_equal(img_l, img_r[:, ::-1])
+    b_r = extract_band(img_r, right.corners_px(), "right", right.spacing)
+    b_l = extract_band(img_l, left.corners_px(), "left", left.spacing)
+    np.testing.assert_allclose(b_l.pixels, b_r.pixels, atol=1e-5)
+    np.testing.assert_allclose(b_l.grid_x, (img_r.shape[1] - 1) - b_r.grid_x, atol=1e-9)
+    np.testing.assert_allclose(b_l.grid_y, b_r.grid_y, atol=1e-9)
+    # Columns run posterior -> anterior in both: the vertebral body (bright) is at column 0.
+    assert b_l.pixels[:, :4].mean() > b_l.pixels[:, -20:].mean()
+
+
+def test_unknown_spacing_uses_vertebral_size() -> None:
+    spine = SyntheticSpine(body_height=REFERENCE_ANTERIOR_HEIGHT_MM, spacing=(0.2, 0.2))
+    img = spine.render([(20.0, 60.0)])
+    known = extract_band(img, spine.corners_px(), "right", spine.spacing)
+    est = extract_band(img, spine.corners_px(), "right", None)
+    assert est.scale_estimated and not known.scale_estimated
+    np.testing.assert_allclose(est.spacing_mm, (0.2, 0.2), rtol=1e-9)
+    np.testing.assert_allclose(est.pixels, known.pixels, atol=1e-5)
+    # A smaller patient (bodies 10 % shorter) on the same film scale: estimated scale is off by
+    # the same 10 % and the band covers proportionally more film.
+    small = SyntheticSpine(body_height=0.9 * REFERENCE_ANTERIOR_HEIGHT_MM)
+    b = extract_band(small.render(), small.corners_px(), "right", None)
+    assert b.spacing_mm[0] == pytest.approx(0.2 / 0.9, rel=1e-9)
+
+
+@pytest.mark.parametrize(("lordosis", "curvature", "tol_mm"), [(0.0, 0.0, 1e-6), (4.0, 1.2, 6.0)])
+def test_missing_t12_and_l5_are_extrapolated(
+    lordosis: float, curvature: float, tol_mm: float
+) -> None:
+    kw = {"lordosis_deg": lordosis, "curvature_mm": curvature}
+    full = SyntheticSpine(**kw)  # type: ignore[arg-type]
+    part = SyntheticSpine(names=("L1", "L2", "L3", "L4"), **kw)  # type: ignore[arg-type]
+    img = full.render()
+    b_full = extract_band(img, full.corners_px(), "right", full.spacing)
+    b_part = extract_band(img, part.corners_px(), "right", part.spacing)
+    assert b_full.extrapolated_bounds == ()
+    assert b_part.extrapolated_bounds == ("T12/L1", "L4/L5")
+    # Straight spine, equal discs: the extrapolated bounds are exact; curved: close.
+    for row in (-0.5, GEO.n_rows - 0.5):
+        xf, yf = b_full.to_film(row, _col_of(0.0))
+        xp, yp = b_part.to_film(row, _col_of(0.0))
+        assert np.hypot(float(xf - xp), float(yf - yp)) * 0.2 < tol_mm
+    # Inner bounds do not depend on T12/L5.
+    xf, yf = b_full.to_film(GEO.rows_per_level - 0.5, _col_of(10.0))
+    xp, yp = b_part.to_film(GEO.rows_per_level - 0.5, _col_of(10.0))
+    assert np.hypot(float(xf - xp), float(yf - yp)) < 1e-6
+
+
+def test_anisotropic_spacing_marker_column() -> None:
+    spine = SyntheticSpine(spacing=(0.15, 0.3), rotation_deg=0.0)
+    c = spine.corners_mm["L2"]
+    marker = (c[0] + c[3]) / 2 + np.array([25.0, 0.0])
+    band = extract_band(spine.render([tuple(marker)]), spine.corners_px(), "right", spine.spacing)
+    _, bc = band.to_band(*spine.to_px(marker)[0])
+    assert abs(float(bc) - _col_of(25.0)) < 1.0
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    spine = SyntheticSpine()
+    img = spine.render()
+    corners = spine.corners_px()
+    with pytest.raises(BandError, match="L3"):
+        extract_band(img, {k: v for k, v in corners.items() if k != "L3"}, "right", None)
+    with pytest.raises(BandError, match="anterior_side"):
+        extract_band(img, corners, "left", spine.spacing)
+    with pytest.raises(BandError, match="anterior_side"):
+        extract_band(img, corners, "front", spine.spacing)
+    with pytest.raises(BandError, match="4x2"):
+        extract_band(img, {**corners, "L2": corners["L2"][:3]}, "right", None)
+    with pytest.raises(BandError, match="spacing"):
+        extract_band(img, corners, "right", (0.0, 0.2))
+    with pytest.raises(BandError, match="2-D"):
+        extract_band(img[None], corners, "right", None)
+    with pytest.raises(BandError, match="outside"):
+        shifted = {k: v + 50000.0 for k, v in corners.items()}
+        extract_band(img, shifted, "right", None)
+
+
+def test_band_outside_film_is_reported() -> None:
+    spine = SyntheticSpine()
+    img = spine.render()
+    band = extract_band(img[:, :700], spine.corners_px(), "right", spine.spacing)
+    assert band.inside_fraction < 0.99
+    assert extract_band(img, spine.corners_px(), "right", spine.spacing).inside_fraction == 1.0

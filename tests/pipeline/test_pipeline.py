@@ -1,0 +1,132 @@
+"""End-to-end pipeline, batch runner and CLI, with an oracle spine model (the simulator's
+true label map through the real geometry code) and an untrained score network, so these tests
+check plumbing, schema, failure isolation, resume and overlays independently of trained weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from aacscore.aorta.roi import BandGeometry
+from aacscore.batch import case_stem, score_batch
+from aacscore.cli import app
+from aacscore.io import collect_inputs
+from aacscore.io.types import Radiograph
+from aacscore.kauppila import SEGMENTS
+from aacscore.pipeline import Scorer
+from aacscore.results import RESULT_COLUMNS, read_results
+from aacscore.score.network import NetworkConfig, ScoreNet
+from aacscore.score.predict import ScoreModel, ScoreModelConfig
+from aacscore.simulate import simulate_case, simulate_dataset
+from aacscore.spine.orientation import OrientationResult
+from aacscore.spine.predict import SpineResult, result_from_label_scores
+
+
+class OracleSpine:
+    """Spine model that reads the simulator's label map for the film (by pixel shape)."""
+
+    def __init__(self, cases: dict[tuple[int, int], tuple[np.ndarray, str]]) -> None:
+        self.cases = cases
+
+    def predict(self, radiograph: Radiograph, anterior_side: str | None = None) -> SpineResult:
+        labels, side = self.cases[radiograph.shape]
+        scores = torch.from_numpy(np.eye(8, dtype=np.float32)[labels]).permute(2, 0, 1)
+        orient = OrientationResult(side, 1.0 if side == "right" else 0.0, None, "oracle")
+        return result_from_label_scores(radiograph, scores * 10.0, orient)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    simulate_dataset(out, 3, seed=7, fmt="both", progress=False, spacing_mm=0.35)
+    return out
+
+
+@pytest.fixture(scope="module")
+def scorer(sim: Path) -> Scorer:
+    cases = {}
+    for i in range(3):
+        c = simulate_case(7, i, spacing_mm=0.35)
+        cases[c.labels.shape] = (c.labels, c.anterior_side)
+    torch.manual_seed(0)
+    net = ScoreNet(NetworkConfig(head="segments", layers=(1, 1, 1, 1)))
+    model = ScoreModel(net.eval(), ScoreModelConfig(network=net.config, band=BandGeometry()))
+    return Scorer(spine_model=OracleSpine(cases), score_model=model, groups="ckd")
+
+
+def test_score_returns_complete_result(sim: Path, scorer: Scorer) -> None:
+    res = scorer.score(sim / "case_000000.dcm")
+    assert res.status in ("ok", "warning"), res.error
+    assert res.file == str(sim / "case_000000.dcm")
+    assert res.grades is not None and set(res.grades) == set(SEGMENTS)
+    assert all(0.0 <= g <= 3.0 for g in res.grades.values())
+    assert res.aac24 is not None and 0.0 <= res.aac24 <= 24.0
+    assert res.aac24 == pytest.approx(sum(res.grades.values()), abs=1e-3)
+    assert res.aac24_sd is not None and res.aac24_sd > 0
+    assert res.group in ("none/mild", "moderate", "severe")
+    truth = json.loads((sim / "case_000000.json").read_text())
+    assert res.orientation == truth["anterior_side"]
+    assert res.spacing_mm == pytest.approx(0.35, rel=1e-3)
+    d = res.to_json()
+    assert {"spine", "band", "timings", "qc", "reader"} <= set(d)
+    assert set(d["spine"]["vertebrae"]) >= {"L1", "L2", "L3", "L4"}
+    # PNG input has no spacing: scale estimated from vertebral size and flagged
+    res_png = scorer.score(sim / "case_000000.png")
+    assert res_png.status == "warning"
+    assert "spacing_unknown" in res_png.qc_flags
+    assert res_png.to_json()["band"]["scale_estimated"] is True
+
+
+def test_bad_file_fails_cleanly(tmp_path: Path, scorer: Scorer) -> None:
+    bad = tmp_path / "junk.dcm"
+    bad.write_bytes(b"not a dicom at all" * 10)
+    res = scorer.score(bad)
+    assert res.status == "failed"
+    assert "junk.dcm" in res.error
+    with pytest.raises(ValueError):
+        scorer.score(bad, raise_errors=True)
+
+
+def test_batch_isolates_failures_resumes_and_writes_outputs(
+    sim: Path, scorer: Scorer, tmp_path: Path
+) -> None:
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"DICM" * 40)
+    files = [str(sim / f"case_00000{i}.dcm") for i in range(3)] + [str(bad)]
+    items = collect_inputs(files)
+    out = tmp_path / "out"
+    kw = {"spine_model": scorer.spine_model, "score_model": scorer.score_model, "groups": "ckd"}
+    s1 = score_batch(items[:2], out, kw, overlay=True)
+    assert s1.counts["failed"] == 0 and s1.n_skipped == 0
+    s2 = score_batch(items, out, kw, overlay=True)  # resume: 2 skipped, 2 new
+    assert s2.n_skipped == 2
+    rows = read_results(out / "results.csv")
+    with (out / "results.csv").open() as f:
+        assert tuple(next(csv.reader(f))) == RESULT_COLUMNS
+    assert [r["file"] for r in rows] == [it.name for it in items]  # nothing duplicated
+    assert [r["status"] for r in rows][-1] == "failed"
+    assert "broken.dcm" in rows[-1]["error"]
+    assert s2.counts["failed"] == 1
+    for it in items:
+        assert (out / "cases" / f"{case_stem(it.name)}.json").is_file()
+    overlay = out / "overlays" / f"{case_stem(items[0].name)}.png"
+    assert Image.open(overlay).size[0] > 100
+    run = json.loads((out / "run.json").read_text())
+    assert sum(run["counts"].values()) == 4 and run["counts"]["failed"] == 1
+    assert run["finished"] and run["n_skipped_already_done"] == 2
+
+
+def test_cli_score_reports_missing_inputs(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["score", str(tmp_path / "nothing"), "-o", str(tmp_path)])
+    assert res.exit_code == 2
+    res = CliRunner().invoke(app, ["score", str(tmp_path), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "no radiographs" in res.output

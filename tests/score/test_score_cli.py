@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from score_synth import write_fake_simulator_folder
+from typer.testing import CliRunner
+
+from aacscore.cli import app
+from aacscore.score import ScoreModel
+
+runner = CliRunner()
+
+
+def test_train_score_command(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    write_fake_simulator_folder(sim, 8)
+    args = ["train", "score", "--data", str(sim), "--out", str(tmp_path / "run")]
+    args += ["--head", "total", "--epochs", "1", "--seed", "2", "--no-progress"]
+    args += ["--model-dir", str(tmp_path / "installed"), "--threads", "1", "--val-fraction", "0.25"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "validation MAE" in res.output
+    conf = json.loads((tmp_path / "installed" / "config.json").read_text())
+    assert conf["head"] == "total"
+    assert conf["training"]["command"].startswith("aacscore ")
+    assert ScoreModel.load(tmp_path / "installed").head == "total"
+
+
+def test_train_score_command_errors(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["train", "score", "--data", str(tmp_path), "--head", "softmax"])
+    assert res.exit_code == 2 and "--head" in res.output
+    res = runner.invoke(
+        app, ["train", "score", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 1 and "simulator output folder" in res.output

@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from score_synth import (
+    TINY_GEOMETRY,
+    TINY_NET,
+    approx_equal_history,
+    tiny_bandset,
+    write_fake_simulator_folder,
+)
+
+from aacscore.kauppila import SEGMENTS
+from aacscore.score import ScoreDataError, ScoreModel, TrainConfig, train_score
+from aacscore.score.data import (
+    BandSet,
+    FilmGeometry,
+    build_film_bands,
+    build_simulated_bands,
+    read_labels_csv,
+    split_by_case,
+)
+from aacscore.score.network import ScoreNet
+from aacscore.score.train import evaluate, fit
+
+
+def _cfg(**kw: object) -> TrainConfig:
+    base = {
+        "network": TINY_NET,
+        "geometry": TINY_GEOMETRY,
+        "batch_size": 8,
+        "lr": 3e-3,
+        "warmup_epochs": 0.0,
+        "augment": False,
+        "num_threads": 1,
+    }
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_tiny_training_lowers_the_loss(tmp_path: Path) -> None:
+    data = tiny_bandset(48)
+    idx = np.arange(48)
+    cfg = _cfg(epochs=4, steps_per_epoch=12)
+    torch.manual_seed(cfg.seed)
+    before = evaluate(ScoreNet(cfg.network), data, idx, cfg)["loss"]
+    res = fit(data, idx, idx[:16], cfg, tmp_path)
+    net = ScoreNet(cfg.network)
+    net.load_state_dict(res.best_state)
+    after = evaluate(net, data, idx, cfg)["loss"]
+    assert after < 0.7 * before
+    assert res.epochs_run == 4
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 4
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
+
+
+def test_augmented_training_step_runs(tmp_path: Path) -> None:
+    data = tiny_bandset(16)
+    res = fit(data, np.arange(16), np.arange(8), _cfg(epochs=1, augment=True), tmp_path)
+    assert np.isfinite(res.history[0]["train_loss"])
+
+
+def test_checkpoint_and_resume_reproduce_an_uninterrupted_run(tmp_path: Path) -> None:
+    data = tiny_bandset(24)
+    tr, va = split_by_case(data.case_ids, 0.25, 0)
+    cfg = _cfg(epochs=3, head="ordinal", keep_checkpoints=5)
+    full = fit(data, tr, va, cfg, tmp_path / "a")
+    cks = sorted((tmp_path / "a" / "checkpoints").glob("epoch_*.pt"))
+    assert [p.name for p in cks] == ["epoch_001.pt", "epoch_002.pt", "epoch_003.pt"]
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "checkpoints" / "epoch_003.pt").unlink()
+    resumed = fit(data, tr, va, cfg, tmp_path / "b", resume=True)
+    assert len(resumed.history) == 3
+    assert approx_equal_history(list(full.history), list(resumed.history))
+    for k, v in full.best_state.items():
+        torch.testing.assert_close(v, resumed.best_state[k])
+    # Resuming a finished run trains nothing more; other settings are refused.
+    again = fit(data, tr, va, cfg, tmp_path / "a", resume=True)
+    assert again.history == full.history
+    with pytest.raises(ValueError, match="different settings"):
+        fit(data, tr, va, _cfg(epochs=3, head="ordinal", seed=5), tmp_path / "a", resume=True)
+
+
+def test_early_stopping(tmp_path: Path) -> None:
+    data = tiny_bandset(16)
+    cfg = _cfg(epochs=30, patience=1, min_delta=100.0, lr=1e-6)
+    res = fit(data, np.arange(16), np.arange(8), cfg, tmp_path)
+    assert res.stopped_early and res.epochs_run == 2
+    assert res.best_epoch == 1  # the first epoch sets the best; none improves it by 100
+
+
+def test_split_by_case_keeps_copies_together() -> None:
+    ids = [f"c{i // 2}" for i in range(40)]
+    tr, va = split_by_case(ids, 0.2, 1)
+    assert {ids[i] for i in tr}.isdisjoint({ids[i] for i in va})
+    assert len({ids[i] for i in va}) == 4
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(40))
+    with pytest.raises(ValueError):
+        split_by_case(["a"], 0.2, 0)
+
+
+def test_train_score_end_to_end_writes_model_card_and_weights(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    write_fake_simulator_folder(sim, 10)
+    cfg = _cfg(n_jitter=2, jitter_mm=1.0, val_fraction=0.3, steps_per_epoch=3)
+    res = train_score(
+        sim,
+        tmp_path / "run",
+        head="segments",
+        epochs=2,
+        seed=3,
+        config=cfg,
+        install=True,
+        install_dir=tmp_path / "installed",
+    )
+    model_dir = tmp_path / "run" / "model"
+    weights = model_dir / "model.safetensors"
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert res.weights_sha256 == sha
+    conf = json.loads((model_dir / "config.json").read_text())
+    assert conf["sha256"] == sha and conf["head"] == "segments"
+    assert conf["band"]["shape"] == list(TINY_GEOMETRY.shape)
+    assert conf["training"]["seed"] == 3
+    assert "--head segments --epochs 2 --seed 3" in conf["training"]["command"]
+    card = (model_dir / "MODEL_CARD.md").read_text()
+    assert sha in card and "aacscore train score --data" in card and "Head comparison" in card
+    assert "MAE (AAC-24)" in card
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert list((tmp_path / "run" / "cache").glob("bands_*.npz"))
+    for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
+        assert (tmp_path / "installed" / name).read_bytes() == (model_dir / name).read_bytes()
+    model = ScoreModel.load(tmp_path / "installed")
+    assert model.head == "segments" and model.band_geometry == TINY_GEOMETRY
+    # The cached bands are reused by a second run (no re-extraction) and resume works.
+    res2 = train_score(sim, tmp_path / "run", "segments", 2, 3, resume=True, config=cfg)
+    assert res2.epochs_run == 2
+
+
+def test_simulated_bands_have_truth_and_jittered_copies(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    grades = write_fake_simulator_folder(sim, 4)
+    bs = build_simulated_bands(sim, geometry=TINY_GEOMETRY, n_jitter=2, jitter_mm=1.5)
+    assert len(bs) == 8 and bs.bands.shape[1:] == TINY_GEOMETRY.shape
+    assert bs.copy_index.tolist() == [0, 1] * 4
+    np.testing.assert_array_equal(bs.grades[::2], np.asarray(grades, dtype=np.float32))
+    assert not np.array_equal(bs.bands[0], bs.bands[1])  # jitter changes the band
+    assert bs.has_grades and bs.has_fractions
+    bs.save(tmp_path / "c.npz")
+    back = BandSet.load(tmp_path / "c.npz")
+    np.testing.assert_array_equal(back.bands, bs.bands)
+    assert back.case_ids == bs.case_ids and back.geometry == bs.geometry
+    with pytest.raises(ScoreDataError, match="case_"):
+        build_simulated_bands(tmp_path)
+
+
+def _films_csv(tmp_path: Path, totals_only: bool) -> Path:
+    sim = tmp_path / "films"
+    grades = write_fake_simulator_folder(sim, 6)
+    lines = ["file,aac24" if totals_only else "file," + ",".join(SEGMENTS)]
+    for i, g in enumerate(grades):
+        lines.append(f"case_{i:06d}.png," + (str(sum(g)) if totals_only else ",".join(map(str, g))))
+    csv = sim / "labels.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    return csv
+
+
+def _provider(path: Path) -> FilmGeometry:
+    from aacscore.io import read_radiograph
+
+    d = json.loads(path.with_suffix(".json").read_text())
+    return FilmGeometry(
+        image=read_radiograph(path).pixels,
+        corners={k: np.asarray(v["corners"]) for k, v in d["vertebrae"].items()},
+        anterior_side=d["anterior_side"],
+        spacing_mm=None,  # like a PNG: scale from the vertebrae
+    )
+
+
+def test_user_films_with_totals_only_train_the_total_head(tmp_path: Path) -> None:
+    csv = _films_csv(tmp_path, totals_only=True)
+    films, grades, totals = read_labels_csv(csv)
+    assert len(films) == 6 and np.all(np.isnan(grades)) and np.all(np.isfinite(totals))
+    bs = build_film_bands(csv, _provider, geometry=TINY_GEOMETRY)
+    assert len(bs) == 6 and not bs.has_grades
+    cfg = _cfg(val_fraction=0.34)
+    res = train_score(csv, tmp_path / "t", "total", 1, 0, config=cfg, provider=_provider)
+    assert ScoreModel.load(res.model_dir).head == "total"
+    with pytest.raises(ScoreDataError, match="total"):
+        train_score(csv, tmp_path / "s", "segments", 1, 0, config=cfg, provider=_provider)
+    with pytest.raises(ScoreDataError, match="geometry provider"):
+        train_score(csv, tmp_path / "u", "total", 1, 0, config=cfg)
+
+
+def test_labels_csv_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,aac24\nx.png,3\n")
+    with pytest.raises(ScoreDataError, match="'file' column"):
+        read_labels_csv(bad)
+    bad.write_text("file,score\nx.png,3\n")
+    with pytest.raises(ScoreDataError, match="aac24"):
+        read_labels_csv(bad)
+    bad.write_text("file," + ",".join(SEGMENTS) + "\nx.png,0,1,2,3,4,0,0,0\n")
+    with pytest.raises(ScoreDataError, match="row 2"):
+        read_labels_csv(bad)
+    ok = _films_csv(tmp_path, totals_only=False)
+    _, grades, totals = read_labels_csv(ok)
+    np.testing.assert_array_equal(grades.sum(1), totals)
+
+
+def test_training_on_two_folders_combines_them(tmp_path: Path) -> None:
+    write_fake_simulator_folder(tmp_path / "a", 4, seed=1)
+    write_fake_simulator_folder(tmp_path / "b", 4, seed=2)
+    cfg = _cfg(n_jitter=1, val_fraction=0.25)
+    res = train_score([tmp_path / "a", tmp_path / "b"], tmp_path / "run", "total", 1, 0, config=cfg)
+    conf = json.loads((res.model_dir / "config.json").read_text())
+    assert conf["training"]["data"]["n_cases"] == 8
+    assert conf["training"]["command"].count("--data") == 2
+    from aacscore.score.data import concat_bandsets
+
+    a = build_simulated_bands(tmp_path / "a", geometry=TINY_GEOMETRY, n_jitter=1)
+    both = concat_bandsets([a, a])
+    assert len(both) == 8 and len(set(both.case_ids)) == 8
+    with pytest.raises(ValueError, match="geometr"):
+        other = build_simulated_bands(tmp_path / "a", n_jitter=1, max_cases=1)
+        concat_bandsets([a, other])
