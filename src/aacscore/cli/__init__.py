@@ -16,5 +16,6 @@ from aacscore.cli import cohort as _cohort  # noqa: F401  isort: skip
 from aacscore.cli import spine as _spine  # noqa: F401  isort: skip
 from aacscore.cli import score_train as _score_train  # noqa: F401  isort: skip
 from aacscore.cli import score as _score  # noqa: F401  isort: skip
+from aacscore.cli import demo as _demo  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
