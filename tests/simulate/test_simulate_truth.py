@@ -164,3 +164,27 @@ def test_images_are_finite_with_contrast_over_many_cases() -> None:
         assert np.isfinite(case.image).all(), f"case {i} has non-finite pixels"
         lo, hi = np.percentile(case.image, [1, 99])
         assert hi - lo > 0.1, f"case {i} has no contrast"
+
+
+def test_plaque_packed_among_others_is_not_dropped() -> None:
+    """Regression: a plaque whose neighbourhood is all plaque had no background ring and was
+    dropped from the truth although clearly visible (label noise in dense cases)."""
+    import numpy as np
+
+    from aacscore.simulate.calcification import visible_plaques
+
+    rng = np.random.default_rng(0)
+    img = (0.4 + 0.01 * rng.standard_normal((60, 60))).astype(np.float32)
+    w = 60
+    plaques = []
+    for y0 in range(20, 36, 3):  # a 6 x 6 patch of touching 3-px plaques: inner ones
+        for x0 in range(20, 36, 3):  # have no background within the default ring
+            rr, cc = np.mgrid[y0 : y0 + 3, x0 : x0 + 3]
+            img[rr, cc] += 0.3
+            plaques.append(((rr * w + cc).ravel().astype(np.intp), 1))
+    assert all(visible_plaques(img, plaques))
+    faint = np.full((60, 60), 0.4, dtype=np.float32) + (
+        0.05 * rng.standard_normal((60, 60))
+    ).astype(np.float32)
+    rr, cc = np.mgrid[29:30, 20:22]
+    assert visible_plaques(faint, [((rr * w + cc).ravel().astype(np.intp), 1)]) == [False]

@@ -425,17 +425,24 @@ def visible_plaques(
             keep.append(False)
             continue
         rr, cc = np.divmod(flat, w)
-        m = ring_px + 3
-        y0, y1 = max(rr.min() - m, 0), min(rr.max() + m + 1, h)
-        x0, x1 = max(cc.min() - m, 0), min(cc.max() + m + 1, w)
-        sub = img[y0:y1, x0:x1].astype(np.float64)
-        pm = np.zeros(sub.shape, dtype=bool)
-        pm[rr - y0, cc - x0] = True
-        ring = ndimage.binary_dilation(pm, iterations=ring_px) & ~ndimage.binary_dilation(
-            allmask2[y0:y1, x0:x1], iterations=2
-        )
+        # Background ring around the plaque, away from every plaque. A plaque packed among
+        # others (a long calcified run) may leave no ring at the default width: widen it, and
+        # if even then nothing is left, it is part of a calcified run and is kept.
+        ring = np.zeros(0, dtype=bool)
+        for width in (ring_px, 2 * ring_px, 4 * ring_px):
+            m = width + 3
+            y0, y1 = max(rr.min() - m, 0), min(rr.max() + m + 1, h)
+            x0, x1 = max(cc.min() - m, 0), min(cc.max() + m + 1, w)
+            sub = img[y0:y1, x0:x1].astype(np.float64)
+            pm = np.zeros(sub.shape, dtype=bool)
+            pm[rr - y0, cc - x0] = True
+            ring = ndimage.binary_dilation(pm, iterations=width) & ~ndimage.binary_dilation(
+                allmask2[y0:y1, x0:x1], iterations=2
+            )
+            if ring.sum() >= 8:
+                break
         if ring.sum() < 8:
-            keep.append(False)
+            keep.append(True)
             continue
         hp = sub - ndimage.uniform_filter(sub, 3, mode="nearest")
         mad = np.median(np.abs(hp[ring] - np.median(hp[ring])))
