@@ -99,13 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer(spine_model=args.spine_model, score_model=path)
         m = run_model(scorer, args.data, truth)
         out["models"][name] = m
+        icc = m["icc21"]["value"] if isinstance(m["icc21"], dict) else m["icc21"]
         g = m["group"]["per_group"]
-        ss = ", ".join(
-            f"{k} sens {v['sensitivity']:.3f} spec {v['specificity']:.3f}" for k, v in g.items()
-        )
+        ss = ", ".join(f"{k} sens {v['sensitivity']} spec {v['specificity']}" for k, v in g.items())
         print(
             f"{name}: n={m['n']} failed={m['failed']} MAE={m['mae']:.3f} "
-            f"Spearman={m['spearman']:.3f} ICC(2,1)={m['icc21']:.3f} | {ss} | "
+            f"Spearman={m['spearman']:.3f} ICC(2,1)={icc:.3f} | {ss} | "
             f"segment exact={(m.get('segment_exact') or {}).get('overall')} | "
             f"median {m['seconds_per_image_median']:.3f} s/image, "
             f"{m['images_per_second']:.2f} images/s"
