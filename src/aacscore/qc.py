@@ -16,7 +16,8 @@ from aacscore.io.types import Radiograph
 QC_FLAGS: dict[str, str] = {
     "spacing_unknown": "no usable pixel spacing; the scale was estimated from vertebral size",
     "low_contrast": "the central 98 % of grey values spans less than 0.12 of the full range",
-    "saturated": "more than 25 % of the film is at the darkest or brightest grey level",
+    "saturated": "more than 25 % of the central half of the film is at the darkest or brightest "
+    "grey level (collimation borders outside it are normal and ignored)",
     "low_resolution": "the film has fewer than 512 pixels along one side",
     "reader_warning": "the reader corrected or ignored a header value (see the case JSON)",
     "spine_warning": "the spine stage reported an implausibility (see the case JSON)",
@@ -42,7 +43,9 @@ def check_radiograph(rad: Radiograph) -> QCReport:
     contrast = float(hi - lo)
     if contrast < 0.12:
         flags.append("low_contrast")
-    sat = float(np.mean((px <= 0.002) | (px >= 0.998)))
+    h, w = px.shape
+    centre = px[h // 4 : h - h // 4, w // 4 : w - w // 4]
+    sat = float(np.mean((centre <= 0.002) | (centre >= 0.998)))
     if sat > 0.25:
         flags.append("saturated")
     if min(px.shape) < 512:

@@ -1,0 +1,47 @@
+import numpy as np
+
+from aacscore.io.types import Radiograph
+from aacscore.qc import QC_FLAGS, check_radiograph
+
+
+def _rad(
+    px: np.ndarray,
+    spacing: tuple[float, float] | None = (0.2, 0.2),
+    warnings: tuple[str, ...] | list[str] = (),
+) -> Radiograph:
+    return Radiograph(
+        pixels=px.astype(np.float32),
+        spacing_mm=spacing,
+        source="png",
+        photometric="MONOCHROME2",
+        bits_stored=16,
+        warnings=tuple(warnings),
+    )
+
+
+def _film(n: int = 600) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(0.5 + 0.15 * rng.standard_normal((n, n)), 0.01, 0.99)
+
+
+def test_clean_film_has_no_flags() -> None:
+    assert check_radiograph(_rad(_film())).flags == ()
+
+
+def test_collimation_borders_are_not_saturation() -> None:
+    px = _film()
+    px[:, :140] = 1.0  # white shutters on both sides, outside the central half
+    px[:, -140:] = 0.0
+    assert "saturated" not in check_radiograph(_rad(px)).flags
+
+
+def test_each_flag_fires() -> None:
+    px = _film()
+    px[150:450, 150:450] = 1.0
+    assert "saturated" in check_radiograph(_rad(px)).flags
+    flat = np.full((600, 600), 0.5) + 0.01 * np.random.default_rng(1).standard_normal((600, 600))
+    assert "low_contrast" in check_radiograph(_rad(flat)).flags
+    assert "low_resolution" in check_radiograph(_rad(_film(300))).flags
+    assert "spacing_unknown" in check_radiograph(_rad(_film(), spacing=None)).flags
+    assert "reader_warning" in check_radiograph(_rad(_film(), warnings=["x"])).flags
+    assert set(check_radiograph(_rad(flat, None)).flags) <= set(QC_FLAGS)
