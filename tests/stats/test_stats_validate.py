@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from aacscore.cli import app
 from aacscore.kauppila import SEGMENTS
+from aacscore.results import RESULT_COLUMNS
 from aacscore.stats.icc import ICC_FORMS
 from aacscore.stats.validate import (
     ValidationInputError,
@@ -24,20 +25,7 @@ from aacscore.stats.validate import (
 )
 
 runner = CliRunner()
-PRED_HEADER = [
-    "file",
-    "status",
-    "error",
-    "aac24",
-    "aac24_sd",
-    *SEGMENTS,
-    "aac8",
-    "group",
-    "low_confidence",
-    "orientation",
-    "spacing_mm",
-    "qc_flags",
-]
+PRED_HEADER = list(RESULT_COLUMNS)
 FAST = ValidationSettings(n_resamples=100)
 
 # 12 cases: reference grades and predicted (continuous) grades; totals span all Lewis groups.

@@ -988,11 +988,7 @@ def _ci_text(value: float, low: float, high: float, conf: float, digits: int = 3
         return "n/a"
     if not (math.isfinite(low) and math.isfinite(high)):
         return f"{value:.{digits}f}"
-    if low >= 0 and abs(conf - 0.95) < 1e-12:
-        return fmt_ci(value, low, high, digits)
-    # A dash between negative numbers reads badly ("-1.2–-0.3"): write "to" instead.
-    sep = " to " if low < 0 else "–"
-    return f"{value:.{digits}f} ({100 * conf:g} % CI {low:.{digits}f}{sep}{high:.{digits}f})"
+    return fmt_ci(value, low, high, digits, level=conf)
 
 
 def _p_text(p: float) -> str:
