@@ -127,3 +127,39 @@ def test_cli_train_spine(dataset: Path, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["train", "spine", "--data", str(tmp_path / "none"), "--no-progress"])
     assert bad.exit_code == 1
     assert "training data folder not found" in " ".join(bad.output.split())
+
+
+def test_several_data_folders_are_pooled(tmp_path: Path) -> None:
+    a = write_dataset(tmp_path / "sim_a", 4, shape=(96, 64))
+    b = write_dataset(tmp_path / "sim_b", 3, shape=(96, 64))
+    res = train_spine(_config(a, tmp_path, data_dir=(a, b)))
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    ids = split["train"] + split["val"]
+    assert len(ids) == 7 and len(set(ids)) == 7
+    assert {i.split("/")[0] for i in ids} == {"sim_a", "sim_b"}
+    assert "sim_a" in (res.model_dir / "MODEL_CARD.md").read_text()
+    same = tmp_path / "x" / "sim_a"
+    same.mkdir(parents=True)
+    with pytest.raises(TrainingError, match="distinct names"):
+        train_spine(_config(a, tmp_path / "y", data_dir=(a, same)))
+
+
+def test_time_budget_cuts_the_epochs(dataset: Path, tmp_path: Path) -> None:
+    # A budget far below one epoch's time: the run stops after its first epoch, exports the
+    # model and records why, instead of running the 5 epochs asked for.
+    res = train_spine(_config(dataset, tmp_path, epochs=5, max_minutes=1e-4))
+    assert res.epochs_run == 1 and not res.stopped_early
+    assert res.history[0]["epochs_planned"] == 1
+    assert res.metrics["stopped_by_time_budget_minutes"] == 1e-4
+    assert (res.model_dir / "unet.safetensors").is_file()
+    # a generous budget changes nothing
+    full = train_spine(_config(dataset, tmp_path / "g", epochs=2, max_minutes=600.0))
+    assert full.epochs_run == 2 and "stopped_by_time_budget_minutes" not in full.metrics
+    assert full.metrics["device"] == "cpu"
+
+
+def test_cli_rejects_an_unusable_device(dataset: Path, tmp_path: Path) -> None:
+    args = ["train", "spine", "--data", str(dataset), "--out", str(tmp_path / "r")]
+    res = CliRunner().invoke(app, [*args, "--device", "nonsense:7", "--no-progress"])
+    assert res.exit_code == 2
+    assert "--device nonsense:7 is not usable" in " ".join(res.output.split())

@@ -36,6 +36,9 @@ def _command_line(ctx: typer.Context) -> str:
         if getattr(param, "is_flag", False):
             names = param.opts if value else param.secondary_opts
             parts.append(names[0] if names else param.opts[0])
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                parts += [param.opts[0], shlex.quote(str(v))]
         else:
             parts += [param.opts[0], shlex.quote(str(value))]
     return " ".join(parts)
@@ -44,11 +47,12 @@ def _command_line(ctx: typer.Context) -> str:
 @train_app.command("spine")
 def train_spine_cmd(
     ctx: typer.Context,
-    data: Path = typer.Option(
+    data: list[Path] = typer.Option(
         ...,
         "--data",
         help="Folder of training films: simulator output, or <stem>.<ext> images with "
-        "<stem>_labels.png label maps (+ optional <stem>.json with spacing_mm, anterior_side).",
+        "<stem>_labels.png label maps (+ optional <stem>.json with spacing_mm, anterior_side). "
+        "Repeat to pool several folders.",
     ),
     out: Path = typer.Option(
         Path("runs/spine"), "--out", help="Run folder: cache, checkpoints, logs."
@@ -82,6 +86,15 @@ def train_spine_cmd(
     ),
     jobs: int = typer.Option(2, "--jobs", min=1, help="Processes for decoding/preprocessing."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    device: str = typer.Option(
+        "cpu", "--device", help="torch device for the networks: cpu, cuda, cuda:N."
+    ),
+    max_minutes: float | None = typer.Option(
+        None,
+        "--max-minutes",
+        min=1.0,
+        help="Time budget: fit the number of epochs (and the learning-rate decay) into it.",
+    ),
     anterior: str = typer.Option(
         "left",
         "--assume-anterior",
@@ -96,8 +109,16 @@ def train_spine_cmd(
     if anterior not in ("left", "right"):
         err_console.print(f"[red]--assume-anterior must be left or right, got {anterior!r}[/red]")
         raise typer.Exit(2)
+    if device != "cpu":
+        import torch
+
+        try:
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            err_console.print(f"[red]--device {device} is not usable here:[/red] {exc}")
+            raise typer.Exit(2) from exc
     config = TrainConfig(
-        data_dir=data,
+        data_dir=data[0] if len(data) == 1 else tuple(data),
         out_dir=out,
         model_dir=model_dir,
         epochs=epochs,
@@ -112,6 +133,8 @@ def train_spine_cmd(
         default_anterior_side=anterior,
         num_threads=threads,
         jobs=jobs,
+        device=device,
+        max_minutes=max_minutes,
         progress=progress,
         command=_command_line(ctx),
     )

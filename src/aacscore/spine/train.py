@@ -39,6 +39,7 @@ from aacscore import __version__
 from aacscore.spine.data import (
     AugmentConfig,
     PreprocessedSet,
+    TrainingCase,
     augment_batch,
     batch_tensors,
     case_shapes,
@@ -78,7 +79,8 @@ class TrainingError(RuntimeError):
 class TrainConfig:
     """Options of :func:`train_spine` (defaults: the full CPU run)."""
 
-    data_dir: Path
+    data_dir: Path | tuple[Path, ...]
+    """One training folder, or several (their cases are pooled; ids get the folder name)."""
     out_dir: Path = Path("runs/spine")
     model_dir: Path | None = None
     epochs: int = 20
@@ -102,6 +104,11 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     num_threads: int | None = None
     jobs: int = 2
+    device: str = "cpu"
+    """torch device for the networks ("cpu", "cuda", "cuda:1", ...); augmentation stays on CPU."""
+    max_minutes: float | None = None
+    """Wall-clock budget of this invocation: after the first epoch the number of epochs (and the
+    learning-rate schedule) is cut to what fits, leaving time for the final evaluation."""
     progress: bool = True
     command: str | None = None
 
@@ -142,11 +149,13 @@ class SegmentationTrainer:
         total_steps: int = 1000,
         seed: int = 0,
         orientation_lr: float = 1e-3,
+        device: str | torch.device = "cpu",
     ) -> None:
         torch.manual_seed(seed)
         self.plans = plans
-        self.unet = build_unet(plans)
-        self.orient = build_orientation_net(plans)
+        self.device = torch.device(device)
+        self.unet = build_unet(plans).to(self.device)
+        self.orient = build_orientation_net(plans).to(self.device)
         self.lr = lr
         self.orientation_lr = orientation_lr
         self.total_steps = total_steps
@@ -166,7 +175,7 @@ class SegmentationTrainer:
 
     def seg_loss(self, out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if out.dim() == 5:  # deep supervision: (B, heads, C, H, W), weights 1/2^i normalised
-            w = torch.tensor([0.5**i for i in range(out.shape[1])])
+            w = torch.tensor([0.5**i for i in range(out.shape[1])], device=out.device)
             w = w / w.sum()
             return sum(w[i] * self.loss_fn(out[:, i], labels) for i in range(out.shape[1]))
         return self.loss_fn(out, labels)
@@ -175,6 +184,9 @@ class SegmentationTrainer:
         self, images: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, flipped: torch.Tensor
     ) -> tuple[float, float]:
         """One optimisation step on raw (un-normalised) augmented inputs; returns the losses."""
+        dev = self.device
+        images, labels, valid = images.to(dev), labels.to(dev), valid.to(dev)
+        flipped = flipped.to(dev)
         self.unet.train()
         self.orient.train()
         for opt, lr0 in ((self.opt, self.lr), (self.opt_orient, self.orientation_lr)):
@@ -198,15 +210,18 @@ class SegmentationTrainer:
 
     @torch.inference_mode()
     def predict_logits(self, images: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Logits on the CPU (the network runs on ``self.device``)."""
         self.unet.eval()
-        return self.unet(zscore(images, valid))
+        x = zscore(images.to(self.device), valid.to(self.device))
+        return self.unet(x).float().cpu()
 
     @torch.inference_mode()
     def orientation_logits(self, images: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Antisymmetrised logits (positive: anterior right)."""
         self.orient.eval()
-        x = F.avg_pool2d(zscore(images, valid), self.plans.orientation_downsample)
-        return 0.5 * (self.orient(x) - self.orient(torch.flip(x, dims=[3])))
+        x = zscore(images.to(self.device), valid.to(self.device))
+        x = F.avg_pool2d(x, self.plans.orientation_downsample)
+        return (0.5 * (self.orient(x) - self.orient(torch.flip(x, dims=[3])))).float().cpu()
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -491,6 +506,48 @@ def _config_dict(config: TrainConfig) -> dict[str, Any]:
     return d
 
 
+def _data_dirs(data_dir: Path | Sequence[Path]) -> list[Path]:
+    dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
+    if not dirs:
+        raise TrainingError("no training data folder given")
+    return dirs
+
+
+def _discover_all(dirs: Sequence[Path], default_anterior_side: str) -> list[TrainingCase]:
+    """Cases of all folders; with several folders the ids are ``<folder name>/<stem>``."""
+    if len(dirs) == 1:
+        return discover_cases(dirs[0], default_anterior_side)
+    names = [d.resolve().name for d in dirs]
+    if len(set(names)) != len(names):
+        raise TrainingError(f"training folders must have distinct names: {', '.join(names)}")
+    cases: list[TrainingCase] = []
+    for d, name in zip(dirs, names, strict=True):
+        cases += [
+            replace(c, case_id=f"{name}/{c.case_id}")
+            for c in discover_cases(d, default_anterior_side)
+        ]
+    return cases
+
+
+def _epochs_within_budget(
+    config: TrainConfig,
+    t_start: float,
+    t_loop: float,
+    epochs_done_now: int,
+    epochs_done: int,
+    planned: int,
+) -> int:
+    """Epochs (total, 1-based count) that fit ``config.max_minutes``: the time per epoch is the
+    mean of this invocation's epochs; one epoch's worth is kept for the final evaluation."""
+    assert config.max_minutes is not None
+    now = time.perf_counter()
+    per_epoch = (now - t_loop) / max(epochs_done_now, 1)
+    left = config.max_minutes * 60.0 - (now - t_start) - per_epoch
+    fit = epochs_done + max(0, math.floor(left / per_epoch))
+    # the schedule is set once (after the first epoch of this invocation), then only shortened
+    return max(epochs_done, min(planned, fit) if epochs_done_now > 1 else min(config.epochs, fit))
+
+
 def train_spine(config: TrainConfig) -> TrainResult:
     """Train (or resume) the spine model and export the best epoch; see the module docstring."""
     if config.num_threads:
@@ -498,12 +555,13 @@ def train_spine(config: TrainConfig) -> TrainResult:
     out_dir = Path(config.out_dir)
     model_dir = Path(config.model_dir) if config.model_dir is not None else default_model_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    cases = discover_cases(config.data_dir, config.default_anterior_side)
+    data_dirs = _data_dirs(config.data_dir)
+    cases = _discover_all(data_dirs, config.default_anterior_side)
     if config.max_cases is not None:
         cases = cases[: config.max_cases]
     if len(cases) < 2:
         raise TrainingError(
-            f"{config.data_dir}: need at least 2 training cases, found {len(cases)}"
+            f"{', '.join(map(str, data_dirs))}: need at least 2 training cases, found {len(cases)}"
         )
     last_ckpt = out_dir / CHECKPOINT_LAST
     plans_path = out_dir / PLANS_FILE
@@ -561,6 +619,7 @@ def train_spine(config: TrainConfig) -> TrainResult:
             steps * config.epochs,
             config.seed,
             orientation_lr=config.orientation_lr,
+            device=config.device,
         )
         history: list[dict[str, Any]] = []
         start_epoch, best_score, best_epoch, bad_epochs = 0, -math.inf, -1, 0
@@ -576,8 +635,11 @@ def train_spine(config: TrainConfig) -> TrainResult:
             bad_epochs = int(ck["bad_epochs"])
             logger.info("resuming %s at epoch %d", out_dir, start_epoch)
         eval_idx = val_idx if val_idx else train_idx
+        planned_epochs = config.epochs
+        stopped_by_time = False
+        t_loop = time.perf_counter()
         for epoch in range(start_epoch, config.epochs):
-            if bad_epochs >= config.patience:
+            if bad_epochs >= config.patience or epoch >= planned_epochs:
                 break
             t0 = time.perf_counter()
             rng = np.random.default_rng([config.seed, epoch])
@@ -604,6 +666,14 @@ def train_spine(config: TrainConfig) -> TrainResult:
                 "lr": poly_lr(config.lr, trainer.step, trainer.total_steps),
                 "seconds": time.perf_counter() - t0,
             }
+            if config.max_minutes is not None:
+                planned_epochs = _epochs_within_budget(
+                    config, t_start, t_loop, epoch + 1 - start_epoch, epoch + 1, planned_epochs
+                )
+                stopped_by_time = planned_epochs < config.epochs
+                if planned_epochs < config.epochs:
+                    trainer.total_steps = steps * planned_epochs
+                row["epochs_planned"] = planned_epochs
             history.append(row)
             _append_log(out_dir, row)
             score = metrics["dice_l1_l5"] + 0.1 * metrics["level_identification"]
@@ -642,7 +712,7 @@ def train_spine(config: TrainConfig) -> TrainResult:
             logger.info(msg)
             if prog is not None:
                 prog.console.print(msg)
-        stopped_early = len(history) < config.epochs
+        stopped_early = len(history) < config.epochs and not stopped_by_time
         if best_epoch < 0:
             raise TrainingError(f"{out_dir}: no epoch was trained (epochs={config.epochs})")
         best = torch.load(out_dir / CHECKPOINT_BEST, map_location="cpu", weights_only=False)
@@ -651,7 +721,7 @@ def train_spine(config: TrainConfig) -> TrainResult:
         final = evaluate(trainer, data, eval_idx, config.batch_size, landmarks=True)
         files = export_model(trainer, plans, data, eval_idx, model_dir, final, config)
         data_summary = {
-            "folder": str(Path(config.data_dir).resolve()),
+            "folder": ", ".join(str(d.resolve()) for d in data_dirs),
             "cases": len(data),
             "training cases": len(train_idx),
             "validation cases": len(val_idx),
@@ -661,6 +731,9 @@ def train_spine(config: TrainConfig) -> TrainResult:
             "class presence": plans.fingerprint.get("class_presence"),
         }
         final = {**final, "best_epoch": best_epoch + 1, "epochs_run": len(history)}
+        if stopped_by_time:
+            final["stopped_by_time_budget_minutes"] = config.max_minutes
+        final["device"] = str(trainer.device)
         final["training_minutes"] = round((time.perf_counter() - t_start) / 60.0, 2)
         (model_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
         cfg = _config_dict(config)
