@@ -1,9 +1,11 @@
 """Batch scoring into an output folder, crash-safe and resumable.
 
 Layout of ``OUT``: ``results.csv`` (one row per input, appended as each case finishes),
-``cases/<name>.json`` (everything about one case), ``overlays/<name>.png`` (when asked) and
-``run.json`` (versions, weight hashes, device, arguments, start/end, counts). A failing input
-becomes a ``failed`` row with its reason and the batch goes on. Re-running the same command on
+``cases/<name>.json`` (everything about one case), ``overlays/<name>.png`` (when asked),
+``dicom/<name>_sr.dcm`` and ``dicom/<name>_sc.dcm`` (DICOM SR and overlay secondary capture of
+DICOM inputs, when asked; see :mod:`aacscore.report.dicom_out`) and ``run.json`` (versions,
+weight hashes, device, arguments, start/end, counts). A failing input becomes a ``failed`` row
+with its reason and the batch goes on. Re-running the same command on
 the same ``OUT`` skips every input that already has a row.
 """
 
@@ -16,6 +18,7 @@ import multiprocessing
 import os
 import re
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -49,8 +52,10 @@ def case_stem(name: str) -> str:
     return f"{base}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
-def process_item(scorer: Scorer, item: InputItem, out_dir: Path, overlay: bool = False) -> Result:
-    """Score one input and write its JSON (and overlay); never raises."""
+def process_item(
+    scorer: Scorer, item: InputItem, out_dir: Path, overlay: bool = False, dicom_out: bool = False
+) -> Result:
+    """Score one input and write its JSON (and overlay, DICOM SR/SC); never raises."""
     stem = case_stem(item.name)
     try:
         try:
@@ -59,16 +64,20 @@ def process_item(scorer: Scorer, item: InputItem, out_dir: Path, overlay: bool =
             result = failed(item.name, str(e))
         else:
             result = scorer.score_radiograph(rad, item.name)
+            rgb = None
             if overlay:
-                from aacscore.report.overlay import render_overlay
+                from aacscore.report.overlay import overlay_image, save_overlay
 
                 try:
-                    png = render_overlay(rad, result, out_dir / "overlays" / f"{stem}.png")
-                    extra = {"overlay": str(png)}
+                    rgb = overlay_image(rad, result)
+                    png = save_overlay(rgb, out_dir / "overlays" / f"{stem}.png")
+                    extra: dict[str, Any] = {"overlay": str(png)}
                 except Exception as e:  # a drawing problem must not lose the score
                     log.warning("%s: overlay not written: %s", item.name, e)
                     extra = {"overlay_error": f"{type(e).__name__}: {e}"}
                 result = replace(result, details={**result.details, **extra})
+            if dicom_out:
+                result = _add_dicom(scorer, item, result, rgb, out_dir, stem)
     except Exception as e:  # one bad case must never stop the batch
         log.debug("unexpected error on %s", item.name, exc_info=True)
         result = failed(
@@ -82,6 +91,37 @@ def process_item(scorer: Scorer, item: InputItem, out_dir: Path, overlay: bool =
     tmp.write_text(json.dumps(result.to_json(), indent=2, default=_json_default))
     os.replace(tmp, case_json)
     return result
+
+
+def _add_dicom(
+    scorer: Scorer, item: InputItem, result: Result, rgb: Any, out_dir: Path, stem: str
+) -> Result:
+    """Write the DICOM SR (and SC of ``rgb``) of a result; an error is recorded, never raised."""
+    from aacscore.report.dicom_out import write_dicom_outputs
+
+    try:
+        outs = write_dicom_outputs(
+            item, result, rgb, out_dir / "dicom", stem, models=_models_info(scorer)
+        )
+        extra: dict[str, Any] = outs.details()
+    except Exception as e:  # a DICOM problem must not lose the score
+        log.warning("%s: DICOM output not written: %s", item.name, e)
+        extra = {"dicom_error": f"{type(e).__name__}: {e}"}
+    return replace(result, details={**result.details, **extra})
+
+
+_MODELS_INFO: weakref.WeakKeyDictionary[Scorer, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _models_info(scorer: Scorer) -> dict[str, Any] | None:
+    """``scorer.models_info()`` computed once per scorer (weight hashes for the DICOM SR)."""
+    if scorer not in _MODELS_INFO:
+        try:
+            _MODELS_INFO[scorer] = scorer.models_info()
+        except Exception as e:  # the hashes are optional in the SR
+            log.debug("models info unavailable: %s", e)
+            return None
+    return _MODELS_INFO[scorer]
 
 
 def _json_default(o: Any) -> Any:
@@ -107,8 +147,8 @@ def _init_worker(scorer_kwargs: dict[str, Any], threads: int) -> None:
     _WORKER["scorer"] = Scorer(**scorer_kwargs)
 
 
-def _work(item: InputItem, out_dir: Path, overlay: bool) -> Result:
-    return process_item(_WORKER["scorer"], item, out_dir, overlay)
+def _work(item: InputItem, out_dir: Path, overlay: bool, dicom_out: bool = False) -> Result:
+    return process_item(_WORKER["scorer"], item, out_dir, overlay, dicom_out)
 
 
 def score_batch(
@@ -118,6 +158,7 @@ def score_batch(
     *,
     jobs: int = 1,
     overlay: bool = False,
+    dicom_out: bool = False,
     retry_failed: bool = False,
     arguments: dict[str, Any] | None = None,
     on_result: Callable[[Result], None] | None = None,
@@ -157,7 +198,7 @@ def score_batch(
 
     if jobs <= 1 or len(todo) <= 1:
         for it in todo:
-            done(process_item(scorer, it, out, overlay))
+            done(process_item(scorer, it, out, overlay, dicom_out))
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = multiprocessing.get_context("spawn")
@@ -169,7 +210,7 @@ def score_batch(
             while queue or pending:
                 while queue and len(pending) < 2 * jobs:
                     it = queue.pop(0)
-                    pending[pool.submit(_work, it, out, overlay)] = it
+                    pending[pool.submit(_work, it, out, overlay, dicom_out)] = it
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     it = pending.pop(fut)

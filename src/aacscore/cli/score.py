@@ -17,6 +17,13 @@ def score(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     groups: str = typer.Option("lewis", "--groups", help="lewis | ckd | cut-offs like 0,4,15"),
     overlay: bool = typer.Option(False, "--overlay", help="Write an overlay PNG per case."),
+    dicom_out: bool = typer.Option(
+        False,
+        "--dicom-out",
+        help="For DICOM inputs also write a DICOM Comprehensive SR (OUT/dicom/<case>_sr.dcm) "
+        "in the film's study, plus a Secondary Capture of the overlay (<case>_sc.dcm) when "
+        "--overlay is given. Research use, not a medical device.",
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
     spacing: float | None = typer.Option(
         None, "--spacing", help="Pixel spacing in mm for every input (overrides the header)."
@@ -50,7 +57,14 @@ def score(
         "tta": not no_tta,
         "spacing_mm": spacing,
     }
-    args = {"inputs": inputs, "out": str(out), "overlay": overlay, **kwargs, "jobs": jobs}
+    args = {
+        "inputs": inputs,
+        "out": str(out),
+        "overlay": overlay,
+        "dicom_out": dicom_out,
+        **kwargs,
+        "jobs": jobs,
+    }
     with Progress(
         TextColumn("[bold]scoring"),
         BarColumn(),
@@ -75,6 +89,7 @@ def score(
             kwargs,
             jobs=jobs,
             overlay=overlay,
+            dicom_out=dicom_out,
             retry_failed=retry_failed,
             arguments=args,
             on_result=on_result,

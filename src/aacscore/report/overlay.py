@@ -1,4 +1,4 @@
-"""Overlay PNG of one scored film: vertebrae, segment bounds, the band, per-segment grades."""
+"""Overlay picture (RGB array or PNG) of one scored film: vertebrae, bounds, band, grades."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 from aacscore.io.types import Radiograph
@@ -38,6 +39,19 @@ def grade_colour(grade: float) -> tuple[int, int, int]:
 
 def render_overlay(rad: Radiograph, result: Result, path: str | Path) -> Path:
     """Draw the result on a downsampled copy of the film and save it as PNG."""
+    return save_overlay(overlay_image(rad, result), path)
+
+
+def save_overlay(rgb: npt.NDArray[np.uint8], path: str | Path) -> Path:
+    """Save an overlay picture from :func:`overlay_image` as PNG (folders created)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(out)
+    return out
+
+
+def overlay_image(rad: Radiograph, result: Result) -> npt.NDArray[np.uint8]:
+    """The result drawn on a downsampled copy of the film: (rows, cols, 3) RGB uint8."""
     px = np.clip(rad.pixels, 0.0, 1.0)
     scale = min(1.0, MAX_SIDE / max(px.shape))
     img = Image.fromarray((px * 255).astype(np.uint8), mode="L").convert("RGB")
@@ -101,10 +115,7 @@ def render_overlay(rad: Radiograph, result: Result, path: str | Path) -> Path:
     box = draw.textbbox((8, 8), title, font=font)
     draw.rectangle((box[0] - 4, box[1] - 4, box[2] + 4, box[3] + 4), fill=(0, 0, 0))
     draw.text((8, 8), title, fill=(255, 255, 255), font=font)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out)
-    return out
+    return np.asarray(img, dtype=np.uint8)
 
 
 def _title(result: Result) -> str:

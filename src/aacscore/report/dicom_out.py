@@ -1,0 +1,379 @@
+"""DICOM output of a scored film: a Comprehensive SR and a Secondary Capture of the overlay.
+
+Both objects are written with highdicom into the patient and study of the source DICOM, each in
+a new series, so that they appear beside the film in PACS:
+
+- ``<stem>_sr.dcm``: Comprehensive SR holding a TID 1500 Measurement Report with one TID 1501
+  measurement group (tracking identifier "AAC-24 Kauppila", finding site abdominal aorta, the
+  source film as its source image). Measurements: AAC-24 total and its standard deviation, the
+  8 segment grades and AAC-8 (unit ``{score}`` or ``{grade}``, UCUM annotations). Qualitative
+  evaluations: severity group, low-confidence flag and the side the patient's anterior faces
+  on the film. The algorithm identification (TID 4019) carries the aacscore version, the
+  severity-group definition and the model weight SHA-256 hashes when known. The source film is
+  referenced as evidence. The document is marked complete and unverified.
+- ``<stem>_sc.dcm``: Secondary Capture of the RGB overlay picture (ImageType
+  ``DERIVED\\SECONDARY\\OTHER``), referencing the source film.
+
+Both series are described as ``aacscore AAC-24 (research use, not a medical device)``.
+
+The Kauppila items have no standard codes, so they are private codes of the coding scheme
+designator :data:`SCHEME` (``99AACSCORE``), listed once in :data:`CODES`:
+
+==============  ===============================================================
+code value      meaning
+==============  ===============================================================
+AAC24           Kauppila AAC-24 total (0-24)
+AAC24-SD        Standard deviation of the AAC-24 total
+AAC8            Schousboe AAC-8 total (0-8)
+L1-ANT...L4-POS Kauppila segment grade, e.g. "Kauppila grade L1 anterior wall"
+AAC-GROUP       AAC-24 severity group; values ``G:<label>`` (e.g. ``G:moderate``)
+LOW-CONF        Low-confidence prediction (value SCT Yes/No)
+ANT-SIDE        Side of the image the patient's anterior faces (values IMG-LEFT, IMG-RIGHT)
+AACSCORE        Automated Kauppila AAC-24 scoring (procedure and method)
+==============  ===============================================================
+
+Only DICOM inputs get DICOM outputs; zip members are read in memory like the scorer does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sr.codedict import codes
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from aacscore import __version__
+from aacscore.io import InputItem, RadiographError
+from aacscore.io.reader import HEAD_BYTES, sniff
+from aacscore.kauppila import LEVELS, SEGMENTS, WALLS
+from aacscore.results import Result
+
+log = logging.getLogger(__name__)
+
+SCHEME = "99AACSCORE"
+"""Private coding scheme designator of the codes below."""
+
+SERIES_DESCRIPTION = "aacscore AAC-24 (research use, not a medical device)"
+SR_SERIES_NUMBER = 9901
+SC_SERIES_NUMBER = 9902
+MANUFACTURER = "aacscore"
+
+_WALL_ABBREV = {"anterior": "ANT", "posterior": "POS"}
+
+
+def _code(value: str, meaning: str) -> hd.sr.CodedConcept:
+    return hd.sr.CodedConcept(value=value, scheme_designator=SCHEME, meaning=meaning)
+
+
+CODES: dict[str, hd.sr.CodedConcept] = {
+    "aac24": _code("AAC24", "Kauppila AAC-24 total"),
+    "aac24_sd": _code("AAC24-SD", "Standard deviation of the AAC-24 total"),
+    "aac8": _code("AAC8", "Schousboe AAC-8 total"),
+    **{
+        f"{lv}_{w}": _code(f"{lv}-{_WALL_ABBREV[w]}", f"Kauppila grade {lv} {w} wall")
+        for lv in LEVELS
+        for w in WALLS
+    },
+    "group": _code("AAC-GROUP", "AAC-24 severity group"),
+    "low_confidence": _code("LOW-CONF", "Low-confidence prediction"),
+    "orientation": _code("ANT-SIDE", "Image side the patient's anterior faces"),
+    "orientation_left": _code("IMG-LEFT", "Image left"),
+    "orientation_right": _code("IMG-RIGHT", "Image right"),
+    "procedure": _code("AACSCORE", "Automated Kauppila AAC-24 scoring"),
+}
+"""The private codes, keyed by the :class:`~aacscore.results.Result` field they encode."""
+
+UNIT_SCORE = hd.sr.CodedConcept(value="{score}", scheme_designator="UCUM", meaning="score")
+UNIT_GRADE = hd.sr.CodedConcept(value="{grade}", scheme_designator="UCUM", meaning="grade")
+
+
+class DicomOutputError(RuntimeError):
+    """A DICOM output that could not be built or written; the message names file and problem."""
+
+
+@dataclass(frozen=True)
+class DicomOutputs:
+    """What :func:`write_dicom_outputs` did: the files written, or why nothing was written."""
+
+    sr: Path | None = None
+    sc: Path | None = None
+    skipped: str | None = None
+
+    def details(self) -> dict[str, str]:
+        """Entries for the case JSON: ``dicom_sr``/``dicom_sc`` paths or ``dicom_skipped``."""
+        out: dict[str, str] = {}
+        if self.sr is not None:
+            out["dicom_sr"] = str(self.sr)
+        if self.sc is not None:
+            out["dicom_sc"] = str(self.sc)
+        if self.skipped is not None:
+            out["dicom_skipped"] = self.skipped
+        return out
+
+
+def write_dicom_outputs(
+    source_path: Path | InputItem,
+    result: Result,
+    overlay_rgb: npt.NDArray[np.uint8] | None,
+    out_dir: Path,
+    stem: str,
+    *,
+    models: Mapping[str, Any] | None = None,
+) -> DicomOutputs:
+    """Write ``OUT_DIR/<stem>_sr.dcm`` (and ``<stem>_sc.dcm`` when ``overlay_rgb`` is given).
+
+    ``source_path`` is the scored film (a path or an :class:`~aacscore.io.InputItem`, zip
+    members included). ``models`` is :meth:`aacscore.pipeline.Scorer.models_info` output;
+    without it ``result.details["models"]`` is used when present. Non-DICOM inputs and failed
+    results write nothing and return the reason in ``skipped``.
+
+    Raises:
+        DicomOutputError: the SR or SC could not be built or written.
+    """
+    item = source_path if isinstance(source_path, InputItem) else InputItem(Path(source_path))
+    name = item.name
+    if not result.ok:
+        return DicomOutputs(skipped="scoring failed; no DICOM output for a failed result")
+    reader = result.details.get("reader")
+    if isinstance(reader, Mapping) and reader.get("source") not in (None, "dicom"):
+        return DicomOutputs(skipped=f"input is {reader.get('source')}, not DICOM")
+    source, reason = _read_header(item)
+    if source is None:
+        return DicomOutputs(skipped=reason)
+    missing = [
+        k
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+        if not source.get(k)
+    ]
+    if missing:
+        return DicomOutputs(skipped=f"source DICOM header lacks {', '.join(missing)}")
+    if models is None:
+        found = result.details.get("models")
+        models = found if isinstance(found, Mapping) else None
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        sr = build_sr(source, result, models)
+    except Exception as e:
+        raise DicomOutputError(
+            f"{name}: cannot build the DICOM SR ({type(e).__name__}: {e})"
+        ) from e
+    sr_path = _save(sr, out_dir / f"{stem}_sr.dcm", name)
+    sc_path = None
+    if overlay_rgb is not None:
+        try:
+            sc = build_sc(source, overlay_rgb, result.orientation)
+        except Exception as e:
+            raise DicomOutputError(
+                f"{name}: cannot build the DICOM secondary capture ({type(e).__name__}: {e})"
+            ) from e
+        sc_path = _save(sc, out_dir / f"{stem}_sc.dcm", name)
+    log.debug("%s: DICOM output written to %s", name, out_dir)
+    return DicomOutputs(sr=sr_path, sc=sc_path)
+
+
+def _read_header(item: InputItem) -> tuple[Dataset | None, str]:
+    """The source header (no pixels), or None and the reason it is not usable DICOM."""
+    try:
+        if item.member is None:
+            with item.path.open("rb") as fh:
+                head = fh.read(HEAD_BYTES)
+            data: Path | io.BytesIO = item.path
+        else:
+            raw = item.read_bytes()
+            head = raw[:HEAD_BYTES]
+            data = io.BytesIO(raw)
+    except (OSError, RadiographError) as e:
+        return None, f"cannot re-read the source ({e})"
+    kind = sniff(head)
+    if kind not in (None, "dicom"):
+        return None, f"input is {kind}, not DICOM"
+    try:
+        ds = pydicom.dcmread(data, stop_before_pixels=True, force=kind is None)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as e:
+        return None, f"not a readable DICOM file ({e})"
+    if kind is None and "SOPClassUID" not in ds:
+        return None, "not a DICOM file"
+    return ds, ""
+
+
+def build_sr(
+    source: Dataset, result: Result, models: Mapping[str, Any] | None = None
+) -> hd.sr.ComprehensiveSR:
+    """The Comprehensive SR (TID 1500) of ``result`` for the source film ``source``."""
+    version = str(result.details.get("aacscore_version") or __version__)
+    algorithm = hd.sr.AlgorithmIdentification(
+        name="aacscore",
+        version=version,
+        parameters=_algorithm_parameters(result, models) or None,
+    )
+    measurements: list[hd.sr.Measurement] = []
+
+    def add(key: str, value: float | None, unit: hd.sr.CodedConcept) -> None:
+        if value is not None and np.isfinite(value):
+            measurements.append(hd.sr.Measurement(name=CODES[key], value=float(value), unit=unit))
+
+    add("aac24", result.aac24, UNIT_SCORE)
+    add("aac24_sd", result.aac24_sd, UNIT_SCORE)
+    if result.grades is not None:
+        for seg in SEGMENTS:
+            add(seg, result.grades.get(seg), UNIT_GRADE)
+    add("aac8", result.aac8, UNIT_SCORE)
+
+    evaluations: list[hd.sr.QualitativeEvaluation] = []
+    if result.group:
+        evaluations.append(hd.sr.QualitativeEvaluation(CODES["group"], _group_code(result)))
+    if result.low_confidence is not None:
+        yes_no = codes.SCT.Yes if result.low_confidence else codes.SCT.No
+        evaluations.append(hd.sr.QualitativeEvaluation(CODES["low_confidence"], yes_no))
+    if result.orientation in ("left", "right"):
+        side = CODES[f"orientation_{result.orientation}"]
+        evaluations.append(hd.sr.QualitativeEvaluation(CODES["orientation"], side))
+
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="AAC-24 Kauppila"),
+        method=CODES["procedure"],
+        algorithm_id=algorithm,
+        finding_sites=[hd.sr.FindingSite(codes.SCT.AbdominalAorta)],
+        measurements=measurements or None,
+        qualitative_evaluations=evaluations or None,
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+    )
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(entropy_srcs=["aacscore device observer", version]),
+            name="aacscore",
+            manufacturer_name=MANUFACTURER,
+            model_name="aacscore",
+        ),
+    )
+    context = hd.sr.ObservationContext(observer_device_context=observer)
+    try:
+        report = hd.sr.MeasurementReport(
+            context, CODES["procedure"], [group], referenced_images=[source]
+        )
+    except (AttributeError, TypeError, ValueError) as e:
+        # the image library needs e.g. ImagerPixelSpacing and PatientOrientation for a
+        # radiograph; without them the film is still referenced by the measurement group
+        log.debug("SR image library left out: %s", e)
+        report = hd.sr.MeasurementReport(context, CODES["procedure"], [group])
+    sr = hd.sr.ComprehensiveSR(
+        evidence=[source],
+        content=report[0],
+        series_instance_uid=hd.UID(),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+    )
+    _mark_derived(sr, result)
+    return sr
+
+
+def build_sc(
+    source: Dataset, overlay_rgb: npt.NDArray[np.uint8], orientation: str | None = None
+) -> hd.sc.SCImage:
+    """Secondary Capture of the RGB overlay picture in the study of ``source``.
+
+    PatientOrientation is copied from the source, or else taken from ``orientation`` (the side
+    the anterior faces, ``left``/``right``) for an upright film.
+    """
+    rgb = np.asarray(overlay_rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"overlay must be an RGB uint8 array, got {rgb.dtype} {rgb.shape}")
+    patient_orientation = _patient_orientation(source, orientation)
+    sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=source,
+        pixel_array=np.ascontiguousarray(rgb),
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        series_instance_uid=hd.UID(),
+        series_number=SC_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        patient_orientation=patient_orientation,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+    )
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = source.SOPClassUID
+    ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    sc.SourceImageSequence = [ref]
+    sc.DerivationDescription = "aacscore overlay: vertebrae, aortic band and segment grades"
+    sc.BurnedInAnnotation = "NO"
+    _mark_derived(sc, None)
+    return sc
+
+
+_BIPED = frozenset("APLRHF")
+
+
+def _patient_orientation(source: Dataset, orientation: str | None) -> tuple[str, str]:
+    orient = source.get("PatientOrientation")
+    if orient is not None and not isinstance(orient, str) and len(orient) == 2:
+        row, col = (str(v).strip().upper() for v in orient)
+        if row in _BIPED and col in _BIPED:
+            return (row, col)
+    return ("P" if orientation == "left" else "A", "F")
+
+
+def _mark_derived(ds: Dataset, result: Result | None) -> None:
+    ds.SeriesDescription = SERIES_DESCRIPTION
+    ds.ManufacturerModelName = "aacscore"
+    version = __version__
+    if result is not None:
+        version = str(result.details.get("aacscore_version") or version)
+    ds.SoftwareVersions = version
+
+
+def _group_code(result: Result) -> hd.sr.CodedConcept:
+    label = str(result.group)
+    groups = result.details.get("groups")
+    desc = groups.get("description") if isinstance(groups, Mapping) else None
+    value = f"G:{label}"
+    if len(value) > 16 or "\\" in value:
+        value = "G:" + hashlib.sha1(label.encode()).hexdigest()[:14]
+    meaning = f"{label} ({desc})" if desc else label
+    return _code(value, meaning[:64])
+
+
+def _algorithm_parameters(result: Result, models: Mapping[str, Any] | None) -> list[str]:
+    params: list[str] = []
+    groups = result.details.get("groups")
+    if isinstance(groups, Mapping) and groups.get("name"):
+        params.append(f"severity groups {groups['name']}: {groups.get('description', '')}")
+    for key, entry in (models or {}).items():
+        hashes = entry.get("sha256") if isinstance(entry, Mapping) else None
+        if isinstance(hashes, Mapping):
+            params.extend(f"{key} model {f} sha256={h}" for f, h in sorted(hashes.items()))
+    return params
+
+
+def _save(ds: Dataset, path: Path, name: str) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        ds.save_as(tmp, enforce_file_format=True)
+        os.replace(tmp, path)
+    except Exception as e:
+        tmp.unlink(missing_ok=True)
+        raise DicomOutputError(f"{name}: cannot write {path} ({type(e).__name__}: {e})") from e
+    return path

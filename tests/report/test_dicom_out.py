@@ -1,0 +1,232 @@
+"""DICOM SR and secondary capture of a result, written into the study of a simulated film."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import ComprehensiveSRStorage
+
+from aacscore.io import InputItem
+from aacscore.kauppila import SEGMENTS
+from aacscore.report.dicom_out import (
+    CODES,
+    SCHEME,
+    SERIES_DESCRIPTION,
+    DicomOutputError,
+    write_dicom_outputs,
+)
+from aacscore.results import Result, failed
+from aacscore.simulate import simulate_case
+from aacscore.simulate.dataset import write_case
+
+GRADES = dict(zip(SEGMENTS, (0.0, 0.4, 1.25, 2.0, 3.0, 0.75, 1.5, 2.5), strict=True))
+MODELS = {
+    "spine": {"path": "/m/spine", "sha256": {"unet.safetensors": "ab" * 32}},
+    "score": {"path": "/m/score", "sha256": {"model.safetensors": "cd" * 32}},
+}
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("film")
+    case = simulate_case(3, 0, spacing_mm=0.3)
+    write_case(case, out, "both")
+    return {"dicom": out / f"{case.name}.dcm", "png": out / f"{case.name}.png"}
+
+
+def _result(
+    file: str = "film.dcm", source: str = "dicom", group: str = "moderate", **over: Any
+) -> Result:
+    values: dict[str, Any] = {
+        "file": file,
+        "status": "ok",
+        "aac24": sum(GRADES.values()),
+        "aac24_sd": 1.234,
+        "grades": GRADES,
+        "aac8": 3.5,
+        "group": group,
+        "low_confidence": True,
+        "orientation": "right",
+        "details": {
+            "aacscore_version": "9.8.7",
+            "groups": {"name": "lewis", "description": "low 0-1, moderate 2-5, high >=6"},
+            "reader": {"source": source},
+        },
+    }
+    values.update(over)
+    return Result(**values)
+
+
+def _items(ds: Dataset) -> Iterator[Dataset]:
+    for item in ds.get("ContentSequence", []):
+        yield item
+        yield from _items(item)
+
+
+def _numbers(ds: Dataset) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in _items(ds):
+        if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodingSchemeDesignator == (
+            SCHEME
+        ):
+            code = item.ConceptNameCodeSequence[0].CodeValue
+            assert code not in out, f"{code} reported twice"
+            out[code] = float(item.MeasuredValueSequence[0].FloatingPointValue)
+    return out
+
+
+def _codes(ds: Dataset) -> dict[str, tuple[str, str, str]]:
+    out: dict[str, tuple[str, str, str]] = {}
+    for item in _items(ds):
+        if item.ValueType == "CODE":
+            name = item.ConceptNameCodeSequence[0].CodeValue
+            v = item.ConceptCodeSequence[0]
+            out[name] = (v.CodeValue, v.CodingSchemeDesignator, v.CodeMeaning)
+    return out
+
+
+def _texts(ds: Dataset) -> list[str]:
+    return [str(i.TextValue) for i in _items(ds) if i.ValueType == "TEXT"]
+
+
+def test_sr_holds_the_result_in_the_source_study(film: dict[str, Path], tmp_path: Path) -> None:
+    res = _result(str(film["dicom"]))
+    outs = write_dicom_outputs(film["dicom"], res, None, tmp_path / "dicom", "c1", models=MODELS)
+    assert outs.skipped is None and outs.sc is None
+    assert outs.sr == tmp_path / "dicom" / "c1_sr.dcm"
+    assert outs.details() == {"dicom_sr": str(outs.sr)}
+    src = pydicom.dcmread(film["dicom"], stop_before_pixels=True)
+    sr = pydicom.dcmread(outs.sr)
+    assert sr.SOPClassUID == ComprehensiveSRStorage
+    assert sr.Modality == "SR"
+    assert sr.StudyInstanceUID == src.StudyInstanceUID
+    assert sr.PatientID == src.PatientID and sr.PatientName == src.PatientName
+    assert sr.SeriesInstanceUID != src.SeriesInstanceUID
+    assert sr.SOPInstanceUID != src.SOPInstanceUID
+    assert sr.SeriesDescription == SERIES_DESCRIPTION
+    assert sr.VerificationFlag == "UNVERIFIED"
+    assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+
+    numbers = _numbers(sr)
+    expected = {CODES["aac24"].value: res.aac24, CODES["aac24_sd"].value: res.aac24_sd}
+    expected[CODES["aac8"].value] = res.aac8
+    expected.update({CODES[s].value: GRADES[s] for s in SEGMENTS})
+    assert set(numbers) == set(expected)
+    for code, value in expected.items():
+        assert numbers[code] == pytest.approx(value, abs=1e-9), code
+    assert numbers["L3-ANT"] == 3.0 and numbers["AAC24"] == pytest.approx(11.4)
+
+    coded = _codes(sr)
+    assert coded["AAC-GROUP"][:2] == ("G:moderate", SCHEME)
+    assert "moderate 2-5" in coded["AAC-GROUP"][2]
+    assert coded["LOW-CONF"][:2] == ("373066001", "SCT")  # Yes
+    assert coded["ANT-SIDE"][0] == "IMG-RIGHT"
+
+    texts = _texts(sr)
+    assert "9.8.7" in texts  # algorithm version from the result
+    assert any("ab" * 32 in t and "unet.safetensors" in t for t in texts)
+    assert any("cd" * 32 in t for t in texts)
+
+    refs = [
+        r.ReferencedSOPInstanceUID
+        for i in _items(sr)
+        if i.ValueType == "IMAGE"
+        for r in i.ReferencedSOPSequence
+    ]
+    assert refs and set(refs) == {src.SOPInstanceUID}
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    assert evidence.StudyInstanceUID == src.StudyInstanceUID
+    series = evidence.ReferencedSeriesSequence[0]
+    assert series.SeriesInstanceUID == src.SeriesInstanceUID
+    assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    # highdicom reads it back as a valid Comprehensive SR
+    back = hd.sr.ComprehensiveSR.from_dataset(sr)
+    groups = back.content.get_image_measurement_groups(
+        referenced_sop_instance_uid=src.SOPInstanceUID
+    )
+    assert len(groups) == 1
+    (total,) = groups[0].get_measurements(name=CODES["aac24"])
+    assert total.value == pytest.approx(res.aac24)
+    assert total.unit.value == "{score}"
+
+
+def test_sc_of_the_overlay_is_rgb_in_the_same_study(film: dict[str, Path], tmp_path: Path) -> None:
+    rgb = np.zeros((120, 90, 3), dtype=np.uint8)
+    rgb[10:20, 5:15] = (255, 0, 0)
+    rgb[:, -1] = (0, 0, 200)
+    res = _result(str(film["dicom"]))
+    outs = write_dicom_outputs(film["dicom"], res, rgb, tmp_path, "c2")
+    assert outs.sc == tmp_path / "c2_sc.dcm" and outs.sr is not None
+    src = pydicom.dcmread(film["dicom"], stop_before_pixels=True)
+    sc = pydicom.dcmread(outs.sc)
+    sr = pydicom.dcmread(outs.sr)
+    assert (sc.Rows, sc.Columns, sc.SamplesPerPixel) == (120, 90, 3)
+    assert sc.PhotometricInterpretation == "RGB" and sc.BitsAllocated == 8
+    np.testing.assert_array_equal(sc.pixel_array, rgb)
+    assert sc.StudyInstanceUID == src.StudyInstanceUID and sc.PatientID == src.PatientID
+    assert sc.SeriesInstanceUID not in (src.SeriesInstanceUID, sr.SeriesInstanceUID)
+    assert list(sc.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+    assert sc.SeriesDescription == SERIES_DESCRIPTION
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    assert list(sc.PatientOrientation) == list(src.PatientOrientation)
+
+
+def test_zip_member_source(film: dict[str, Path], tmp_path: Path) -> None:
+    archive = tmp_path / "films.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(film["dicom"], "sub/film.dcm")
+    item = InputItem(archive, "sub/film.dcm")
+    outs = write_dicom_outputs(item, _result(item.name), None, tmp_path / "o", "z")
+    assert outs.sr is not None
+    src = pydicom.dcmread(film["dicom"], stop_before_pixels=True)
+    sr = pydicom.dcmread(outs.sr)
+    assert sr.StudyInstanceUID == src.StudyInstanceUID
+    ref = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert ref.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+
+
+def test_non_dicom_input_is_skipped(film: dict[str, Path], tmp_path: Path) -> None:
+    rgb = np.zeros((20, 20, 3), dtype=np.uint8)
+    outs = write_dicom_outputs(film["png"], _result(source="png"), rgb, tmp_path / "o", "p")
+    assert outs.sr is None and outs.sc is None
+    assert outs.skipped and "png" in outs.skipped and "not DICOM" in outs.skipped
+    assert outs.details() == {"dicom_skipped": outs.skipped}
+    # also when the result does not say where it came from: the file itself is sniffed
+    bare = _result(details={})
+    outs = write_dicom_outputs(film["png"], bare, rgb, tmp_path / "o", "p")
+    assert outs.skipped and "not DICOM" in outs.skipped
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_failed_result_writes_nothing(film: dict[str, Path], tmp_path: Path) -> None:
+    res = failed(str(film["dicom"]), "no spine found")
+    outs = write_dicom_outputs(film["dicom"], res, None, tmp_path / "o", "f")
+    assert outs.sr is None and outs.sc is None
+    assert outs.skipped and "failed" in outs.skipped
+    assert not (tmp_path / "o").exists()
+
+
+def test_group_labels_that_are_no_valid_code_values(film: dict[str, Path], tmp_path: Path) -> None:
+    outs = write_dicom_outputs(
+        film["dicom"], _result(group="a-very-long-group-label"), None, tmp_path, "g"
+    )
+    assert outs.sr is not None
+    value, scheme, meaning = _codes(pydicom.dcmread(outs.sr))["AAC-GROUP"]
+    assert len(value) <= 16 and value.startswith("G:") and scheme == SCHEME
+    assert meaning.startswith("a-very-long-group-label")
+
+
+def test_bad_overlay_raises_naming_the_file(film: dict[str, Path], tmp_path: Path) -> None:
+    grey = np.zeros((20, 20), dtype=np.uint8)
+    msg = re.escape(str(film["dicom"])) + r".*secondary capture.*RGB"
+    with pytest.raises(DicomOutputError, match=msg):
+        write_dicom_outputs(film["dicom"], _result(), grey, tmp_path, "b")
