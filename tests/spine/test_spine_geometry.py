@@ -227,3 +227,13 @@ def test_synthetic_film_geometry() -> None:
         assert np.abs(geo.vertebrae[n].corners - c).max() < 1.2
     bounds, discs, _ = kauppila_bounds(geo.vertebrae)
     assert set(bounds) == set(DISC_NAMES) and len(discs) == 6
+
+
+def test_low_but_possible_body_height_is_a_warning() -> None:
+    # bodies ~50 px tall, ~70 px deep: ~12.5 mm tall at 0.25 mm/px rows (a severe compression
+    # fracture range), ~24 mm deep at 0.35 mm/px columns
+    lab = _draw((600, 400), _stack())
+    geo = geometry_from_labels(lab, "left", (0.25, 0.35))
+    assert geo.vertebrae["L2"].height_mm is not None and geo.vertebrae["L2"].height_mm < 15
+    assert any("low body height" in w for w in geo.warnings)
+    assert not any("low body height" in w for w in geometry_from_labels(lab, "left", None).warnings)

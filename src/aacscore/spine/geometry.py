@@ -62,7 +62,9 @@ CORNER_NAMES: tuple[str, ...] = (
 ANTERIOR_SIDES: tuple[str, ...] = ("left", "right")
 
 # Plausibility limits (adult lumbar bodies, generous).
-HEIGHT_RANGE_MM: tuple[float, float] = (15.0, 50.0)
+HEIGHT_RANGE_MM: tuple[float, float] = (8.0, 50.0)
+LOW_HEIGHT_WARNING_MM = 15.0
+"""Bodies between 8 and 15 mm tall are measured with a warning (severe compression fracture?)."""
 DEPTH_RANGE_MM: tuple[float, float] = (20.0, 70.0)
 RELATIVE_SIZE_RANGE: tuple[float, float] = (0.5, 1.8)
 STEP_RATIO_RANGE: tuple[float, float] = (0.6, 1.6)
@@ -691,6 +693,10 @@ def check_plausibility(
             bad.append(f"height {h:.1f} mm outside {HEIGHT_RANGE_MM[0]:g}-{HEIGHT_RANGE_MM[1]:g}")
         if not DEPTH_RANGE_MM[0] <= d <= DEPTH_RANGE_MM[1]:
             bad.append(f"depth {d:.1f} mm outside {DEPTH_RANGE_MM[0]:g}-{DEPTH_RANGE_MM[1]:g}")
+        if not bad and h < LOW_HEIGHT_WARNING_MM:
+            warnings.append(
+                f"{n}: low body height {h:.1f} mm (compression fracture, or a segmentation error)"
+            )
         if bad:
             msg = f"{n}: implausible body size ({'; '.join(bad)})"
             if n in REQUIRED_LEVELS:
