@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import builtins
 import json
+import sys
+import types
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from scipy import ndimage
 from spine_synth import write_dataset
 from typer.testing import CliRunner
 
+import aacscore.spine.nnunet as nnunet_module
+from aacscore.aorta.roi import BandGeometry
 from aacscore.cli import app
+from aacscore.io import Radiograph, read_radiograph
+from aacscore.kauppila import SEGMENTS
+from aacscore.pipeline import Scorer
+from aacscore.score.network import NetworkConfig, ScoreNet
+from aacscore.score.predict import ScoreModel, ScoreModelConfig
+from aacscore.simulate import simulate_case, write_case
+from aacscore.simulate.anatomy import LABELS as SIMULATOR_LABELS
+from aacscore.spine.geometry import DISC_NAMES, LABEL_VALUES
 from aacscore.spine.nnunet import (
     NnUNetSpineModel,
     NnUNetUnavailableError,
     dataset_folder_name,
+    dataset_json,
     export_nnunet,
 )
-from aacscore.spine.predict import load_spine_model
+from aacscore.spine.predict import SpineResult, load_spine_model
 
 # nnU-Net v2 documentation (dataset_format.md): required dataset.json keys and their meaning
 REQUIRED_KEYS = {"channel_names", "labels", "numTraining", "file_ending"}
@@ -111,3 +127,346 @@ def test_nnunet_model_without_nnunet_installed(
         load_spine_model(f"nnunet:{tmp_path}")
     with pytest.raises(ImportError):
         NnUNetSpineModel.load(tmp_path)
+
+
+# -------------------------------------------------------------------------------------------
+# The prediction path, with a stand-in ``nnunetv2`` package (nnU-Net v2 is not installed here)
+# -------------------------------------------------------------------------------------------
+
+# nnU-Net v2's nnUNetPredictor.__init__ keywords (nnunetv2/inference/predict_from_raw_data.py)
+PREDICTOR_KEYWORDS = frozenset(
+    {
+        "tile_step_size",
+        "use_gaussian",
+        "use_mirroring",
+        "perform_everything_on_device",
+        "device",
+        "verbose",
+        "verbose_preprocessing",
+        "allow_tqdm",
+    }
+)
+CORNER_TOLERANCE_MM = 3.0
+
+
+@dataclass(frozen=True)
+class Film:
+    """A simulated film as written to disk and read back, with its annotations."""
+
+    path: Path
+    radiograph: Radiograph
+    labels: np.ndarray  # the simulator's <stem>_labels.png
+    truth: dict[str, Any]  # the simulator's <stem>.json
+
+
+def _simulate_film(out: Path, mirror: bool) -> Film:
+    case = simulate_case(3, 0, spacing_mm=0.35, mirror=mirror)
+    write_case(case, out, "dicom")
+    path = out / f"{case.name}.dcm"
+    truth = json.loads((out / f"{case.name}.json").read_text())
+    labels = np.asarray(Image.open(out / truth["files"]["labels"]))
+    return Film(path, read_radiograph(path), labels, truth)
+
+
+@dataclass
+class PredictorLog:
+    """What the stand-in predictors were given."""
+
+    init_kwargs: list[dict[str, Any]] = field(default_factory=list)
+    init_folder: list[tuple[str, Any, str]] = field(default_factory=list)
+    predict_calls: int = 0
+
+
+def _install_nnunet(monkeypatch: pytest.MonkeyPatch, films: list[Film]) -> PredictorLog:
+    """Inject ``nnunetv2.inference.predict_from_raw_data.nnUNetPredictor``: a "perfect" nnU-Net
+    that returns the true label map of whichever film it is given."""
+    log = PredictorLog()
+    # the simulator's label values (what ``<stem>_labels.png`` holds), by body name
+    sim_name_of = {v: k for k, v in SIMULATOR_LABELS.items()}
+
+    class PerfectPredictor:
+        def __init__(
+            self,
+            *,
+            tile_step_size: float = 0.5,
+            use_gaussian: bool = True,
+            use_mirroring: bool = True,
+            perform_everything_on_device: bool = True,
+            device: torch.device | None = None,
+            verbose: bool = False,
+            verbose_preprocessing: bool = False,
+            allow_tqdm: bool = True,
+        ) -> None:
+            kwargs = {
+                "tile_step_size": tile_step_size,
+                "use_gaussian": use_gaussian,
+                "use_mirroring": use_mirroring,
+                "perform_everything_on_device": perform_everything_on_device,
+                "device": device,
+                "verbose": verbose,
+                "verbose_preprocessing": verbose_preprocessing,
+                "allow_tqdm": allow_tqdm,
+            }
+            assert set(kwargs) == PREDICTOR_KEYWORDS
+            log.init_kwargs.append(kwargs)
+            self.channels: dict[str, int] | None = None
+
+        def initialize_from_trained_model_folder(
+            self,
+            model_training_output_dir: str,
+            use_folds: tuple[int | str, ...] | None,
+            checkpoint_name: str = "checkpoint_final.pth",
+        ) -> None:
+            folder = Path(model_training_output_dir)
+            for name in ("dataset.json", "plans.json"):
+                if not (folder / name).is_file():
+                    raise FileNotFoundError(folder / name)
+            folds = use_folds if use_folds is not None else (0,)
+            for f in folds:
+                if not (folder / f"fold_{f}" / checkpoint_name).is_file():
+                    raise FileNotFoundError(folder / f"fold_{f}" / checkpoint_name)
+            log.init_folder.append((model_training_output_dir, use_folds, checkpoint_name))
+            # nnU-Net's output channels are the dataset.json label values
+            self.channels = json.loads((folder / "dataset.json").read_text())["labels"]
+
+        def predict_single_npy_array(
+            self,
+            input_image: np.ndarray,
+            image_properties: dict[str, Any],
+            segmentation_previous_stage: np.ndarray | None = None,
+            output_file_truncated: str | None = None,
+            save_or_return_probabilities: bool = False,
+        ) -> Any:
+            assert self.channels is not None, "predictor not initialised"
+            # NaturalImage2DIO convention for 2-D images: (channels, 1, rows, cols), spacing 999
+            assert isinstance(input_image, np.ndarray)
+            assert input_image.ndim == 4 and input_image.shape[:2] == (1, 1)
+            assert np.issubdtype(input_image.dtype, np.floating)
+            assert set(image_properties) == {"spacing"}
+            assert [float(s) for s in image_properties["spacing"]] == [999.0, 1.0, 1.0]
+            assert segmentation_previous_stage is None and output_file_truncated is None
+            log.predict_calls += 1
+            img = input_image[0, 0]
+            match = [f for f in films if np.array_equal(f.radiograph.pixels, img)]
+            assert match, "input is not one of the films as read (altered or mirrored?)"
+            sim = match[0].labels
+            rows, cols = sim.shape
+            n = len(self.channels)
+            onehot = np.zeros((n, rows, cols), dtype=np.float32)
+            onehot[self.channels["background"]] = 1.0
+            for value, name in sim_name_of.items():
+                m = sim == value
+                onehot[self.channels["background"]][m] = 0.0
+                onehot[self.channels[name]][m] = 1.0
+            # a network's soft boundaries: smoothed one-hot, renormalised
+            probs = ndimage.gaussian_filter(onehot, sigma=(0, 1.0, 1.0))
+            probs /= probs.sum(axis=0, keepdims=True)
+            seg = probs.argmax(axis=0).astype(np.uint8)[None]
+            if save_or_return_probabilities:
+                return seg, probs[:, None].astype(np.float32)
+            return seg
+
+    root = types.ModuleType("nnunetv2")
+    inference = types.ModuleType("nnunetv2.inference")
+    module = types.ModuleType("nnunetv2.inference.predict_from_raw_data")
+    root.__path__ = []
+    inference.__path__ = []
+    module.nnUNetPredictor = PerfectPredictor  # type: ignore[attr-defined]
+    root.inference = inference  # type: ignore[attr-defined]
+    inference.predict_from_raw_data = module  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "nnunetv2", root)
+    monkeypatch.setitem(sys.modules, "nnunetv2.inference", inference)
+    monkeypatch.setitem(sys.modules, "nnunetv2.inference.predict_from_raw_data", module)
+    return log
+
+
+@pytest.fixture
+def results_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A trained-model folder as nnU-Net writes it (dataset.json as ``export_nnunet`` writes it),
+    and no aacscore orientation classifier (the image cue decides the side)."""
+    folder = tmp_path / "Dataset501_AACSpine" / "nnUNetTrainer__nnUNetPlans__2d"
+    for fold, ckpt in ((0, "checkpoint_final.pth"), (1, "checkpoint_best.pth")):
+        (folder / f"fold_{fold}").mkdir(parents=True)
+        (folder / f"fold_{fold}" / ckpt).write_bytes(b"")
+    (folder / "dataset.json").write_text(json.dumps(dataset_json(2)))
+    (folder / "plans.json").write_text(json.dumps({"configurations": {"2d": {}}}))
+    monkeypatch.setattr(nnunet_module, "default_model_dir", lambda: tmp_path / "no_weights")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def films(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Film]:
+    out = tmp_path_factory.mktemp("films")
+    left = _simulate_film(out / "left", mirror=False)
+    right = _simulate_film(out / "right", mirror=True)
+    assert (left.truth["anterior_side"], right.truth["anterior_side"]) == ("left", "right")
+    return {"left": left, "right": right}
+
+
+def _corner_errors_mm(res: SpineResult, film: Film, swap_sides: bool = False) -> dict[str, float]:
+    sy, sx = film.truth["spacing_mm"]
+    out: dict[str, float] = {}
+    for name in ("L1", "L2", "L3", "L4", "L5"):
+        truth = np.asarray(film.truth["vertebrae"][name]["corners"])
+        if swap_sides:  # AS<->PS, PI<->AI: what the other anterior side would call them
+            truth = truth[[1, 0, 3, 2]]
+        d = res.vertebrae[name].corners - truth
+        out[name] = float(np.hypot(d[:, 0] * sx, d[:, 1] * sy).max())
+    return out
+
+
+def _check_geometry(res: SpineResult, film: Film, side: str) -> None:
+    assert res.anterior_side == side
+    assert res.shape == film.labels.shape and res.labels.shape == film.labels.shape
+    assert res.spacing_mm == pytest.approx((0.35, 0.35))
+    assert {"L1", "L2", "L3", "L4", "L5"} <= set(res.vertebrae)
+    errors = _corner_errors_mm(res, film)
+    assert max(errors.values()) < CORNER_TOLERANCE_MM, errors
+    # segment bounds: through the true disc midpoints, along the true end-plates, anteriorly
+    assert set(DISC_NAMES) <= set(res.bounds)
+    corners = {n: np.asarray(v["corners"]) for n, v in film.truth["vertebrae"].items()}
+    sy, sx = film.truth["spacing_mm"]
+    for disc in DISC_NAMES:
+        upper, lower = (corners[n] for n in disc.split("/"))
+        mid = (upper[2] + upper[3] + lower[0] + lower[1]) / 4.0
+        d = (upper[3] - upper[2]) / np.linalg.norm(upper[3] - upper[2]) + (
+            lower[0] - lower[1]
+        ) / np.linalg.norm(lower[0] - lower[1])  # PI->AI and PS->AS: anteriorly
+        bound = res.bounds[disc]
+        assert bound.name == disc
+        off = bound.point - mid
+        assert np.hypot(off[0] * sx, off[1] * sy) < CORNER_TOLERANCE_MM, disc
+        assert float(np.dot(bound.direction, d / np.linalg.norm(d))) > 0.99, disc
+    assert (res.bounds["L2/L3"].direction[0] < 0) == (side == "left")
+    up, low = res.segment_bounds("L1")
+    assert (up.name, low.name) == ("T12/L1", "L1/L2")
+    # the label map comes back in the film's own orientation with the aacscore label values
+    for name in ("L1", "L3"):
+        a = res.labels == LABEL_VALUES[name]
+        b = film.labels == SIMULATOR_LABELS[name]
+        assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.95
+
+
+def test_nnunet_load_passes_documented_arguments(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path
+) -> None:
+    log = _install_nnunet(monkeypatch, [])
+    model = load_spine_model(f"nnunet:{results_folder}")
+    assert isinstance(model, NnUNetSpineModel)
+    assert model.folder == results_folder and model.orientation_model is None
+    assert log.init_kwargs == [
+        {
+            "tile_step_size": 0.5,
+            "use_gaussian": True,
+            "use_mirroring": True,
+            "perform_everything_on_device": False,  # cpu
+            "device": torch.device("cpu"),
+            "verbose": False,
+            "verbose_preprocessing": False,
+            "allow_tqdm": False,
+        }
+    ]
+    assert log.init_folder == [(str(results_folder), None, "checkpoint_final.pth")]
+
+    NnUNetSpineModel.load(results_folder, folds=(1,), checkpoint="checkpoint_best.pth")
+    assert log.init_folder[-1] == (str(results_folder), (1,), "checkpoint_best.pth")
+    NnUNetSpineModel.load(results_folder, folds=("0",), device="cuda:0")
+    assert log.init_kwargs[-1]["device"] == torch.device("cuda:0")
+    assert log.init_kwargs[-1]["perform_everything_on_device"] is True
+    assert log.init_folder[-1] == (str(results_folder), ("0",), "checkpoint_final.pth")
+    with pytest.raises(FileNotFoundError, match="fold_0"):  # nnU-Net's own error passes through
+        NnUNetSpineModel.load(results_folder, checkpoint="checkpoint_best.pth")
+    missing = results_folder.parent / "nope"
+    with pytest.raises(FileNotFoundError, match=r"nope: nnU-Net results folder not found"):
+        NnUNetSpineModel.load(missing)
+    assert log.predict_calls == 0
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_nnunet_predict_finds_vertebrae_and_orientation(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path, films: dict[str, Film], side: str
+) -> None:
+    film = films[side]
+    log = _install_nnunet(monkeypatch, list(films.values()))
+    model = NnUNetSpineModel.load(results_folder)
+    res = model.predict(film.radiograph)
+    assert isinstance(res, SpineResult)
+    assert log.predict_calls == 1
+    assert res.orientation.method == "posterior-elements cue"
+    assert not any("orientation" in w for w in res.warnings)
+    _check_geometry(res, film, side)
+    assert "network_s" in res.timings
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_nnunet_predict_honours_given_anterior_side(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path, films: dict[str, Film], side: str
+) -> None:
+    film = films[side]
+    _install_nnunet(monkeypatch, list(films.values()))
+    model = NnUNetSpineModel.load(results_folder)
+    res = model.predict(film.radiograph, anterior_side=side)
+    assert res.orientation.method == "given"
+    _check_geometry(res, film, side)
+    # the wrong side is honoured too: anterior and posterior corners trade names
+    other = "left" if side == "right" else "right"
+    wrong = model.predict(film.radiograph, anterior_side=other, check=False)
+    assert wrong.anterior_side == other and wrong.orientation.method == "given"
+    errors = _corner_errors_mm(wrong, film, swap_sides=True)
+    assert max(errors.values()) < CORNER_TOLERANCE_MM, errors
+
+
+class StubClassifier:
+    """Stands in for aacscore's orientation classifier: a fixed P(anterior right)."""
+
+    def __init__(self, p_right: float) -> None:
+        self.p_right = p_right
+        self.plans = types.SimpleNamespace(patch_size=(192, 160))
+        self.shapes: list[tuple[int, ...]] = []
+
+    def probability_right(self, image: np.ndarray, valid: np.ndarray) -> float:
+        self.shapes.append(image.shape)
+        assert valid.shape == image.shape
+        return self.p_right
+
+
+def test_nnunet_predict_uses_the_orientation_classifier(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path, films: dict[str, Film]
+) -> None:
+    _install_nnunet(monkeypatch, list(films.values()))
+    model = NnUNetSpineModel.load(results_folder)
+    clf = StubClassifier(0.98)
+    model.orientation_model = clf
+    res = model.predict(films["right"].radiograph)
+    assert clf.shapes == [(192, 160)]  # the film letterboxed to the classifier's input
+    assert res.orientation.method == "classifier"
+    assert res.orientation.probability_right == pytest.approx(0.98)
+    _check_geometry(res, films["right"], "right")
+    # an unsure classifier defers to the image cue
+    model.orientation_model = StubClassifier(0.6)
+    res = model.predict(films["left"].radiograph)
+    assert res.orientation.method == "posterior-elements cue"
+    _check_geometry(res, films["left"], "left")
+
+
+def test_scorer_runs_end_to_end_on_an_nnunet_model(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path, films: dict[str, Film]
+) -> None:
+    log = _install_nnunet(monkeypatch, list(films.values()))
+    torch.manual_seed(0)
+    net = ScoreNet(NetworkConfig(head="segments", layers=(1, 1, 1, 1)))
+    score_model = ScoreModel(net.eval(), ScoreModelConfig(network=net.config, band=BandGeometry()))
+    scorer = Scorer(spine_model=f"nnunet:{results_folder}", score_model=score_model)
+    for side in ("left", "right"):
+        film = films[side]
+        res = scorer.score(film.path)
+        assert res.status in ("ok", "warning"), res.error
+        assert res.grades is not None and set(res.grades) == set(SEGMENTS)
+        assert res.aac24 is not None and 0.0 <= res.aac24 <= 24.0
+        assert res.orientation == side
+        assert res.spacing_mm == pytest.approx(0.35, rel=1e-3)
+        spine = res.to_json()["spine"]
+        assert set(spine["vertebrae"]) >= {"L1", "L2", "L3", "L4", "L5"}
+        assert set(spine["bounds"]) >= set(DISC_NAMES)
+    assert isinstance(scorer.spine_model, NnUNetSpineModel)
+    assert log.predict_calls == 2 and len(log.init_kwargs) == 1
