@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -229,3 +230,20 @@ def test_training_on_two_folders_combines_them(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="geometr"):
         other = build_simulated_bands(tmp_path / "a", n_jitter=1, max_cases=1)
         concat_bandsets([a, other])
+
+
+def test_training_fits_and_ships_an_output_calibration(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    write_fake_simulator_folder(sim, 30)
+    cfg = _cfg(n_jitter=1, val_fraction=0.7, steps_per_epoch=2)
+    train_score(sim, tmp_path / "run", "segments", 1, 0, config=cfg)
+    model_dir = tmp_path / "run" / "model"
+    conf = json.loads((model_dir / "config.json").read_text())
+    assert conf["calibration"]["target"] == "grades"
+    assert len(conf["calibration"]["x"]) == len(conf["calibration"]["y"]) == 61
+    assert "Output calibration (grades)" in (model_dir / "MODEL_CARD.md").read_text()
+    assert ScoreModel.load(model_dir).config.calibration is not None
+    off = train_score(
+        sim, tmp_path / "run2", "segments", 1, 0, config=dataclasses.replace(cfg, calibrate=False)
+    )
+    assert json.loads((off.model_dir / "config.json").read_text())["calibration"] is None

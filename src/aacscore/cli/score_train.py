@@ -68,6 +68,11 @@ def train_score_cmd(
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (1 is fastest on a busy machine)."
     ),
+    calibrate: bool = typer.Option(
+        True,
+        "--calibrate/--no-calibrate",
+        help="Fit an isotonic calibration of the outputs on the validation films.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train the Kauppila score model on aortic bands and export it with a model card."""
@@ -89,6 +94,7 @@ def train_score_cmd(
         n_jitter=n_jitter,
         max_cases=max_cases,
         num_threads=threads,
+        calibrate=calibrate,
     )
     provider: GeometryProvider | None = None
     try:

@@ -176,12 +176,28 @@ def write_model_card(
         "## Validation (held-out simulated films)",
         "",
     ]
+    cal = config.calibration
+    tta_label = "with TTA + calibration" if cal is not None else "with TTA"
     lines += metrics_table(
         {
-            "with TTA": metrics.get("validation_tta", {}),
-            "without TTA": metrics.get("validation_no_tta", {}),
+            tta_label: metrics.get("validation_tta", {}),
+            "raw network, no TTA": metrics.get("validation_no_tta", {}),
         }
     )
+    if cal is not None:
+        knots = ", ".join(f"{x:g} -> {y:.2f}" for x, y in zip(cal.x, cal.y, strict=True))
+        lines += [
+            "",
+            f"Output calibration ({cal.target}): isotonic regression of the truth on the raw "
+            "TTA outputs of the validation films, stored as a piecewise-linear map in "
+            "config.json; the validation figures with calibration are cross-fitted (each half "
+            "of the validation films calibrated by a map fitted on the other half). Map: "
+            + (
+                knots
+                if len(cal.x) <= 13
+                else ", ".join(knots.split(", ")[:: max(1, len(cal.x) // 12)])
+            ),
+        ]
     lines += [
         "",
         f"Uncertainty: sd = {config.sd_scale:.3f} x sqrt(tta_sd^2 + {config.sd_floor}^2) "

@@ -6,6 +6,13 @@ standard deviation, floored and scaled by a factor calibrated on the validation 
 of training (95 % of validation errors inside mean +- 1.96 sd), is ``aac24_sd``. A reading is
 ``low_confidence`` when that 95 % interval reaches into another severity group.
 
+Calibration: the network's raw outputs are mapped through a monotone (isotonic) calibration
+fitted on held-out validation films at the end of training (:func:`fit_calibration`; per
+segment grade for the segment heads, on the total for the total head). It removes the
+systematic part of the error, e.g. the small positive grades a sigmoid output gives every
+uncalcified segment, which add up over 8 segments. It is stored in ``config.json`` as knots of
+a piecewise-linear map; models without it use the identity.
+
 AAC-8 (segment heads only): the predicted calcified fraction of each segment is first moved
 into the range of its predicted grade (0 for grade 0, (1/3, 2/3] for grade 2, ...); the
 calcified length of a wall is then ``fraction x level length`` summed over L1-L4, each term
@@ -145,6 +152,78 @@ def consistent_fractions(
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Monotone piecewise-linear map of raw outputs: ``target`` is ``grades`` (each segment
+    grade, then total = sum) or ``total``; ``x``/``y`` are the knots (``np.interp``)."""
+
+    target: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.target not in ("grades", "total"):
+            raise ValueError(f"calibration target must be grades or total, got {self.target!r}")
+        if len(self.x) != len(self.y) or len(self.x) < 2:
+            raise ValueError("calibration needs matching x and y knots (at least 2)")
+        if np.any(np.diff(self.x) <= 0) or np.any(np.diff(self.y) < 0):
+            raise ValueError("calibration knots must be increasing in x and non-decreasing in y")
+
+    def __call__(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return np.interp(np.asarray(values, dtype=np.float64), self.x, self.y)
+
+    def apply(self, out: NetworkOutputs) -> NetworkOutputs:
+        """Calibrated copy of raw network outputs (per test-time transform)."""
+        if self.target == "grades":
+            if out.grades is None:
+                raise ValueError("grade calibration on a model without segment grades")
+            grades = self(out.grades)
+            return NetworkOutputs(total=grades.sum(axis=-1), grades=grades, fractions=out.fractions)
+        return NetworkOutputs(total=self(out.total), grades=out.grades, fractions=out.fractions)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "method": "isotonic regression on validation films, sampled on a grid",
+            "x": list(self.x),
+            "y": list(self.y),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
+        return cls(str(d["target"]), tuple(map(float, d["x"])), tuple(map(float, d["y"])))
+
+
+def fit_calibration(
+    predicted: npt.ArrayLike, truth: npt.ArrayLike, target: str, step: float | None = None
+) -> Calibration:
+    """Isotonic (least-squares, non-decreasing) map from raw predictions to the truth.
+
+    ``predicted`` and ``truth`` are matching arrays (grades in [0, 3] or totals in [0, 24]);
+    the fit is sampled on a regular grid (``step``: 0.05 grade or 0.25 total units) so that the
+    stored map stays small.
+    """
+    from scipy.optimize import isotonic_regression
+
+    top = 3.0 if target == "grades" else float(MAX_AAC24)
+    step = step or (0.05 if target == "grades" else 0.25)
+    x = np.asarray(predicted, dtype=np.float64).ravel()
+    y = np.asarray(truth, dtype=np.float64).ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 10:
+        raise ValueError(f"need at least 10 calibration pairs, got {len(x)}")
+    order = np.argsort(x, kind="stable")
+    xs, fitted = x[order], isotonic_regression(y[order]).x
+    grid = np.round(np.arange(0.0, top + step / 2, step), 6)
+    # mean fitted value per distinct x, then linear interpolation onto the grid
+    ux, first = np.unique(xs, return_index=True)
+    uy = np.maximum.accumulate(np.add.reduceat(fitted, first) / np.diff(np.append(first, len(xs))))
+    gy = np.clip(np.interp(grid, ux, uy), 0.0, top)
+    gy = np.maximum.accumulate(gy)
+    return Calibration(target, tuple(float(v) for v in grid), tuple(float(v) for v in gy))
+
+
+@dataclass(frozen=True)
 class ScoreModelConfig:
     """Inference settings stored in ``config.json``."""
 
@@ -157,6 +236,7 @@ class ScoreModelConfig:
     dtype: str = "float32"
     weights: str = WEIGHTS_NAME
     sha256: str | None = None
+    calibration: Calibration | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -176,6 +256,7 @@ class ScoreModelConfig:
                 "rule": "sd = sd_scale * sqrt(tta_sd^2 + sd_floor^2); without TTA residual_sd",
             },
             "aac8": "from predicted fractions" if self.network.has_fractions else None,
+            "calibration": self.calibration.as_dict() if self.calibration is not None else None,
             "weights": self.weights,
             "dtype": self.dtype,
             "sha256": self.sha256,
@@ -189,7 +270,8 @@ class ScoreModelConfig:
             raise ValueError(f"not an aacscore score model config (format={d.get('format')!r})")
         unc = d.get("uncertainty", {})
         known = {"format", "version", "head", "network", "band", "normalization", "uncertainty"}
-        known |= {"aac8", "weights", "dtype", "sha256"}
+        known |= {"aac8", "weights", "dtype", "sha256", "calibration"}
+        cal = d.get("calibration")
         return cls(
             network=NetworkConfig.from_dict(d["network"]),
             band=BandGeometry.from_dict(d["band"]),
@@ -200,6 +282,7 @@ class ScoreModelConfig:
             dtype=str(d.get("dtype", "float32")),
             weights=str(d.get("weights", WEIGHTS_NAME)),
             sha256=d.get("sha256"),
+            calibration=Calibration.from_dict(cal) if cal else None,
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -353,6 +436,8 @@ class ScoreModel:
             self.config.tta if tta else None,
             batch_size=batch_size,
         )
+        if self.config.calibration is not None:
+            out = self.config.calibration.apply(out)
         preds = []
         for i, b in enumerate(bands):
             preds.append(self._one(out, i, b if isinstance(b, Band) else None, g, tta))

@@ -54,8 +54,11 @@ from aacscore.score.predict import (
     CONFIG_NAME,
     PACKAGE_MODEL_DIR,
     WEIGHTS_NAME,
+    Calibration,
+    NetworkOutputs,
     ScoreModelConfig,
     calibrated_sd,
+    fit_calibration,
     run_network,
 )
 
@@ -84,6 +87,8 @@ class TrainConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     geometry: BandGeometry = DEFAULT_BAND_GEOMETRY
     keep_checkpoints: int = 3
+    calibrate: bool = True
+    """Fit an isotonic output calibration on the validation films (see aacscore.score.predict)."""
     max_cases: int | None = None
     steps_per_epoch: int | None = None
     num_threads: int | None = None
@@ -393,11 +398,54 @@ def fit(
     )
 
 
+def fit_output_calibration(
+    out: NetworkOutputs, data: BandSet, idx: npt.NDArray[np.intp], head: str
+) -> Calibration:
+    """Isotonic calibration of raw TTA outputs of rows ``idx`` (every transform counts)."""
+    if head == "total":
+        truth = np.broadcast_to(data.totals[idx][:, None], out.total.shape)
+        return fit_calibration(out.total, truth, "total")
+    assert out.grades is not None
+    truth = np.broadcast_to(data.grades[idx][:, None, :], out.grades.shape)
+    return fit_calibration(out.grades, truth, "grades")
+
+
+def cross_fitted(
+    out: NetworkOutputs, data: BandSet, idx: npt.NDArray[np.intp], head: str, seed: int
+) -> NetworkOutputs:
+    """Outputs calibrated out-of-sample: each half of the rows by a map fitted on the other."""
+    halves = np.array_split(np.random.default_rng(seed).permutation(len(idx)), 2)
+
+    def rows(o: NetworkOutputs, r: npt.NDArray[np.intp]) -> NetworkOutputs:
+        return NetworkOutputs(
+            total=o.total[r],
+            grades=None if o.grades is None else o.grades[r],
+            fractions=None if o.fractions is None else o.fractions[r],
+        )
+
+    total = out.total.copy()
+    grades = None if out.grades is None else out.grades.copy()
+    for a, b in ((halves[0], halves[1]), (halves[1], halves[0])):
+        cal = fit_output_calibration(rows(out, a), data, idx[a], head)
+        cb = cal.apply(rows(out, b))
+        total[b] = cb.total
+        if grades is not None and cb.grades is not None:
+            grades[b] = cb.grades
+    return NetworkOutputs(total=total, grades=grades, fractions=out.fractions)
+
+
 def calibrate_uncertainty(
-    net: ScoreNet, data: BandSet, idx: npt.NDArray[np.intp], config: TrainConfig, floor: float
+    net: ScoreNet,
+    data: BandSet,
+    idx: npt.NDArray[np.intp],
+    config: TrainConfig,
+    floor: float,
+    outputs: NetworkOutputs | None = None,
 ) -> tuple[float, float, dict[str, Any]]:
-    """(sd_scale, residual_sd, TTA metrics) on validation rows: 95 % of errors within 1.96 sd."""
-    out = run_network(net, data.bands[idx], config.geometry)
+    """(sd_scale, residual_sd, TTA metrics) on validation rows: 95 % of errors within 1.96 sd.
+
+    ``outputs``: TTA outputs of the rows to use instead of the raw network's (calibrated)."""
+    out = outputs if outputs is not None else run_network(net, data.bands[idx], config.geometry)
     mean = out.total.mean(axis=1)
     sd_raw = out.total.std(axis=1, ddof=1)
     resid = np.abs(mean - data.totals[idx])
@@ -583,7 +631,18 @@ def train_score(
     net = ScoreNet(cfg.network)
     net.load_state_dict(result.best_state)
     floor = 0.15
-    scale, residual_sd, tta_metrics = calibrate_uncertainty(net, data, val_idx, cfg, floor)
+    calibration: Calibration | None = None
+    val_out: NetworkOutputs | None = None
+    if cfg.calibrate and len(val_idx) >= 20:
+        raw = run_network(net, data.bands[val_idx], cfg.geometry)
+        calibration = fit_output_calibration(raw, data, val_idx, cfg.head)
+        # reported validation figures use out-of-sample (cross-fitted) calibration
+        val_out = cross_fitted(raw, data, val_idx, cfg.head, cfg.seed)
+    elif cfg.calibrate:
+        logger.warning("fewer than 20 validation films: no output calibration")
+    scale, residual_sd, tta_metrics = calibrate_uncertainty(
+        net, data, val_idx, cfg, floor, outputs=val_out
+    )
     plain = evaluate(net, data, val_idx, cfg)
     n_train_cases = len({data.case_ids[i] for i in train_idx})
     data_summary = _data_summary(data, train_idx, val_idx)
@@ -594,6 +653,7 @@ def train_score(
         sd_scale=scale,
         sd_floor=floor,
         residual_sd=residual_sd,
+        calibration=calibration,
         extra={
             "training": {
                 "command": used_command,

@@ -1,0 +1,103 @@
+"""Isotonic output calibration: fitting, storage, application at prediction, cross-fitting."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from score_synth import TINY_GEOMETRY, TINY_NET, tiny_band, tiny_bandset
+
+from aacscore.score import ScoreModel
+from aacscore.score.network import ScoreNet
+from aacscore.score.predict import (
+    Calibration,
+    NetworkOutputs,
+    ScoreModelConfig,
+    fit_calibration,
+)
+from aacscore.score.train import cross_fitted, fit_output_calibration
+
+
+def test_fit_removes_a_systematic_bias() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, size=4000).astype(float)
+    # a network that over-reads uncalcified segments and compresses the top of the range
+    pred = np.clip(0.15 + 0.8 * truth + rng.normal(0, 0.1, truth.shape), 0, 3)
+    cal = fit_calibration(pred, truth, "grades")
+    assert cal.x[0] == 0.0 and cal.x[-1] == pytest.approx(3.0)
+    assert np.all(np.diff(cal.y) >= 0) and 0.0 <= cal.y[0] and cal.y[-1] <= 3.0
+    before = np.abs(pred - truth).mean()
+    after = np.abs(cal(pred) - truth).mean()
+    assert after < 0.5 * before
+    assert cal(np.array([0.15]))[0] < 0.05  # an uncalcified segment reads ~0 again
+
+
+def test_total_calibration_and_validation_errors() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(0, 24, 500)
+    cal = fit_calibration(truth + 2.0, truth, "total")
+    assert cal.x[-1] == pytest.approx(24.0) and len(cal.x) == 97  # 0.25 steps
+    assert float(cal(np.array([12.0]))[0]) == pytest.approx(10.0, abs=0.5)
+    with pytest.raises(ValueError, match="at least 10"):
+        fit_calibration([0.1, 0.2], [0, 0], "grades")
+    with pytest.raises(ValueError, match="target"):
+        Calibration("fractions", (0.0, 1.0), (0.0, 1.0))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        Calibration("grades", (0.0, 1.0), (1.0, 0.0))
+
+
+def test_apply_recomputes_the_total_from_calibrated_grades() -> None:
+    cal = Calibration("grades", (0.0, 0.5, 3.0), (0.0, 0.0, 3.0))
+    grades = np.full((2, 3, 8), 0.25)
+    out = cal.apply(NetworkOutputs(total=grades.sum(-1), grades=grades, fractions=None))
+    assert out.grades is not None and np.all(out.grades == 0.0) and np.all(out.total == 0.0)
+    with pytest.raises(ValueError, match="without segment grades"):
+        cal.apply(NetworkOutputs(total=np.zeros((1, 1)), grades=None, fractions=None))
+
+
+def _model(folder: Path, calibration: Calibration | None) -> ScoreModel:
+    torch.manual_seed(0)
+    net = ScoreNet(TINY_NET)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "model.safetensors")
+    )
+    cfg = ScoreModelConfig(network=TINY_NET, band=TINY_GEOMETRY, calibration=calibration)
+    (folder / "config.json").write_text(json.dumps(cfg.as_dict()))
+    return ScoreModel.load(folder)
+
+
+def test_stored_calibration_is_applied_at_prediction(tmp_path: Path) -> None:
+    band = tiny_band(np.zeros(8), np.random.default_rng(0))
+    raw = _model(tmp_path / "raw", None)
+    # everything below 3 reads as 0: the prediction must become exactly 0
+    zero = Calibration("grades", (0.0, 2.999, 3.0), (0.0, 0.0, 3.0))
+    cal = _model(tmp_path / "cal", zero)
+    assert cal.config.calibration == zero  # round trip through config.json
+    p_raw, p_cal = raw.predict(band), cal.predict(band)
+    assert p_raw.aac24 > 0.0
+    assert p_cal.aac24 == 0.0 and p_cal.grades == (0.0,) * 8
+    assert json.loads((tmp_path / "raw" / "config.json").read_text())["calibration"] is None
+
+
+def test_cross_fitting_is_out_of_sample() -> None:
+    bs = tiny_bandset(40, seed=2)
+    idx = np.arange(len(bs))
+    rng = np.random.default_rng(3)
+    grades = np.clip(bs.grades[:, None, :] * 0.7 + 0.3 + rng.normal(0, 0.05, (40, 4, 8)), 0, 3)
+    out = NetworkOutputs(total=grades.sum(-1), grades=grades, fractions=None)
+    cf = cross_fitted(out, bs, idx, "segments", seed=0)
+    full = fit_output_calibration(out, bs, idx, "segments").apply(out)
+    assert cf.grades is not None and full.grades is not None
+    assert not np.allclose(cf.grades, full.grades)  # not the in-sample map
+    err = lambda o: np.abs(o.total.mean(1) - bs.totals).mean()  # noqa: E731
+    assert err(cf) < err(out)
+    assert np.allclose(cf.total, cf.grades.sum(-1))
+    total_only = dataclasses.replace(out, grades=None)
+    cft = cross_fitted(total_only, bs, idx, "total", seed=0)
+    assert cft.grades is None and err(cft) < err(out)
