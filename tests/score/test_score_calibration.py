@@ -101,3 +101,20 @@ def test_cross_fitting_is_out_of_sample() -> None:
     total_only = dataclasses.replace(out, grades=None)
     cft = cross_fitted(total_only, bs, idx, "total", seed=0)
     assert cft.grades is None and err(cft) < err(out)
+
+
+def test_group_metrics_use_wilson_intervals() -> None:
+    from aacscore.kauppila import parse_groups
+    from aacscore.score.metrics import group_metrics
+
+    true = [0, 0, 0, 0, 2, 2, 8, 8, 8, 8]
+    pred = [0, 0, 0, 2, 2, 6, 8, 8, 8, 3]
+    m = group_metrics(pred, true, parse_groups("lewis"))
+    low, mod, high = (m["per_group"][k] for k in ("low", "moderate", "high"))
+    assert low["n"] == 4 and low["sensitivity"] == pytest.approx(0.75)
+    assert low["specificity"] == pytest.approx(1.0) and low["specificity_ci"][1] == 1.0
+    assert mod["sensitivity"] == pytest.approx(0.5) and mod["specificity"] == pytest.approx(0.75)
+    assert high["sensitivity"] == pytest.approx(0.75)
+    lo, hi = low["sensitivity_ci"]
+    assert 0.0 < lo < 0.75 < hi < 1.0
+    assert m["confusion"] == [[3, 1, 0], [0, 1, 1], [0, 1, 3]]

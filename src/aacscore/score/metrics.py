@@ -45,23 +45,24 @@ def spearman_rho(pred: npt.ArrayLike, true: npt.ArrayLike) -> float | None:
 def group_metrics(
     pred_total: npt.ArrayLike, true_total: npt.ArrayLike, groups: SeverityGroups
 ) -> dict[str, Any]:
-    """Accuracy of the severity group and one-vs-rest sensitivity/specificity per group."""
+    """Accuracy of the severity group and one-vs-rest sensitivity/specificity per group (with
+    Wilson 95 % intervals, :func:`aacscore.stats.categorical.one_vs_rest`)."""
+    from aacscore.stats.categorical import ConfusionMatrix, one_vs_rest
+
     p = np.asarray([groups.index(float(v)) for v in np.asarray(pred_total, dtype=np.float64)])
     t = np.asarray([groups.index(float(v)) for v in np.asarray(true_total, dtype=np.float64)])
-    per: dict[str, dict[str, float | int | None]] = {}
-    for i, label in enumerate(groups.labels):
-        tp = int(np.sum((p == i) & (t == i)))
-        fn = int(np.sum((p != i) & (t == i)))
-        tn = int(np.sum((p != i) & (t != i)))
-        fp = int(np.sum((p == i) & (t != i)))
-        per[label] = {
-            "n": tp + fn,
-            "sensitivity": tp / (tp + fn) if tp + fn else None,
-            "specificity": tn / (tn + fp) if tn + fp else None,
-        }
     k = len(groups.labels)
     cm = np.zeros((k, k), dtype=int)
     np.add.at(cm, (t, p), 1)
+    per: dict[str, dict[str, Any]] = {}
+    for m in one_vs_rest(ConfusionMatrix(tuple(groups.labels), tuple(map(tuple, cm.tolist())))):
+        per[m.label] = {
+            "n": m.tp + m.fn,
+            "sensitivity": _finite(m.sensitivity.value),
+            "specificity": _finite(m.specificity.value),
+            "sensitivity_ci": [_finite(m.sensitivity.ci_low), _finite(m.sensitivity.ci_high)],
+            "specificity_ci": [_finite(m.specificity.ci_low), _finite(m.specificity.ci_high)],
+        }
     return {
         "groups": groups.name,
         "accuracy": float(np.mean(p == t)) if len(p) else None,
