@@ -19,6 +19,7 @@ from spine_synth import write_dataset
 from typer.testing import CliRunner
 
 import aacscore.spine.nnunet as nnunet_module
+from aacscore import __version__
 from aacscore.aorta.roi import BandGeometry
 from aacscore.cli import app
 from aacscore.io import Radiograph, read_radiograph
@@ -34,7 +35,9 @@ from aacscore.spine.nnunet import (
     NnUNetUnavailableError,
     dataset_folder_name,
     dataset_json,
+    downsize_box,
     export_nnunet,
+    recorded_max_side,
 )
 from aacscore.spine.predict import SpineResult, load_spine_model
 
@@ -175,11 +178,30 @@ class PredictorLog:
     init_kwargs: list[dict[str, Any]] = field(default_factory=list)
     init_folder: list[tuple[str, Any, str]] = field(default_factory=list)
     predict_calls: int = 0
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
 
 
-def _install_nnunet(monkeypatch: pytest.MonkeyPatch, films: list[Film]) -> PredictorLog:
+@dataclass(frozen=True)
+class Exported:
+    """A film as ``export_nnunet(max_side=...)`` wrote it: what nnU-Net was trained on."""
+
+    image: np.ndarray  # imagesTr PNG as float [0, 1]
+    labels: np.ndarray  # labelsTr PNG
+    dataset_json: str  # the dataset.json text
+
+
+def _install_nnunet(
+    monkeypatch: pytest.MonkeyPatch,
+    films: list[Film],
+    max_side: int | None = None,
+    exports: list[Exported] | None = None,
+) -> PredictorLog:
     """Inject ``nnunetv2.inference.predict_from_raw_data.nnUNetPredictor``: a "perfect" nnU-Net
-    that returns the true label map of whichever film it is given."""
+    that returns the true label map of whichever film it is given.
+
+    With ``max_side`` it was trained on films exported with that ``max_side``: it insists on being
+    given one of ``exports``' images (longest side ``max_side``) and returns that export's labels.
+    """
     log = PredictorLog()
     # the simulator's label values (what ``<stem>_labels.png`` holds), by body name
     sim_name_of = {v: k for k, v in SIMULATOR_LABELS.items()}
@@ -247,9 +269,21 @@ def _install_nnunet(monkeypatch: pytest.MonkeyPatch, films: list[Film]) -> Predi
             assert segmentation_previous_stage is None and output_file_truncated is None
             log.predict_calls += 1
             img = input_image[0, 0]
-            match = [f for f in films if np.array_equal(f.radiograph.pixels, img)]
-            assert match, "input is not one of the films as read (altered or mirrored?)"
-            sim = match[0].labels
+            log.input_shapes.append(img.shape)
+            if max_side is None:
+                match = [f for f in films if np.array_equal(f.radiograph.pixels, img)]
+                assert match, "input is not one of the films as read (altered or mirrored?)"
+                sim = match[0].labels
+            else:
+                assert max(img.shape) == max_side, img.shape
+                # the export's resampling, up to its 16-bit quantisation
+                same = [
+                    e.labels
+                    for e in exports or []
+                    if e.image.shape == img.shape and np.abs(e.image - img).max() < 1e-5
+                ]
+                assert same, "input is not a film downsized as export_nnunet downsizes it"
+                sim = same[0]
             rows, cols = sim.shape
             n = len(self.channels)
             onehot = np.zeros((n, rows, cols), dtype=np.float32)
@@ -470,3 +504,144 @@ def test_scorer_runs_end_to_end_on_an_nnunet_model(
         assert set(spine["bounds"]) >= set(DISC_NAMES)
     assert isinstance(scorer.spine_model, NnUNetSpineModel)
     assert log.predict_calls == 2 and len(log.init_kwargs) == 1
+
+
+# -------------------------------------------------------------------------------------------
+# max_side: the pixel scale nnU-Net was trained on is kept at prediction time
+# -------------------------------------------------------------------------------------------
+
+MAX_SIDE = 448  # the simulated films are 905 x 764 px at 0.35 mm: about 0.7 mm per pixel
+
+
+def test_export_records_max_side_in_dataset_json(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "sim", 3)
+    small = export_nnunet(data, tmp_path / "small", 21, max_side=48)
+    ds = _check_layout(small.dataset_dir, 3)  # still a valid nnU-Net dataset.json
+    assert ds["aacscore"] == {"version": __version__, "max_side": 48}
+    assert recorded_max_side(small.dataset_json) == 48
+    for png in (small.dataset_dir / "imagesTr").iterdir():
+        assert max(np.asarray(Image.open(png)).shape) == 48
+    full = export_nnunet(data, tmp_path / "full", 22)
+    ds = _check_layout(full.dataset_dir, 3)
+    assert ds["aacscore"] == {"version": __version__, "max_side": None}
+    assert recorded_max_side(full.dataset_json) is None
+    assert recorded_max_side(tmp_path / "nope.json") is None
+    with pytest.raises(ValueError, match="positive"):
+        export_nnunet(data, tmp_path / "bad", 23, max_side=0)
+
+
+def test_downsize_box_gives_the_longest_side_max_side() -> None:
+    assert downsize_box((905, 764), None) is None
+    assert downsize_box((905, 764), 905) is None  # not larger: left alone
+    box = downsize_box((905, 764), MAX_SIDE)
+    assert box is not None and box.resized == (448, 378) and box.offset == (0, 0)
+    # a narrow film: the longest side is still exactly max_side (not shrunk by the short side)
+    narrow = downsize_box((105, 1000), 100)
+    assert narrow is not None and narrow.resized == (10, 100)
+    with pytest.raises(ValueError, match="positive"):
+        downsize_box((905, 764), 0)
+
+
+@pytest.fixture(scope="module")
+def exported(
+    films: dict[str, Film], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Exported]:
+    """Each film exported with ``max_side=MAX_SIDE``, read back from the PNGs."""
+    out: dict[str, Exported] = {}
+    for side, film in films.items():
+        summary = export_nnunet(
+            film.path.parent, tmp_path_factory.mktemp(f"export_{side}"), 501, max_side=MAX_SIDE
+        )
+        stem = film.path.stem
+        img = np.asarray(Image.open(summary.dataset_dir / "imagesTr" / f"{stem}_0000.png"))
+        lab = np.asarray(Image.open(summary.dataset_dir / "labelsTr" / f"{stem}.png"))
+        out[side] = Exported(
+            img.astype(np.float32) / 65535.0, lab, summary.dataset_json.read_text()
+        )
+    return out
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_nnunet_predict_downsizes_like_the_export(
+    monkeypatch: pytest.MonkeyPatch,
+    results_folder: Path,
+    films: dict[str, Film],
+    exported: dict[str, Exported],
+    side: str,
+) -> None:
+    film = films[side]
+    # nnU-Net copies the raw dataset.json into the results folder
+    (results_folder / "dataset.json").write_text(exported[side].dataset_json)
+    log = _install_nnunet(monkeypatch, [], max_side=MAX_SIDE, exports=list(exported.values()))
+    model = NnUNetSpineModel.load(results_folder)
+    assert model.max_side == MAX_SIDE
+    res = model.predict(film.radiograph)
+    assert log.input_shapes == [exported[side].image.shape]
+    assert max(log.input_shapes[0]) == MAX_SIDE
+    assert res.orientation.method == "posterior-elements cue"
+    # landmarks, bounds and labels in the film's own (full-resolution) pixels
+    _check_geometry(res, film, side)
+    given = model.predict(film.radiograph, anterior_side=side)
+    assert given.orientation.method == "given"
+    assert max(_corner_errors_mm(given, film).values()) < CORNER_TOLERANCE_MM
+
+
+def test_nnunet_max_side_keyword_overrides_dataset_json(
+    monkeypatch: pytest.MonkeyPatch,
+    results_folder: Path,
+    films: dict[str, Film],
+    exported: dict[str, Exported],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    film = films["left"]
+    # dataset.json records no max_side (full-resolution export): the keyword decides
+    log = _install_nnunet(monkeypatch, [], max_side=MAX_SIDE, exports=list(exported.values()))
+    model = NnUNetSpineModel.load(results_folder, max_side=MAX_SIDE)
+    assert model.max_side == MAX_SIDE
+    _check_geometry(model.predict(film.radiograph), film, "left")
+    assert max(log.input_shapes[-1]) == MAX_SIDE
+    # a keyword that contradicts the recorded value wins, with a warning naming the file
+    (results_folder / "dataset.json").write_text(json.dumps(dataset_json(2, max_side=256)))
+    with caplog.at_level("WARNING", logger="aacscore.spine.nnunet"):
+        model = NnUNetSpineModel.load(results_folder, max_side=MAX_SIDE)
+    assert model.max_side == MAX_SIDE
+    assert "dataset.json" in caplog.text and "256" in caplog.text
+    assert NnUNetSpineModel.load(results_folder).max_side == 256
+
+
+def test_nnunet_without_max_side_segments_the_full_film(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path, films: dict[str, Film]
+) -> None:
+    film = films["right"]
+    shape = film.labels.shape
+    # this stand-in insists on the unaltered film
+    log = _install_nnunet(monkeypatch, list(films.values()))
+    # a dataset.json from before max_side was recorded (no "aacscore" entry)
+    old = {k: v for k, v in dataset_json(2).items() if k != "aacscore"}
+    (results_folder / "dataset.json").write_text(json.dumps(old))
+    model = NnUNetSpineModel.load(results_folder)
+    assert model.max_side is None
+    _check_geometry(model.predict(film.radiograph), film, "right")
+    # a film no larger than max_side is not resized either
+    model = NnUNetSpineModel.load(results_folder, max_side=max(shape))
+    _check_geometry(model.predict(film.radiograph), film, "right")
+    assert log.input_shapes == [shape, shape]
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"max_side": 0}, "positive integer"),
+        ({"max_side": "448"}, "positive integer"),
+        ("448", "JSON object"),
+    ],
+)
+def test_nnunet_rejects_a_bad_recorded_max_side(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path, entry: Any, problem: str
+) -> None:
+    _install_nnunet(monkeypatch, [])
+    content = dataset_json(2)
+    content["aacscore"] = entry
+    (results_folder / "dataset.json").write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=rf"dataset\.json: .*{problem}"):
+        NnUNetSpineModel.load(results_folder)

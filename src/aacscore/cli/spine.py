@@ -160,7 +160,11 @@ def export_nnunet_cmd(
     out: Path = typer.Argument(..., help="nnU-Net raw folder (nnUNet_raw)."),
     dataset_id: int = typer.Option(..., "--id", min=1, max=999, help="nnU-Net dataset id."),
     max_side: int | None = typer.Option(
-        None, "--max-side", min=64, help="Downsize films whose longest side exceeds this."
+        None,
+        "--max-side",
+        min=64,
+        help="Downsize films whose longest side exceeds this (recorded in dataset.json; "
+        "the nnunet: spine model downsizes films the same way at prediction).",
     ),
     canonical: bool = typer.Option(
         False, "--canonical", help="Mirror films with the anterior on the right (needs .json)."

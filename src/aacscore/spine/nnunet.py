@@ -11,6 +11,12 @@ The channel is named "X-ray" so nnU-Net z-scores it per image (only "CT" gets th
 normalisation). Train it with ``nnUNetv2_plan_and_preprocess -d NNN`` and
 ``nnUNetv2_train NNN 2d FOLD``; use the result with ``--spine-model nnunet:RESULTS_FOLDER``
 (the folder holding ``dataset.json``, ``plans.json`` and ``fold_*``).
+
+nnU-Net sees pixels (spacing 999, 1, 1), so the pixel scale must match between training and
+prediction. ``export_nnunet(max_side=M)`` records ``"aacscore": {"max_side": M, ...}`` in
+``dataset.json`` (a key nnU-Net ignores; planning copies the raw dataset.json and training saves
+it into the results folder); :class:`NnUNetSpineModel` reads it back and downsizes larger films
+by the same rule before prediction, mapping the probabilities back to the film's pixels.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from aacscore import __version__
 from aacscore.io import Radiograph
 from aacscore.spine.data import (
     Letterbox,
@@ -48,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 DATASET_NAME = "AACSpine"
 INSTALL_HINT = "pip install 'aacscore[nnunet]'"
+#: dataset.json key (not one of nnU-Net's) holding aacscore's export settings
+METADATA_KEY = "aacscore"
 
 
 class NnUNetUnavailableError(ImportError):
@@ -61,8 +71,28 @@ def dataset_folder_name(dataset_id: int) -> str:
     return f"Dataset{int(dataset_id):03d}_{DATASET_NAME}"
 
 
-def dataset_json(num_training: int) -> dict[str, Any]:
-    """nnU-Net v2 ``dataset.json`` content for the spine dataset."""
+def downsize_box(shape: tuple[int, int], max_side: int | None) -> Letterbox | None:
+    """The export's resize rule: a film whose longest side exceeds ``max_side`` is scaled (aspect
+    kept, sides rounded) so that its longest side is ``max_side``; ``None`` when it is not resized.
+    """
+    if max_side is None:
+        return None
+    if max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
+    h, w = int(shape[0]), int(shape[1])
+    if max(h, w) <= max_side:
+        return None
+    s = max_side / max(h, w)
+    target = (max(1, round(h * s)), max(1, round(w * s)))
+    return Letterbox((h, w), target, target, (0, 0))
+
+
+def dataset_json(num_training: int, max_side: int | None = None) -> dict[str, Any]:
+    """nnU-Net v2 ``dataset.json`` content for the spine dataset.
+
+    Besides nnU-Net's keys it records the export's ``max_side`` under ``"aacscore"``, which
+    nnU-Net ignores and carries into the trained model's results folder.
+    """
     return {
         "channel_names": {"0": "X-ray"},
         "labels": {name: i for i, name in enumerate(CLASS_NAMES)},
@@ -76,7 +106,36 @@ def dataset_json(num_training: int) -> dict[str, Any]:
         ),
         "reference": "aacscore",
         "licence": "see source data",
+        METADATA_KEY: {
+            "version": __version__,
+            "max_side": None if max_side is None else int(max_side),
+        },
     }
+
+
+def recorded_max_side(dataset_json_path: Path) -> int | None:
+    """The ``max_side`` :func:`export_nnunet` recorded in a ``dataset.json`` (``None`` when the
+    file, the ``"aacscore"`` entry or the value is absent)."""
+    if not dataset_json_path.is_file():
+        return None
+    try:
+        content = json.loads(dataset_json_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{dataset_json_path}: cannot read dataset.json ({exc})") from exc
+    meta = content.get(METADATA_KEY) if isinstance(content, dict) else None
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{dataset_json_path}: {METADATA_KEY!r} must be a JSON object")
+    value = meta.get("max_side")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{dataset_json_path}: {METADATA_KEY}.max_side must be a positive integer, "
+            f"got {value!r}"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -98,9 +157,13 @@ def export_nnunet(
 ) -> ExportSummary:
     """Write simulator output or your own films + label maps as an nnU-Net v2 raw dataset.
 
-    ``max_side`` downsizes films whose longest side exceeds it (labels by area majority);
+    ``max_side`` downsizes films whose longest side exceeds it to that longest side (antialiased
+    bilinear image, labels by area majority; :func:`downsize_box`) and records it in
+    ``dataset.json`` so that :class:`NnUNetSpineModel` downsizes films the same way;
     ``canonical`` mirrors films with the anterior on the right into the canonical orientation.
     """
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
     cases = discover_cases(data_dir)
     root = Path(out_dir) / dataset_folder_name(dataset_id)
     images_tr, labels_tr = root / "imagesTr", root / "labelsTr"
@@ -114,10 +177,8 @@ def export_nnunet(
         seen.add(ident)
         pixels, _ = load_image(case.image_path, case.spacing_mm)
         labels = load_labels(case.labels_path, (int(pixels.shape[0]), int(pixels.shape[1])))
-        if max_side is not None and max(pixels.shape) > max_side:
-            s = max_side / max(pixels.shape)
-            target = (max(1, round(pixels.shape[0] * s)), max(1, round(pixels.shape[1] * s)))
-            box = Letterbox.fit((int(pixels.shape[0]), int(pixels.shape[1])), target)
+        box = downsize_box((int(pixels.shape[0]), int(pixels.shape[1])), max_side)
+        if box is not None:
             pixels = box.resize_image(pixels)
             labels = box.resize_labels(labels)
         if canonical and case.anterior_side == "right":
@@ -130,7 +191,7 @@ def export_nnunet(
         if progress is not None:
             progress(1)
     js = root / "dataset.json"
-    js.write_text(json.dumps(dataset_json(len(cases)), indent=2) + "\n")
+    js.write_text(json.dumps(dataset_json(len(cases), max_side), indent=2) + "\n")
     return ExportSummary(root, len(cases), js)
 
 
@@ -149,14 +210,25 @@ def _import_predictor() -> Any:
 class NnUNetSpineModel:
     """Spine model backed by a trained nnU-Net v2 2D model (optional extra ``aacscore[nnunet]``).
 
-    nnU-Net segments the film as it is (it is trained with mirroring); the anterior side comes
-    from aacscore's orientation classifier when shipped weights exist, else from the image cue.
+    nnU-Net segments the film as it is (it is trained with mirroring), after downsizing it like
+    the export when ``max_side`` is set (films whose longest side exceeds it); the class
+    probabilities are mapped back to the film's pixels. The anterior side comes from aacscore's
+    orientation classifier when shipped weights exist, else from the image cue.
     """
 
-    def __init__(self, predictor: Any, folder: Path, orientation_model: Any | None) -> None:
+    def __init__(
+        self,
+        predictor: Any,
+        folder: Path,
+        orientation_model: Any | None,
+        max_side: int | None = None,
+    ) -> None:
+        if max_side is not None and max_side < 1:
+            raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
         self.predictor = predictor
         self.folder = folder
         self.orientation_model = orientation_model
+        self.max_side = max_side
 
     @classmethod
     def load(
@@ -165,7 +237,13 @@ class NnUNetSpineModel:
         folds: tuple[int | str, ...] | None = None,
         checkpoint: str = "checkpoint_final.pth",
         device: str = "cpu",
+        max_side: int | None = None,
     ) -> NnUNetSpineModel:
+        """Load a trained nnU-Net v2 results folder.
+
+        ``max_side`` (pixels) overrides the one :func:`export_nnunet` recorded in the folder's
+        ``dataset.json``; with neither, films are segmented at full resolution.
+        """
         predictor_cls = _import_predictor()
         path = Path(folder)
         if not path.is_dir():
@@ -183,6 +261,20 @@ class NnUNetSpineModel:
         predictor.initialize_from_trained_model_folder(
             str(path), use_folds=folds, checkpoint_name=checkpoint
         )
+        recorded = recorded_max_side(path / "dataset.json")
+        if max_side is None:
+            max_side = recorded
+        elif recorded is not None and recorded != max_side:
+            logger.warning(
+                "%s: trained on films downsized to max_side %d; predicting with max_side %d",
+                path / "dataset.json",
+                recorded,
+                max_side,
+            )
+        if max_side is not None:
+            logger.info(
+                "films whose longest side exceeds %d px are downsized for nnU-Net", max_side
+            )
         orient = None
         try:
             from aacscore.spine.predict import SpineModel
@@ -191,20 +283,29 @@ class NnUNetSpineModel:
                 orient = SpineModel.load(default_model_dir())
         except Exception as exc:  # the orientation classifier is optional here
             logger.info("no aacscore orientation classifier (%s); using the image cue", exc)
-        return cls(predictor, path, orient)
+        return cls(predictor, path, orient, max_side)
 
     def predict(
         self, radiograph: Radiograph, anterior_side: str | None = None, check: bool = True
     ) -> SpineResult:
+        """Segment the film with nnU-Net and trace the vertebrae (in the film's own pixels)."""
         t0 = time.perf_counter()
         img = np.asarray(radiograph.pixels, dtype=np.float32)
+        shape = (int(img.shape[0]), int(img.shape[1]))
+        box = downsize_box(shape, self.max_side)
+        net_img = box.resize_image(img) if box is not None else img
         # NaturalImage2DIO convention: (channels, 1, rows, cols), spacing (999, 1, 1)
         seg, probs = self.predictor.predict_single_npy_array(
-            img[None, None], {"spacing": [999.0, 1.0, 1.0]}, None, None, True
+            net_img[None, None], {"spacing": [999.0, 1.0, 1.0]}, None, None, True
         )
         scores = torch.from_numpy(
-            np.asarray(probs, dtype=np.float32).reshape(len(CLASS_NAMES), *img.shape)
+            np.asarray(probs, dtype=np.float32).reshape(len(CLASS_NAMES), *net_img.shape)
         )
+        if box is not None:
+            # back to the film's pixels (pixel centres, as Letterbox maps points)
+            up = F.interpolate(scores[None], size=shape, mode="bilinear", align_corners=False)
+            scores = up[0]
+            seg = scores.argmax(dim=0).numpy().astype(np.uint8)
         timings = {"network_s": time.perf_counter() - t0}
         if anterior_side is not None:
             from aacscore.spine.orientation import OrientationResult
