@@ -118,3 +118,23 @@ def test_group_metrics_use_wilson_intervals() -> None:
     lo, hi = low["sensitivity_ci"]
     assert 0.0 < lo < 0.75 < hi < 1.0
     assert m["confusion"] == [[3, 1, 0], [0, 1, 1], [0, 1, 3]]
+
+
+def test_uncertainty_scale_by_predicted_total() -> None:
+    from aacscore.score.train import SD_BIN_EDGES, scale_bins
+
+    rng = np.random.default_rng(4)
+    mean = np.concatenate([np.full(200, 0.1), np.full(200, 12.0), np.full(5, 3.0)])
+    # errors (in units of the unscaled sd) ten times larger for the calcified films
+    z = np.abs(np.concatenate([rng.normal(0, 0.3, 200), rng.normal(0, 3.0, 200), np.ones(5)]))
+    bins = scale_bins(mean, z, overall=2.0)
+    assert bins is not None and bins[0] == SD_BIN_EDGES
+    scales = bins[1]
+    assert scales[0] < 0.5 < 2.0 < scales[4]  # uncalcified vs severe bin
+    assert scales[2] == 2.0  # too few films (5 < 20): the overall scale
+    assert scale_bins(np.full(5, 1.0), np.ones(5), overall=1.5) is None
+    cfg = ScoreModelConfig(network=TINY_NET, band=TINY_GEOMETRY, sd_scale=2.0, sd_scale_bins=bins)
+    back = ScoreModelConfig.from_dict(json.loads(json.dumps(cfg.as_dict())))
+    assert back.sd_scale_bins == bins
+    assert back.scale_for(0.0) == scales[0] and back.scale_for(30.0) == scales[4]
+    assert dataclasses.replace(back, sd_scale_bins=None).scale_for(0.0) == 2.0

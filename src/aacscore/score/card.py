@@ -200,9 +200,18 @@ def write_model_card(
         ]
     lines += [
         "",
-        f"Uncertainty: sd = {config.sd_scale:.3f} x sqrt(tta_sd^2 + {config.sd_floor}^2) "
-        f"(scale calibrated for 95 % coverage on validation); without TTA sd = "
-        f"{config.residual_sd:.3f} (validation RMSE).",
+        f"Uncertainty: sd = scale x sqrt(tta_sd^2 + {config.sd_floor}^2), scale calibrated for "
+        "95 % coverage on validation "
+        + (
+            "per predicted-total bin (edges "
+            + ", ".join(f"{e:g}" for e in config.sd_scale_bins[0])
+            + ": scales "
+            + ", ".join(f"{v:.2f}" for v in config.sd_scale_bins[1])
+            + ")"
+            if config.sd_scale_bins is not None
+            else f"({config.sd_scale:.3f})"
+        )
+        + f"; without TTA sd = {config.residual_sd:.3f} (validation RMSE).",
         "",
         "## Learning curve",
         "",

@@ -231,6 +231,9 @@ class ScoreModelConfig:
     band: BandGeometry
     sd_scale: float = 1.0
     sd_floor: float = 0.15
+    sd_scale_bins: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """(edges, scales): the scale by predicted total (``np.digitize`` bins; len(edges) + 1
+    scales), so that uncalcified films are not given the spread of heavily calcified ones."""
     residual_sd: float = 1.0
     tta: tuple[TTATransform, ...] = TTA_TRANSFORMS
     dtype: str = "float32"
@@ -238,6 +241,13 @@ class ScoreModelConfig:
     sha256: str | None = None
     calibration: Calibration | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def scale_for(self, total: float) -> float:
+        """The sd scale for a predicted total."""
+        if self.sd_scale_bins is None:
+            return self.sd_scale
+        edges, scales = self.sd_scale_bins
+        return float(scales[int(np.digitize(total, edges))])
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready config (``extra`` holds training details and metrics)."""
@@ -253,7 +263,13 @@ class ScoreModelConfig:
                 "sd_scale": self.sd_scale,
                 "sd_floor": self.sd_floor,
                 "residual_sd": self.residual_sd,
-                "rule": "sd = sd_scale * sqrt(tta_sd^2 + sd_floor^2); without TTA residual_sd",
+                "scale_bins": (
+                    {"edges": list(self.sd_scale_bins[0]), "scales": list(self.sd_scale_bins[1])}
+                    if self.sd_scale_bins is not None
+                    else None
+                ),
+                "rule": "sd = scale * sqrt(tta_sd^2 + sd_floor^2), scale from scale_bins by the "
+                "predicted total (else sd_scale); without TTA residual_sd",
             },
             "aac8": "from predicted fractions" if self.network.has_fractions else None,
             "calibration": self.calibration.as_dict() if self.calibration is not None else None,
@@ -276,6 +292,14 @@ class ScoreModelConfig:
             network=NetworkConfig.from_dict(d["network"]),
             band=BandGeometry.from_dict(d["band"]),
             sd_scale=float(unc.get("sd_scale", 1.0)),
+            sd_scale_bins=(
+                (
+                    tuple(map(float, unc["scale_bins"]["edges"])),
+                    tuple(map(float, unc["scale_bins"]["scales"])),
+                )
+                if unc.get("scale_bins")
+                else None
+            ),
             sd_floor=float(unc.get("sd_floor", 0.15)),
             residual_sd=float(unc.get("residual_sd", 1.0)),
             tta=tuple(TTATransform(**t) for t in unc.get("tta", [])) or TTA_TRANSFORMS,
@@ -450,7 +474,7 @@ class ScoreModel:
         mean = float(np.clip(totals.mean(), 0.0, MAX_AAC24))
         if tta and len(totals) > 1:
             sd = float(
-                calibrated_sd(totals.std(ddof=1), self.config.sd_scale, self.config.sd_floor)
+                calibrated_sd(totals.std(ddof=1), self.config.scale_for(mean), self.config.sd_floor)
             )
         else:
             sd = float(self.config.residual_sd)

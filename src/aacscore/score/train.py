@@ -451,15 +451,46 @@ def calibrate_uncertainty(
     resid = np.abs(mean - data.totals[idx])
     z = resid / calibrated_sd(sd_raw, 1.0, floor)
     scale = float(max(np.quantile(z, 0.95) / 1.96, 0.25)) if len(z) else 1.0
+    bins = scale_bins(mean, z, scale)
     residual_sd = float(np.sqrt(np.mean(resid**2))) if len(resid) else 1.0
     grades = out.grades.mean(axis=1) if out.grades is not None else None
     m = score_metrics(
         mean, data.totals[idx], grades, data.grades[idx] if grades is not None else None
     )
-    sd = calibrated_sd(sd_raw, scale, floor)
+    scales = np.asarray(bins[1])[np.digitize(mean, bins[0])] if bins else scale
+    sd = calibrated_sd(sd_raw, 1.0, floor) * scales
     m["coverage95"] = float(np.mean(resid <= 1.96 * sd)) if len(resid) else None
     m["mean_sd"] = float(np.mean(sd)) if len(sd) else None
+    m["sd_scale_bins"] = (
+        {"edges": list(bins[0]), "scales": list(bins[1])} if bins is not None else None
+    )
     return scale, residual_sd, m
+
+
+SD_BIN_EDGES: tuple[float, ...] = (0.5, 2.0, 5.0, 10.0)
+"""Predicted-total bins of the uncertainty scale (uncalcified, trace, mild, moderate, severe)."""
+
+
+def scale_bins(
+    mean: npt.NDArray[np.float64],
+    z: npt.NDArray[np.float64],
+    overall: float,
+    edges: tuple[float, ...] = SD_BIN_EDGES,
+    min_n: int = 20,
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """Per-bin scale (95 % of ``z`` within 1.96) by predicted total; bins with fewer than
+    ``min_n`` films take the ``overall`` scale. None when no bin has enough films."""
+    idx = np.digitize(mean, edges)
+    scales: list[float] = []
+    own = 0
+    for b in range(len(edges) + 1):
+        zb = z[idx == b]
+        if len(zb) >= min_n:
+            scales.append(float(max(np.quantile(zb, 0.95) / 1.96, 0.1)))
+            own += 1
+        else:
+            scales.append(overall)
+    return (edges, tuple(scales)) if own else None
 
 
 def _sha256(path: Path) -> str:
@@ -643,6 +674,7 @@ def train_score(
     scale, residual_sd, tta_metrics = calibrate_uncertainty(
         net, data, val_idx, cfg, floor, outputs=val_out
     )
+    bins = tta_metrics.get("sd_scale_bins")
     plain = evaluate(net, data, val_idx, cfg)
     n_train_cases = len({data.case_ids[i] for i in train_idx})
     data_summary = _data_summary(data, train_idx, val_idx)
@@ -651,6 +683,7 @@ def train_score(
         network=cfg.network,
         band=cfg.geometry,
         sd_scale=scale,
+        sd_scale_bins=(tuple(bins["edges"]), tuple(bins["scales"])) if bins else None,
         sd_floor=floor,
         residual_sd=residual_sd,
         calibration=calibration,
