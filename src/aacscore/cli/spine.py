@@ -50,8 +50,9 @@ def train_spine_cmd(
     data: list[Path] = typer.Option(
         ...,
         "--data",
-        help="Folder of training films: simulator output, or <stem>.<ext> images with "
-        "<stem>_labels.png label maps (+ optional <stem>.json with spacing_mm, anterior_side). "
+        help="Folder of training films: simulator output, or <stem>.<dcm|png|tif|jpg|nii.gz> "
+        "images with <stem>_labels.png or <stem>_labels.nii.gz label maps (+ optional "
+        "<stem>.json with spacing_mm, anterior_side). "
         "Repeat to pool several folders.",
     ),
     out: Path = typer.Option(
@@ -156,7 +157,7 @@ def train_spine_cmd(
 
 @app.command("export-nnunet")
 def export_nnunet_cmd(
-    data: Path = typer.Argument(..., help="Simulator output or films + <stem>_labels.png."),
+    data: Path = typer.Argument(..., help="Simulator output or films + <stem>_labels.png/.nii.gz."),
     out: Path = typer.Argument(..., help="nnU-Net raw folder (nnUNet_raw)."),
     dataset_id: int = typer.Option(..., "--id", min=1, max=999, help="nnU-Net dataset id."),
     max_side: int | None = typer.Option(

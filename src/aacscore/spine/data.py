@@ -5,12 +5,15 @@ Dataset layouts (both read by :func:`discover_cases`):
 
 * simulator output (``aacscore simulate``): ``case_000000.dcm`` and/or ``.png``,
   ``case_000000_labels.png``, ``case_000000.json`` (spacing, anterior side, corners);
-* your own films: ``<stem>.<ext>`` (DICOM, PNG, JPEG or TIFF) paired with ``<stem>_labels.png``
-  (uint8 label map: 0 background, L1..L5 = 1..5, T12 = 6, S1 = 7) and, optionally,
-  ``<stem>.json`` with ``"spacing_mm": [row, col]`` and ``"anterior_side": "left"|"right"``.
-  Without a JSON file the header spacing is used and the anterior side is assumed to be
-  ``default_anterior_side`` (left, the canonical orientation). When a stem has several image
-  files, DICOM is preferred, then PNG, TIFF, JPEG.
+* your own films: ``<stem>.<ext>`` (DICOM, PNG, JPEG, TIFF or 2-D NIfTI ``.nii.gz``/``.nii``)
+  paired with a label map ``<stem>_labels.png`` or ``<stem>_labels.nii.gz``/``.nii`` (0
+  background, L1..L5 = 1..5, T12 = 6, S1 = 7; image and label formats may be mixed) and,
+  optionally, ``<stem>.json`` with ``"spacing_mm": [row, col]`` and
+  ``"anterior_side": "left"|"right"``. Without a spacing in the JSON file the image header's
+  spacing is used (DICOM, NIfTI: see :mod:`aacscore.spine.nifti`) and without an anterior side
+  it is assumed to be ``default_anterior_side`` (left, the canonical orientation). When a stem
+  has several image files, DICOM is preferred, then PNG, TIFF, JPEG, NIfTI; a stem with two
+  label maps is an error.
 
 Every film is resized as a whole to fit the network input (:class:`Letterbox`), mirrored into the
 canonical orientation (anterior left), and zero-padded. The preprocessed arrays are cached in a
@@ -41,9 +44,22 @@ from aacscore.spine.plans import CaseShape, Plans
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".dcm", ".dicom", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
+NIFTI_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii")
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".dcm",
+    ".dicom",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".jpg",
+    ".jpeg",
+    *NIFTI_EXTENSIONS,
+)
+"""Image extensions in order of preference when a stem has several images."""
 LABEL_SUFFIX = "_labels.png"
-_SKIP_SUFFIXES = (LABEL_SUFFIX, "_calc.png")
+LABEL_SUFFIXES: tuple[str, ...] = (LABEL_SUFFIX, *(f"_labels{e}" for e in NIFTI_EXTENSIONS))
+"""Label map names ``<stem><suffix>``; such files are never images themselves."""
+_SKIP_SUFFIXES = (*LABEL_SUFFIXES, "_calc.png")
 CACHE_VERSION = 1
 MAX_LABEL = len(CLASS_NAMES) - 1
 
@@ -121,8 +137,22 @@ def parse_annotations(path: Path) -> dict[str, Any]:
     return out
 
 
+def is_nifti(path: str | Path) -> bool:
+    """True for ``.nii`` / ``.nii.gz`` file names (any case)."""
+    return str(path).lower().endswith(NIFTI_EXTENSIONS)
+
+
+def _label_stem(name: str) -> str | None:
+    low = name.lower()
+    for suffix in LABEL_SUFFIXES:
+        if low.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
 def discover_cases(data_dir: str | Path, default_anterior_side: str = "left") -> list[TrainingCase]:
-    """All ``<stem>.<ext>`` + ``<stem>_labels.png`` pairs in a folder (see the module docstring)."""
+    """All ``<stem>.<ext>`` + ``<stem>_labels.<png|nii.gz|nii>`` pairs in a folder (see the
+    module docstring)."""
     root = Path(data_dir)
     if not root.is_dir():
         raise SpineDataError(root, "training data folder not found")
@@ -130,20 +160,29 @@ def discover_cases(data_dir: str | Path, default_anterior_side: str = "left") ->
         raise ValueError(
             f"default_anterior_side must be left or right, got {default_anterior_side}"
         )
+    label_maps: dict[str, Path] = {}
+    for f in sorted(root.iterdir()):
+        stem = _label_stem(f.name)
+        if stem is None or not f.is_file():
+            continue
+        if stem in label_maps:
+            raise SpineDataError(
+                f, f"{stem} already has the label map {label_maps[stem].name}; keep one"
+            )
+        label_maps[stem] = f
     cases: list[TrainingCase] = []
-    for lab in sorted(root.glob(f"*{LABEL_SUFFIX}")):
-        stem = lab.name[: -len(LABEL_SUFFIX)]
+    for stem, lab in label_maps.items():
         image: Path | None = None
         for ext in IMAGE_EXTENSIONS:
             for cand in (root / f"{stem}{ext}", root / f"{stem}{ext.upper()}"):
-                if cand.is_file():
+                if cand.is_file() and _label_stem(cand.name) is None:
                     image = cand
                     break
             if image is not None:
                 break
         if image is None:
             raise SpineDataError(
-                lab, f"no image for this label map (expected {stem}.dcm/.png/.tif/.jpg)"
+                lab, f"no image for this label map (expected {stem}.dcm/.png/.tif/.jpg/.nii.gz)"
             )
         js = root / f"{stem}.json"
         ann = parse_annotations(js) if js.is_file() else {}
@@ -161,7 +200,9 @@ def discover_cases(data_dir: str | Path, default_anterior_side: str = "left") ->
         )
     if not cases:
         raise SpineDataError(
-            root, f"no training cases: expected <stem>.<ext> images with <stem>{LABEL_SUFFIX}"
+            root,
+            "no training cases: expected <stem>.<ext> images with "
+            f"<stem>{LABEL_SUFFIX} or <stem>_labels.nii.gz label maps",
         )
     return cases
 
@@ -169,10 +210,16 @@ def discover_cases(data_dir: str | Path, default_anterior_side: str = "left") ->
 def load_image(
     path: Path, spacing_mm: tuple[float, float] | None = None
 ) -> tuple[npt.NDArray[np.float32], tuple[float, float] | None]:
-    """Pixels (float32 [0, 1], bone bright) and spacing via :func:`aacscore.io.read_radiograph`.
+    """Pixels (float32 [0, 1], bone bright) and spacing via :func:`aacscore.io.read_radiograph`
+    (NIfTI: :func:`aacscore.spine.nifti.nifti_image`).
 
     ``spacing_mm`` overrides the header spacing.
     """
+    if is_nifti(path):
+        from aacscore.spine.nifti import nifti_image
+
+        pixels, header_spacing = nifti_image(path)
+        return pixels, spacing_mm if spacing_mm is not None else header_spacing
     from aacscore.io import read_radiograph
 
     rad = read_radiograph(path, spacing_mm=spacing_mm, min_size=8)
@@ -180,12 +227,18 @@ def load_image(
 
 
 def load_labels(path: Path, shape: tuple[int, int] | None = None) -> npt.NDArray[np.uint8]:
-    """A uint8 label map (values 0..7); checks the shape against the image when given."""
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im)
-    except (OSError, ValueError) as exc:
-        raise SpineDataError(path, f"cannot read label map ({exc})") from exc
+    """A uint8 label map (values 0..7, PNG or NIfTI); checks the shape against the image when
+    given."""
+    if is_nifti(path):
+        from aacscore.spine.nifti import nifti_labels
+
+        arr = nifti_labels(path)
+    else:
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im)
+        except (OSError, ValueError) as exc:
+            raise SpineDataError(path, f"cannot read label map ({exc})") from exc
     if arr.ndim != 2:
         raise SpineDataError(path, f"label map must be single-channel, got shape {arr.shape}")
     if arr.size and int(arr.max()) > MAX_LABEL:
@@ -405,10 +458,11 @@ class PreprocessedSet:
 def case_shapes(
     cases: Sequence[TrainingCase], progress: Callable[[int], None] | None = None
 ) -> list[CaseShape]:
-    """Size and spacing of each case, from its annotations when present, else by decoding it."""
+    """Size and spacing of each case, from its annotations when they give both, else by decoding
+    it (the header spacing)."""
     out: list[CaseShape] = []
     for c in cases:
-        if c.shape is not None and c.json_path is not None:
+        if c.shape is not None and c.json_path is not None and c.spacing_mm is not None:
             out.append(CaseShape(c.shape, c.spacing_mm))
         else:
             px, sp = load_image(c.image_path, c.spacing_mm)
