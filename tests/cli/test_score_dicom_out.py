@@ -42,7 +42,9 @@ def _sr_numbers(path: Path) -> dict[str, float]:
         for item in ds.get("ContentSequence", []):
             if item.ValueType == "NUM":
                 code = item.ConceptNameCodeSequence[0].CodeValue
-                out[code] = float(item.MeasuredValueSequence[0].FloatingPointValue)
+                mv = item.MeasuredValueSequence[0]
+                # FloatingPointValue only accompanies values a decimal string cannot hold exactly
+                out[code] = float(mv.get("FloatingPointValue", mv.NumericValue))
             walk(item)
 
     walk(pydicom.dcmread(path))

@@ -80,7 +80,9 @@ def _numbers(ds: Dataset) -> dict[str, float]:
         ):
             code = item.ConceptNameCodeSequence[0].CodeValue
             assert code not in out, f"{code} reported twice"
-            out[code] = float(item.MeasuredValueSequence[0].FloatingPointValue)
+            mv = item.MeasuredValueSequence[0]
+            # FloatingPointValue only accompanies values a decimal string cannot hold exactly
+            out[code] = float(mv.get("FloatingPointValue", mv.NumericValue))
     return out
 
 
@@ -230,3 +232,14 @@ def test_bad_overlay_raises_naming_the_file(film: dict[str, Path], tmp_path: Pat
     msg = re.escape(str(film["dicom"])) + r".*secondary capture.*RGB"
     with pytest.raises(DicomOutputError, match=msg):
         write_dicom_outputs(film["dicom"], _result(), grey, tmp_path, "b")
+
+
+def test_exact_zero_grades_are_written_as_numeric_values(
+    film: dict[str, Path], tmp_path: Path
+) -> None:
+    # a calibrated model reports uncalcified segments as exactly 0.0
+    result = _result(str(film["dicom"]), grades=dict.fromkeys(SEGMENTS, 0.0), aac24=0.0, aac8=0.0)
+    outs = write_dicom_outputs(film["dicom"], result, None, tmp_path / "dicom", "zero")
+    assert outs.sr is not None
+    values = _numbers(pydicom.dcmread(outs.sr))
+    assert len(values) == 11 and set(values.values()) == {0.0, 1.234}
