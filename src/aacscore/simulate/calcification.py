@@ -146,10 +146,16 @@ def vertebral_height(corners: F64) -> float:
 
 
 def project_near(pts: F64, poly: F64, window: int = 4) -> F64:
-    """Arc length of the exact nearest point on ``poly`` (searched near the nearest vertex)."""
+    """Arc length of the exact nearest point on ``poly``.
+
+    Searched on the segments near the nearest vertex; points for which a vertex outside that
+    window could hold a nearer segment (a wall that curves back, e.g. the diverging anterior
+    wall below the bifurcation) are projected exactly over the whole polyline.
+    """
     if len(pts) == 0:
         return np.zeros(0)
-    _, j = cKDTree(poly).query(pts)
+    tree = cKDTree(poly)
+    _, j = tree.query(pts)
     nseg = len(poly) - 1
     cand = np.clip(j[:, None] + np.arange(-window, window)[None, :], 0, nseg - 1)
     s = arc_length(poly)
@@ -164,6 +170,17 @@ def project_near(pts: F64, poly: F64, window: int = 4) -> F64:
     rows = np.arange(len(pts))
     seg = cand[rows, k]
     out: F64 = s[seg] + t[rows, k] * np.sqrt(dd[rows, k])
+    # a segment nearer than the windowed one has a vertex within d + L_max / 2 of the point
+    seg_len = np.sqrt((np.diff(poly, axis=0) ** 2).sum(axis=1))
+    radius = np.sqrt(dist2[rows, k]) + 0.5 * float(seg_len.max()) + 1e-6
+    kq = min(16, len(poly))
+    dv, jv = tree.query(pts, k=kq)
+    dv, jv = dv.reshape(len(pts), kq), jv.reshape(len(pts), kq)
+    near = dv <= radius[:, None]
+    far_idx = near & (np.abs(jv - j[:, None]) > window - 1)
+    sus = far_idx.any(axis=1) | near.all(axis=1)
+    if sus.any():
+        out[sus] = project_to_polyline(pts[sus], poly)[0]
     return out
 
 
