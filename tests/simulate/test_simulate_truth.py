@@ -188,3 +188,19 @@ def test_plaque_packed_among_others_is_not_dropped() -> None:
     ).astype(np.float32)
     rr, cc = np.mgrid[29:30, 20:22]
     assert visible_plaques(faint, [((rr * w + cc).ravel().astype(np.intp), 1)]) == [False]
+
+
+def test_fast_projection_is_exact_on_a_wall_that_curves_back() -> None:
+    from aacscore.simulate.calcification import project_near
+    from aacscore.simulate.geometry import project_to_polyline
+
+    # a hairpin: down (dense vertices), then back up 6 px away with sparse vertices (like the
+    # anterior wall below the bifurcation); points near the sparse limb have their nearest
+    # VERTEX on the dense limb but their nearest SEGMENT on the sparse one
+    down = np.stack([np.zeros(201), np.linspace(0.0, 200.0, 201)], axis=1)
+    up = np.stack([np.full(6, 6.0), np.linspace(200.0, 0.0, 6)], axis=1)
+    poly = np.concatenate([down, np.array([[3.0, 203.0]]), up])
+    rng = np.random.default_rng(0)
+    pts = np.stack([rng.uniform(3.5, 5.5, 500), rng.uniform(10, 190, 500)], axis=1)
+    exact, _ = project_to_polyline(pts, poly)
+    np.testing.assert_allclose(project_near(pts, poly), exact, atol=1e-6)
