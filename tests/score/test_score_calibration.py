@@ -138,3 +138,23 @@ def test_uncertainty_scale_by_predicted_total() -> None:
     assert back.sd_scale_bins == bins
     assert back.scale_for(0.0) == scales[0] and back.scale_for(30.0) == scales[4]
     assert dataclasses.replace(back, sd_scale_bins=None).scale_for(0.0) == 2.0
+
+
+def test_zero_threshold_is_chosen_on_validation_and_applied(tmp_path: Path) -> None:
+    from aacscore.score.train import choose_zero_threshold
+
+    rng = np.random.default_rng(5)
+    truth = rng.choice([0.0, 1.0, 3.0], size=(300, 8), p=[0.7, 0.1, 0.2])
+    # uncalcified segments read small positive values, calcified ones are accurate
+    grades = np.where(truth == 0, rng.uniform(0.0, 0.12, truth.shape), truth)
+    tau = choose_zero_threshold(grades, truth.sum(1))
+    assert 0.1 < tau <= 0.3
+    assert choose_zero_threshold(truth.astype(float), truth.sum(1)) == 0.0  # nothing to gain
+    cal = Calibration("grades", (0.0, 3.0), (0.0, 3.0), zero_below=0.5)
+    assert Calibration.from_dict(json.loads(json.dumps(cal.as_dict()))) == cal
+    assert Calibration.from_dict({"target": "grades", "x": [0, 3], "y": [0, 3]}).zero_below == 0
+    np.testing.assert_array_equal(cal.zeroed([0.2, 0.5, 2.0]), [0.0, 0.5, 2.0])
+    # in a model: every raw grade of this untrained net is below 3, so all read 0
+    model = _model(tmp_path / "z", Calibration("grades", (0.0, 3.0), (0.0, 3.0), 2.99))
+    p = model.predict(tiny_band(np.zeros(8), np.random.default_rng(0)))
+    assert p.grades == (0.0,) * 8 and p.aac24 == 0.0 and p.group == "low"

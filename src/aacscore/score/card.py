@@ -196,6 +196,12 @@ def write_model_card(
                 knots
                 if len(cal.x) <= 13
                 else ", ".join(knots.split(", ")[:: max(1, len(cal.x) // 12)])
+            )
+            + (
+                f". Mean segment grades below {cal.zero_below:g} read exactly 0 (threshold "
+                "chosen on the validation films by the MAE of the total)."
+                if cal.zero_below > 0
+                else ""
             ),
         ]
     lines += [

@@ -159,6 +159,10 @@ class Calibration:
     target: str
     x: tuple[float, ...]
     y: tuple[float, ...]
+    zero_below: float = 0.0
+    """Segment grades (mean over test-time augmentation, calibrated) below this read exactly 0:
+    an uncalcified segment is reported as 0, not as a small noisy value (chosen on validation
+    films; 0 = off)."""
 
     def __post_init__(self) -> None:
         if self.target not in ("grades", "total"):
@@ -170,6 +174,11 @@ class Calibration:
 
     def __call__(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return np.interp(np.asarray(values, dtype=np.float64), self.x, self.y)
+
+    def zeroed(self, grades: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``grades`` with values below :attr:`zero_below` set to 0."""
+        g = np.asarray(grades, dtype=np.float64)
+        return np.where(g < self.zero_below, 0.0, g)
 
     def apply(self, out: NetworkOutputs) -> NetworkOutputs:
         """Calibrated copy of raw network outputs (per test-time transform)."""
@@ -186,11 +195,17 @@ class Calibration:
             "method": "isotonic regression on validation films, sampled on a grid",
             "x": list(self.x),
             "y": list(self.y),
+            "zero_below": self.zero_below,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
-        return cls(str(d["target"]), tuple(map(float, d["x"])), tuple(map(float, d["y"])))
+        return cls(
+            str(d["target"]),
+            tuple(map(float, d["x"])),
+            tuple(map(float, d["y"])),
+            float(d.get("zero_below", 0.0)),
+        )
 
 
 def fit_calibration(
@@ -472,6 +487,13 @@ class ScoreModel:
     ) -> ScorePrediction:
         totals = out.total[i]
         mean = float(np.clip(totals.mean(), 0.0, MAX_AAC24))
+        grade_mean = None
+        if out.grades is not None:
+            grade_mean = np.clip(out.grades[i].mean(axis=0), 0.0, 3.0)
+            cal = self.config.calibration
+            if cal is not None and cal.zero_below > 0:
+                grade_mean = cal.zeroed(grade_mean)
+                mean = float(np.clip(grade_mean.sum(), 0.0, MAX_AAC24))
         if tta and len(totals) > 1:
             sd = float(
                 calibrated_sd(totals.std(ddof=1), self.config.scale_for(mean), self.config.sd_floor)
@@ -479,8 +501,8 @@ class ScoreModel:
         else:
             sd = float(self.config.residual_sd)
         grades = None
-        if out.grades is not None:
-            grades = tuple(float(np.clip(v, 0.0, 3.0)) for v in out.grades[i].mean(axis=0))
+        if grade_mean is not None:
+            grades = tuple(float(v) for v in grade_mean)
         fractions = None
         aac8: float | None = None
         if out.fractions is not None:

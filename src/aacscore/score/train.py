@@ -410,6 +410,25 @@ def fit_output_calibration(
     return fit_calibration(out.grades, truth, "grades")
 
 
+ZERO_THRESHOLDS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+
+
+def choose_zero_threshold(
+    grades: npt.NDArray[np.float64],
+    truth_totals: npt.NDArray[np.float64],
+    candidates: tuple[float, ...] = ZERO_THRESHOLDS,
+) -> float:
+    """The threshold below which mean segment grades read 0 that minimises the MAE of the
+    total on (cross-fitted) validation predictions; the smallest one among equals."""
+    best, best_mae = 0.0, math.inf
+    for tau in candidates:
+        pred = np.where(grades < tau, 0.0, grades).sum(axis=1)
+        mae = float(np.mean(np.abs(pred - truth_totals)))
+        if mae < best_mae - 1e-9:
+            best, best_mae = tau, mae
+    return best
+
+
 def cross_fitted(
     out: NetworkOutputs, data: BandSet, idx: npt.NDArray[np.intp], head: str, seed: int
 ) -> NetworkOutputs:
@@ -441,19 +460,24 @@ def calibrate_uncertainty(
     config: TrainConfig,
     floor: float,
     outputs: NetworkOutputs | None = None,
+    zero_below: float = 0.0,
 ) -> tuple[float, float, dict[str, Any]]:
     """(sd_scale, residual_sd, TTA metrics) on validation rows: 95 % of errors within 1.96 sd.
 
-    ``outputs``: TTA outputs of the rows to use instead of the raw network's (calibrated)."""
+    ``outputs``: TTA outputs of the rows to use instead of the raw network's (calibrated);
+    ``zero_below``: the calibration's zero threshold of the mean segment grades."""
     out = outputs if outputs is not None else run_network(net, data.bands[idx], config.geometry)
     mean = out.total.mean(axis=1)
+    grades = out.grades.mean(axis=1) if out.grades is not None else None
+    if grades is not None and zero_below > 0:
+        grades = np.where(grades < zero_below, 0.0, grades)
+        mean = grades.sum(axis=1)
     sd_raw = out.total.std(axis=1, ddof=1)
     resid = np.abs(mean - data.totals[idx])
     z = resid / calibrated_sd(sd_raw, 1.0, floor)
     scale = float(max(np.quantile(z, 0.95) / 1.96, 0.25)) if len(z) else 1.0
     bins = scale_bins(mean, z, scale)
     residual_sd = float(np.sqrt(np.mean(resid**2))) if len(resid) else 1.0
-    grades = out.grades.mean(axis=1) if out.grades is not None else None
     m = score_metrics(
         mean, data.totals[idx], grades, data.grades[idx] if grades is not None else None
     )
@@ -669,10 +693,19 @@ def train_score(
         calibration = fit_output_calibration(raw, data, val_idx, cfg.head)
         # reported validation figures use out-of-sample (cross-fitted) calibration
         val_out = cross_fitted(raw, data, val_idx, cfg.head, cfg.seed)
+        if val_out.grades is not None:
+            zb = choose_zero_threshold(val_out.grades.mean(axis=1), data.totals[val_idx])
+            calibration = replace(calibration, zero_below=zb)
     elif cfg.calibrate:
         logger.warning("fewer than 20 validation films: no output calibration")
     scale, residual_sd, tta_metrics = calibrate_uncertainty(
-        net, data, val_idx, cfg, floor, outputs=val_out
+        net,
+        data,
+        val_idx,
+        cfg,
+        floor,
+        outputs=val_out,
+        zero_below=calibration.zero_below if calibration is not None else 0.0,
     )
     bins = tta_metrics.get("sd_scale_bins")
     plain = evaluate(net, data, val_idx, cfg)
