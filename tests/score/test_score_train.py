@@ -247,3 +247,17 @@ def test_training_fits_and_ships_an_output_calibration(tmp_path: Path) -> None:
         sim, tmp_path / "run2", "segments", 1, 0, config=dataclasses.replace(cfg, calibrate=False)
     )
     assert json.loads((off.model_dir / "config.json").read_text())["calibration"] is None
+
+
+def test_group_balanced_sampling(tmp_path: Path) -> None:
+    from aacscore.score.train import group_balance_weights
+
+    totals = np.array([0.0] * 6 + [2.0] * 2 + [10.0] * 12)
+    w = group_balance_weights(totals)
+    # every lewis group carries the same total weight
+    assert w[:6].sum() == pytest.approx(w[6:8].sum()) == pytest.approx(w[8:].sum())
+    bs = tiny_bandset(24, seed=1)
+    cfg = _cfg(balance_groups=True, epochs=1, steps_per_epoch=2)
+    idx = np.arange(len(bs))
+    res = fit(bs, idx[:18], idx[18:], cfg, tmp_path / "run")
+    assert res.epochs_run == 1 and np.isfinite(res.history[0]["val_mae"])

@@ -68,6 +68,11 @@ def train_score_cmd(
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (1 is fastest on a busy machine)."
     ),
+    balance_groups: bool = typer.Option(
+        False,
+        "--balance-groups/--no-balance-groups",
+        help="Sample films so that each lewis severity group is seen equally often.",
+    ),
     calibrate: bool = typer.Option(
         True,
         "--calibrate/--no-calibrate",
@@ -95,6 +100,7 @@ def train_score_cmd(
         max_cases=max_cases,
         num_threads=threads,
         calibrate=calibrate,
+        balance_groups=balance_groups,
     )
     provider: GeometryProvider | None = None
     try:

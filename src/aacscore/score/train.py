@@ -83,6 +83,9 @@ class TrainConfig:
     n_jitter: int = 2
     fraction_weight: float = 0.5
     augment: bool = True
+    balance_groups: bool = False
+    """Sample training bands with weights inverse to their lewis group's frequency (each
+    severity group seen equally often; the smaller moderate group is oversampled)."""
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     geometry: BandGeometry = DEFAULT_BAND_GEOMETRY
@@ -232,6 +235,16 @@ def evaluate(
     return m
 
 
+def group_balance_weights(totals: npt.ArrayLike, groups: str = "lewis") -> npt.NDArray[np.float64]:
+    """Per-row sampling weights inverse to the frequency of each row's severity group."""
+    from aacscore.kauppila import parse_groups
+
+    g = parse_groups(groups)
+    idx = np.asarray([g.index(float(t)) for t in np.asarray(totals, dtype=np.float64)])
+    counts = np.bincount(idx, minlength=len(g.labels)).astype(np.float64)
+    return 1.0 / counts[idx]
+
+
 def fit(
     data: BandSet,
     train_idx: npt.NDArray[np.intp],
@@ -303,7 +316,12 @@ def fit(
                 break
             t0 = time.perf_counter()
             net.train()
-            perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+            if config.balance_groups:
+                w = torch.from_numpy(group_balance_weights(data.totals[train_idx]))
+                draw = torch.multinomial(w, len(train_idx), replacement=True, generator=gen)
+                perm = train_idx[draw.numpy()]
+            else:
+                perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
             if config.steps_per_epoch:
                 reps = math.ceil(config.steps_per_epoch * config.batch_size / len(perm))
                 perm = np.concatenate([perm] * reps)[: config.steps_per_epoch * config.batch_size]
