@@ -25,3 +25,16 @@ def test_population_mostly_low_and_balanced_covers_range() -> None:
     assert np.median(bal) > np.median(pop)
     assert bal.max() >= 14 and (bal == 0).mean() <= 0.3
     assert len(set((bal // 5).tolist())) >= 4  # at least 4 of the 5 bands 0-4 .. 20-24
+
+
+def test_mild_targets_the_group_cut_offs() -> None:
+    from aacscore.simulate.calcification import sample_target
+
+    rng = np.random.default_rng(0)
+    targets = np.array([sample_target(rng, "mild") for _ in range(2000)])
+    assert targets.min() == 0 and targets.max() == 8
+    assert 0.15 < (targets == 0).mean() < 0.25
+    assert 0.55 < ((targets >= 1) & (targets <= 4)).mean() < 0.65
+    # rendered films follow their targets closely (truth is measured, never the target)
+    mild = np.array(_totals("mild"))
+    assert mild.max() <= 10 and np.median(mild) <= 5 and ((mild >= 1) & (mild <= 4)).mean() >= 0.4

@@ -5,9 +5,11 @@ ground truth is *measured* afterwards on the rendered, visibility-checked calcif
 
 Modelled:
 
-* Target AAC-24 total: ``population`` (~45% zero, ~20% 1-5, ~22% 6-15, ~13% 16-24) or
-  ``balanced`` (uniform 0-24). The total is spread over the 8 segments with more weight caudally
-  (L4 > L3 > L2 > L1) and on the posterior wall (x1.35), and clustered within the patient.
+* Target AAC-24 total: ``population`` (~45% zero, ~20% 1-5, ~22% 6-15, ~13% 16-24),
+  ``balanced`` (uniform 0-24) or ``mild`` (20% zero, 60% 1-4, 20% 5-8: the films around the
+  low/moderate/high cut-offs, for training the hard cases). The total is spread over the 8
+  segments with more weight caudally (L4 > L3 > L2 > L1) and on the posterior wall (x1.35), and
+  clustered within the patient.
 * Per graded segment a target calcified fraction inside the grade's interval, away from the
   1/3 and 2/3 cut-offs, realised by 1-3 plaques on the wall inside the segment's bounds.
 * Plaque kinds: ``linear`` (continuous 0.5-1.5 mm streak), ``stippled`` (chain of 0.6-1.6 mm
@@ -61,7 +63,7 @@ from aacscore.simulate.geometry import (
     tangent_at,
 )
 
-DISTRIBUTIONS: tuple[str, ...] = ("population", "balanced")
+DISTRIBUTIONS: tuple[str, ...] = ("population", "balanced", "mild")
 WALL_CODE: dict[str, int] = {"anterior": 1, "posterior": 2}
 _LEVEL_W = {"L1": 0.55, "L2": 0.8, "L3": 1.1, "L4": 1.5}
 _WALL_W = {"anterior": 1.0, "posterior": 1.35}
@@ -230,11 +232,17 @@ def measure_truth(
 
 
 def sample_target(rng: np.random.Generator, distribution: str) -> int:
-    """Target AAC-24 total drawn from ``population`` or ``balanced``."""
+    """Target AAC-24 total drawn from ``population``, ``balanced`` or ``mild``."""
     u = rng.random()
     r = int(rng.integers(0, 1000))
     if distribution == "balanced":
         return r % 25
+    if distribution == "mild":  # the hard range around the low/moderate/high cut-offs
+        if u < 0.2:
+            return 0
+        if u < 0.8:
+            return 1 + r % 4
+        return 5 + r % 4
     if distribution != "population":
         raise ValueError(f"unknown distribution {distribution!r}; expected one of {DISTRIBUTIONS}")
     if u < 0.45:
