@@ -55,3 +55,13 @@ def test_simulate_rejects_bad_options(tmp_path: Path) -> None:
     assert res.exit_code == 2
     res = runner.invoke(app, ["simulate", "-n", "1", "-o", str(tmp_path), "--jobs", "0"])
     assert res.exit_code != 0
+
+
+def test_simulate_accepts_every_distribution_of_the_simulator(tmp_path: Path) -> None:
+    from aacscore.simulate.calcification import DISTRIBUTIONS
+
+    assert "mild" in DISTRIBUTIONS
+    args = ["simulate", "-n", "1", "-o", str(tmp_path), "--distribution", "mild"]
+    res = runner.invoke(app, [*args, "--format", "png", "--spacing", "0.35"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "truth.csv").is_file()

@@ -26,8 +26,9 @@ def simulate(
 ) -> None:
     """Simulate N cases (image, labels, calcification mask, JSON, truth.csv) into OUT."""
     from aacscore.simulate import simulate_dataset, write_gallery
+    from aacscore.simulate.calcification import DISTRIBUTIONS
 
-    if distribution not in ("population", "balanced"):
+    if distribution not in DISTRIBUTIONS:
         err_console.print(f"[red]error:[/red] unknown distribution {distribution!r}")
         raise typer.Exit(2)
     if fmt not in ("dicom", "png", "both"):
