@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import re
 import traceback
-import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -110,18 +109,13 @@ def _add_dicom(
     return replace(result, details={**result.details, **extra})
 
 
-_MODELS_INFO: weakref.WeakKeyDictionary[Scorer, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
 def _models_info(scorer: Scorer) -> dict[str, Any] | None:
-    """``scorer.models_info()`` computed once per scorer (weight hashes for the DICOM SR)."""
-    if scorer not in _MODELS_INFO:
-        try:
-            _MODELS_INFO[scorer] = scorer.models_info()
-        except Exception as e:  # the hashes are optional in the SR
-            log.debug("models info unavailable: %s", e)
-            return None
-    return _MODELS_INFO[scorer]
+    """Weight hashes for the DICOM SR (optional there: None when unavailable)."""
+    try:
+        return scorer.models_info()
+    except Exception as e:  # the hashes are optional in the SR
+        log.debug("models info unavailable: %s", e)
+        return None
 
 
 def _json_default(o: Any) -> Any:

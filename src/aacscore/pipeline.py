@@ -10,6 +10,7 @@ unless ``raise_errors=True``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import time
@@ -89,7 +90,14 @@ class Scorer:
         return spec
 
     def models_info(self) -> dict[str, Any]:
-        """Where the weights came from and their SHA-256 (for run records)."""
+        """Where the weights came from and their SHA-256 (for run records, DICOM reports).
+
+        Hashed once per scorer (the weights do not change while it lives); a fresh copy each
+        call."""
+        return copy.deepcopy(self._models_info)
+
+    @cached_property
+    def _models_info(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, model in (("spine", self.spine_model), ("score", self.score_model)):
             folder = getattr(model, "path", None) or getattr(model, "model_dir", None)

@@ -130,3 +130,23 @@ def test_cli_score_reports_missing_inputs(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["score", str(tmp_path), "-o", str(tmp_path / "o")])
     assert res.exit_code == 2
     assert "no radiographs" in res.output
+
+
+def test_models_info_hashes_the_weights_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aacscore.pipeline as pipeline
+
+    calls: list[str] = []
+    real = pipeline.file_sha256
+
+    def counting(path: Path) -> str:
+        calls.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(pipeline, "file_sha256", counting)
+    scorer = pipeline.Scorer()
+    first = scorer.models_info()
+    n = len(calls)
+    assert n >= 2 and set(first) == {"spine", "score"}
+    first["score"]["sha256"].clear()  # callers get a copy
+    second = scorer.models_info()
+    assert len(calls) == n and second["score"]["sha256"]
