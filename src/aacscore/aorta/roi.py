@@ -62,14 +62,18 @@ class BandError(ValueError):
     """The vertebral geometry cannot give an aortic band (missing or degenerate vertebrae)."""
 
 
+REFERENCE_ROWS_PER_LEVEL = 32
+REFERENCE_MM_PER_COL = 0.5
+
+
 @dataclass(frozen=True)
 class BandGeometry:
     """Size and resolution of the straightened band."""
 
-    rows_per_level: int = 32
+    rows_per_level: int = REFERENCE_ROWS_PER_LEVEL
     behind_mm: float = 8.0
     front_mm: float = 56.0
-    mm_per_col: float = 0.5
+    mm_per_col: float = REFERENCE_MM_PER_COL
 
     def __post_init__(self) -> None:
         if self.rows_per_level < 4:
@@ -81,6 +85,16 @@ class BandGeometry:
     def n_rows(self) -> int:
         """Rows of the band (4 levels)."""
         return self.rows_per_level * len(LEVELS)
+
+    @property
+    def pixel_scale(self) -> tuple[float, float]:
+        """(row, column) pixels of this band per pixel of the reference band (32 rows per level,
+        0.5 mm per column); augmentation and test-time shifts given in reference pixels are
+        multiplied by it so that they mean the same millimetres at any resolution."""
+        return (
+            self.rows_per_level / REFERENCE_ROWS_PER_LEVEL,
+            REFERENCE_MM_PER_COL / self.mm_per_col,
+        )
 
     @property
     def n_cols(self) -> int:

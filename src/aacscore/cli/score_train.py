@@ -78,11 +78,25 @@ def train_score_cmd(
         "--calibrate/--no-calibrate",
         help="Fit an isotonic calibration of the outputs on the validation films.",
     ),
+    rows_per_level: int = typer.Option(
+        32,
+        "--rows-per-level",
+        min=4,
+        help="Band rows per Kauppila level (multiples of 8 keep the network cells on the levels; "
+        "32 rows are ~1.1-1.4 mm each).",
+    ),
+    mm_per_col: float = typer.Option(
+        0.5,
+        "--mm-per-col",
+        min=0.05,
+        help="Band column width in mm (finer keeps small plaques; cost grows as its inverse).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train the Kauppila score model on aortic bands and export it with a model card."""
     from dataclasses import replace
 
+    from aacscore.aorta import BandGeometry
     from aacscore.score import HEADS, ScoreDataError, TrainConfig, train_score
     from aacscore.score.data import GeometryProvider, spine_geometry_provider
 
@@ -101,6 +115,7 @@ def train_score_cmd(
         num_threads=threads,
         calibrate=calibrate,
         balance_groups=balance_groups,
+        geometry=BandGeometry(rows_per_level=rows_per_level, mm_per_col=mm_per_col),
     )
     provider: GeometryProvider | None = None
     try:

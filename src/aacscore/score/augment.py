@@ -86,7 +86,8 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Ranges of the random training augmentation."""
+    """Ranges of the random training augmentation (shifts and blur sigmas in pixels of the
+    reference band, scaled by :attr:`BandGeometry.pixel_scale`)."""
 
     row_shift_px: float = 1.5
     col_shift_px: float = 3.0
@@ -111,11 +112,12 @@ def augment(
     def u(lo: float, hi: float, n: int = b) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=gen)
 
+    row_px, col_px = geometry.pixel_scale
     y = affine(
         x,
         geometry,
-        row_shift=u(-cfg.row_shift_px, cfg.row_shift_px),
-        col_shift=u(-cfg.col_shift_px, cfg.col_shift_px),
+        row_shift=row_px * u(-cfg.row_shift_px, cfg.row_shift_px),
+        col_shift=col_px * u(-cfg.col_shift_px, cfg.col_shift_px),
         col_zoom=u(1 - cfg.col_zoom, 1 + cfg.col_zoom),
         row_zoom=u(1 - cfg.row_zoom, 1 + cfg.row_zoom),
     )
@@ -124,8 +126,8 @@ def augment(
     y = y.clamp_min(1e-4) ** g[:, None, None, None]
     # Film processing: some bands blurred, some edge-enhanced (unsharp masking).
     choice = torch.rand(b, generator=gen)
-    sigma_blur = float(u(0.4, cfg.blur_sigma, 1))
-    sigma_sharp = float(u(1.5, 5.0, 1))
+    sigma_blur = col_px * float(u(0.4, cfg.blur_sigma, 1))
+    sigma_sharp = col_px * float(u(1.5, 5.0, 1))
     amount = u(0.2, cfg.sharpen_amount)[:, None, None, None]
     y = y.clone()
     sel = torch.nonzero(choice < cfg.blur_prob).flatten()
@@ -169,7 +171,8 @@ TTA_TRANSFORMS: tuple[TTATransform, ...] = (
     TTATransform(col_zoom=0.94, gamma=0.85),
     TTATransform(gamma=1.18),
 )
-"""Test-time augmentation: identity plus small shifts (pixels), a column zoom and gamma."""
+"""Test-time augmentation: identity plus small shifts (pixels of the reference band, scaled by
+:attr:`BandGeometry.pixel_scale`), a column zoom and gamma."""
 
 
 def tta_batch(
@@ -179,8 +182,9 @@ def tta_batch(
     b = x.shape[0]
     t = len(transforms)
     rep = x.repeat_interleave(t, dim=0)
-    rs = torch.tensor([tr.row_shift for tr in transforms], dtype=x.dtype).repeat(b)
-    cs = torch.tensor([tr.col_shift for tr in transforms], dtype=x.dtype).repeat(b)
+    row_px, col_px = geometry.pixel_scale
+    rs = torch.tensor([tr.row_shift * row_px for tr in transforms], dtype=x.dtype).repeat(b)
+    cs = torch.tensor([tr.col_shift * col_px for tr in transforms], dtype=x.dtype).repeat(b)
     cz = torch.tensor([tr.col_zoom for tr in transforms], dtype=x.dtype).repeat(b)
     gm = torch.tensor([tr.gamma for tr in transforms], dtype=x.dtype).repeat(b)
     y = affine(rep, geometry, rs, cs, cz)
