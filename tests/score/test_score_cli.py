@@ -18,13 +18,17 @@ def test_train_score_command(tmp_path: Path) -> None:
     args = ["train", "score", "--data", str(sim), "--out", str(tmp_path / "run")]
     args += ["--head", "total", "--epochs", "1", "--seed", "2", "--no-progress"]
     args += ["--model-dir", str(tmp_path / "installed"), "--threads", "1", "--val-fraction", "0.25"]
+    args += ["--rows-per-level", "16", "--mm-per-col", "1.0"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "validation MAE" in res.output
     conf = json.loads((tmp_path / "installed" / "config.json").read_text())
     assert conf["head"] == "total"
+    assert conf["band"]["rows_per_level"] == 16 and conf["band"]["mm_per_col"] == 1.0
+    assert conf["band"]["shape"] == [64, 64]
     assert conf["training"]["command"].startswith("aacscore ")
-    assert ScoreModel.load(tmp_path / "installed").head == "total"
+    model = ScoreModel.load(tmp_path / "installed")
+    assert model.head == "total" and model.band_geometry.shape == (64, 64)
 
 
 def test_train_score_command_errors(tmp_path: Path) -> None:
