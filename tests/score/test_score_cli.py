@@ -38,3 +38,7 @@ def test_train_score_command_errors(tmp_path: Path) -> None:
         app, ["train", "score", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
     )
     assert res.exit_code == 1 and "simulator output folder" in res.output
+    res = runner.invoke(
+        app, ["train", "score", "--data", str(tmp_path), "--device", "nosuchdevice:7"]
+    )
+    assert res.exit_code == 2 and "--device nosuchdevice:7 is not usable here" in res.output

@@ -91,6 +91,9 @@ def train_score_cmd(
         min=0.05,
         help="Band column width in mm (finer keeps small plaques; cost grows as its inverse).",
     ),
+    device: str = typer.Option(
+        "cpu", "--device", help="torch device of the network in training: cpu, cuda, cuda:N."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train the Kauppila score model on aortic bands and export it with a model card."""
@@ -103,6 +106,14 @@ def train_score_cmd(
     if head not in HEADS:
         err_console.print(f"[red]error:[/red] --head must be one of {', '.join(HEADS)}")
         raise typer.Exit(2)
+    if device != "cpu":
+        import torch
+
+        try:
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            err_console.print(f"[red]--device {device} is not usable here:[/red] {exc}")
+            raise typer.Exit(2) from exc
     config = replace(
         TrainConfig(),
         batch_size=batch_size,
@@ -116,6 +127,7 @@ def train_score_cmd(
         calibrate=calibrate,
         balance_groups=balance_groups,
         geometry=BandGeometry(rows_per_level=rows_per_level, mm_per_col=mm_per_col),
+        device=device,
     )
     provider: GeometryProvider | None = None
     try:

@@ -352,6 +352,7 @@ def run_network(
     grades = np.zeros((n, t, len(SEGMENTS))) if net.config.head != "total" else None
     fracs = np.zeros((n, t, len(SEGMENTS))) if net.config.has_fractions else None
     was_training = net.training
+    dev = next(net.parameters()).device
     net.eval()
     try:
         with torch.inference_mode():
@@ -361,7 +362,7 @@ def run_network(
                 b = x.shape[0]
                 if transforms:
                     x = tta_batch(x, geometry, transforms)
-                out = net(normalize(x))
+                out = {k: v.cpu() for k, v in net(normalize(x).to(dev)).items()}
                 sl = slice(start, start + b)
                 totals[sl] = out["total"].double().numpy().reshape(b, t)
                 if grades is not None:

@@ -95,6 +95,9 @@ class TrainConfig:
     max_cases: int | None = None
     steps_per_epoch: int | None = None
     num_threads: int | None = None
+    device: str = "cpu"
+    """torch device of the network in training ("cpu", "cuda", "cuda:1", ...); bands are
+    augmented on the CPU; calibration and export run on the CPU."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -149,13 +152,23 @@ class TrainResult:
     dtype: str
 
 
-def _targets(bs: BandSet, idx: npt.NDArray[np.intp], fraction_weight: float) -> Targets:
+def _targets(
+    bs: BandSet,
+    idx: npt.NDArray[np.intp],
+    fraction_weight: float,
+    device: torch.device | str = "cpu",
+) -> Targets:
     return Targets(
-        grades=torch.from_numpy(bs.grades[idx].astype(np.float32)),
-        total=torch.from_numpy(bs.totals[idx].astype(np.float32)),
-        fractions=torch.from_numpy(bs.fractions[idx].astype(np.float32)),
+        grades=torch.from_numpy(bs.grades[idx].astype(np.float32)).to(device),
+        total=torch.from_numpy(bs.totals[idx].astype(np.float32)).to(device),
+        fractions=torch.from_numpy(bs.fractions[idx].astype(np.float32)).to(device),
         fraction_weight=fraction_weight,
     )
+
+
+def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the network's weights."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
 
 
 def _lr_lambda(total_steps: int, warmup_steps: int) -> Any:
@@ -223,13 +236,15 @@ def evaluate(
     m = score_metrics(pred_total, true_total, grades, true_grades if grades is not None else None)
     # Loss on the same rows, for the learning curves.
     net.eval()
+    dev = next(net.parameters()).device
     losses = []
     with torch.inference_mode():
         for start in range(0, len(idx), 64):
             sub = idx[start : start + 64]
             x = torch.from_numpy(bs.bands[sub].astype(np.float32))[:, None]
-            o = net(normalize(x))
-            loss, _ = score_loss(o, _targets(bs, sub, config.fraction_weight), config.head)
+            o = net(normalize(x).to(dev))
+            targets = _targets(bs, sub, config.fraction_weight, dev)
+            loss, _ = score_loss(o, targets, config.head)
             losses.append(float(loss) * len(sub))
     m["loss"] = float(sum(losses) / max(1, len(idx)))
     return m
@@ -268,7 +283,8 @@ def fit(
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    net = ScoreNet(config.network)
+    dev = torch.device(config.device)
+    net = ScoreNet(config.network).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n_batches = max(1, math.ceil(len(train_idx) / config.batch_size))
     steps = config.steps_per_epoch or n_batches
@@ -278,7 +294,7 @@ def fit(
     history: list[dict[str, Any]] = []
     best_mae = math.inf
     best_epoch = 0
-    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    best_state = _cpu_state(net)
     start_epoch = 1
     stale = 0
     signature = config.model_signature()
@@ -338,9 +354,9 @@ def fit(
                 x = torch.from_numpy(data.bands[idx].astype(np.float32))[:, None]
                 if config.augment:
                     x = augment(x, config.geometry, gen, config.augment_config)
-                o = net(normalize(x))
+                o = net(normalize(x).to(dev))
                 loss, parts = score_loss(
-                    o, _targets(data, idx, config.fraction_weight), config.head
+                    o, _targets(data, idx, config.fraction_weight, dev), config.head
                 )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -371,7 +387,7 @@ def fit(
             improved = val["mae"] < best_mae - config.min_delta
             if improved:
                 best_mae, best_epoch, stale = float(val["mae"]), epoch, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                best_state = _cpu_state(net)
                 torch.save(
                     {"model": best_state, "epoch": epoch, "val_mae": best_mae}, ck_dir / "best.pt"
                 )
