@@ -168,6 +168,7 @@ class Scorer:
                 {n: v.corners for n, v in spine.vertebrae.items()},
                 spine.anterior_side,
                 rad.spacing_mm,
+                geometry=self.score_model.band_geometry,
             )
             timings["band_s"] = time.perf_counter() - t
             details["band"] = band_summary(band)

@@ -85,6 +85,19 @@ def test_score_returns_complete_result(sim: Path, scorer: Scorer) -> None:
     assert res_png.to_json()["band"]["scale_estimated"] is True
 
 
+def test_band_is_extracted_at_the_score_models_resolution(sim: Path, scorer: Scorer) -> None:
+    # A model trained on another band resolution gets bands of its own shape (regression: the
+    # pipeline used to extract the default 128 x 128 band whatever the model).
+    geo = BandGeometry(rows_per_level=16, mm_per_col=1.0)
+    net = ScoreNet(NetworkConfig(head="segments", layers=(1, 1, 1, 1)))
+    model = ScoreModel(net.eval(), ScoreModelConfig(network=net.config, band=geo))
+    other = Scorer(spine_model=scorer.spine_model, score_model=model)
+    res = other.score(sim / "case_000000.dcm")
+    assert res.status in ("ok", "warning"), res.error
+    assert res.to_json()["band"]["geometry"]["rows_per_level"] == 16
+    assert res.to_json()["band"]["geometry"]["shape"] == [64, 64]
+
+
 def test_bad_file_fails_cleanly(tmp_path: Path, scorer: Scorer) -> None:
     bad = tmp_path / "junk.dcm"
     bad.write_bytes(b"not a dicom at all" * 10)

@@ -79,14 +79,14 @@ def train_score_cmd(
         help="Fit an isotonic calibration of the outputs on the validation films.",
     ),
     rows_per_level: int = typer.Option(
-        32,
+        64,
         "--rows-per-level",
         min=4,
         help="Band rows per Kauppila level (multiples of 8 keep the network cells on the levels; "
-        "32 rows are ~1.1-1.4 mm each).",
+        "64 rows are ~0.55-0.7 mm each).",
     ),
     mm_per_col: float = typer.Option(
-        0.5,
+        0.25,
         "--mm-per-col",
         min=0.05,
         help="Band column width in mm (finer keeps small plaques; cost grows as its inverse).",
