@@ -20,6 +20,19 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 
+def require_device(device: str) -> None:
+    """Exit with status 2 and a clear message when the torch ``device`` cannot be used here."""
+    if device == "cpu":
+        return
+    import torch
+
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        err_console.print(f"[red]--device {device} is not usable here:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"aacscore {__version__}")

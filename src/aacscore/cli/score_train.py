@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from aacscore.cli._app import console, err_console
+from aacscore.cli._app import console, err_console, require_device
 from aacscore.cli.spine import train_app
 
 
@@ -106,14 +106,7 @@ def train_score_cmd(
     if head not in HEADS:
         err_console.print(f"[red]error:[/red] --head must be one of {', '.join(HEADS)}")
         raise typer.Exit(2)
-    if device != "cpu":
-        import torch
-
-        try:
-            torch.empty(1, device=device)
-        except (RuntimeError, AssertionError) as exc:
-            err_console.print(f"[red]--device {device} is not usable here:[/red] {exc}")
-            raise typer.Exit(2) from exc
+    require_device(device)
     config = replace(
         TrainConfig(),
         batch_size=batch_size,

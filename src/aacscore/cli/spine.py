@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from aacscore.cli._app import app, console, err_console
+from aacscore.cli._app import app, console, err_console, require_device
 
 train_app = typer.Typer(
     name="train",
@@ -110,14 +110,7 @@ def train_spine_cmd(
     if anterior not in ("left", "right"):
         err_console.print(f"[red]--assume-anterior must be left or right, got {anterior!r}[/red]")
         raise typer.Exit(2)
-    if device != "cpu":
-        import torch
-
-        try:
-            torch.empty(1, device=device)
-        except (RuntimeError, AssertionError) as exc:
-            err_console.print(f"[red]--device {device} is not usable here:[/red] {exc}")
-            raise typer.Exit(2) from exc
+    require_device(device)
     config = TrainConfig(
         data_dir=data[0] if len(data) == 1 else tuple(data),
         out_dir=out,
