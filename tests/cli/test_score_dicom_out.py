@@ -17,16 +17,6 @@ from aacscore.cli import app
 from aacscore.io import collect_inputs
 from aacscore.pipeline import Scorer
 from aacscore.results import RESULT_COLUMNS, read_results
-from aacscore.simulate import simulate_case
-from aacscore.simulate.dataset import write_case
-
-
-@pytest.fixture(scope="module")
-def films(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("films")
-    case = simulate_case(3, 0, spacing_mm=0.3)
-    write_case(case, out, "both")
-    return {"dicom": out / f"{case.name}.dcm", "png": out / f"{case.name}.png"}
 
 
 @pytest.fixture(scope="module")
@@ -51,22 +41,22 @@ def _sr_numbers(path: Path) -> dict[str, float]:
     return out
 
 
-def test_cli_dicom_out_writes_sr_and_sc(films: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_dicom_out_writes_sr_and_sc(simulated_film: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = CliRunner().invoke(
-        app, ["score", str(films["dicom"]), "-o", str(out), "--dicom-out", "--overlay"]
+        app, ["score", str(simulated_film["dicom"]), "-o", str(out), "--dicom-out", "--overlay"]
     )
     assert res.exit_code == 0, res.output
     with (out / "results.csv").open(newline="") as f:
         assert tuple(next(csv.reader(f))) == RESULT_COLUMNS
     (row,) = read_results(out / "results.csv")
     assert row["status"] in ("ok", "warning"), row["error"]
-    stem = case_stem(str(films["dicom"]))
+    stem = case_stem(str(simulated_film["dicom"]))
     sr_path, sc_path = out / "dicom" / f"{stem}_sr.dcm", out / "dicom" / f"{stem}_sc.dcm"
     case = json.loads((out / "cases" / f"{stem}.json").read_text())
     assert case["dicom_sr"] == str(sr_path) and case["dicom_sc"] == str(sc_path)
     assert "dicom_error" not in case and "dicom_skipped" not in case
-    src = pydicom.dcmread(films["dicom"], stop_before_pixels=True)
+    src = pydicom.dcmread(simulated_film["dicom"], stop_before_pixels=True)
     sr = pydicom.dcmread(sr_path)
     assert sr.StudyInstanceUID == src.StudyInstanceUID
     assert _sr_numbers(sr_path)["AAC24"] == pytest.approx(float(row["aac24"]), abs=5e-4)
@@ -80,9 +70,9 @@ def test_cli_dicom_out_writes_sr_and_sc(films: dict[str, Path], tmp_path: Path) 
 
 
 def test_batch_dicom_out_without_overlay_writes_only_the_sr(
-    films: dict[str, Path], model_kwargs: dict[str, Any], tmp_path: Path
+    simulated_film: dict[str, Path], model_kwargs: dict[str, Any], tmp_path: Path
 ) -> None:
-    items = collect_inputs([films["dicom"], films["png"]])
+    items = collect_inputs([simulated_film["dicom"], simulated_film["png"]])
     summary = score_batch(items, tmp_path, model_kwargs, dicom_out=True)
     assert summary.counts["failed"] == 0
     dcm_case = json.loads((tmp_path / "cases" / f"{case_stem(items[0].name)}.json").read_text())
@@ -95,7 +85,7 @@ def test_batch_dicom_out_without_overlay_writes_only_the_sr(
 
 
 def test_batch_dicom_error_keeps_the_score(
-    films: dict[str, Path],
+    simulated_film: dict[str, Path],
     model_kwargs: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -106,7 +96,7 @@ def test_batch_dicom_error_keeps_the_score(
         raise dicom_out.DicomOutputError("film.dcm: cannot write (disk full)")
 
     monkeypatch.setattr(dicom_out, "write_dicom_outputs", broken)
-    items = collect_inputs([films["dicom"]])
+    items = collect_inputs([simulated_film["dicom"]])
     score_batch(items, tmp_path, model_kwargs, dicom_out=True)
     (row,) = read_results(tmp_path / "results.csv")
     assert row["status"] in ("ok", "warning") and row["aac24"] != ""

@@ -25,22 +25,12 @@ from aacscore.report.dicom_out import (
     write_dicom_outputs,
 )
 from aacscore.results import Result, failed
-from aacscore.simulate import simulate_case
-from aacscore.simulate.dataset import write_case
 
 GRADES = dict(zip(SEGMENTS, (0.0, 0.4, 1.25, 2.0, 3.0, 0.75, 1.5, 2.5), strict=True))
 MODELS = {
     "spine": {"path": "/m/spine", "sha256": {"unet.safetensors": "ab" * 32}},
     "score": {"path": "/m/score", "sha256": {"model.safetensors": "cd" * 32}},
 }
-
-
-@pytest.fixture(scope="module")
-def film(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("film")
-    case = simulate_case(3, 0, spacing_mm=0.3)
-    write_case(case, out, "both")
-    return {"dicom": out / f"{case.name}.dcm", "png": out / f"{case.name}.png"}
 
 
 def _result(
@@ -100,13 +90,17 @@ def _texts(ds: Dataset) -> list[str]:
     return [str(i.TextValue) for i in _items(ds) if i.ValueType == "TEXT"]
 
 
-def test_sr_holds_the_result_in_the_source_study(film: dict[str, Path], tmp_path: Path) -> None:
-    res = _result(str(film["dicom"]))
-    outs = write_dicom_outputs(film["dicom"], res, None, tmp_path / "dicom", "c1", models=MODELS)
+def test_sr_holds_the_result_in_the_source_study(
+    simulated_film: dict[str, Path], tmp_path: Path
+) -> None:
+    res = _result(str(simulated_film["dicom"]))
+    outs = write_dicom_outputs(
+        simulated_film["dicom"], res, None, tmp_path / "dicom", "c1", models=MODELS
+    )
     assert outs.skipped is None and outs.sc is None
     assert outs.sr == tmp_path / "dicom" / "c1_sr.dcm"
     assert outs.details() == {"dicom_sr": str(outs.sr)}
-    src = pydicom.dcmread(film["dicom"], stop_before_pixels=True)
+    src = pydicom.dcmread(simulated_film["dicom"], stop_before_pixels=True)
     sr = pydicom.dcmread(outs.sr)
     assert sr.SOPClassUID == ComprehensiveSRStorage
     assert sr.Modality == "SR"
@@ -161,14 +155,16 @@ def test_sr_holds_the_result_in_the_source_study(film: dict[str, Path], tmp_path
     assert total.unit.value == "{score}"
 
 
-def test_sc_of_the_overlay_is_rgb_in_the_same_study(film: dict[str, Path], tmp_path: Path) -> None:
+def test_sc_of_the_overlay_is_rgb_in_the_same_study(
+    simulated_film: dict[str, Path], tmp_path: Path
+) -> None:
     rgb = np.zeros((120, 90, 3), dtype=np.uint8)
     rgb[10:20, 5:15] = (255, 0, 0)
     rgb[:, -1] = (0, 0, 200)
-    res = _result(str(film["dicom"]))
-    outs = write_dicom_outputs(film["dicom"], res, rgb, tmp_path, "c2")
+    res = _result(str(simulated_film["dicom"]))
+    outs = write_dicom_outputs(simulated_film["dicom"], res, rgb, tmp_path, "c2")
     assert outs.sc == tmp_path / "c2_sc.dcm" and outs.sr is not None
-    src = pydicom.dcmread(film["dicom"], stop_before_pixels=True)
+    src = pydicom.dcmread(simulated_film["dicom"], stop_before_pixels=True)
     sc = pydicom.dcmread(outs.sc)
     sr = pydicom.dcmread(outs.sr)
     assert (sc.Rows, sc.Columns, sc.SamplesPerPixel) == (120, 90, 3)
@@ -182,44 +178,48 @@ def test_sc_of_the_overlay_is_rgb_in_the_same_study(film: dict[str, Path], tmp_p
     assert list(sc.PatientOrientation) == list(src.PatientOrientation)
 
 
-def test_zip_member_source(film: dict[str, Path], tmp_path: Path) -> None:
+def test_zip_member_source(simulated_film: dict[str, Path], tmp_path: Path) -> None:
     archive = tmp_path / "films.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.write(film["dicom"], "sub/film.dcm")
+        zf.write(simulated_film["dicom"], "sub/film.dcm")
     item = InputItem(archive, "sub/film.dcm")
     outs = write_dicom_outputs(item, _result(item.name), None, tmp_path / "o", "z")
     assert outs.sr is not None
-    src = pydicom.dcmread(film["dicom"], stop_before_pixels=True)
+    src = pydicom.dcmread(simulated_film["dicom"], stop_before_pixels=True)
     sr = pydicom.dcmread(outs.sr)
     assert sr.StudyInstanceUID == src.StudyInstanceUID
     ref = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert ref.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
 
 
-def test_non_dicom_input_is_skipped(film: dict[str, Path], tmp_path: Path) -> None:
+def test_non_dicom_input_is_skipped(simulated_film: dict[str, Path], tmp_path: Path) -> None:
     rgb = np.zeros((20, 20, 3), dtype=np.uint8)
-    outs = write_dicom_outputs(film["png"], _result(source="png"), rgb, tmp_path / "o", "p")
+    outs = write_dicom_outputs(
+        simulated_film["png"], _result(source="png"), rgb, tmp_path / "o", "p"
+    )
     assert outs.sr is None and outs.sc is None
     assert outs.skipped and "png" in outs.skipped and "not DICOM" in outs.skipped
     assert outs.details() == {"dicom_skipped": outs.skipped}
     # also when the result does not say where it came from: the file itself is sniffed
     bare = _result(details={})
-    outs = write_dicom_outputs(film["png"], bare, rgb, tmp_path / "o", "p")
+    outs = write_dicom_outputs(simulated_film["png"], bare, rgb, tmp_path / "o", "p")
     assert outs.skipped and "not DICOM" in outs.skipped
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_failed_result_writes_nothing(film: dict[str, Path], tmp_path: Path) -> None:
-    res = failed(str(film["dicom"]), "no spine found")
-    outs = write_dicom_outputs(film["dicom"], res, None, tmp_path / "o", "f")
+def test_failed_result_writes_nothing(simulated_film: dict[str, Path], tmp_path: Path) -> None:
+    res = failed(str(simulated_film["dicom"]), "no spine found")
+    outs = write_dicom_outputs(simulated_film["dicom"], res, None, tmp_path / "o", "f")
     assert outs.sr is None and outs.sc is None
     assert outs.skipped and "failed" in outs.skipped
     assert not (tmp_path / "o").exists()
 
 
-def test_group_labels_that_are_no_valid_code_values(film: dict[str, Path], tmp_path: Path) -> None:
+def test_group_labels_that_are_no_valid_code_values(
+    simulated_film: dict[str, Path], tmp_path: Path
+) -> None:
     outs = write_dicom_outputs(
-        film["dicom"], _result(group="a-very-long-group-label"), None, tmp_path, "g"
+        simulated_film["dicom"], _result(group="a-very-long-group-label"), None, tmp_path, "g"
     )
     assert outs.sr is not None
     value, scheme, meaning = _codes(pydicom.dcmread(outs.sr))["AAC-GROUP"]
@@ -227,19 +227,23 @@ def test_group_labels_that_are_no_valid_code_values(film: dict[str, Path], tmp_p
     assert meaning.startswith("a-very-long-group-label")
 
 
-def test_bad_overlay_raises_naming_the_file(film: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_overlay_raises_naming_the_file(
+    simulated_film: dict[str, Path], tmp_path: Path
+) -> None:
     grey = np.zeros((20, 20), dtype=np.uint8)
-    msg = re.escape(str(film["dicom"])) + r".*secondary capture.*RGB"
+    msg = re.escape(str(simulated_film["dicom"])) + r".*secondary capture.*RGB"
     with pytest.raises(DicomOutputError, match=msg):
-        write_dicom_outputs(film["dicom"], _result(), grey, tmp_path, "b")
+        write_dicom_outputs(simulated_film["dicom"], _result(), grey, tmp_path, "b")
 
 
 def test_exact_zero_grades_are_written_as_numeric_values(
-    film: dict[str, Path], tmp_path: Path
+    simulated_film: dict[str, Path], tmp_path: Path
 ) -> None:
     # a calibrated model reports uncalcified segments as exactly 0.0
-    result = _result(str(film["dicom"]), grades=dict.fromkeys(SEGMENTS, 0.0), aac24=0.0, aac8=0.0)
-    outs = write_dicom_outputs(film["dicom"], result, None, tmp_path / "dicom", "zero")
+    result = _result(
+        str(simulated_film["dicom"]), grades=dict.fromkeys(SEGMENTS, 0.0), aac24=0.0, aac8=0.0
+    )
+    outs = write_dicom_outputs(simulated_film["dicom"], result, None, tmp_path / "dicom", "zero")
     assert outs.sr is not None
     values = _numbers(pydicom.dcmread(outs.sr))
     assert len(values) == 11 and set(values.values()) == {0.0, 1.234}
