@@ -42,3 +42,23 @@ def test_train_score_command_errors(tmp_path: Path) -> None:
         app, ["train", "score", "--data", str(tmp_path), "--device", "nosuchdevice:7"]
     )
     assert res.exit_code == 2 and "--device nosuchdevice:7 is not usable here" in res.output
+
+
+def test_train_score_command_fine_tunes_with_init(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    write_fake_simulator_folder(sim, 8)
+    base = ["train", "score", "--data", str(sim), "--head", "total", "--epochs", "1"]
+    base += ["--no-progress", "--threads", "1", "--val-fraction", "0.25", "--no-install"]
+    base += ["--rows-per-level", "16", "--mm-per-col", "1.0"]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    first = tmp_path / "a" / "model"
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--init", str(first)])
+    assert res.exit_code == 0, res.output
+    conf = json.loads((tmp_path / "b" / "model" / "config.json").read_text())
+    assert conf["training"]["config"]["init_from"] == str(first)
+    wrong = [a if a != "16" else "32" for a in base]  # another band resolution
+    res = runner.invoke(app, [*wrong, "--out", str(tmp_path / "c"), "--init", str(first)])
+    assert res.exit_code == 1 and "band geometry" in res.output
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "d"), "--init", str(tmp_path / "x")])
+    assert res.exit_code == 1 and "config.json not found" in res.output

@@ -261,3 +261,84 @@ def test_group_balanced_sampling(tmp_path: Path) -> None:
     idx = np.arange(len(bs))
     res = fit(bs, idx[:18], idx[18:], cfg, tmp_path / "run")
     assert res.epochs_run == 1 and np.isfinite(res.history[0]["val_mae"])
+
+
+def _shifted_provider(path: Path) -> FilmGeometry:
+    """Like the spine stage: the true corners moved 3 px down; case 1 fails."""
+    if path.stem == "case_000001":
+        raise ValueError("L2: implausible body size")
+    g = _provider(path)
+    return dataclasses.replace(
+        g, corners={k: v + np.array([0.0, 3.0]) for k, v in g.corners.items()}
+    )
+
+
+def test_spine_copies_add_one_band_per_film_cut_from_the_spine_corners(tmp_path: Path) -> None:
+    from aacscore.score.data import build_simulated_spine_bands
+
+    sim = tmp_path / "sim"
+    grades = write_fake_simulator_folder(sim, 6)
+    bs = build_simulated_spine_bands(sim, _shifted_provider, geometry=TINY_GEOMETRY, copy_index=2)
+    assert len(bs) == 5 and bs.copy_index.tolist() == [2] * 5
+    assert "case_000001" not in bs.case_ids and bs.meta["skipped"] == ["case_000001.json"]
+    keep = [0, 2, 3, 4, 5]
+    np.testing.assert_array_equal(bs.grades, np.asarray(grades, dtype=np.float32)[keep])
+    true = build_simulated_bands(sim, geometry=TINY_GEOMETRY, jitter_mm=0.0)
+    assert not np.array_equal(bs.bands[0], true.bands[0])  # the shifted corners move the band
+
+    cfg = _cfg(n_jitter=1, val_fraction=0.34, spine_copies=True)
+    res = train_score(
+        sim, tmp_path / "run", "segments", 1, 0, config=cfg, provider=_shifted_provider
+    )
+    conf = json.loads((res.model_dir / "config.json").read_text())
+    assert conf["training"]["data"]["n_cases"] == 6  # copies of a film count once
+    assert conf["training"]["config"]["spine_copies"] is True
+    assert len(list((tmp_path / "run" / "cache").glob("bands_*.npz"))) == 2
+    with pytest.raises(ScoreDataError, match="no usable band"):
+
+        def failing(path: Path) -> FilmGeometry:
+            raise ValueError("no vertebrae")
+
+        build_simulated_spine_bands(sim, failing, geometry=TINY_GEOMETRY)
+
+
+def test_concat_of_copies_of_the_same_films_keeps_their_ids(tmp_path: Path) -> None:
+    from aacscore.score.data import concat_bandsets
+
+    a = tiny_bandset(4)
+    both = concat_bandsets([a, a], same_films=True)
+    assert both.case_ids == a.case_ids * 2
+    assert both.meta["n_cases"] == len(set(a.case_ids))
+    tr, va = split_by_case(both.case_ids, 0.5, 0)
+    assert {both.case_ids[i] for i in tr}.isdisjoint({both.case_ids[i] for i in va})
+
+
+def test_fine_tuning_starts_from_the_given_models_weights(tmp_path: Path) -> None:
+    from aacscore.aorta import BandGeometry
+    from aacscore.score.train import init_weights
+
+    sim = tmp_path / "sim"
+    write_fake_simulator_folder(sim, 8)
+    cfg = _cfg(n_jitter=1, val_fraction=0.25)
+    first = train_score(sim, tmp_path / "a", "segments", 1, 0, config=cfg)
+    tuned_cfg = dataclasses.replace(cfg, init_from=str(first.model_dir), seed=5)
+    net = ScoreNet(tuned_cfg.network)
+    init_weights(net, tuned_cfg)
+    ref = ScoreModel.load(first.model_dir).net.state_dict()
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, ref[k])
+    tuned = train_score(sim, tmp_path / "b", "segments", 1, 5, config=tuned_cfg)
+    conf = json.loads((tuned.model_dir / "config.json").read_text())
+    assert conf["training"]["config"]["init_from"] == str(first.model_dir)
+    ck = torch.load(next((tmp_path / "b" / "checkpoints").glob("epoch_*.pt")), weights_only=True)
+    assert ck["signature"]["init_from"] == str(first.model_dir)
+    with pytest.raises(ValueError, match="band geometry"):
+        other = BandGeometry(rows_per_level=8, mm_per_col=2.0)
+        init_weights(net, dataclasses.replace(tuned_cfg, geometry=other))
+    with pytest.raises(ValueError, match="network differs"):
+        init_weights(
+            ScoreNet(dataclasses.replace(cfg, head="total").network),
+            dataclasses.replace(tuned_cfg, head="total"),
+        )
+    with pytest.raises(FileNotFoundError):
+        init_weights(net, dataclasses.replace(tuned_cfg, init_from=str(tmp_path / "none")))

@@ -60,7 +60,20 @@ def train_score_cmd(
     spine_model: str | None = typer.Option(
         None,
         "--spine-model",
-        help="Spine model for CSV films (folder or nnunet:FOLDER; default: shipped).",
+        help="Spine model for CSV films and --spine-copies (folder or nnunet:FOLDER; default: "
+        "shipped).",
+    ),
+    spine_copies: bool = typer.Option(
+        False,
+        "--spine-copies/--no-spine-copies",
+        help="Simulated folders: add one band per film cut from the spine model's own corners "
+        "(true grades), so the model learns the spine stage's real errors.",
+    ),
+    init: Path | None = typer.Option(
+        None,
+        "--init",
+        help="Fine-tune: start from this score model folder's weights (same head and band "
+        "options), e.g. the shipped model on your own films.",
     ),
     cache: Path | None = typer.Option(
         None, "--cache", help="Band cache folder (default OUT/cache); share it between heads."
@@ -121,10 +134,13 @@ def train_score_cmd(
         balance_groups=balance_groups,
         geometry=BandGeometry(rows_per_level=rows_per_level, mm_per_col=mm_per_col),
         device=device,
+        spine_copies=spine_copies,
+        spine_model=spine_model,
+        init_from=None if init is None else str(init),
     )
     provider: GeometryProvider | None = None
     try:
-        if any(d.is_file() and d.suffix.lower() == ".csv" for d in data):
+        if spine_copies or any(d.is_file() and d.suffix.lower() == ".csv" for d in data):
             provider = spine_geometry_provider(spine_model)
         result = train_score(
             data,

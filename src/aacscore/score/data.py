@@ -367,6 +367,86 @@ def build_simulated_bands(
     )
 
 
+def build_simulated_spine_bands(
+    data_dir: str | Path,
+    provider: GeometryProvider,
+    *,
+    geometry: BandGeometry = DEFAULT_BAND_GEOMETRY,
+    copy_index: int = 0,
+    max_cases: int | None = None,
+    progress: bool = False,
+) -> BandSet:
+    """One band per simulated film cut from the corners that ``provider`` (the spine model)
+    finds on the film, labelled with the simulator's true grades.
+
+    The score model then learns the spine stage's real bound errors (heavier-tailed than the
+    Gaussian corner jitter of :func:`build_simulated_bands`). Films where the spine stage or the
+    band fails are skipped with a warning (listed in ``meta``). Rows get ``copy_index``.
+    """
+    root = Path(data_dir)
+    paths = list_simulated_cases(root)
+    if max_cases is not None:
+        paths = paths[:max_cases]
+    films = _films_from_truth(root)
+    rows: list[tuple[SimulatedCase, Band]] = []
+    skipped: list[str] = []
+    for jp in _progress_iter(paths, "Spine-model bands", progress):
+        case = read_case_json(jp, films.get(jp.stem))
+        try:
+            fg = provider(case.film)
+            band = extract_band(
+                fg.image, fg.corners, fg.anterior_side, fg.spacing_mm, geometry=geometry
+            )
+        except ValueError as exc:  # SpineError, BandError, RadiographError are ValueErrors
+            logger.warning("%s: no spine-model band (%s)", jp, exc)
+            skipped.append(jp.name)
+            continue
+        rows.append((case, band))
+    if not rows:
+        raise ScoreDataError(root, "the spine model gave no usable band on any film")
+    n = len(rows)
+    grades, fractions, totals = _empty_targets(n)
+    for i, (case, _) in enumerate(rows):
+        grades[i] = case.grades
+        fractions[i] = case.fractions
+        totals[i] = sum(case.grades)
+    return BandSet(
+        bands=np.stack([b.pixels.astype(np.float16) for _, b in rows]),
+        grades=grades,
+        fractions=fractions,
+        totals=totals,
+        level_length_mm=np.asarray([b.level_length_mm for _, b in rows], dtype=np.float32),
+        vertebral_height_mm=np.asarray([b.vertebral_height_mm for _, b in rows], dtype=np.float32),
+        case_ids=tuple(c.case_id for c, _ in rows),
+        copy_index=np.full(n, copy_index, dtype=np.int16),
+        geometry=geometry,
+        meta={
+            "source": "simulated-spine",
+            "data_dir": str(root.resolve()),
+            "n_cases": n,
+            "skipped": skipped,
+        },
+    )
+
+
+def spine_model_fingerprint(spine_model: str | Path | None = None) -> str:
+    """Identity of a spine model for band caches: its spec and the SHA-256 of its weights."""
+    from aacscore.spine.predict import default_model_dir
+
+    spec = None if spine_model is None else str(spine_model)
+    folder = (
+        Path(spec[len("nnunet:") :])
+        if spec is not None and spec.startswith("nnunet:")
+        else (Path(spec) if spec is not None else default_model_dir())
+    )
+    h = hashlib.sha256(str(spec).encode())
+    for f in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if f.suffix in (".safetensors", ".pth", ".json") and f.is_file():
+            h.update(f.name.encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
 # --- user films + CSV ------------------------------------------------------------------------
 
 
@@ -471,9 +551,13 @@ def build_film_bands(
     )
 
 
-def concat_bandsets(sets: Sequence[BandSet]) -> BandSet:
+def concat_bandsets(sets: Sequence[BandSet], *, same_films: bool = False) -> BandSet:
     """One set from several (same band geometry); with more than one, case ids get a ``k:``
-    prefix (k = position) so films of different folders never collide."""
+    prefix (k = position) so films of different folders never collide.
+
+    ``same_films``: the sets are other copies of the same folder's films (e.g. jittered and
+    spine-model bands); case ids are kept so that a film's copies stay on one side of the split.
+    """
     if not sets:
         raise ValueError("no band sets to combine")
     if len(sets) == 1:
@@ -488,7 +572,9 @@ def concat_bandsets(sets: Sequence[BandSet]) -> BandSet:
         totals=np.concatenate([s.totals for s in sets]),
         level_length_mm=np.concatenate([s.level_length_mm for s in sets]),
         vertebral_height_mm=np.concatenate([s.vertebral_height_mm for s in sets]),
-        case_ids=tuple(f"{k}:{c}" for k, s in enumerate(sets) for c in s.case_ids),
+        case_ids=tuple(
+            c if same_films else f"{k}:{c}" for k, s in enumerate(sets) for c in s.case_ids
+        ),
         copy_index=np.concatenate([s.copy_index for s in sets]),
         geometry=geo,
         meta={
@@ -496,7 +582,11 @@ def concat_bandsets(sets: Sequence[BandSet]) -> BandSet:
             "data_dir": "; ".join(
                 str(s.meta.get("data_dir", s.meta.get("labels_csv", "?"))) for s in sets
             ),
-            "n_cases": sum(int(s.meta.get("n_cases", 0)) for s in sets),
+            "n_cases": (
+                len({c for s in sets for c in s.case_ids})
+                if same_films
+                else sum(int(s.meta.get("n_cases", 0)) for s in sets)
+            ),
             "skipped": [x for s in sets for x in s.meta.get("skipped", [])],
             "parts": [{k: v for k, v in s.meta.items() if k != "skipped"} for s in sets],
         },

@@ -40,11 +40,14 @@ from aacscore.score.data import (
     ScoreDataError,
     build_film_bands,
     build_simulated_bands,
+    build_simulated_spine_bands,
     cached_bands,
     concat_bandsets,
     is_simulated_folder,
     list_simulated_cases,
     source_fingerprint,
+    spine_geometry_provider,
+    spine_model_fingerprint,
     split_by_case,
 )
 from aacscore.score.metrics import headline, score_metrics
@@ -98,6 +101,14 @@ class TrainConfig:
     device: str = "cpu"
     """torch device of the network in training ("cpu", "cuda", "cuda:1", ...); bands are
     augmented on the CPU; calibration and export run on the CPU."""
+    spine_copies: bool = False
+    """For simulator folders, add one band per film cut from the spine model's own corners
+    (labelled with the true grades), so the model learns the spine stage's real errors."""
+    spine_model: str | None = None
+    """Spine model of the spine copies (folder or ``nnunet:FOLDER``; None: the shipped one)."""
+    init_from: str | None = None
+    """Start from the weights of this score model folder (fine-tuning) instead of at random;
+    its network and band geometry must match this run's."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -116,13 +127,16 @@ class TrainConfig:
 
     def model_signature(self) -> dict[str, Any]:
         """The parts a checkpoint must share to be resumed."""
-        return {
+        sig: dict[str, Any] = {
             "network": self.network.as_dict(),
             "geometry": self.geometry.as_dict(),
             "seed": self.seed,
             "val_fraction": self.val_fraction,
             "batch_size": self.batch_size,
         }
+        if self.init_from is not None:
+            sig["init_from"] = self.init_from
+        return sig
 
 
 @dataclass(frozen=True)
@@ -260,6 +274,33 @@ def group_balance_weights(totals: npt.ArrayLike, groups: str = "lewis") -> npt.N
     return 1.0 / counts[idx]
 
 
+def init_weights(net: ScoreNet, config: TrainConfig) -> None:
+    """Load ``config.init_from``'s weights into ``net`` (fine-tuning a trained model).
+
+    Raises:
+        ValueError: the model's network or band geometry differ from ``config``'s.
+    """
+    from aacscore.score.predict import ScoreModel
+
+    src = ScoreModel.load(config.init_from)
+    theirs, ours = src.config.network.as_dict(), config.network.as_dict()
+    if theirs != ours:
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise ValueError(
+            f"{src.path}: cannot fine-tune, its network differs from this run's in "
+            f"{', '.join(diff)} (use the same --head)"
+        )
+    if src.band_geometry != config.geometry:
+        raise ValueError(
+            f"{src.path}: cannot fine-tune, its band geometry {src.band_geometry.as_dict()} "
+            f"differs from this run's {config.geometry.as_dict()} (set --rows-per-level and "
+            "--mm-per-col to the model's)"
+        )
+    dev = next(net.parameters()).device
+    net.load_state_dict({k: v.to(dev) for k, v in src.net.state_dict().items()})
+    logger.info("initialised from the weights of %s", src.path)
+
+
 def fit(
     data: BandSet,
     train_idx: npt.NDArray[np.intp],
@@ -285,6 +326,8 @@ def fit(
     gen = torch.Generator().manual_seed(config.seed)
     dev = torch.device(config.device)
     net = ScoreNet(config.network).to(dev)
+    if config.init_from is not None:
+        init_weights(net, config)  # a resumed checkpoint below replaces these weights
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n_batches = max(1, math.ceil(len(train_idx) / config.batch_size))
     steps = config.steps_per_epoch or n_batches
@@ -650,7 +693,7 @@ def load_training_data(
             seed=config.seed,
             max_cases=config.max_cases,
         )
-        return cached_bands(
+        jittered = cached_bands(
             cache_dir,
             key,
             lambda: build_simulated_bands(
@@ -663,6 +706,31 @@ def load_training_data(
                 progress=progress,
             ),
         )
+        if not config.spine_copies:
+            return jittered
+        if provider is None:
+            raise ScoreDataError(d, "spine copies need a geometry provider (the spine model)")
+        spine_provider = provider
+        spine_key = source_fingerprint(
+            d,
+            cases,
+            geometry=geo.as_dict(),
+            spine=spine_model_fingerprint(config.spine_model),
+            max_cases=config.max_cases,
+        )
+        spine = cached_bands(
+            cache_dir,
+            spine_key,
+            lambda: build_simulated_spine_bands(
+                d,
+                spine_provider,
+                geometry=geo,
+                copy_index=config.n_jitter,
+                max_cases=config.max_cases,
+                progress=progress,
+            ),
+        )
+        return concat_bandsets([jittered, spine], same_films=True)
     if d.is_file() and d.suffix.lower() == ".csv":
         if provider is None:
             raise ScoreDataError(
@@ -708,6 +776,8 @@ def train_score(
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     sources = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    if cfg.spine_copies and provider is None:
+        provider = spine_geometry_provider(cfg.spine_model)
     data = concat_bandsets(
         [load_training_data(d, out, cfg, provider, progress, cache_dir) for d in sources]
     )
