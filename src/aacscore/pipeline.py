@@ -165,7 +165,7 @@ class Scorer:
             t = time.perf_counter()
             band = extract_band(
                 rad.pixels,
-                {n: v.corners for n, v in spine.vertebrae.items()},
+                spine.band_corners(),
                 spine.anterior_side,
                 rad.spacing_mm,
                 geometry=self.score_model.band_geometry,

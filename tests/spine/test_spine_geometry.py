@@ -13,6 +13,7 @@ from aacscore.spine.geometry import (
     DISC_NAMES,
     LABEL_VALUES,
     SpineError,
+    Vertebra,
     check_plausibility,
     contour_from_mask,
     fit_quadrilateral,
@@ -20,6 +21,7 @@ from aacscore.spine.geometry import (
     kauppila_bounds,
     min_area_rectangle,
     name_corners,
+    outer_disc_problem,
     vertebrae_from_contours,
 )
 
@@ -237,3 +239,38 @@ def test_low_but_possible_body_height_is_a_warning() -> None:
     assert geo.vertebrae["L2"].height_mm is not None and geo.vertebrae["L2"].height_mm < 15
     assert any("low body height" in w for w in geo.warnings)
     assert not any("low body height" in w for w in geometry_from_labels(lab, "left", None).warnings)
+
+
+def _verts(corners: dict[str, np.ndarray]) -> dict[str, Vertebra]:
+    return {n: Vertebra(n, c) for n, c in corners.items()}
+
+
+def test_partly_segmented_t12_is_ignored_for_the_bound() -> None:
+    good = _stack()
+    bounds, discs, warnings = kauppila_bounds(_verts(good))
+    assert not bounds["T12/L1"].extrapolated and "T12/L1" in discs and warnings == []
+    assert outer_disc_problem(_verts(good), "T12/L1") is None
+    # A T12 fragment whose inferior corners sit far above L1 (a body cut by the field edge).
+    bad = dict(good)
+    bad["T12"] = good["T12"] - np.array([0.0, 90.0])
+    bounds, discs, warnings = kauppila_bounds(_verts(bad))
+    assert bounds["T12/L1"].extrapolated and "T12/L1" not in discs
+    assert any("T12 ignored" in w and "x" in w for w in warnings)
+    assert not any("T12 not found" in w for w in warnings)
+    # The extrapolated bound equals the one without any T12.
+    no_t12 = {n: c for n, c in good.items() if n != "T12"}
+    ref, _, _ = kauppila_bounds(_verts(no_t12))
+    np.testing.assert_allclose(bounds["T12/L1"].point, ref["T12/L1"].point)
+
+
+def test_l5_overlapping_l4_is_ignored_for_the_bound() -> None:
+    bad = _stack()
+    bad["L5"] = bad["L5"] - np.array([0.0, 35.0])  # 20 px disc -> 15 px overlap (0.3 height)
+    problem = outer_disc_problem(_verts(bad), "L4/L5")
+    assert problem is not None and "overlap" in problem
+    bounds, _, warnings = kauppila_bounds(_verts(bad))
+    assert bounds["L4/L5"].extrapolated and any("L5 ignored" in w for w in warnings)
+    # A larger but plausible L4/L5 disc (x2 of L3/L4) is kept.
+    wide = _stack()
+    wide["L5"] = wide["L5"] + np.array([0.0, 20.0])
+    assert outer_disc_problem(_verts(wide), "L4/L5") is None

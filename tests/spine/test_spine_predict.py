@@ -154,3 +154,35 @@ def test_missing_weights_give_a_clear_error(tmp_path: Path) -> None:
         SpineModel.load(tmp_path)
     with pytest.raises(WeightsError, match="no spine model"):
         load_spine_model(tmp_path)
+
+
+def test_band_corners_leave_out_an_outer_vertebra_the_bounds_ignored() -> None:
+    from aacscore.aorta import extract_band
+    from aacscore.spine.geometry import Vertebra, kauppila_bounds
+    from aacscore.spine.orientation import OrientationResult
+
+    corners = {}
+    y = 40.0
+    for n in ("T12", "L1", "L2", "L3", "L4", "L5"):
+        corners[n] = np.array([[165.0, y], [235.0, y], [235.0, y + 50], [165.0, y + 50]])
+        y += 70.0
+    corners["T12"] = corners["T12"] - np.array([0.0, 90.0])  # partly segmented, far above L1
+    verts = {n: Vertebra(n, c) for n, c in corners.items()}
+    bounds, discs, warnings = kauppila_bounds(verts)
+    res = SpineResult(
+        source="x",
+        shape=(600, 400),
+        anterior_side="left",
+        orientation=OrientationResult("left", 0.0, None, "given"),
+        vertebrae=verts,
+        discs=discs,
+        bounds=bounds,
+        spacing_mm=(0.5, 0.5),
+        model_mm_per_px=None,
+        labels=np.zeros((600, 400), dtype=np.uint8),
+        warnings=tuple(warnings),
+    )
+    bc = res.band_corners()
+    assert "T12" not in bc and set(bc) == {"L1", "L2", "L3", "L4", "L5"}
+    band = extract_band(np.zeros((600, 400), np.float32), bc, "left", (0.5, 0.5))
+    assert band.extrapolated_bounds == ("T12/L1",)

@@ -614,17 +614,69 @@ def _disc_height(vertebrae: Mapping[str, Vertebra], upper: str, lower: str) -> f
     return None
 
 
+OUTER_DISC_MAX_RATIO = 2.5
+"""A T12/L1 (L4/L5) disc is implausible when its height exceeds both this multiple of the
+L1/L2 (L3/L4) disc and that disc plus :data:`OUTER_DISC_MAX_EXTRA` of the L1 (L4) body height.
+On 300 held-out simulated films the true outer discs stay below x2.4 and +0.25 heights."""
+OUTER_DISC_MAX_EXTRA = 0.4
+OUTER_DISC_MAX_OVERLAP = 0.15
+"""... or when the end-plates facing the disc overlap by more than this share of the body
+height (a partly visible or mis-segmented T12 / L5)."""
+
+
+def outer_disc_problem(vertebrae: Mapping[str, Vertebra], name: str) -> str | None:
+    """Why the T12/L1 or L4/L5 disc of ``vertebrae`` is not usable as a Kauppila bound, or None.
+
+    T12 and L5 are optional: at the edge of the field of view the network often segments only
+    part of them, and their corners then put the outer bound tens of millimetres off. Such a
+    disc is compared with the neighbouring L1/L2 (L3/L4) disc and the adjacent body height.
+    """
+    upper, lower = name.split("/")
+    if upper not in vertebrae or lower not in vertebrae:
+        return None
+    anchor = vertebrae["L1" if name == "T12/L1" else "L4"]
+    size = max(anchor.height_px, 1e-6)
+    ref = _disc_height(vertebrae, "L1", "L2") if name == "T12/L1" else None
+    if name == "L4/L5":
+        ref = _disc_height(vertebrae, "L3", "L4")
+    if ref is None:
+        ref = 0.25 * size
+    h = _disc_height(vertebrae, upper, lower)
+    assert h is not None
+    if h > max(OUTER_DISC_MAX_RATIO * ref, ref + OUTER_DISC_MAX_EXTRA * size):
+        return f"{name} disc height x{h / max(ref, 1e-6):.1f} of the neighbouring disc"
+    gap = float(
+        np.dot(
+            vertebrae[lower].superior_midpoint - vertebrae[upper].inferior_midpoint,
+            -anchor.cranial_direction,
+        )
+    )
+    if gap < -OUTER_DISC_MAX_OVERLAP * size:
+        return f"{name} end-plates overlap by {-gap / size:.2f} of the body height"
+    return None
+
+
 def kauppila_bounds(
     vertebrae: Mapping[str, Vertebra],
 ) -> tuple[dict[str, Bound], dict[str, FloatArray], list[str]]:
     """The five bounds T12/L1 ... L4/L5, the disc midpoints used and warnings.
 
-    A bound whose disc cannot be measured (T12 or L5 missing) is extrapolated from the adjacent
-    end-plate, offset by half the height of the neighbouring disc, and flagged.
+    A bound whose disc cannot be measured (T12 or L5 missing, or implausible: see
+    :func:`outer_disc_problem`) is extrapolated from the adjacent end-plate, offset by half the
+    height of the neighbouring disc, and flagged.
     """
     discs = disc_midpoints(vertebrae)
     bounds: dict[str, Bound] = {}
     warnings: list[str] = []
+    for name in ("T12/L1", "L4/L5"):
+        problem = outer_disc_problem(vertebrae, name) if name in discs else None
+        if problem is not None:
+            del discs[name]
+            skipped = "T12" if name == "T12/L1" else "L5"
+            warnings.append(
+                f"{problem}: {skipped} ignored for the bound, which is extrapolated "
+                "(partly visible or mis-segmented)"
+            )
     for name in DISC_NAMES:
         upper, lower = name.split("/")
         if name in discs:
@@ -638,10 +690,11 @@ def kauppila_bounds(
                 h = 0.25 * l1.height_px
             point = l1.superior_midpoint + 0.5 * h * l1.cranial_direction
             bounds[name] = Bound(name, point, l1.superior_direction, extrapolated=True)
-            warnings.append(
-                "T12 not found (outside the field of view or not segmented): T12/L1 bound "
-                "extrapolated from the L1 superior end-plate and the L1/L2 disc height"
-            )
+            if "T12" not in vertebrae:
+                warnings.append(
+                    "T12 not found (outside the field of view or not segmented): T12/L1 bound "
+                    "extrapolated from the L1 superior end-plate and the L1/L2 disc height"
+                )
         elif name == "L4/L5" and "L4" in vertebrae:
             h = _disc_height(vertebrae, "L3", "L4")
             l4 = vertebrae["L4"]
@@ -649,10 +702,11 @@ def kauppila_bounds(
                 h = 0.25 * l4.height_px
             point = l4.inferior_midpoint - 0.5 * h * l4.cranial_direction
             bounds[name] = Bound(name, point, l4.inferior_direction, extrapolated=True)
-            warnings.append(
-                "L5 not found: L4/L5 bound extrapolated from the L4 inferior end-plate and the "
-                "L3/L4 disc height"
-            )
+            if "L5" not in vertebrae:
+                warnings.append(
+                    "L5 not found: L4/L5 bound extrapolated from the L4 inferior end-plate and "
+                    "the L3/L4 disc height"
+                )
     return bounds, discs, warnings
 
 

@@ -107,6 +107,17 @@ class SpineResult:
         i = order.index(level)
         return self.bounds[f"{order[i - 1]}/{level}"], self.bounds[f"{level}/{order[i + 1]}"]
 
+    def band_corners(self) -> dict[str, FloatArray]:
+        """Corners for :func:`aacscore.aorta.extract_band`: every vertebra except a T12 (L5)
+        whose disc was not usable for the T12/L1 (L4/L5) bound, so the band extrapolates that
+        bound the same way."""
+        skip = {
+            outer
+            for outer, disc in (("T12", "T12/L1"), ("L5", "L4/L5"))
+            if disc in self.bounds and self.bounds[disc].extrapolated
+        }
+        return {n: v.corners for n, v in self.vertebrae.items() if n not in skip}
+
     def canonical_geometry(self) -> SpineGeometry:
         """Vertebrae, discs and bounds mirrored into the canonical frame (anterior left)."""
         fr = self.frame
