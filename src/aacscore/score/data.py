@@ -307,7 +307,6 @@ def build_simulated_bands(
     if max_cases is not None:
         paths = paths[:max_cases]
     films = _films_from_truth(root)
-    bands: list[npt.NDArray[np.float16]] = []
     rows: list[tuple[SimulatedCase, Band, int]] = []
     skipped: list[str] = []
     for jp in _progress_iter(paths, "Extracting bands", progress):
@@ -333,10 +332,27 @@ def build_simulated_bands(
                 logger.warning("%s: skipped (%s)", jp, exc)
                 skipped.append(jp.name)
                 break
-            bands.append(band.pixels.astype(np.float16))
             rows.append((case, band, k))
     if not rows:
         raise ScoreDataError(root, "no usable case")
+    return _simulated_bandset(
+        rows,
+        geometry,
+        {
+            "source": "simulated",
+            "data_dir": str(root.resolve()),
+            "skipped": skipped,
+            "jitter_mm": jitter_mm,
+            "n_jitter": n_jitter,
+            "seed": seed,
+        },
+    )
+
+
+def _simulated_bandset(
+    rows: Sequence[tuple[SimulatedCase, Band, int]], geometry: BandGeometry, meta: dict[str, Any]
+) -> BandSet:
+    """A :class:`BandSet` of (case, band, copy index) rows with the simulator's true targets."""
     n = len(rows)
     grades, fractions, totals = _empty_targets(n)
     for i, (case, _, _) in enumerate(rows):
@@ -344,7 +360,7 @@ def build_simulated_bands(
         fractions[i] = case.fractions
         totals[i] = sum(case.grades)
     return BandSet(
-        bands=np.stack(bands),
+        bands=np.stack([b.pixels.astype(np.float16) for _, b, _ in rows]),
         grades=grades,
         fractions=fractions,
         totals=totals,
@@ -355,15 +371,7 @@ def build_simulated_bands(
         case_ids=tuple(c.case_id for c, _, _ in rows),
         copy_index=np.asarray([k for _, _, k in rows], dtype=np.int16),
         geometry=geometry,
-        meta={
-            "source": "simulated",
-            "data_dir": str(root.resolve()),
-            "n_cases": len({c.case_id for c, _, _ in rows}),
-            "skipped": skipped,
-            "jitter_mm": jitter_mm,
-            "n_jitter": n_jitter,
-            "seed": seed,
-        },
+        meta={**meta, "n_cases": len({c.case_id for c, _, _ in rows})},
     )
 
 
@@ -388,7 +396,7 @@ def build_simulated_spine_bands(
     if max_cases is not None:
         paths = paths[:max_cases]
     films = _films_from_truth(root)
-    rows: list[tuple[SimulatedCase, Band]] = []
+    rows: list[tuple[SimulatedCase, Band, int]] = []
     skipped: list[str] = []
     for jp in _progress_iter(paths, "Spine-model bands", progress):
         case = read_case_json(jp, films.get(jp.stem))
@@ -401,32 +409,11 @@ def build_simulated_spine_bands(
             logger.warning("%s: no spine-model band (%s)", jp, exc)
             skipped.append(jp.name)
             continue
-        rows.append((case, band))
+        rows.append((case, band, copy_index))
     if not rows:
         raise ScoreDataError(root, "the spine model gave no usable band on any film")
-    n = len(rows)
-    grades, fractions, totals = _empty_targets(n)
-    for i, (case, _) in enumerate(rows):
-        grades[i] = case.grades
-        fractions[i] = case.fractions
-        totals[i] = sum(case.grades)
-    return BandSet(
-        bands=np.stack([b.pixels.astype(np.float16) for _, b in rows]),
-        grades=grades,
-        fractions=fractions,
-        totals=totals,
-        level_length_mm=np.asarray([b.level_length_mm for _, b in rows], dtype=np.float32),
-        vertebral_height_mm=np.asarray([b.vertebral_height_mm for _, b in rows], dtype=np.float32),
-        case_ids=tuple(c.case_id for c, _ in rows),
-        copy_index=np.full(n, copy_index, dtype=np.int16),
-        geometry=geometry,
-        meta={
-            "source": "simulated-spine",
-            "data_dir": str(root.resolve()),
-            "n_cases": n,
-            "skipped": skipped,
-        },
-    )
+    meta = {"source": "simulated-spine", "data_dir": str(root.resolve()), "skipped": skipped}
+    return _simulated_bandset(rows, geometry, meta)
 
 
 def spine_model_fingerprint(spine_model: str | Path | None = None) -> str:
