@@ -288,6 +288,16 @@ def _progress_iter(items: Sequence[Any], label: str, show: bool) -> Iterable[Any
             prog.advance(task)
 
 
+def _simulated_cases(
+    root: Path, max_cases: int | None, label: str, progress: bool
+) -> Iterable[tuple[Path, SimulatedCase]]:
+    """(case JSON path, parsed case) of a simulator folder, the first ``max_cases`` only."""
+    paths = list_simulated_cases(root)[:max_cases]
+    films = _films_from_truth(root)
+    for jp in _progress_iter(paths, label, progress):
+        yield jp, read_case_json(jp, films.get(jp.stem))
+
+
 def build_simulated_bands(
     data_dir: str | Path,
     *,
@@ -303,14 +313,9 @@ def build_simulated_bands(
     Cases whose band cannot be extracted are skipped with a warning (counted in ``meta``).
     """
     root = Path(data_dir)
-    paths = list_simulated_cases(root)
-    if max_cases is not None:
-        paths = paths[:max_cases]
-    films = _films_from_truth(root)
     rows: list[tuple[SimulatedCase, Band, int]] = []
     skipped: list[str] = []
-    for jp in _progress_iter(paths, "Extracting bands", progress):
-        case = read_case_json(jp, films.get(jp.stem))
+    for jp, case in _simulated_cases(root, max_cases, "Extracting bands", progress):
         try:
             image = _read_film(case.film, case.spacing_mm)
         except ValueError as exc:
@@ -392,14 +397,9 @@ def build_simulated_spine_bands(
     band fails are skipped with a warning (listed in ``meta``). Rows get ``copy_index``.
     """
     root = Path(data_dir)
-    paths = list_simulated_cases(root)
-    if max_cases is not None:
-        paths = paths[:max_cases]
-    films = _films_from_truth(root)
     rows: list[tuple[SimulatedCase, Band, int]] = []
     skipped: list[str] = []
-    for jp in _progress_iter(paths, "Spine-model bands", progress):
-        case = read_case_json(jp, films.get(jp.stem))
+    for jp, case in _simulated_cases(root, max_cases, "Spine-model bands", progress):
         try:
             fg = provider(case.film)
             band = extract_band(
