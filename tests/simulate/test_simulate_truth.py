@@ -204,3 +204,26 @@ def test_fast_projection_is_exact_on_a_wall_that_curves_back() -> None:
     pts = np.stack([rng.uniform(3.5, 5.5, 500), rng.uniform(10, 190, 500)], axis=1)
     exact, _ = project_to_polyline(pts, poly)
     np.testing.assert_allclose(project_near(pts, poly), exact, atol=1e-6)
+
+
+def test_plaque_hidden_by_a_bone_edge_is_dropped() -> None:
+    """A faint streak along a vertebral cortex clears the pixel-noise test (the ring straddles
+    the edge) but is not visible: with the spacing given it is dropped; a dense one is kept."""
+    import numpy as np
+    from scipy import ndimage
+
+    from aacscore.simulate.calcification import visible_plaques
+
+    rng = np.random.default_rng(3)
+    n, px_mm = 200, 0.2
+    base = 0.4 + 0.002 * rng.standard_normal((n, n))
+    base[:, :100] += 0.15  # bone on the left, its edge at column 100
+    base = ndimage.gaussian_filter(base, 0.5)
+    rr, cc = np.mgrid[90:110, 100:103]  # a 4 mm x 0.6 mm streak along the edge
+    flat = (rr * n + cc).ravel().astype(np.intp)
+    for contrast, want in ((0.01, False), (0.1, True)):
+        img = base.copy()
+        img[rr, cc] += contrast
+        img32 = img.astype(np.float32)
+        assert visible_plaques(img32, [(flat, 1)]) == [True]  # pixel-noise test alone
+        assert visible_plaques(img32, [(flat, 1)], px_mm=px_mm) == [want]

@@ -32,8 +32,10 @@ corner distances) and the group come from :mod:`aacscore.kauppila`.
 Visibility (:func:`visible_plaques`): a plaque is kept in the truth only when, in the final
 displayed image, its mean contrast over a ring of surrounding background reaches 0.6 x the local
 pixel noise (robust MAD estimate) and 0.008 of the display range, and its Rose signal-to-noise
-ratio ``contrast / noise * sqrt(pixels / 4)`` reaches 4; invisible plaques are dropped from the
-mask (they stay, invisible, in the image).
+ratio ``contrast / noise * sqrt(pixels / 4)`` reaches 4, and its contrast at its own scale
+reaches :data:`MIN_STRUCTURED_CNR` x the anatomical background's variability there (bone edges,
+trabeculae, gas: :func:`structured_cnr`); invisible plaques are dropped from the mask (they
+stay, invisible, in the image).
 
 Not modelled: intimal vs medial patterns, calcified iliac branches beyond the walls, motion blur.
 """
@@ -435,10 +437,38 @@ def _smooth1d(rng: np.random.Generator, n: int, sigma: float) -> F64:
     return out
 
 
+MIN_STRUCTURED_CNR = 1.0
+"""Minimum plaque contrast against the local anatomical background at the plaque's scale (see
+:func:`structured_cnr`). Pixel noise alone understates what hides a small plaque: on the
+vertebral cortex, bowel gas or trabecular texture a plaque can clear the pixel-noise test and
+still be indistinguishable. Measured on 300 held-out films (``benchmarks/plaque_visibility.py``
+with the shipped score model), graded segments whose plaques score below 0.5 on the similar
+per-segment measure were read as uncalcified 5 times in 12, above 4 in 2 of 528."""
+
+
+def structured_cnr(
+    sub: npt.NDArray[np.float64],
+    plaque: npt.NDArray[np.bool_],
+    ring: npt.NDArray[np.bool_],
+    px_mm: float,
+) -> float:
+    """Plaque contrast over the background's robust SD, both in a band-pass image (0.3 mm
+    smoothing minus a 3 mm background): the anatomical texture at the plaque's scale counts as
+    noise, the slow gradients do not."""
+    bp = ndimage.gaussian_filter(sub, 0.3 / px_mm) - ndimage.gaussian_filter(sub, 3.0 / px_mm)
+    bg = bp[ring]
+    sd = 1.4826 * float(np.median(np.abs(bg - np.median(bg))))
+    return float((bp[plaque].mean() - np.median(bg)) / max(sd, 1e-9))
+
+
 def visible_plaques(
-    img: F32, plaques: list[tuple[npt.NDArray[np.intp], int]], ring_px: int = 4
+    img: F32,
+    plaques: list[tuple[npt.NDArray[np.intp], int]],
+    ring_px: int = 4,
+    px_mm: float | None = None,
 ) -> list[bool]:
-    """Whether each plaque's mean contrast exceeds the local noise in the displayed image."""
+    """Whether each plaque's mean contrast exceeds the local noise in the displayed image and,
+    with ``px_mm``, the anatomical background at its scale (:data:`MIN_STRUCTURED_CNR`)."""
     h, w = img.shape
     allmask = np.zeros(h * w, dtype=bool)
     for flat, _ in plaques:
@@ -474,8 +504,34 @@ def visible_plaques(
         sigma = 1.4826 * mad / math.sqrt(8.0 / 9.0)
         contrast = float(sub[pm].mean() - np.median(sub[ring]))
         snr = contrast / max(sigma, 1e-6) * math.sqrt(len(flat) / 4.0)
-        keep.append(snr >= 4.0 and contrast >= max(0.6 * sigma, 0.008))
+        ok = snr >= 4.0 and contrast >= max(0.6 * sigma, 0.008)
+        if ok and px_mm is not None:
+            ok = _structured_ok(img, allmask2, rr, cc, px_mm)
+        keep.append(ok)
     return keep
+
+
+def _structured_ok(
+    img: F32,
+    allmask: npt.NDArray[np.bool_],
+    rr: npt.NDArray[np.intp],
+    cc: npt.NDArray[np.intp],
+    px_mm: float,
+) -> bool:
+    h, w = img.shape
+    ring_w = max(2, round(2.0 / px_mm))
+    m = ring_w + round(9.0 / px_mm)  # room for the 3 mm background filter
+    y0, y1 = max(rr.min() - m, 0), min(rr.max() + m + 1, h)
+    x0, x1 = max(cc.min() - m, 0), min(cc.max() + m + 1, w)
+    sub = img[y0:y1, x0:x1].astype(np.float64)
+    pm = np.zeros(sub.shape, dtype=bool)
+    pm[rr - y0, cc - x0] = True
+    ring = ndimage.binary_dilation(pm, iterations=ring_w) & ~ndimage.binary_dilation(
+        allmask[y0:y1, x0:x1], iterations=2
+    )
+    if ring.sum() < 8:  # inside a calcified run
+        return True
+    return structured_cnr(sub, pm, ring, px_mm) >= MIN_STRUCTURED_CNR
 
 
 # --------------------------------------------------------------------------------------------

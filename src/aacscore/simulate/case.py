@@ -228,7 +228,7 @@ def simulate_case(
     )
     sig, coll = expose(l_fine, l_med, fm, frame, ip, roi_box, rng)
     img = process(sig, coll, ip, sp, roi_box)
-    keep = visible_plaques(img, pmasks, ring_px=max(3, round(1.2 / sp)))
+    keep = visible_plaques(img, pmasks, ring_px=max(3, round(1.2 / sp)), px_mm=sp)
     calc = np.zeros(frame.shape, dtype=np.uint8)
     flat_calc = calc.reshape(-1)
     for (flat, code), ok in zip(pmasks, keep, strict=True):
