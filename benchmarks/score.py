@@ -7,7 +7,8 @@ Usage::
 
 ``--data`` is simulator output (``aacscore simulate``; population distribution, seed unseen in
 training). Every film goes through the whole pipeline (reader, QC, spine model, band, score
-model with test-time augmentation). Per score model: MAE of the total, Spearman rho, ICC(2,1),
+model with test-time augmentation). Per score model (the per-film truth and prediction are kept
+under ``cases`` in the results file): MAE of the total, Spearman rho, ICC(2,1),
 lewis-group sensitivity/specificity, per-segment exact-grade accuracy, failures; speed: median
 seconds per image (read -> result), images/s and peak resident memory. Targets: MAE <= 0.6,
 Spearman >= 0.95, ICC >= 0.95, every group's sensitivity and specificity >= 0.90, <= 0.5 s per
@@ -42,6 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "score.json"
 def run_model(scorer: Scorer, data: Path, truth: pd.DataFrame) -> dict[str, Any]:
     """Score every film of ``truth`` and compute agreement and speed figures."""
     pred_tot, true_tot, pred_g, true_g, secs, failures = [], [], [], [], [], []
+    cases: list[dict[str, Any]] = []
     scorer.score(data / str(truth.iloc[0]["file"]))  # warm-up (model loading, first call)
     t_all = time.perf_counter()
     for _, row in truth.iterrows():
@@ -53,6 +55,15 @@ def run_model(scorer: Scorer, data: Path, truth: pd.DataFrame) -> dict[str, Any]
             continue
         pred_tot.append(res.aac24)
         true_tot.append(float(row["aac24"]))
+        cases.append(
+            {
+                "case": row["case"],
+                "aac24": float(row["aac24"]),
+                "predicted": round(float(res.aac24), 3),
+                "sd": round(float(res.aac24_sd), 3) if res.aac24_sd is not None else None,
+                "status": res.status,
+            }
+        )
         if res.grades is not None:
             pred_g.append([res.grades[s] for s in SEGMENTS])
             true_g.append([float(row[s]) for s in SEGMENTS])
@@ -68,6 +79,7 @@ def run_model(scorer: Scorer, data: Path, truth: pd.DataFrame) -> dict[str, Any]
     m["seconds_per_image_median"] = float(np.median(secs))
     m["seconds_per_image_p90"] = float(np.percentile(secs, 90))
     m["images_per_second"] = len(secs) / wall
+    m["cases"] = cases
     return m
 
 

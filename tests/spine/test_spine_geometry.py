@@ -16,6 +16,7 @@ from aacscore.spine.geometry import (
     Vertebra,
     check_plausibility,
     contour_from_mask,
+    convex_outline,
     fit_quadrilateral,
     geometry_from_labels,
     kauppila_bounds,
@@ -274,3 +275,37 @@ def test_l5_overlapping_l4_is_ignored_for_the_bound() -> None:
     wide = _stack()
     wide["L5"] = wide["L5"] + np.array([0.0, 20.0])
     assert outer_disc_problem(_verts(wide), "L4/L5") is None
+
+
+def _notched_l2() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A stack whose L2 mask has a deep slot from the superior end-plate (what an overlying
+    plaque or gas can leave in a segmentation)."""
+    truth = _stack()
+    lab = _draw((600, 400), truth)
+    top = int(truth["L2"][:2, 1].min())
+    lab[top - 1 : top + 32, 180:205][lab[top - 1 : top + 32, 180:205] == LABEL_VALUES["L2"]] = 0
+    return truth, lab
+
+
+def test_notched_outline_is_fitted_to_its_hull_with_a_warning() -> None:
+    truth, lab = _notched_l2()
+    geo = geometry_from_labels(lab, "left", (0.5, 0.5))
+    assert np.abs(geo.vertebrae["L2"].corners - truth["L2"]).max() < 1.0
+    assert any("L2: outline not convex" in w for w in geo.warnings)
+    contours = {"L2": contour_from_mask(lab == LABEL_VALUES["L2"])}
+    raw, _ = vertebrae_from_contours(contours, "left", (0.5, 0.5), convex=False)
+    assert np.abs(raw["L2"].corners - truth["L2"]).max() > 3.0  # what the hull avoids
+
+
+def test_convex_outline_keeps_direction_and_hull() -> None:
+    _, lab = _notched_l2()
+    pts = contour_from_mask(lab == LABEL_VALUES["L2"])
+    for p in (pts, pts[::-1]):
+        h = convex_outline(p, step=0.5)
+        assert np.hypot(*np.diff(h, axis=0).T).max() <= 0.5 + 1e-9
+        area = 0.5 * (np.dot(h[:, 0], np.roll(h[:, 1], -1)) - np.dot(h[:, 1], np.roll(h[:, 0], -1)))
+        orig = 0.5 * (np.dot(p[:, 0], np.roll(p[:, 1], -1)) - np.dot(p[:, 1], np.roll(p[:, 0], -1)))
+        assert np.sign(area) == np.sign(orig)
+        assert abs(area) > abs(orig) * 1.05  # the slot is bridged
+    with pytest.raises(SpineError, match="degenerate"):
+        convex_outline(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))

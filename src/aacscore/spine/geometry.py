@@ -11,17 +11,20 @@ Pipeline (``geometry_from_contours``):
 
 1. the outline of each body (largest connected component of its label, or a sub-pixel contour of
    a finer probability map supplied by the caller);
-2. a quadrilateral fit: minimum-area rectangle as the start, then alternating assignment of the
+2. the outline's convex hull (:func:`convex_outline`): a body is convex in a lateral projection
+   but for shallow end-plate concavities, while a notch the network leaves in a mask would drag
+   a side line or a corner by many millimetres;
+3. a quadrilateral fit: minimum-area rectangle as the start, then alternating assignment of the
    outline to four sides, a total-least-squares line per side using only the central part of each
    side (``trim`` drops the rounded corners), and corners as intersections of adjacent lines;
-3. corner naming from the local cranial axis of the spine (neighbouring body centres) and the
+4. corner naming from the local cranial axis of the spine (neighbouring body centres) and the
    anterior side;
-4. disc midpoints (mean of the inferior corners of the upper and the superior corners of the lower
+5. disc midpoints (mean of the inferior corners of the upper and the superior corners of the lower
    body) and Kauppila bounds: a line through each disc midpoint along the mean of the two
    end-plate directions, pointing anteriorly. A missing T12 (or L5) is replaced by an
    extrapolation from L1's superior (L4's inferior) end-plate and the neighbouring disc height,
    flagged in the warnings;
-5. plausibility checks that raise :class:`SpineError` rather than return a wrong answer.
+6. plausibility checks that raise :class:`SpineError` rather than return a wrong answer.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ DEPTH_RANGE_MM: tuple[float, float] = (20.0, 70.0)
 RELATIVE_SIZE_RANGE: tuple[float, float] = (0.5, 1.8)
 STEP_RATIO_RANGE: tuple[float, float] = (0.6, 1.6)
 FRAGMENT_WARNING_RATIO = 0.15
+MIN_SOLIDITY = 0.9
+"""Outlines filling less of their convex hull are fitted to the hull with a warning."""
 _NO_SIZE_CHECK = frozenset({"S1"})
 
 
@@ -363,6 +368,31 @@ def min_area_rectangle(points: npt.ArrayLike) -> FloatArray:
     return best[1]
 
 
+def convex_outline(points: npt.ArrayLike, step: float = 0.25) -> FloatArray:
+    """The convex hull of a closed outline, resampled every ``step`` px, in the outline's own
+    direction of travel.
+
+    Used before :func:`fit_quadrilateral`. On 300 held-out simulated films (spine model outlines)
+    it cut the films rejected by the plausibility checks from 10 to 1 and the corners more than
+    10 mm off on L1-L4 from 37 to 33, with the median corner error unchanged (0.83 mm): notches
+    left in a mask by an overlying plaque, gas or a fragment no longer pull a side or a corner.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    try:
+        hull = p[ConvexHull(p).vertices]  # counter-clockwise in (x, y)
+    except (QhullError, ValueError) as exc:
+        raise SpineError(f"cannot take the hull of a degenerate outline ({len(p)} points)") from exc
+    x, y = p[:, 0], p[:, 1]
+    if float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) < 0:
+        hull = hull[::-1]  # keep the outline's orientation
+    nxt = np.roll(hull, -1, axis=0)
+    parts = []
+    for a, b in zip(hull, nxt, strict=True):
+        n = max(math.ceil(float(np.hypot(*(b - a))) / step), 1)
+        parts.append(a + (b - a) * (np.arange(n)[:, None] / n))
+    return np.concatenate(parts)
+
+
 def _fit_line(points: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Total-least-squares line: (point on line, unit direction)."""
     c = points.mean(axis=0)
@@ -558,8 +588,10 @@ def vertebrae_from_contours(
     trim: float = 0.2,
     min_area_px: float = 20.0,
     corner_mode: str = "outline",
+    convex: bool = True,
 ) -> tuple[dict[str, Vertebra], list[str]]:
-    """Fit and name the corners of every outline; tiny or unfittable outlines give warnings."""
+    """Fit and name the corners of every outline (of its convex hull unless ``convex`` is
+    False: :func:`convex_outline`); tiny or unfittable outlines give warnings."""
     warnings: list[str] = []
     shapes: dict[str, tuple[FloatArray, float, FloatArray]] = {}
     for name in LEVEL_ORDER:
@@ -578,7 +610,15 @@ def vertebrae_from_contours(
     vertebrae: dict[str, Vertebra] = {}
     for name, (pts, area, _) in shapes.items():
         try:
-            quad, rms = fit_quadrilateral(pts, trim=trim, corner_mode=corner_mode)
+            outline = convex_outline(pts) if convex else pts
+            quad, rms = fit_quadrilateral(outline, trim=trim, corner_mode=corner_mode)
+            if convex:
+                solidity = area / max(polygon_area_centroid(outline)[0], 1e-9)
+                if solidity < MIN_SOLIDITY:
+                    warnings.append(
+                        f"{name}: outline not convex (area {solidity:.2f} of its hull; a notch "
+                        "in the segmentation): corners fitted to the hull"
+                    )
         except SpineError as exc:
             warnings.append(f"{name}: {exc.problem}")
             continue
