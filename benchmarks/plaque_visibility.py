@@ -7,15 +7,20 @@ Usage::
 
 For every graded segment (grade >= 1) of a simulator folder: the contrast-to-noise ratio (CNR)
 of its calcification on the film, and the score model's grade for it on the band cut from the
-TRUE corners (no spine error, no jitter). CNR = mean of the film's high-pass (film minus a
-3 mm Gaussian background, smoothed at 0.3 mm) over the calcified pixels within 4 mm of the
-segment's wall line, divided by the robust SD (1.4826 MAD) of the same high-pass on the other
-pixels of that 4 mm strip (local noise and texture). Prints the share of graded segments the
-model reads below 0.5 per CNR bin, and the moderate-group (lewis 2-5) films it misses.
+TRUE corners (no spine error, no jitter). CNR is the simulator's own structured measure
+(:func:`aacscore.simulate.calcification.structured_cnr`): in a band-pass image (0.3 mm
+smoothing minus a 3 mm background) the mean over the segment's calcified pixels (within 4 mm of
+its wall line) minus the median of a 2 mm ring around them (other calcification excluded), over
+the ring's robust SD (1.4826 MAD): anatomical texture and edges count as noise, slow gradients
+do not. Prints the share of graded segments the model reads below 0.5 per CNR bin, and the
+moderate-group (lewis 2-5) films it misses.
 
 The question it answers: are the score model's residual misses plaques that an expert could see?
-Kauppila grades radiographically visible calcification; a simulated plaque whose CNR is near 0
-is counted by the simulator's truth but is not visible on the film.
+Kauppila grades radiographically visible calcification; since 2026-11-27 the simulator keeps a
+plaque in its truth only at a structured CNR >= 1 (per plaque), so a graded segment here should
+not fall far below 1; the bins show how the model's misses depend on how faint the plaque is.
+(An earlier version of this script compared the plaque with the whole 4 mm strip, whose dark
+or bright neighbours made some visible plaques score below 0.)
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ from aacscore.io import read_radiograph
 from aacscore.kauppila import SEGMENTS, parse_groups
 from aacscore.score.data import list_simulated_cases, read_case_json
 from aacscore.score.predict import ScoreModel
+from aacscore.simulate.calcification import structured_cnr
 
 RESULTS = Path(__file__).resolve().parent / "results" / "plaque_visibility.json"
-BINS = (-np.inf, 0.5, 1.0, 2.0, 4.0, np.inf)
+BINS = (-np.inf, 1.0, 2.0, 4.0, 8.0, np.inf)
 MISSED_BELOW = 0.5
 
 logger = logging.getLogger("plaque_visibility")
@@ -52,14 +58,15 @@ logger = logging.getLogger("plaque_visibility")
 def segment_cnr(
     film: np.ndarray, calc: np.ndarray, wall: tuple[np.ndarray, np.ndarray], spacing_mm: float
 ) -> float:
-    """CNR of the calcified pixels near one segment's wall line (see the module docstring)."""
+    """Structured CNR of the calcified pixels near one segment's wall line (module docstring)."""
     (x0, y0), (x1, y1) = wall
     v = np.array([x1 - x0, y1 - y0], dtype=float)
     length = float(np.hypot(*v))
     if length < 1e-6:
         return float("nan")
     u = v / length
-    pad = int(np.ceil(4.0 / spacing_mm)) + 2
+    # window: the strip plus room for the ring and the 3 mm background filter
+    pad = int(np.ceil(4.0 / spacing_mm)) + int(np.ceil(11.0 / spacing_mm))
     r0 = max(int(min(y0, y1)) - pad, 0)
     r1 = min(int(max(y0, y1)) + pad + 1, film.shape[0])
     c0 = max(int(min(x0, x1)) - pad, 0)
@@ -68,22 +75,18 @@ def segment_cnr(
     t = (xx - x0) * u[0] + (yy - y0) * u[1]
     n = np.abs(-(xx - x0) * u[1] + (yy - y0) * u[0])
     strip = (t >= 0) & (t <= length) & (n < 4.0 / spacing_mm)
-    # background and smoothing on a padded window so the filters see context
-    g = int(np.ceil(9.0 / spacing_mm))
-    R0, R1 = max(r0 - g, 0), min(r1 + g, film.shape[0])
-    C0, C1 = max(c0 - g, 0), min(c1 + g, film.shape[1])
-    win = film[R0:R1, C0:C1].astype(np.float64)
-    detail = win - ndimage.gaussian_filter(win, 3.0 / spacing_mm)
-    hp = ndimage.gaussian_filter(detail, 0.3 / spacing_mm)
-    hp = hp[r0 - R0 : r1 - R0, c0 - C0 : c1 - C0]
-    plaque = strip & calc[r0:r1, c0:c1]
-    near = ndimage.binary_dilation(calc[r0:r1, c0:c1], iterations=2)
-    rest = strip & ~near
-    if not plaque.any() or rest.sum() < 20:
+    sub_calc = calc[r0:r1, c0:c1]
+    plaque = strip & sub_calc
+    if not plaque.any():
         return float("nan")
-    bg = hp[rest]
-    sd = 1.4826 * float(np.median(np.abs(bg - np.median(bg))))
-    return float((hp[plaque].mean() - np.median(bg)) / max(sd, 1e-9))
+    ring_w = max(2, round(2.0 / spacing_mm))
+    ring = ndimage.binary_dilation(plaque, iterations=ring_w) & ~ndimage.binary_dilation(
+        sub_calc, iterations=2
+    )
+    if ring.sum() < 8:
+        return float("nan")
+    sub = film[r0:r1, c0:c1].astype(np.float64)
+    return structured_cnr(sub, plaque, ring, spacing_mm)
 
 
 def main(argv: list[str] | None = None) -> int:
