@@ -485,15 +485,7 @@ def visible_plaques(
         # if even then nothing is left, it is part of a calcified run and is kept.
         ring = np.zeros(0, dtype=bool)
         for width in (ring_px, 2 * ring_px, 4 * ring_px):
-            m = width + 3
-            y0, y1 = max(rr.min() - m, 0), min(rr.max() + m + 1, h)
-            x0, x1 = max(cc.min() - m, 0), min(cc.max() + m + 1, w)
-            sub = img[y0:y1, x0:x1].astype(np.float64)
-            pm = np.zeros(sub.shape, dtype=bool)
-            pm[rr - y0, cc - x0] = True
-            ring = ndimage.binary_dilation(pm, iterations=width) & ~ndimage.binary_dilation(
-                allmask2[y0:y1, x0:x1], iterations=2
-            )
+            sub, pm, ring = _plaque_ring(img, allmask2, rr, cc, width + 3, width)
             if ring.sum() >= 8:
                 break
         if ring.sum() < 8:
@@ -511,6 +503,28 @@ def visible_plaques(
     return keep
 
 
+def _plaque_ring(
+    img: F32,
+    allmask: npt.NDArray[np.bool_],
+    rr: npt.NDArray[np.intp],
+    cc: npt.NDArray[np.intp],
+    margin: int,
+    ring_w: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Window of ``img`` around one plaque (``margin`` px), the plaque's mask in it and a ring
+    ``ring_w`` px wide around it that stays 2 px away from every plaque of ``allmask``."""
+    h, w = img.shape
+    y0, y1 = max(rr.min() - margin, 0), min(rr.max() + margin + 1, h)
+    x0, x1 = max(cc.min() - margin, 0), min(cc.max() + margin + 1, w)
+    sub = img[y0:y1, x0:x1].astype(np.float64)
+    pm = np.zeros(sub.shape, dtype=bool)
+    pm[rr - y0, cc - x0] = True
+    ring = ndimage.binary_dilation(pm, iterations=ring_w) & ~ndimage.binary_dilation(
+        allmask[y0:y1, x0:x1], iterations=2
+    )
+    return sub, pm, ring
+
+
 def _structured_ok(
     img: F32,
     allmask: npt.NDArray[np.bool_],
@@ -518,17 +532,9 @@ def _structured_ok(
     cc: npt.NDArray[np.intp],
     px_mm: float,
 ) -> bool:
-    h, w = img.shape
     ring_w = max(2, round(2.0 / px_mm))
-    m = ring_w + round(9.0 / px_mm)  # room for the 3 mm background filter
-    y0, y1 = max(rr.min() - m, 0), min(rr.max() + m + 1, h)
-    x0, x1 = max(cc.min() - m, 0), min(cc.max() + m + 1, w)
-    sub = img[y0:y1, x0:x1].astype(np.float64)
-    pm = np.zeros(sub.shape, dtype=bool)
-    pm[rr - y0, cc - x0] = True
-    ring = ndimage.binary_dilation(pm, iterations=ring_w) & ~ndimage.binary_dilation(
-        allmask[y0:y1, x0:x1], iterations=2
-    )
+    # margin: room for the 3 mm background filter
+    sub, pm, ring = _plaque_ring(img, allmask, rr, cc, ring_w + round(9.0 / px_mm), ring_w)
     if ring.sum() < 8:  # inside a calcified run
         return True
     return structured_cnr(sub, pm, ring, px_mm) >= MIN_STRUCTURED_CNR
