@@ -329,13 +329,19 @@ def contour_from_mask(mask: npt.NDArray[np.bool_]) -> FloatArray:
     return contour_from_score(np.asarray(mask, dtype=np.float64), 0.5)
 
 
+def _shoelace(p: FloatArray) -> tuple[FloatArray, float]:
+    """Per-edge cross products and signed area (> 0 counter-clockwise in (x, y)) of a polygon."""
+    x, y = p[:, 0], p[:, 1]
+    cross = x * np.roll(y, -1) - np.roll(x, -1) * y
+    return cross, float(cross.sum() / 2.0)
+
+
 def polygon_area_centroid(points: npt.ArrayLike) -> tuple[float, FloatArray]:
     """Area (absolute) and centroid of a closed polygon given as ``(N, 2)`` points."""
     p = np.asarray(points, dtype=np.float64)
     x, y = p[:, 0], p[:, 1]
     xs, ys = np.roll(x, -1), np.roll(y, -1)
-    cross = x * ys - xs * y
-    a = cross.sum() / 2.0
+    cross, a = _shoelace(p)
     if abs(a) < 1e-12:
         return 0.0, p.mean(axis=0)
     cx = ((x + xs) * cross).sum() / (6.0 * a)
@@ -382,8 +388,7 @@ def convex_outline(points: npt.ArrayLike, step: float = 0.25) -> FloatArray:
         hull = p[ConvexHull(p).vertices]  # counter-clockwise in (x, y)
     except (QhullError, ValueError) as exc:
         raise SpineError(f"cannot take the hull of a degenerate outline ({len(p)} points)") from exc
-    x, y = p[:, 0], p[:, 1]
-    if float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) < 0:
+    if _shoelace(p)[1] < 0:
         hull = hull[::-1]  # keep the outline's orientation
     nxt = np.roll(hull, -1, axis=0)
     parts = []
