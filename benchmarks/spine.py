@@ -37,8 +37,9 @@ import torch
 
 from aacscore.io import read_radiograph
 from aacscore.spine.data import discover_cases, load_labels
-from aacscore.spine.geometry import LABEL_VALUES, SpineError, check_plausibility
+from aacscore.spine.geometry import check_plausibility
 from aacscore.spine.predict import SpineModel
+from aacscore.vertebrae import LABEL_VALUES, SpineError
 
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
 TARGETS = {

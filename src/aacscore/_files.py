@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+from enum import Enum
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,10 @@ def json_safe(obj: Any, *, ndigits: int | None = None) -> Any:
         return [json_safe(v, ndigits=ndigits) for v in obj]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
+    if isinstance(obj, Enum):
+        return json_safe(obj.value, ndigits=ndigits)
     if isinstance(obj, str):
-        return str(obj)  # str-valued enums become plain strings
+        return obj
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):

@@ -130,7 +130,7 @@ class Scorer:
     ) -> Result:
         """Score an already decoded radiograph; ``name`` is what the result calls the file."""
         from aacscore.aorta.roi import BandError, extract_band
-        from aacscore.spine.geometry import SpineError
+        from aacscore.vertebrae import SpineError
 
         timings: dict[str, float] = {"read_s": read_s}
         details: dict[str, Any] = {
@@ -165,9 +165,10 @@ class Scorer:
             t = time.perf_counter()
             band = extract_band(
                 rad.pixels,
-                spine.band_corners(),
+                spine.vertebrae,
                 spine.anterior_side,
                 rad.spacing_mm,
+                bounds=spine.bounds,
                 geometry=self.score_model.band_geometry,
             )
             timings["band_s"] = time.perf_counter() - t

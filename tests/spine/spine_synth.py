@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from skimage.draw import ellipse, polygon
 
-from aacscore.spine.geometry import LABEL_VALUES
+from aacscore.vertebrae import LABEL_VALUES
 
 ORDER = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
 

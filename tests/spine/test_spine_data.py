@@ -27,11 +27,11 @@ from aacscore.spine.data import (
     load_or_build_cache,
     zscore,
 )
-from aacscore.spine.geometry import LABEL_VALUES, LEVEL_ORDER
 from aacscore.spine.nifti import read_nifti_2d
 from aacscore.spine.nnunet import export_nnunet
 from aacscore.spine.plans import CaseShape, Plans, compute_fingerprint, plan_from_fingerprint
 from aacscore.spine.train import TrainConfig, train_spine
+from aacscore.vertebrae import LABEL_VALUES, LEVEL_ORDER
 
 
 def _plans(spacing: tuple[float, float] | None) -> Plans:

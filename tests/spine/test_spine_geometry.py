@@ -10,20 +10,22 @@ from skimage.draw import polygon
 from spine_synth import make_film, rotate
 
 from aacscore.spine.geometry import (
-    DISC_NAMES,
-    LABEL_VALUES,
-    SpineError,
-    Vertebra,
     check_plausibility,
     contour_from_mask,
     convex_outline,
     fit_quadrilateral,
     geometry_from_labels,
-    kauppila_bounds,
     min_area_rectangle,
     name_corners,
-    outer_disc_problem,
     vertebrae_from_contours,
+)
+from aacscore.vertebrae import (
+    DISC_NAMES,
+    LABEL_VALUES,
+    SpineError,
+    Vertebra,
+    kauppila_bounds,
+    outer_disc_problem,
 )
 
 

@@ -29,7 +29,6 @@ from aacscore.score.network import NetworkConfig, ScoreNet
 from aacscore.score.predict import ScoreModel, ScoreModelConfig
 from aacscore.simulate import simulate_case, write_case
 from aacscore.simulate.anatomy import LABELS as SIMULATOR_LABELS
-from aacscore.spine.geometry import DISC_NAMES, LABEL_VALUES
 from aacscore.spine.nnunet import (
     NnUNetSpineModel,
     NnUNetUnavailableError,
@@ -40,6 +39,7 @@ from aacscore.spine.nnunet import (
     recorded_max_side,
 )
 from aacscore.spine.predict import SpineResult, load_spine_model
+from aacscore.vertebrae import DISC_NAMES, LABEL_VALUES
 
 # nnU-Net v2 documentation (dataset_format.md): required dataset.json keys and their meaning
 REQUIRED_KEYS = {"channel_names", "labels", "numTraining", "file_ending"}

@@ -13,7 +13,6 @@ from torch import nn
 
 from aacscore.io import Radiograph
 from aacscore.spine.data import Letterbox, zscore
-from aacscore.spine.geometry import DISC_NAMES, LABEL_VALUES, SpineError
 from aacscore.spine.network import OrientationNet, WeightsError
 from aacscore.spine.orientation import (
     CanonicalFrame,
@@ -23,6 +22,7 @@ from aacscore.spine.orientation import (
 )
 from aacscore.spine.plans import CaseShape, compute_fingerprint, plan_from_fingerprint
 from aacscore.spine.predict import SpineModel, SpineResult, load_spine_model
+from aacscore.vertebrae import DISC_NAMES, LABEL_VALUES, SpineError
 
 SHAPE = (240, 160)
 
@@ -156,10 +156,10 @@ def test_missing_weights_give_a_clear_error(tmp_path: Path) -> None:
         load_spine_model(tmp_path)
 
 
-def test_band_corners_leave_out_an_outer_vertebra_the_bounds_ignored() -> None:
+def test_band_is_cut_on_the_spine_results_bounds_an_unusable_t12_extrapolated() -> None:
     from aacscore.aorta import extract_band
-    from aacscore.spine.geometry import Vertebra, kauppila_bounds
     from aacscore.spine.orientation import OrientationResult
+    from aacscore.vertebrae import Vertebra, kauppila_bounds
 
     corners = {}
     y = 40.0
@@ -182,7 +182,19 @@ def test_band_corners_leave_out_an_outer_vertebra_the_bounds_ignored() -> None:
         labels=np.zeros((600, 400), dtype=np.uint8),
         warnings=tuple(warnings),
     )
-    bc = res.band_corners()
-    assert "T12" not in bc and set(bc) == {"L1", "L2", "L3", "L4", "L5"}
-    band = extract_band(np.zeros((600, 400), np.float32), bc, "left", (0.5, 0.5))
+    assert res.bounds["T12/L1"].extrapolated and "T12/L1" not in res.discs
+    img = np.zeros((600, 400), np.float32)
+    band = extract_band(img, res.vertebrae, "left", (0.5, 0.5), bounds=res.bounds)
     assert band.extrapolated_bounds == ("T12/L1",)
+    # the corners alone give the same band: one rule for the bounds
+    same = extract_band(img, corners, "left", (0.5, 0.5))
+    np.testing.assert_allclose(same.grid_x, band.grid_x)
+    np.testing.assert_allclose(same.grid_y, band.grid_y)
+    # the band's level boundaries run along the reported bounds
+    for i, name in enumerate(("T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5")):
+        r = min(i * band.geometry.rows_per_level, band.geometry.n_rows) - 0.5
+        x, y = band.to_film(np.full(5, r), np.linspace(0, band.geometry.n_cols - 1, 5))
+        b = res.bounds[name]
+        off = (np.stack([x, y], axis=1) - b.point) @ np.array([-b.direction[1], b.direction[0]])
+        assert np.max(np.abs(off)) < 0.05, name
+

@@ -3,15 +3,14 @@
 Geometry (film pixel coordinates ``x`` = column, ``y`` = row; corners per vertebra in the order
 anterior-superior, posterior-superior, posterior-inferior, anterior-inferior):
 
-* Five bounds delimit the four Kauppila levels: the midpoints of the T12/L1, L1/L2, L2/L3, L3/L4
-  and L4/L5 intervertebral spaces. Each bound is the mid-disc line through the midpoint of the
-  two anterior corners and the midpoint of the two posterior corners facing the disc, carried
-  anteriorly. A missing T12 (L5) is replaced by L1's superior (L4's inferior) endplate moved
-  cranially (caudally) by half the neighbouring disc height.
-* Rows follow the anterior vertebral margin, the polyline bound -> anterior-superior corner ->
-  anterior-inferior corner -> next bound, parameterised by arc length so that every level gets
-  exactly ``rows_per_level`` rows. Each row is a straight line whose direction is interpolated
-  between the two bounding mid-disc directions.
+* Five bounds delimit the four Kauppila levels: the mid-disc lines T12/L1 ... L4/L5 of
+  :func:`aacscore.vertebrae.kauppila_bounds` (the same bounds the spine stage reports and the
+  overlay draws; T12 or L5 missing or unusable: extrapolated by the same rule).
+* Rows follow the anterior vertebral margin, the polyline bound's anterior anchor ->
+  anterior-superior corner -> anterior-inferior corner -> next bound's anterior anchor,
+  parameterised by arc length so that every level gets exactly ``rows_per_level`` rows. Each
+  row is a straight line whose direction is interpolated between the two bounding mid-disc
+  directions.
 * Columns run posterior -> anterior whatever side the patient faces, from ``behind_mm`` behind
   the anterior margin (posterior-wall plaques overlapping the bodies stay inside) to
   ``front_mm`` in front of it, at ``mm_per_col`` millimetres per column.
@@ -33,6 +32,16 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from aacscore.kauppila import LEVELS
+from aacscore.vertebrae import (
+    DISC_NAMES,
+    Bound,
+    Corner,
+    Side,
+    SpineError,
+    Vertebra,
+    kauppila_bounds,
+    vertebrae_from_corners,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -48,14 +57,7 @@ spacing path is unbiased where the model is validated; the patient-to-patient sp
 becomes a scale error of the band, which the training augmentation (column zoom +-10 %) covers.
 """
 
-CORNER_NAMES = (
-    "anterior-superior",
-    "posterior-superior",
-    "posterior-inferior",
-    "anterior-inferior",
-)
-_AS, _PS, _PI, _AI = 0, 1, 2, 3
-_NEEDED = LEVELS  # L1-L4 must be present
+_AS, _PS, _PI, _AI = (int(c) for c in Corner)
 
 
 class BandError(ValueError):
@@ -157,7 +159,7 @@ class Band:
     grid_y: FloatArray
     spacing_mm: tuple[float, float]
     scale_estimated: bool
-    anterior_side: str
+    anterior_side: Side
     level_length_mm: tuple[float, ...]
     """Length along the anterior margin of each level's segment (bound to bound), L1-L4."""
     body_height_mm: tuple[float, ...]
@@ -268,82 +270,66 @@ class Band:
         return np.stack([ax, ay], axis=-1), np.stack([dx / norm, dy / norm], axis=-1)
 
 
-def _as_corners(corners: Mapping[str, npt.ArrayLike]) -> dict[str, FloatArray]:
+def _as_corners(corners: Mapping[str, npt.ArrayLike | Vertebra]) -> dict[str, FloatArray]:
     out: dict[str, FloatArray] = {}
     for name, value in corners.items():
-        arr = np.asarray(value, dtype=np.float64)
+        arr = np.asarray(value.corners if isinstance(value, Vertebra) else value, dtype=np.float64)
         if arr.shape != (4, 2):
             raise BandError(f"corners of {name} must be a 4x2 array (x, y), got shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise BandError(f"corners of {name} contain non-finite values")
         out[name] = arr
-    missing = [lv for lv in _NEEDED if lv not in out]
+    missing = [lv for lv in LEVELS if lv not in out]
     if missing:
         raise BandError(f"vertebrae {', '.join(missing)} are missing; the band needs L1-L4")
     return out
 
 
-def _unit(v: FloatArray, what: str) -> FloatArray:
-    n = float(np.hypot(v[0], v[1]))
-    if not math.isfinite(n) or n < 1e-6:
-        raise BandError(f"degenerate geometry: {what} has zero length")
-    return v / n
-
-
-def _bound(
-    upper: FloatArray | None, lower: FloatArray | None, ref: tuple[float, float] | None
-) -> tuple[FloatArray, FloatArray]:
-    """Anterior and posterior point of a mid-disc line between ``upper`` and ``lower`` (mm).
-
-    With one of the two vertebrae missing, its facing endplate is extrapolated from the present
-    vertebra by half the height of ``ref``'s disc (``ref`` = the neighbouring disc's anterior and
-    posterior heights).
-    """
-    if upper is not None and lower is not None:
-        return (upper[_AI] + lower[_AS]) / 2.0, (upper[_PI] + lower[_PS]) / 2.0
-    assert ref is not None
-    ant_gap, post_gap = ref
-    if lower is not None:  # missing upper vertebra (T12): move L1's superior endplate cranially
-        up = _unit(
-            (lower[_AS] + lower[_PS]) / 2 - (lower[_AI] + lower[_PI]) / 2, "vertebral height"
-        )
-        return lower[_AS] + up * ant_gap / 2, lower[_PS] + up * post_gap / 2
-    assert upper is not None  # missing lower vertebra (L5): move L4's inferior endplate caudally
-    down = _unit((upper[_AI] + upper[_PI]) / 2 - (upper[_AS] + upper[_PS]) / 2, "vertebral height")
-    return upper[_AI] + down * ant_gap / 2, upper[_PI] + down * post_gap / 2
-
-
-def _disc_gaps(upper: FloatArray, lower: FloatArray) -> tuple[float, float]:
-    """Anterior and posterior height of the disc between two vertebrae (mm)."""
-    ant = float(np.hypot(*(lower[_AS] - upper[_AI])))
-    post = float(np.hypot(*(lower[_PS] - upper[_PI])))
-    return ant, post
+def band_bounds(
+    corners: Mapping[str, npt.ArrayLike | Vertebra],
+) -> dict[str, Bound]:
+    """The five Kauppila bounds the band is cut along, from film-pixel corners
+    (:func:`aacscore.vertebrae.kauppila_bounds`)."""
+    try:
+        bounds, _, _ = kauppila_bounds(vertebrae_from_corners(_as_corners(corners)))
+    except SpineError as e:
+        raise BandError(f"degenerate geometry: {e.problem}") from None
+    return bounds
 
 
 def extract_band(
     image: npt.ArrayLike,
-    corners: Mapping[str, npt.ArrayLike],
-    anterior_side: str,
+    corners: Mapping[str, npt.ArrayLike | Vertebra],
+    anterior_side: str | Side,
     spacing_mm: tuple[float, float] | None,
     *,
+    bounds: Mapping[str, Bound] | None = None,
     geometry: BandGeometry = DEFAULT_BAND_GEOMETRY,
     reference_height_mm: float = REFERENCE_ANTERIOR_HEIGHT_MM,
 ) -> Band:
     """Straightened aortic band in front of L1-L4 (see the module docstring for the geometry).
 
     ``corners`` maps level names ("T12", "L1".."L5", "S1") to 4x2 arrays of film pixel
-    coordinates (x, y) in the order anterior-superior, posterior-superior, posterior-inferior,
-    anterior-inferior; L1-L4 are required, T12 and L5 are used when present. ``spacing_mm`` is
-    (row, col) in mm, or None: then the scale assumes the mean anterior body height of L1-L4 is
-    ``reference_height_mm``. ``anterior_side`` ("left"/"right") must agree with the corners.
-    The film is low-pass filtered before resampling (bilinear) to avoid aliasing.
+    coordinates (x, y) in the order of :class:`aacscore.vertebrae.Corner` (or to
+    :class:`~aacscore.vertebrae.Vertebra` objects); L1-L4 are required. ``bounds`` are the
+    Kauppila bounds in film pixels (e.g. a spine result's); by default they are computed from the
+    corners by the same rule. ``spacing_mm`` is (row, col) in mm, or None: then the scale assumes
+    the mean anterior body height of L1-L4 is ``reference_height_mm``. ``anterior_side`` must
+    agree with the corners. The film is low-pass filtered before resampling (bilinear).
     """
     img = np.asarray(image)
     if img.ndim != 2 or img.size == 0:
         raise BandError(f"image must be a non-empty 2-D array, got shape {img.shape}")
-    if anterior_side not in ("left", "right"):
-        raise BandError(f"anterior_side must be 'left' or 'right', got {anterior_side!r}")
+    try:
+        side = Side.parse(anterior_side)
+    except ValueError as e:
+        raise BandError(str(e)) from None
     px = _as_corners(corners)
+    if bounds is None:
+        bounds = band_bounds(px)
+    missing = [n for n in DISC_NAMES if n not in bounds]
+    if missing:
+        raise BandError(f"Kauppila bounds {', '.join(missing)} are missing")
 
     # Spacing (row, col) in mm per pixel.
     scale_estimated = spacing_mm is None
@@ -365,32 +351,17 @@ def extract_band(
     side_votes = [
         float(np.mean(mm[lv][[_AS, _AI], 0]) - np.mean(mm[lv][[_PS, _PI], 0])) for lv in LEVELS
     ]
-    stated = 1.0 if anterior_side == "right" else -1.0
+    stated = 1.0 if side == Side.RIGHT else -1.0
     if sum(1 for v in side_votes if v * stated < 0) > len(LEVELS) // 2:
         raise BandError(
             f"corners put the anterior margin on the {'left' if stated > 0 else 'right'} "
-            f"but anterior_side={anterior_side!r}"
+            f"but anterior_side={side.value!r}"
         )
 
-    # Five bounds: T12/L1 ... L4/L5.
-    extrapolated: list[str] = []
-    chain = ["T12", *LEVELS, "L5"]
-    bounds: list[tuple[FloatArray, FloatArray]] = []
-    for upper_name, lower_name in itertools.pairwise(chain):
-        upper = mm.get(upper_name)
-        lower = mm.get(lower_name)
-        ref = None
-        if upper is None:
-            ref = _disc_gaps(mm["L1"], mm["L2"])
-            extrapolated.append(f"{upper_name}/{lower_name}")
-        elif lower is None:
-            ref = _disc_gaps(mm["L3"], mm["L4"])
-            extrapolated.append(f"{upper_name}/{lower_name}")
-        bounds.append(_bound(upper, lower, ref))
-
-    bound_dir = np.stack(
-        [_unit(a - p, f"mid-disc line {i}") for i, (a, p) in enumerate(bounds)], axis=0
-    )
+    # The five bounds T12/L1 ... L4/L5 in mm.
+    bounds_mm = [bounds[n].scaled(to_mm) for n in DISC_NAMES]
+    extrapolated = [b.name for b in bounds_mm if b.extrapolated]
+    bound_dir = np.stack([b.direction for b in bounds_mm], axis=0)
 
     # Knots of the anterior margin polyline, each level's arc mapped to rows_per_level rows.
     rpl = geometry.rows_per_level
@@ -400,7 +371,7 @@ def extract_band(
     body_h: list[float] = []
     vert_h: list[float] = []
     for i, lv in enumerate(LEVELS):
-        pts = [bounds[i][0], mm[lv][_AS], mm[lv][_AI], bounds[i + 1][0]]
+        pts = [bounds_mm[i].anterior, mm[lv][_AS], mm[lv][_AI], bounds_mm[i + 1].anterior]
         seg = [float(np.hypot(*(b - a))) for a, b in itertools.pairwise(pts)]
         total = sum(seg)
         if total < 1e-3:
@@ -428,7 +399,7 @@ def extract_band(
         grid_y=np.zeros(geometry.shape),
         spacing_mm=sp,
         scale_estimated=scale_estimated,
-        anterior_side=anterior_side,
+        anterior_side=side,
         level_length_mm=tuple(level_len),
         body_height_mm=tuple(body_h),
         vertebral_height_mm=tuple(vert_h),

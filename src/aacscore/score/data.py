@@ -644,7 +644,7 @@ def spine_geometry_provider(spine_model: str | Path | None = None) -> GeometryPr
         res = model.predict(rad)
         return FilmGeometry(
             image=rad.pixels,
-            corners={n: np.asarray(c) for n, c in res.band_corners().items()},
+            corners={n: np.asarray(v.corners) for n, v in res.vertebrae.items()},
             anterior_side=res.anterior_side,
             spacing_mm=rad.spacing_mm,
         )

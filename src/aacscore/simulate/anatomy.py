@@ -69,6 +69,7 @@ from aacscore.simulate.geometry import (
     soft_inside,
     upsample_bilinear,
 )
+from aacscore.vertebrae import LABEL_VALUES
 
 # Linear attenuation coefficients (1/mm) at an effective energy of ~50-60 keV.
 MU_SOFT = 0.0200
@@ -78,7 +79,7 @@ MU_TRAB_EXCESS = 0.0105  # at BMD factor 1
 MU_GAS_EXCESS = -MU_SOFT
 
 BODY_LEVELS: tuple[str, ...] = ("T8", "T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5")
-LABELS: dict[str, int] = {"L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5, "T12": 6, "S1": 7}
+LABELS: dict[str, int] = LABEL_VALUES
 # name: (posterior height, depth, lateral width) in mm at patient scale 1.
 _BODY_REF: dict[str, tuple[float, float, float]] = {
     "T8": (19.0, 27.0, 32.0),

@@ -64,13 +64,13 @@ from aacscore.simulate.geometry import (
     resample_polyline,
     tangent_at,
 )
+from aacscore.vertebrae import DISC_NAMES, Vertebra, disc_bound, level_bound_names
 
 DISTRIBUTIONS: tuple[str, ...] = ("population", "balanced", "mild")
 WALL_CODE: dict[str, int] = {"anterior": 1, "posterior": 2}
 _LEVEL_W = {"L1": 0.55, "L2": 0.8, "L3": 1.1, "L4": 1.5}
 _WALL_W = {"anterior": 1.0, "posterior": 1.35}
 _GRADE_FRAC = {1: (0.07, 0.27), 2: (0.41, 0.59), 3: (0.75, 0.96)}
-_PAIRS = {"L1": ("T12", "L2"), "L2": ("L1", "L3"), "L3": ("L2", "L4"), "L4": ("L3", "L5")}
 
 
 class SimulationError(RuntimeError):
@@ -106,36 +106,33 @@ class Bound:
 
 
 def disc_line(upper: F64, lower: F64) -> tuple[F64, F64]:
-    """Midpoint and anterior direction of the mid-disc plane between two vertebrae.
-
-    ``upper`` and ``lower`` are 4x2 corner arrays (AS, PS, PI, AI).
-    """
-    mid = (upper[2] + upper[3] + lower[0] + lower[1]) / 4.0
-    d1 = upper[3] - upper[2]
-    d2 = lower[0] - lower[1]
-    d = d1 / np.linalg.norm(d1) + d2 / np.linalg.norm(d2)
-    return mid, d / np.linalg.norm(d)
+    """Midpoint and anterior direction of the Kauppila bound between two vertebrae
+    (:func:`aacscore.vertebrae.disc_bound`); ``upper`` and ``lower`` are 4x2 corner arrays."""
+    b = disc_bound(Vertebra("upper", upper), Vertebra("lower", lower))
+    return np.asarray(b.point), np.asarray(b.direction)
 
 
 def compute_bounds(
     corners: Mapping[str, F64], walls: Mapping[str, F64]
 ) -> dict[str, tuple[Bound, Bound]]:
-    """Cranial and caudal bound of every Kauppila segment (any similarity frame)."""
-    discs: dict[tuple[str, str], dict[str, Bound]] = {}
-    for upper, lower in (("T12", "L1"), ("L1", "L2"), ("L2", "L3"), ("L3", "L4"), ("L4", "L5")):
+    """Cranial and caudal bound of every Kauppila segment (any similarity frame): where each
+    mid-disc line of :func:`aacscore.vertebrae.disc_bound` crosses each wall."""
+    discs: dict[str, dict[str, Bound]] = {}
+    for name in DISC_NAMES:
+        upper, lower = name.split("/")
         mid, d = disc_line(corners[upper], corners[lower])
-        discs[(upper, lower)] = {}
+        discs[name] = {}
         for w in WALLS:
             hit = intersect_ray_polyline(mid, d, walls[w])
             if hit is None:
-                raise SimulationError(f"disc line {upper}/{lower} misses the {w} wall")
-            discs[(upper, lower)][w] = Bound(hit[0], hit[1])
+                raise SimulationError(f"disc line {name} misses the {w} wall")
+            discs[name][w] = Bound(hit[0], hit[1])
     out: dict[str, tuple[Bound, Bound]] = {}
     for lv in LEVELS:
-        above, below = _PAIRS[lv]
+        above, below = level_bound_names(lv)
         for w in WALLS:
-            top = discs[(above, lv)][w]
-            bot = discs[(lv, below)][w]
+            top = discs[above][w]
+            bot = discs[below][w]
             if bot.s <= top.s:
                 raise SimulationError(f"segment {lv}_{w} has non-positive wall length")
             out[f"{lv}_{w}"] = (top, bot)

@@ -14,18 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aacscore.spine.geometry import (
-    CLASS_NAMES,
-    CORNER_NAMES,
-    DISC_NAMES,
-    LABEL_VALUES,
-    LEVEL_ORDER,
-    Bound,
-    SpineError,
-    SpineGeometry,
-    Vertebra,
-    geometry_from_labels,
-)
+from aacscore.spine.geometry import SpineGeometry, geometry_from_labels
 from aacscore.spine.network import WeightsError
 from aacscore.spine.orientation import CanonicalFrame, OrientationResult
 from aacscore.spine.plans import Plans
@@ -35,6 +24,16 @@ from aacscore.spine.predict import (
     SpineResult,
     default_model_dir,
     load_spine_model,
+)
+from aacscore.vertebrae import (
+    CLASS_NAMES,
+    CORNER_NAMES,
+    DISC_NAMES,
+    LABEL_VALUES,
+    LEVEL_ORDER,
+    Bound,
+    SpineError,
+    Vertebra,
 )
 
 _LAZY = {

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from aacscore.spine.geometry import ANTERIOR_SIDES, CLASS_NAMES, LABEL_VALUES, LEVEL_ORDER
 from aacscore.spine.plans import CaseShape, Plans
+from aacscore.vertebrae import ANTERIOR_SIDES, CLASS_NAMES, LABEL_VALUES, LEVEL_ORDER
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,8 @@ Pipeline (``geometry_from_contours``):
    side (``trim`` drops the rounded corners), and corners as intersections of adjacent lines;
 4. corner naming from the local cranial axis of the spine (neighbouring body centres) and the
    anterior side;
-5. disc midpoints (mean of the inferior corners of the upper and the superior corners of the lower
-   body) and Kauppila bounds: a line through each disc midpoint along the mean of the two
-   end-plate directions, pointing anteriorly. A missing T12 (or L5) is replaced by an
-   extrapolation from L1's superior (L4's inferior) end-plate and the neighbouring disc height,
-   flagged in the warnings;
+5. disc midpoints and Kauppila bounds by the one rule of :mod:`aacscore.vertebrae` (which also
+   holds the vertebra, bound and level types);
 6. plausibility checks that raise :class:`SpineError` rather than return a wrong answer.
 """
 
@@ -32,7 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,27 +39,22 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from skimage import measure
 
-logger = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-
-LABEL_VALUES: dict[str, int] = {"L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5, "T12": 6, "S1": 7}
-"""Label value of each vertebral body in the label maps (0 is background)."""
-CLASS_NAMES: tuple[str, ...] = ("background", "L1", "L2", "L3", "L4", "L5", "T12", "S1")
-"""Class names indexed by label value."""
-LEVEL_ORDER: tuple[str, ...] = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
-"""Levels from cranial to caudal."""
-REQUIRED_LEVELS: tuple[str, ...] = ("L1", "L2", "L3", "L4")
-EXPECTED_LEVELS: tuple[str, ...] = ("L5",)
-DISC_NAMES: tuple[str, ...] = ("T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5")
-"""The five intervertebral spaces that bound the Kauppila segments of L1-L4."""
-CORNER_NAMES: tuple[str, ...] = (
-    "anterior_superior",
-    "posterior_superior",
-    "posterior_inferior",
-    "anterior_inferior",
+from aacscore.vertebrae import (
+    EXPECTED_LEVELS,
+    LABEL_VALUES,
+    LEVEL_ORDER,
+    REQUIRED_LEVELS,
+    Bound,
+    FloatArray,
+    Side,
+    SpineError,
+    Vertebra,
+    anterior_vector,
+    kauppila_bounds,
 )
-ANTERIOR_SIDES: tuple[str, ...] = ("left", "right")
+from aacscore.vertebrae import unit as _unit
+
+logger = logging.getLogger(__name__)
 
 # Plausibility limits (adult lumbar bodies, generous).
 HEIGHT_RANGE_MM: tuple[float, float] = (8.0, 50.0)
@@ -77,205 +69,6 @@ MIN_SOLIDITY = 0.9
 _NO_SIZE_CHECK = frozenset({"S1"})
 
 
-class SpineError(ValueError):
-    """The spine could not be measured reliably; the message names the input and the problem."""
-
-    def __init__(self, problem: str, source: str | None = None) -> None:
-        self.problem = problem
-        self.source = source
-        super().__init__(f"{source}: {problem}" if source else problem)
-
-
-def _readonly(a: npt.ArrayLike) -> FloatArray:
-    arr = np.array(a, dtype=np.float64)
-    arr.setflags(write=False)
-    return arr
-
-
-def _unit(v: npt.ArrayLike) -> FloatArray:
-    a = np.asarray(v, dtype=np.float64)
-    n = float(np.hypot(a[0], a[1]))
-    if n == 0.0 or not math.isfinite(n):
-        raise SpineError(f"degenerate direction vector {a.tolist()}")
-    return a / n
-
-
-def distance_mm(p: npt.ArrayLike, q: npt.ArrayLike, spacing_mm: tuple[float, float]) -> float:
-    """Distance between two ``(x, y)`` points in mm for a (row, column) pixel spacing."""
-    d = np.asarray(p, dtype=np.float64) - np.asarray(q, dtype=np.float64)
-    return float(math.hypot(d[0] * spacing_mm[1], d[1] * spacing_mm[0]))
-
-
-@dataclass(frozen=True, eq=False)
-class Vertebra:
-    """One vertebral body: four corners (AS, PS, PI, AI) as a read-only 4x2 ``(x, y)`` array.
-
-    ``fit_rms_px`` is the RMS distance of the outline to the fitted quadrilateral sides;
-    ``area_px`` the outline's area in pixels.
-    """
-
-    name: str
-    corners: FloatArray
-    area_px: float = float("nan")
-    fit_rms_px: float = float("nan")
-    spacing_mm: tuple[float, float] | None = None
-
-    def __post_init__(self) -> None:
-        c = np.asarray(self.corners, dtype=np.float64)
-        if c.shape != (4, 2) or not np.all(np.isfinite(c)):
-            raise SpineError(f"{self.name}: corners must be a finite 4x2 array, got {c.shape}")
-        object.__setattr__(self, "corners", _readonly(c))
-
-    # Named corners -----------------------------------------------------------------------
-    @property
-    def anterior_superior(self) -> FloatArray:
-        return self.corners[0]
-
-    @property
-    def posterior_superior(self) -> FloatArray:
-        return self.corners[1]
-
-    @property
-    def posterior_inferior(self) -> FloatArray:
-        return self.corners[2]
-
-    @property
-    def anterior_inferior(self) -> FloatArray:
-        return self.corners[3]
-
-    # Derived landmarks -------------------------------------------------------------------
-    @property
-    def center(self) -> FloatArray:
-        """Mean of the four corners."""
-        return self.corners.mean(axis=0)
-
-    @property
-    def superior_midpoint(self) -> FloatArray:
-        return (self.corners[0] + self.corners[1]) / 2.0
-
-    @property
-    def inferior_midpoint(self) -> FloatArray:
-        return (self.corners[2] + self.corners[3]) / 2.0
-
-    @property
-    def anterior_midpoint(self) -> FloatArray:
-        return (self.corners[0] + self.corners[3]) / 2.0
-
-    @property
-    def posterior_midpoint(self) -> FloatArray:
-        return (self.corners[1] + self.corners[2]) / 2.0
-
-    @property
-    def anterior_margin(self) -> FloatArray:
-        """2x2 array: AS, AI."""
-        return self.corners[[0, 3]]
-
-    @property
-    def posterior_margin(self) -> FloatArray:
-        """2x2 array: PS, PI."""
-        return self.corners[[1, 2]]
-
-    @property
-    def superior_direction(self) -> FloatArray:
-        """Unit vector along the superior end-plate, pointing anteriorly (PS -> AS)."""
-        return _unit(self.corners[0] - self.corners[1])
-
-    @property
-    def inferior_direction(self) -> FloatArray:
-        """Unit vector along the inferior end-plate, pointing anteriorly (PI -> AI)."""
-        return _unit(self.corners[3] - self.corners[2])
-
-    @property
-    def cranial_direction(self) -> FloatArray:
-        """Unit vector from the inferior to the superior end-plate midpoint."""
-        return _unit(self.superior_midpoint - self.inferior_midpoint)
-
-    @property
-    def height_px(self) -> float:
-        """Distance between the end-plate midpoints."""
-        return float(np.hypot(*(self.superior_midpoint - self.inferior_midpoint)))
-
-    @property
-    def depth_px(self) -> float:
-        """Distance between the anterior and posterior margin midpoints."""
-        return float(np.hypot(*(self.anterior_midpoint - self.posterior_midpoint)))
-
-    @property
-    def height_mm(self) -> float | None:
-        if self.spacing_mm is None:
-            return None
-        return distance_mm(self.superior_midpoint, self.inferior_midpoint, self.spacing_mm)
-
-    @property
-    def depth_mm(self) -> float | None:
-        if self.spacing_mm is None:
-            return None
-        return distance_mm(self.anterior_midpoint, self.posterior_midpoint, self.spacing_mm)
-
-    def transformed(
-        self,
-        fn: Callable[[FloatArray], FloatArray],
-        spacing_mm: tuple[float, float] | None,
-        area_scale: float = 1.0,
-        length_scale: float = 1.0,
-    ) -> Vertebra:
-        """The same body with corners mapped by ``fn`` (an ``(N, 2) -> (N, 2)`` point map)."""
-        return Vertebra(
-            name=self.name,
-            corners=fn(np.asarray(self.corners)),
-            area_px=self.area_px * area_scale,
-            fit_rms_px=self.fit_rms_px * length_scale,
-            spacing_mm=spacing_mm,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly description (pixel coordinates, mm sizes when spacing is known)."""
-        return {
-            "corners": {
-                n: [float(v) for v in c] for n, c in zip(CORNER_NAMES, self.corners, strict=True)
-            },
-            "superior_midpoint": [float(v) for v in self.superior_midpoint],
-            "inferior_midpoint": [float(v) for v in self.inferior_midpoint],
-            "height_px": self.height_px,
-            "depth_px": self.depth_px,
-            "height_mm": self.height_mm,
-            "depth_mm": self.depth_mm,
-            "fit_rms_px": self.fit_rms_px,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class Bound:
-    """A Kauppila segment bound: a line through a disc midpoint, ``direction`` pointing anterior."""
-
-    name: str
-    point: FloatArray
-    direction: FloatArray
-    extrapolated: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "point", _readonly(self.point))
-        object.__setattr__(self, "direction", _readonly(_unit(self.direction)))
-
-    def at(self, t: float) -> FloatArray:
-        """The point ``t`` pixels anterior of the disc midpoint along the bound."""
-        return self.point + t * self.direction
-
-    def transformed(
-        self, fn: Callable[[FloatArray], FloatArray], fn_dir: Callable[[FloatArray], FloatArray]
-    ) -> Bound:
-        """The bound mapped by a point map ``fn`` and a direction map ``fn_dir``."""
-        p = fn(np.asarray(self.point)[None])[0]
-        return Bound(self.name, p, fn_dir(np.asarray(self.direction)[None])[0], self.extrapolated)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "point": [float(v) for v in self.point],
-            "direction": [float(v) for v in self.direction],
-            "extrapolated": self.extrapolated,
-        }
-
-
 @dataclass(frozen=True, eq=False)
 class SpineGeometry:
     """Vertebrae, disc midpoints and Kauppila bounds in one image frame, with warnings."""
@@ -283,9 +76,12 @@ class SpineGeometry:
     vertebrae: dict[str, Vertebra]
     discs: dict[str, FloatArray]
     bounds: dict[str, Bound]
-    anterior_side: str
+    anterior_side: Side
     spacing_mm: tuple[float, float] | None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anterior_side", Side.parse(self.anterior_side))
 
 
 # -------------------------------------------------------------------------------------------
@@ -530,16 +326,6 @@ def name_corners(
     return np.stack([a, b, c, d])
 
 
-def anterior_vector(cranial: npt.ArrayLike, anterior_side: str) -> FloatArray:
-    """Unit anterior direction perpendicular to ``cranial`` for an anterior side left/right."""
-    if anterior_side not in ANTERIOR_SIDES:
-        raise ValueError(f"anterior_side must be 'left' or 'right', got {anterior_side!r}")
-    u = _unit(cranial)
-    if anterior_side == "left":
-        return np.array([u[1], -u[0]])
-    return np.array([-u[1], u[0]])
-
-
 def _level_axes(centroids: Mapping[str, FloatArray]) -> dict[str, FloatArray]:
     """Local cranial direction of each level from its neighbours' centroids."""
     names = [n for n in LEVEL_ORDER if n in centroids]
@@ -588,7 +374,7 @@ def contours_from_labels(
 
 def vertebrae_from_contours(
     contours: Mapping[str, npt.ArrayLike],
-    anterior_side: str = "left",
+    anterior_side: str | Side = Side.LEFT,
     spacing_mm: tuple[float, float] | None = None,
     trim: float = 0.2,
     min_area_px: float = 20.0,
@@ -631,128 +417,6 @@ def vertebrae_from_contours(
         corners = name_corners(quad, cranial, anterior_vector(cranial, anterior_side))
         vertebrae[name] = Vertebra(name, corners, area, rms, spacing_mm)
     return vertebrae, warnings
-
-
-def disc_midpoints(vertebrae: Mapping[str, Vertebra]) -> dict[str, FloatArray]:
-    """Midpoint of each intervertebral space whose two bodies are present."""
-    out: dict[str, FloatArray] = {}
-    for upper, lower in itertools.pairwise(LEVEL_ORDER):
-        if upper in vertebrae and lower in vertebrae:
-            u, lo = vertebrae[upper], vertebrae[lower]
-            pts = np.stack(
-                [
-                    u.posterior_inferior,
-                    u.anterior_inferior,
-                    lo.anterior_superior,
-                    lo.posterior_superior,
-                ]
-            )
-            out[f"{upper}/{lower}"] = _readonly(pts.mean(axis=0))
-    return out
-
-
-def _disc_height(vertebrae: Mapping[str, Vertebra], upper: str, lower: str) -> float | None:
-    if upper in vertebrae and lower in vertebrae:
-        return float(
-            np.hypot(*(vertebrae[upper].inferior_midpoint - vertebrae[lower].superior_midpoint))
-        )
-    return None
-
-
-OUTER_DISC_MAX_RATIO = 2.5
-"""A T12/L1 (L4/L5) disc is implausible when its height exceeds both this multiple of the
-L1/L2 (L3/L4) disc and that disc plus :data:`OUTER_DISC_MAX_EXTRA` of the L1 (L4) body height.
-On 300 held-out simulated films the true outer discs stay below x2.4 and +0.25 heights."""
-OUTER_DISC_MAX_EXTRA = 0.4
-OUTER_DISC_MAX_OVERLAP = 0.15
-"""... or when the end-plates facing the disc overlap by more than this share of the body
-height (a partly visible or mis-segmented T12 / L5)."""
-
-
-def outer_disc_problem(vertebrae: Mapping[str, Vertebra], name: str) -> str | None:
-    """Why the T12/L1 or L4/L5 disc of ``vertebrae`` is not usable as a Kauppila bound, or None.
-
-    T12 and L5 are optional: at the edge of the field of view the network often segments only
-    part of them, and their corners then put the outer bound tens of millimetres off. Such a
-    disc is compared with the neighbouring L1/L2 (L3/L4) disc and the adjacent body height.
-    """
-    upper, lower = name.split("/")
-    if upper not in vertebrae or lower not in vertebrae:
-        return None
-    anchor = vertebrae["L1" if name == "T12/L1" else "L4"]
-    size = max(anchor.height_px, 1e-6)
-    ref = _disc_height(vertebrae, "L1", "L2") if name == "T12/L1" else None
-    if name == "L4/L5":
-        ref = _disc_height(vertebrae, "L3", "L4")
-    if ref is None:
-        ref = 0.25 * size
-    h = _disc_height(vertebrae, upper, lower)
-    assert h is not None
-    if h > max(OUTER_DISC_MAX_RATIO * ref, ref + OUTER_DISC_MAX_EXTRA * size):
-        return f"{name} disc height x{h / max(ref, 1e-6):.1f} of the neighbouring disc"
-    gap = float(
-        np.dot(
-            vertebrae[lower].superior_midpoint - vertebrae[upper].inferior_midpoint,
-            -anchor.cranial_direction,
-        )
-    )
-    if gap < -OUTER_DISC_MAX_OVERLAP * size:
-        return f"{name} end-plates overlap by {-gap / size:.2f} of the body height"
-    return None
-
-
-def kauppila_bounds(
-    vertebrae: Mapping[str, Vertebra],
-) -> tuple[dict[str, Bound], dict[str, FloatArray], list[str]]:
-    """The five bounds T12/L1 ... L4/L5, the disc midpoints used and warnings.
-
-    A bound whose disc cannot be measured (T12 or L5 missing, or implausible: see
-    :func:`outer_disc_problem`) is extrapolated from the adjacent end-plate, offset by half the
-    height of the neighbouring disc, and flagged.
-    """
-    discs = disc_midpoints(vertebrae)
-    bounds: dict[str, Bound] = {}
-    warnings: list[str] = []
-    for name in ("T12/L1", "L4/L5"):
-        problem = outer_disc_problem(vertebrae, name) if name in discs else None
-        if problem is not None:
-            del discs[name]
-            skipped = "T12" if name == "T12/L1" else "L5"
-            warnings.append(
-                f"{problem}: {skipped} ignored for the bound, which is extrapolated "
-                "(partly visible or mis-segmented)"
-            )
-    for name in DISC_NAMES:
-        upper, lower = name.split("/")
-        if name in discs:
-            d = vertebrae[upper].inferior_direction + vertebrae[lower].superior_direction
-            bounds[name] = Bound(name, discs[name], d)
-            continue
-        if name == "T12/L1" and "L1" in vertebrae:
-            h = _disc_height(vertebrae, "L1", "L2")
-            l1 = vertebrae["L1"]
-            if h is None:
-                h = 0.25 * l1.height_px
-            point = l1.superior_midpoint + 0.5 * h * l1.cranial_direction
-            bounds[name] = Bound(name, point, l1.superior_direction, extrapolated=True)
-            if "T12" not in vertebrae:
-                warnings.append(
-                    "T12 not found (outside the field of view or not segmented): T12/L1 bound "
-                    "extrapolated from the L1 superior end-plate and the L1/L2 disc height"
-                )
-        elif name == "L4/L5" and "L4" in vertebrae:
-            h = _disc_height(vertebrae, "L3", "L4")
-            l4 = vertebrae["L4"]
-            if h is None:
-                h = 0.25 * l4.height_px
-            point = l4.inferior_midpoint - 0.5 * h * l4.cranial_direction
-            bounds[name] = Bound(name, point, l4.inferior_direction, extrapolated=True)
-            if "L5" not in vertebrae:
-                warnings.append(
-                    "L5 not found: L4/L5 bound extrapolated from the L4 inferior end-plate and "
-                    "the L3/L4 disc height"
-                )
-    return bounds, discs, warnings
 
 
 def check_plausibility(
@@ -843,7 +507,7 @@ def check_plausibility(
 
 def geometry_from_contours(
     contours: Mapping[str, npt.ArrayLike],
-    anterior_side: str = "left",
+    anterior_side: str | Side = Side.LEFT,
     spacing_mm: tuple[float, float] | None = None,
     source: str | None = None,
     extra_warnings: Sequence[str] = (),
@@ -860,12 +524,14 @@ def geometry_from_contours(
         warnings += check_plausibility(vertebrae, spacing_mm, source)
     bounds, discs, w = kauppila_bounds(vertebrae)
     warnings += w
-    return SpineGeometry(vertebrae, discs, bounds, anterior_side, spacing_mm, tuple(warnings))
+    return SpineGeometry(
+        vertebrae, discs, bounds, Side.parse(anterior_side), spacing_mm, tuple(warnings)
+    )
 
 
 def geometry_from_labels(
     label_map: npt.NDArray[np.integer[Any]],
-    anterior_side: str = "left",
+    anterior_side: str | Side = Side.LEFT,
     spacing_mm: tuple[float, float] | None = None,
     source: str | None = None,
     check: bool = True,

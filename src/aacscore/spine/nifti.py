@@ -37,7 +37,7 @@ from nibabel.filebasedimages import ImageFileError
 
 from aacscore.io import MAX_SPACING_MM, MIN_SPACING_MM
 from aacscore.spine.data import MAX_LABEL, SpineDataError
-from aacscore.spine.geometry import CLASS_NAMES
+from aacscore.vertebrae import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,6 @@ from aacscore.spine.data import (
     load_image,
     load_labels,
 )
-from aacscore.spine.geometry import CLASS_NAMES
 from aacscore.spine.orientation import cue_only_orientation, posterior_cue
 from aacscore.spine.predict import (
     SpineResult,
@@ -51,6 +50,7 @@ from aacscore.spine.predict import (
     default_model_dir,
     result_from_label_scores,
 )
+from aacscore.vertebrae import CLASS_NAMES, Side
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ class NnUNetSpineModel:
         return cls(predictor, path, orient, max_side)
 
     def predict(
-        self, radiograph: Radiograph, anterior_side: str | None = None, check: bool = True
+        self, radiograph: Radiograph, anterior_side: str | Side | None = None, check: bool = True
     ) -> SpineResult:
         """Segment the film with nnU-Net and trace the vertebrae (in the film's own pixels)."""
         t0 = time.perf_counter()
@@ -310,9 +310,8 @@ class NnUNetSpineModel:
         if anterior_side is not None:
             from aacscore.spine.orientation import OrientationResult
 
-            orientation = OrientationResult(
-                anterior_side, 1.0 if anterior_side == "right" else 0.0, None, "given"
-            )
+            side = Side.parse(anterior_side)
+            orientation = OrientationResult(side, 1.0 if side == Side.RIGHT else 0.0, None, "given")
         else:
             labels, _ = clean_labels(np.asarray(seg).reshape(img.shape).astype(np.uint8))
             cue = posterior_cue(img, labels)

@@ -24,8 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from aacscore.spine.geometry import ANTERIOR_SIDES, LABEL_VALUES, REQUIRED_LEVELS
 from aacscore.spine.network import OrientationNet
+from aacscore.vertebrae import ANTERIOR_SIDES, LABEL_VALUES, REQUIRED_LEVELS, Side
 
 CLASSIFIER_CONFIDENT = 0.9
 """Probability above which the classifier alone decides."""
@@ -42,7 +42,7 @@ class CanonicalFrame:
     """
 
     shape: tuple[int, int]
-    anterior_side: str
+    anterior_side: Side
 
     def __post_init__(self) -> None:
         if self.anterior_side not in ANTERIOR_SIDES:
@@ -50,7 +50,7 @@ class CanonicalFrame:
 
     @property
     def mirrored(self) -> bool:
-        return self.anterior_side == "right"
+        return self.anterior_side == Side.RIGHT
 
     def _points(self, pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
         p = np.array(pts, dtype=np.float64)
@@ -91,7 +91,7 @@ class CanonicalFrame:
 class OrientationResult:
     """Decided anterior side, the classifier's P(anterior right), the cue and how it was decided."""
 
-    anterior_side: str
+    anterior_side: Side
     probability_right: float
     cue: float | None
     method: str
@@ -101,7 +101,7 @@ class OrientationResult:
     def confidence(self) -> float:
         """Probability of the decided side according to the classifier."""
         p = self.probability_right
-        return p if self.anterior_side == "right" else 1.0 - p
+        return p if self.anterior_side == Side.RIGHT else 1.0 - p
 
 
 @torch.inference_mode()
@@ -159,12 +159,12 @@ def posterior_cue(
 def decide(probability_right: float, cue: float | None) -> OrientationResult:
     """Combine the classifier probability and the image cue (see the module docstring)."""
     p = float(probability_right)
-    cls_side = "right" if p >= 0.5 else "left"
+    cls_side = Side.RIGHT if p >= 0.5 else Side.LEFT
     confident = max(p, 1.0 - p) >= CLASSIFIER_CONFIDENT
     warnings: list[str] = []
-    cue_side: str | None = None
+    cue_side: Side | None = None
     if cue is not None and abs(cue) >= CUE_CLEAR:
-        cue_side = "left" if cue > 0 else "right"
+        cue_side = Side.LEFT if cue > 0 else Side.RIGHT
     if confident or cue_side is None:
         side, method = cls_side, "classifier"
         if not confident:
@@ -183,7 +183,7 @@ def decide(probability_right: float, cue: float | None) -> OrientationResult:
 
 def cue_only_orientation(cue: float | None) -> OrientationResult:
     """Decision from the image cue alone (no classifier weights); unclear cues give a warning."""
-    side = "left" if cue is None or cue >= 0 else "right"
+    side = Side.LEFT if cue is None or cue >= 0 else Side.RIGHT
     warnings: tuple[str, ...] = ()
     if cue is None or abs(cue) < CUE_CLEAR:
         warnings = ("orientation uncertain (no orientation classifier and no clear image cue)",)

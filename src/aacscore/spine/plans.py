@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from aacscore.spine.geometry import CLASS_NAMES
+from aacscore.vertebrae import CLASS_NAMES
 
 PLANS_VERSION = 1
 RESIZE_RULE = (

@@ -26,17 +26,10 @@ from scipy import ndimage
 from aacscore.io import Radiograph
 from aacscore.spine.data import Letterbox, zscore
 from aacscore.spine.geometry import (
-    CLASS_NAMES,
-    LABEL_VALUES,
-    Bound,
-    FloatArray,
-    SpineError,
     SpineGeometry,
-    Vertebra,
     check_plausibility,
     contour_from_score,
     geometry_from_contours,
-    kauppila_bounds,
     largest_component,
 )
 from aacscore.spine.network import (
@@ -57,6 +50,17 @@ from aacscore.spine.orientation import (
     posterior_cue,
 )
 from aacscore.spine.plans import Plans
+from aacscore.vertebrae import (
+    CLASS_NAMES,
+    LABEL_VALUES,
+    Bound,
+    FloatArray,
+    Side,
+    SpineError,
+    Vertebra,
+    kauppila_bounds,
+    level_bound_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +88,7 @@ class SpineResult:
 
     source: str
     shape: tuple[int, int]
-    anterior_side: str
+    anterior_side: Side
     orientation: OrientationResult
     vertebrae: dict[str, Vertebra]
     discs: dict[str, FloatArray]
@@ -100,23 +104,9 @@ class SpineResult:
         return CanonicalFrame(self.shape, self.anterior_side)
 
     def segment_bounds(self, level: str) -> tuple[Bound, Bound]:
-        """(upper, lower) bounds of a Kauppila level L1-L4."""
-        order = ("T12", "L1", "L2", "L3", "L4", "L5")
-        if level not in order[1:5]:
-            raise ValueError(f"Kauppila levels are L1-L4, got {level!r}")
-        i = order.index(level)
-        return self.bounds[f"{order[i - 1]}/{level}"], self.bounds[f"{level}/{order[i + 1]}"]
-
-    def band_corners(self) -> dict[str, FloatArray]:
-        """Corners for :func:`aacscore.aorta.extract_band`: every vertebra except a T12 (L5)
-        whose disc was not usable for the T12/L1 (L4/L5) bound, so the band extrapolates that
-        bound the same way."""
-        skip = {
-            outer
-            for outer, disc in (("T12", "T12/L1"), ("L5", "L4/L5"))
-            if disc in self.bounds and self.bounds[disc].extrapolated
-        }
-        return {n: v.corners for n, v in self.vertebrae.items() if n not in skip}
+        """(cranial, caudal) bounds of a Kauppila level L1-L4."""
+        upper, lower = level_bound_names(level)
+        return self.bounds[upper], self.bounds[lower]
 
     def canonical_geometry(self) -> SpineGeometry:
         """Vertebrae, discs and bounds mirrored into the canonical frame (anterior left)."""
@@ -126,11 +116,8 @@ class SpineResult:
             for n, v in self.vertebrae.items()
         }
         discs = {n: fr.to_canonical_points(p) for n, p in self.discs.items()}
-        bounds = {
-            n: b.transformed(fr.to_canonical_points, fr.to_canonical_directions)
-            for n, b in self.bounds.items()
-        }
-        return SpineGeometry(verts, discs, bounds, "left", self.spacing_mm, self.warnings)
+        bounds = {n: b.transformed(fr.to_canonical_points) for n, b in self.bounds.items()}
+        return SpineGeometry(verts, discs, bounds, Side.LEFT, self.spacing_mm, self.warnings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (without the label map)."""
@@ -156,7 +143,9 @@ class SpineResult:
 class SpineModelProtocol(Protocol):
     """What later stages need from a spine model."""
 
-    def predict(self, radiograph: Radiograph, anterior_side: str | None = None) -> SpineResult: ...
+    def predict(
+        self, radiograph: Radiograph, anterior_side: str | Side | None = None
+    ) -> SpineResult: ...
 
 
 # -------------------------------------------------------------------------------------------
@@ -256,7 +245,7 @@ def geometry_from_logits(
     labels, warnings = clean_labels(coarse)
     contours = contours_from_logits(logits, labels, factor)
     geo = geometry_from_contours(
-        contours, "left", spacing_mm, source, extra_warnings=warnings, check=check
+        contours, Side.LEFT, spacing_mm, source, extra_warnings=warnings, check=check
     )
     return geo, labels
 
@@ -343,7 +332,7 @@ class SpineModel:
     def predict(
         self,
         radiograph: Radiograph,
-        anterior_side: str | None = None,
+        anterior_side: str | Side | None = None,
         check: bool = True,
     ) -> SpineResult:
         """Spine geometry of a film. ``anterior_side`` skips orientation detection when given.
@@ -367,13 +356,15 @@ class SpineModel:
         p_right: float | None = None
         if anterior_side is None:
             p_right = self.probability_right(box.pad(resized), valid)
-            side = "right" if (p_right is not None and p_right >= 0.5) else "left"
+            side = Side.RIGHT if (p_right is not None and p_right >= 0.5) else Side.LEFT
         else:
-            side = anterior_side
+            side = Side.parse(anterior_side)
         timings["orientation_s"] = time.perf_counter() - t1
 
-        def run(side: str) -> tuple[npt.NDArray[np.float32], torch.Tensor]:
-            canon = box.pad(np.ascontiguousarray(resized[:, ::-1] if side == "right" else resized))
+        def run(side: Side) -> tuple[npt.NDArray[np.float32], torch.Tensor]:
+            canon = box.pad(
+                np.ascontiguousarray(resized[:, ::-1] if side == Side.RIGHT else resized)
+            )
             return canon, self.logits(canon, valid)
 
         t2 = time.perf_counter()
@@ -386,13 +377,13 @@ class SpineModel:
                 orientation = cue_only_orientation(cue)
             else:
                 # the cue was measured on the canonicalised film: convert it to the original
-                cue_orig = None if cue is None else (-cue if side == "right" else cue)
+                cue_orig = None if cue is None else (-cue if side == Side.RIGHT else cue)
                 orientation = decide(p_right, cue_orig)
             if orientation.anterior_side != side:
                 side = orientation.anterior_side
                 canon, logits = run(side)
         else:
-            orientation = OrientationResult(side, 1.0 if side == "right" else 0.0, None, "given")
+            orientation = OrientationResult(side, 1.0 if side == Side.RIGHT else 0.0, None, "given")
 
         t3 = time.perf_counter()
         model_spacing = box.model_spacing(radiograph.spacing_mm)
@@ -468,7 +459,7 @@ def result_from_label_scores(
     labels, warnings = clean_labels(coarse)
     contours = contours_from_logits(canon_scores, labels, factor=1)
     geo = geometry_from_contours(
-        contours, "left", radiograph.spacing_mm, radiograph.source, warnings, check=False
+        contours, Side.LEFT, radiograph.spacing_mm, radiograph.source, warnings, check=False
     )
     verts, discs, bounds, w = _map_geometry(
         geo, frame.to_original_points, frame.to_original_directions, radiograph.spacing_mm, 1.0, 1.0

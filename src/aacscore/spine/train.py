@@ -48,7 +48,6 @@ from aacscore.spine.data import (
     load_or_build_cache,
     zscore,
 )
-from aacscore.spine.geometry import CLASS_NAMES, LABEL_VALUES, LEVEL_ORDER, SpineError
 from aacscore.spine.network import (
     ORIENTATION_WEIGHTS,
     UNET_WEIGHTS,
@@ -60,6 +59,7 @@ from aacscore.spine.network import (
 )
 from aacscore.spine.plans import CaseShape, Plans, compute_fingerprint, plan_from_fingerprint
 from aacscore.spine.predict import MODEL_CARD, PLANS_FILE, default_model_dir, geometry_from_logits
+from aacscore.vertebrae import CLASS_NAMES, LABEL_VALUES, LEVEL_ORDER, SpineError
 
 logger = logging.getLogger(__name__)
 
