@@ -227,3 +227,62 @@ def test_plaque_hidden_by_a_bone_edge_is_dropped() -> None:
         img32 = img.astype(np.float32)
         assert visible_plaques(img32, [(flat, 1)]) == [True]  # pixel-noise test alone
         assert visible_plaques(img32, [(flat, 1)], px_mm=px_mm) == [want]
+
+
+def _continuous_coverage(pts: np.ndarray, wall: np.ndarray, lo: float, hi: float) -> float:
+    """Length of ``[lo, hi]`` (wall arc length) covered by the shadows of calcified pixels: each
+    pixel (a unit square) projects onto the local wall tangent as an interval, and the union of
+    those intervals is measured exactly (returned with the number of separate runs). No bins,
+    no shared code with the simulator."""
+    from simulate_helpers import brute_projection
+
+    if len(pts) == 0:
+        return 0.0, 0
+    s = brute_projection(pts, wall)
+    seg = np.diff(wall, axis=0)
+    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(seg, axis=1))])
+    j = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1)
+    tangent = seg[j] / np.linalg.norm(seg[j], axis=1, keepdims=True)
+    half = 0.5 * (np.abs(tangent[:, 0]) + np.abs(tangent[:, 1]))
+    intervals = sorted(zip(np.maximum(s - half, lo), np.minimum(s + half, hi), strict=True))
+    total, runs, cur_a, cur_b = 0.0, 0, None, None
+    for a, b in intervals:
+        if b <= a:
+            continue
+        if cur_b is None or a > cur_b:
+            if cur_b is not None:
+                total += cur_b - cur_a
+            cur_a, cur_b, runs = a, b, runs + 1
+        else:
+            cur_b = max(cur_b, b)
+    if cur_b is not None:
+        total += cur_b - cur_a
+    return float(total), runs
+
+
+@pytest.mark.parametrize(("seed", "index"), SAMPLE)
+def test_truth_follows_the_definition_continuous_arc_length(seed: int, index: int) -> None:
+    """Grades agree with Kauppila's definition measured on the continuous wall length (the
+    calcified share of the wall between the two mid-disc bounds), wherever the fraction is not
+    within the 1-pixel discretisation of a grade boundary."""
+    from simulate_helpers import CODES, arc_of_point
+
+    from aacscore.kauppila import grade_from_fraction
+
+    c = case(seed, index)
+    for w in WALLS:
+        ys, xs = np.nonzero(c.calc_mask == CODES[w])
+        pts = np.stack([xs, ys], 1).astype(float)
+        for lv in LEVELS:
+            seg = f"{lv}_{w}"
+            a, _ = arc_of_point(c.segment_bounds[seg][0], c.walls[w])
+            b, _ = arc_of_point(c.segment_bounds[seg][1], c.walls[w])
+            lo, hi = min(a, b), max(a, b)
+            length, runs = _continuous_coverage(pts, c.walls[w], lo, hi)
+            f = length / (hi - lo)
+            # each end of a run is known to the raster's resolution: under a pixel either way
+            tol = max(2.0, 1.5 * runs) / (hi - lo)
+            assert c.fractions[seg] == pytest.approx(f, abs=tol), seg
+            k = SEGMENTS.index(seg)
+            if min(abs(f - 1 / 3), abs(f - 2 / 3)) > tol and (f == 0.0 or f > tol):
+                assert c.truth.grades[k] == grade_from_fraction(min(f, 1.0)), seg
