@@ -19,7 +19,6 @@ from aacscore.stats.icc import ICC_FORMS
 from aacscore.stats.validate import (
     ValidationInputError,
     ValidationSettings,
-    case_key,
     run_validation,
     validate,
 )
@@ -298,21 +297,24 @@ def test_custom_key_columns_and_groups(tmp_path: Path) -> None:
     assert r.groups.name == "ckd"
 
 
-@pytest.mark.parametrize(
-    ("raw", "key"),
-    [
-        ("/data/site A/P001.dcm", "P001"),
-        ("C:\\scans\\P001.DCM", "P001"),
-        ("P001.nii.gz", "P001"),
-        ("P001", "P001"),
-        ("1.2.840.113619.2.55.3.6", "1.2.840.113619.2.55.3.6"),
-        ("1.2.840.113619.2.55.3.6.dcm", "1.2.840.113619.2.55.3.6"),
-        (" case 7.png ", "case 7"),
-        (".hidden", ".hidden"),
-    ],
-)
-def test_case_key(raw: str, key: str) -> None:
-    assert case_key(raw) == key
+def test_uid_named_and_compressed_files_join(tmp_path: Path) -> None:
+    # Keys are aacscore.keys.case_key: DICOM UIDs stay whole (they differ only after the last
+    # dot here), and a known suffix is removed after a compression suffix (.DCM.gz).
+    uids = [f"1.2.840.113619.2.55.{i}" for i in range(len(NAMES))]
+    names = [u if i % 2 else f"{u}.DCM.gz" for i, u in enumerate(uids)]
+    rows = [pred_row(n, g) for n, g in zip(names, PRED_GRADES, strict=True)]
+    for row, name in zip(rows, names, strict=True):
+        row[0] = f"/scans/site A/{name}"
+    pred = write_csv(tmp_path / "results.csv", PRED_HEADER, rows)
+    ref_rows = [
+        [f"{u}.dcm" if i % 3 else u, int(g.sum())]
+        for i, (u, g) in enumerate(zip(uids, REF_GRADES, strict=True))
+    ]
+    ref = write_csv(tmp_path / "reference.csv", ["file", "aac24"], ref_rows)
+    r = run_validation(pred, ref, ValidationSettings(n_resamples=0))
+    assert r.n == len(NAMES)
+    assert r.data.keys == tuple(uids)
+    assert not r.data.pred_only and not r.data.ref_only
 
 
 # ------------------------------------------------------------------------------------------
