@@ -299,9 +299,11 @@ def test_custom_key_columns_and_groups(tmp_path: Path) -> None:
 
 def test_uid_named_and_compressed_files_join(tmp_path: Path) -> None:
     # Keys are aacscore.keys.case_key: DICOM UIDs stay whole (they differ only after the last
-    # dot here), and a known suffix is removed after a compression suffix (.DCM.gz).
+    # dot here), a known suffix is removed after a compression suffix (.DCM.gz), and a zip
+    # member is keyed by its own name.
     uids = [f"1.2.840.113619.2.55.{i}" for i in range(len(NAMES))]
     names = [u if i % 2 else f"{u}.DCM.gz" for i, u in enumerate(uids)]
+    names[1] = f"batch.zip:{uids[1]}.dcm"
     rows = [pred_row(n, g) for n, g in zip(names, PRED_GRADES, strict=True)]
     for row, name in zip(rows, names, strict=True):
         row[0] = f"/scans/site A/{name}"
