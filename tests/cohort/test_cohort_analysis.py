@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aacscore.cli import app
-from aacscore.cohort import CohortOptions, load_cohort, run_cohort
+from aacscore.cohort import CohortOptions, MatchedModel, load_cohort, run_cohort
 from aacscore.cohort.errors import CohortInputError
 from aacscore.cohort.simulate import simulate_cohort, write_simulated_cohort
 
@@ -113,7 +113,6 @@ def test_results_join_and_exclusions(tmp_path):
     reasons = {e["key"]: e["reason"] for e in data.excluded}
     assert reasons == {"img_5": "result status 'failed'", "img_9": "no result"}
     assert list(data.frame["aac24"][:3]) == list(df["aac24"][:3].astype(float))
-
 
 
 def test_results_join_uid_named_and_compressed_files(tmp_path):
@@ -254,3 +253,7 @@ def test_matched_robust_model(tmp_path):
     assert s["matching"]["n_unexposed_matched"] > s["matching"]["n_exposed_matched"]
     with pytest.raises(ValueError, match="matched_model"):
         CohortOptions(time="t", event="e", matched_model="other")
+    assert CohortOptions(time="t", event="e", matched_model="robust").matched_model is (
+        MatchedModel.ROBUST
+    )
+    assert {m["coding"] for m in s["cox"]} >= {"per_point", "per_sd", "exposure"}

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from aacscore.cli import app
 from aacscore.kauppila import SEGMENTS
 from aacscore.results import RESULT_COLUMNS
+from aacscore.stats.agreement import LoaCIMethod
+from aacscore.stats.bootstrap import BootstrapMethod
 from aacscore.stats.icc import ICC_FORMS
 from aacscore.stats.validate import (
     ValidationInputError,
@@ -470,6 +472,16 @@ def test_error_unknown_reader_column(tmp_path: Path) -> None:
         "missing column(s) 'reader9'",
         reader_columns=["reader9"],
     )
+
+
+def test_settings_accept_enum_members_and_values(tmp_path: Path) -> None:
+    s = ValidationSettings(n_resamples=50, ci_method="percentile", loa_ci_method=LoaCIMethod.EXACT)
+    assert s.ci_method is BootstrapMethod.PERCENTILE and s.loa_ci_method is LoaCIMethod.EXACT
+    out = tmp_path / "out"
+    validate(write_pred(tmp_path), write_ref_totals(tmp_path), out, s)
+    settings = load_json(out / "metrics.json")["settings"]
+    assert settings["bootstrap_method"] == "percentile" and settings["loa_ci_method"] == "exact"
+    assert "percentile bootstrap" in (out / "report.md").read_text(encoding="utf-8")
 
 
 def test_error_bad_settings() -> None:
