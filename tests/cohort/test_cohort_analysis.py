@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aacscore.cli import app
-from aacscore.cohort.analysis import CohortOptions, load_cohort, run_cohort
+from aacscore.cohort import CohortOptions, MatchedModel, load_cohort, run_cohort
 from aacscore.cohort.errors import CohortInputError
 from aacscore.cohort.simulate import simulate_cohort, write_simulated_cohort
 
@@ -113,6 +113,25 @@ def test_results_join_and_exclusions(tmp_path):
     reasons = {e["key"]: e["reason"] for e in data.excluded}
     assert reasons == {"img_5": "result status 'failed'", "img_9": "no result"}
     assert list(data.frame["aac24"][:3]) == list(df["aac24"][:3].astype(float))
+
+
+def test_results_join_uid_named_and_compressed_files(tmp_path):
+    # Keys are aacscore.keys.case_key: DICOM UIDs that differ only after their last dot stay
+    # distinct, and .DCM.gz is removed whole (P0001.DCM.gz -> P0001).
+    df, _ = simulate_cohort(60, seed=3)
+    uid = [f"1.2.840.113619.2.55.{i}" for i in range(len(df))]
+    df["image"] = [u if i % 2 else f"P{i:04d}" for i, u in enumerate(uid)]
+    table = tmp_path / "t.csv"
+    df.drop(columns=["aac24"]).to_csv(table, index=False)
+    files = [f"/data/{u}" if i % 2 else f"/data/P{i:04d}.DCM.gz" for i, u in enumerate(uid)]
+    res = pd.DataFrame({"file": files, "status": "ok", "aac24": df["aac24"].astype(float)})
+    rpath = tmp_path / "results.csv"
+    res.to_csv(rpath, index=False)
+    opts = CohortOptions(time="time_years", event="mace", key="image", results=rpath)
+    data = load_cohort(table, opts)
+    assert data.excluded == ()
+    assert len(data.frame) == len(df)
+    assert list(data.frame["aac24"]) == list(df["aac24"].astype(float))
 
 
 def _write(tmp_path: Path, df: pd.DataFrame) -> Path:
@@ -234,3 +253,7 @@ def test_matched_robust_model(tmp_path):
     assert s["matching"]["n_unexposed_matched"] > s["matching"]["n_exposed_matched"]
     with pytest.raises(ValueError, match="matched_model"):
         CohortOptions(time="t", event="e", matched_model="other")
+    assert CohortOptions(time="t", event="e", matched_model="robust").matched_model is (
+        MatchedModel.ROBUST
+    )
+    assert {m["coding"] for m in s["cox"]} >= {"per_point", "per_sd", "exposure"}

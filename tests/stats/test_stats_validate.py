@@ -15,11 +15,12 @@ from typer.testing import CliRunner
 from aacscore.cli import app
 from aacscore.kauppila import SEGMENTS
 from aacscore.results import RESULT_COLUMNS
+from aacscore.stats.agreement import LoaCIMethod
+from aacscore.stats.bootstrap import BootstrapMethod
 from aacscore.stats.icc import ICC_FORMS
 from aacscore.stats.validate import (
     ValidationInputError,
     ValidationSettings,
-    case_key,
     run_validation,
     validate,
 )
@@ -298,21 +299,26 @@ def test_custom_key_columns_and_groups(tmp_path: Path) -> None:
     assert r.groups.name == "ckd"
 
 
-@pytest.mark.parametrize(
-    ("raw", "key"),
-    [
-        ("/data/site A/P001.dcm", "P001"),
-        ("C:\\scans\\P001.DCM", "P001"),
-        ("P001.nii.gz", "P001"),
-        ("P001", "P001"),
-        ("1.2.840.113619.2.55.3.6", "1.2.840.113619.2.55.3.6"),
-        ("1.2.840.113619.2.55.3.6.dcm", "1.2.840.113619.2.55.3.6"),
-        (" case 7.png ", "case 7"),
-        (".hidden", ".hidden"),
-    ],
-)
-def test_case_key(raw: str, key: str) -> None:
-    assert case_key(raw) == key
+def test_uid_named_and_compressed_files_join(tmp_path: Path) -> None:
+    # Keys are aacscore.keys.case_key: DICOM UIDs stay whole (they differ only after the last
+    # dot here), a known suffix is removed after a compression suffix (.DCM.gz), and a zip
+    # member is keyed by its own name.
+    uids = [f"1.2.840.113619.2.55.{i}" for i in range(len(NAMES))]
+    names = [u if i % 2 else f"{u}.DCM.gz" for i, u in enumerate(uids)]
+    names[1] = f"batch.zip:{uids[1]}.dcm"
+    rows = [pred_row(n, g) for n, g in zip(names, PRED_GRADES, strict=True)]
+    for row, name in zip(rows, names, strict=True):
+        row[0] = f"/scans/site A/{name}"
+    pred = write_csv(tmp_path / "results.csv", PRED_HEADER, rows)
+    ref_rows = [
+        [f"{u}.dcm" if i % 3 else u, int(g.sum())]
+        for i, (u, g) in enumerate(zip(uids, REF_GRADES, strict=True))
+    ]
+    ref = write_csv(tmp_path / "reference.csv", ["file", "aac24"], ref_rows)
+    r = run_validation(pred, ref, ValidationSettings(n_resamples=0))
+    assert r.n == len(NAMES)
+    assert r.data.keys == tuple(uids)
+    assert not r.data.pred_only and not r.data.ref_only
 
 
 # ------------------------------------------------------------------------------------------
@@ -466,6 +472,16 @@ def test_error_unknown_reader_column(tmp_path: Path) -> None:
         "missing column(s) 'reader9'",
         reader_columns=["reader9"],
     )
+
+
+def test_settings_accept_enum_members_and_values(tmp_path: Path) -> None:
+    s = ValidationSettings(n_resamples=50, ci_method="percentile", loa_ci_method=LoaCIMethod.EXACT)
+    assert s.ci_method is BootstrapMethod.PERCENTILE and s.loa_ci_method is LoaCIMethod.EXACT
+    out = tmp_path / "out"
+    validate(write_pred(tmp_path), write_ref_totals(tmp_path), out, s)
+    settings = load_json(out / "metrics.json")["settings"]
+    assert settings["bootstrap_method"] == "percentile" and settings["loa_ci_method"] == "exact"
+    assert "percentile bootstrap" in (out / "report.md").read_text(encoding="utf-8")
 
 
 def test_error_bad_settings() -> None:

@@ -59,15 +59,10 @@ def cohort(
     import matplotlib
 
     matplotlib.use("Agg")
-    from aacscore.cohort.analysis import (
-        CohortOptions,
-        is_key_term,
-        parse_horizons,
-        parse_list,
-        run_cohort,
-        write_outputs,
-    )
+    from aacscore.cohort.cox_models import is_key_term
     from aacscore.cohort.errors import CohortInputError
+    from aacscore.cohort.options import CohortOptions, parse_horizons, parse_list
+    from aacscore.cohort.run import run_cohort, write_outputs
 
     try:
         options = CohortOptions(

@@ -3,25 +3,25 @@
 - :mod:`aacscore.cohort.simulate`: synthetic cohort with known hazard ratios.
 - :mod:`aacscore.cohort.matching`: propensity-score matching and covariate balance.
 - :mod:`aacscore.cohort.survival`: rates, Kaplan-Meier, log-rank, Aalen-Johansen, Cox.
-- :mod:`aacscore.cohort.analysis`: the ``aacscore cohort`` command's logic, ``cohort.json``
-  (keys documented there) and the report.
-- :mod:`aacscore.cohort.plots`: figures.
+- :mod:`aacscore.cohort.options` and :mod:`aacscore.cohort.inputs`: the command's options and
+  the cohort table (loading, validation, the ``--results`` join).
+- :mod:`aacscore.cohort.analysis`: the analysis run (``cohort.json`` keys documented there),
+  with :mod:`aacscore.cohort.cox_models`, :mod:`aacscore.cohort.rates` and
+  :mod:`aacscore.cohort.summary`.
+- :mod:`aacscore.cohort.report` and :mod:`aacscore.cohort.plots`: the report and its figures;
+  :mod:`aacscore.cohort.run`: the entry points :func:`run_cohort` and :func:`write_outputs`.
 """
 
 from __future__ import annotations
 
-from aacscore.cohort.analysis import (
-    CohortData,
-    CohortOptions,
-    CohortResult,
-    analyse_cohort,
-    build_report,
-    load_cohort,
-    run_cohort,
-    write_outputs,
-)
+from aacscore.cohort.analysis import CohortResult, analyse_cohort
+from aacscore.cohort.cox_models import CoxCoding
 from aacscore.cohort.errors import CohortInputError
+from aacscore.cohort.inputs import CohortData, load_cohort
 from aacscore.cohort.matching import MatchResult, fit_logistic, propensity_match
+from aacscore.cohort.options import CohortOptions, MatchedModel
+from aacscore.cohort.report import build_report
+from aacscore.cohort.run import run_cohort, write_outputs
 from aacscore.cohort.simulate import CohortTruth, simulate_cohort, write_simulated_cohort
 from aacscore.cohort.survival import (
     CoxModel,
@@ -39,9 +39,11 @@ __all__ = [
     "CohortOptions",
     "CohortResult",
     "CohortTruth",
+    "CoxCoding",
     "CoxModel",
     "CoxTerm",
     "MatchResult",
+    "MatchedModel",
     "Rate",
     "analyse_cohort",
     "build_report",

@@ -32,6 +32,9 @@ from aacscore.cohort.errors import CohortInputError
 
 log = logging.getLogger(__name__)
 
+MATCH_ID = "match_id"
+"""Column of the matched table holding the 1-based matched-set number."""
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -344,7 +347,7 @@ def propensity_match(
             file=file,
         )
     matched = df.iloc[positions].copy()
-    matched["match_id"] = match_ids
+    matched[MATCH_ID] = match_ids
     matched["propensity_score"] = ps[positions]
     matched["ps_logit"] = logit[positions]
     matched["match_weight"] = weights

@@ -20,7 +20,6 @@ study. The true parameters go to a sidecar JSON ``<table>.truth.json``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aacscore._files import write_json
 from aacscore.kauppila import MAX_AAC24
 
 
@@ -191,5 +191,5 @@ def write_simulated_cohort(
         ),
     }
     tpath = truth_path_for(out)
-    tpath.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_json(tpath, info)
     return out, tpath

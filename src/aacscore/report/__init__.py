@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,10 +175,15 @@ def fmt_ci(
 
 
 def fmt_p(p: float) -> str:
-    """Format a P value: ``P < 0.001`` or ``P = 0.034``."""
-    if p != p:  # NaN
+    """Format a P value: ``P < 0.001``, ``P = 0.034`` or ``P = n/a`` (NaN, infinite)."""
+    if not math.isfinite(p):
         return "P = n/a"
     return "P < 0.001" if p < 0.001 else f"P = {p:.3f}"
+
+
+def fmt_num(x: float | None, digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals, or ``n/a`` when it is None or not finite."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def blocks(*items: Block | Sequence[Block]) -> tuple[Block, ...]:
@@ -201,5 +207,6 @@ __all__ = [
     "blocks",
     "figure_from_matplotlib",
     "fmt_ci",
+    "fmt_num",
     "fmt_p",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,9 +68,3 @@ def as_pair(
     if a.size < min_n:
         raise ValueError(f"need at least {min_n} paired values, got {a.size}")
     return a, b
-
-
-def finite_or_nan(x: float) -> float:
-    """``x`` as float, with infinities mapped to NaN."""
-    x = float(x)
-    return x if math.isfinite(x) else NAN

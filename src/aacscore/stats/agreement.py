@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -40,11 +41,33 @@ from aacscore.stats._common import (
     check_confidence,
     z_crit,
 )
-from aacscore.stats.bootstrap import BootstrapCI, bootstrap_ci
+from aacscore.stats.bootstrap import BootstrapCI, BootstrapMethod, bootstrap_ci
 
 logger = logging.getLogger(__name__)
 
-LOA_CI_METHODS: tuple[str, ...] = ("bland-altman-1999", "exact", "bland-altman-1986")
+
+class LoaCIMethod(str, Enum):
+    """Confidence interval method of the Bland-Altman limits of agreement."""
+
+    BLAND_ALTMAN_1999 = "bland-altman-1999"
+    EXACT = "exact"
+    BLAND_ALTMAN_1986 = "bland-altman-1986"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+LOA_CI_METHODS: tuple[str, ...] = tuple(m.value for m in LoaCIMethod)
+
+
+def parse_loa_ci_method(method: str | LoaCIMethod) -> LoaCIMethod:
+    """``method`` as a :class:`LoaCIMethod`; raises ValueError for unknown names."""
+    try:
+        return LoaCIMethod(method)
+    except ValueError:
+        raise ValueError(f"unknown LoA CI method {method!r}; use one of {LOA_CI_METHODS}") from None
+
+
 MIN_CORRELATION_N = 3
 """Fewest pairs accepted by the correlation-type statistics."""
 
@@ -242,12 +265,18 @@ def lins_ccc(x: ArrayLike, y: ArrayLike, confidence: float = 0.95) -> Concordanc
 
 
 def _loa_ci(
-    limit: float, sd: float, n: int, multiplier: float, sign: int, method: str, confidence: float
+    limit: float,
+    sd: float,
+    n: int,
+    multiplier: float,
+    sign: int,
+    method: LoaCIMethod,
+    confidence: float,
 ) -> tuple[float, float]:
     alpha = 1.0 - confidence
     if sd == 0:
         return limit, limit
-    if method == "exact":
+    if method is LoaCIMethod.EXACT:
         nc = multiplier * math.sqrt(n)
         q_lo = float(_st.nct.ppf(alpha / 2, n - 1, nc))
         q_hi = float(_st.nct.ppf(1 - alpha / 2, n - 1, nc))
@@ -256,7 +285,7 @@ def _loa_ci(
             return bias + sd * q_lo / math.sqrt(n), bias + sd * q_hi / math.sqrt(n)
         return bias - sd * q_hi / math.sqrt(n), bias - sd * q_lo / math.sqrt(n)
     t = float(_st.t.ppf(1 - alpha / 2, n - 1))
-    if method == "bland-altman-1986":
+    if method is LoaCIMethod.BLAND_ALTMAN_1986:
         se = sd * math.sqrt(3.0 / n)
     else:
         se = sd * math.sqrt(1.0 / n + multiplier**2 / (2.0 * (n - 1)))
@@ -268,7 +297,7 @@ def bland_altman(
     y: ArrayLike,
     confidence: float = 0.95,
     multiplier: float = 1.96,
-    loa_ci_method: str = "bland-altman-1999",
+    loa_ci_method: str | LoaCIMethod = LoaCIMethod.BLAND_ALTMAN_1999,
 ) -> BlandAltman:
     """Bland-Altman bias, limits of agreement (with CIs) and proportional-bias regression.
 
@@ -276,8 +305,7 @@ def bland_altman(
     """
     a, b = as_pair(x, y, MIN_CORRELATION_N)
     check_confidence(confidence)
-    if loa_ci_method not in LOA_CI_METHODS:
-        raise ValueError(f"unknown LoA CI method {loa_ci_method!r}; use one of {LOA_CI_METHODS}")
+    method = parse_loa_ci_method(loa_ci_method)
     if not (multiplier > 0):
         raise ValueError(f"LoA multiplier must be positive, got {multiplier}")
     n = a.size
@@ -288,8 +316,8 @@ def bland_altman(
     t = float(_st.t.ppf(0.5 + confidence / 2, n - 1))
     half = t * sd / math.sqrt(n)
     lo_lim, hi_lim = bias - multiplier * sd, bias + multiplier * sd
-    lo_ci = _loa_ci(lo_lim, sd, n, multiplier, -1, loa_ci_method, confidence)
-    hi_ci = _loa_ci(hi_lim, sd, n, multiplier, +1, loa_ci_method, confidence)
+    lo_ci = _loa_ci(lo_lim, sd, n, multiplier, -1, method, confidence)
+    hi_ci = _loa_ci(hi_lim, sd, n, multiplier, +1, method, confidence)
     if _is_constant(m):
         slope = intercept = Estimate(NAN, NAN, NAN)
         slope_p = NAN
@@ -312,7 +340,7 @@ def bland_altman(
         multiplier=float(multiplier),
         loa_low=Estimate(lo_lim, *lo_ci),
         loa_high=Estimate(hi_lim, *hi_ci),
-        loa_ci_method=loa_ci_method,
+        loa_ci_method=method.value,
         slope=slope,
         intercept=intercept,
         slope_p=slope_p,
@@ -324,9 +352,9 @@ def continuous_agreement(
     ref: ArrayLike,
     confidence: float = 0.95,
     n_resamples: int = 2000,
-    ci_method: str = "bca",
+    ci_method: str | BootstrapMethod = BootstrapMethod.BCA,
     seed: int | None = 0,
-    loa_ci_method: str = "bland-altman-1999",
+    loa_ci_method: str | LoaCIMethod = LoaCIMethod.BLAND_ALTMAN_1999,
 ) -> ContinuousAgreement:
     """MAE, RMSE, bias, Pearson, Spearman, Lin's CCC and Bland-Altman of ``pred`` vs ``ref``."""
     p, r = as_pair(pred, ref, MIN_CORRELATION_N, names=("pred", "ref"))

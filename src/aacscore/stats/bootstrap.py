@@ -17,7 +17,8 @@ import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import Enum
+from typing import Any
 
 import numpy as np
 from scipy import stats as _st
@@ -26,8 +27,18 @@ from aacscore.stats._common import ArrayLike, FloatArray, as_vector, check_confi
 
 logger = logging.getLogger(__name__)
 
-BootstrapMethod = Literal["bca", "percentile"]
-BOOTSTRAP_METHODS: tuple[str, ...] = ("bca", "percentile")
+
+class BootstrapMethod(str, Enum):
+    """Bootstrap interval method."""
+
+    BCA = "bca"
+    PERCENTILE = "percentile"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+BOOTSTRAP_METHODS: tuple[str, ...] = tuple(m.value for m in BootstrapMethod)
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,7 @@ def bootstrap_ci(
     stat_fn: Callable[..., Any],
     *arrays: ArrayLike,
     n_resamples: int = 2000,
-    method: str = "bca",
+    method: str | BootstrapMethod = BootstrapMethod.BCA,
     seed: int | None = 0,
     confidence_level: float = 0.95,
     vectorized: bool = False,
@@ -64,9 +75,12 @@ def bootstrap_ci(
     """
     if not arrays:
         raise ValueError("bootstrap_ci needs at least one data array")
-    m = method.lower()
-    if m not in BOOTSTRAP_METHODS:
-        raise ValueError(f"unknown bootstrap method {method!r}; use one of {BOOTSTRAP_METHODS}")
+    try:
+        m = BootstrapMethod(str(method).lower())
+    except ValueError:
+        raise ValueError(
+            f"unknown bootstrap method {method!r}; use one of {BOOTSTRAP_METHODS}"
+        ) from None
     if int(n_resamples) < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples}")
     check_confidence(confidence_level)
@@ -87,7 +101,7 @@ def bootstrap_ci(
             vectorized=vectorized,
             paired=True,
             confidence_level=confidence_level,
-            method="BCa" if m == "bca" else "percentile",
+            method="BCa" if m is BootstrapMethod.BCA else "percentile",
             rng=np.random.default_rng(seed),
         )
     dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
@@ -99,7 +113,7 @@ def bootstrap_ci(
             estimate, estimate, estimate, "degenerate", int(n_resamples), confidence_level, seed
         )
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    used = m
+    used = m.value
     if not (np.isfinite(low) and np.isfinite(high)):
         alpha = 1.0 - confidence_level
         low, high = (float(v) for v in np.quantile(finite, [alpha / 2, 1 - alpha / 2]))
