@@ -6,8 +6,8 @@ import hashlib
 import json
 import math
 import os
-from enum import Enum
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
