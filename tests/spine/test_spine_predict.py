@@ -197,4 +197,3 @@ def test_band_is_cut_on_the_spine_results_bounds_an_unusable_t12_extrapolated() 
         b = res.bounds[name]
         off = (np.stack([x, y], axis=1) - b.point) @ np.array([-b.direction[1], b.direction[0]])
         assert np.max(np.abs(off)) < 0.05, name
-
