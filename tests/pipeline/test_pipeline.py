@@ -238,3 +238,23 @@ def test_failed_stage_keeps_the_stages_that_ran(sim: Path, scorer: Scorer) -> No
     doc = res.to_json()
     assert list(doc)[12:] == ["aacscore_version", "groups", "reader", "qc", "timings"]
     assert list(doc["timings"]) == ["read_s", "qc_s"]
+
+
+def test_case_stem_reads_like_the_case_key() -> None:
+    assert case_stem("/data/p1/P001.dcm").startswith("P001_")
+    assert case_stem("/data/P001.DCM.gz").startswith("P001_")
+    assert case_stem("batch.zip:sub/IM 0001.dcm").startswith("IM_0001_")
+    assert case_stem("1.2.840.113619.2.55").startswith("1.2.840.113619.2.55_")
+    assert case_stem("/a/x.dcm") != case_stem("/b/x.dcm")  # the hash keeps stems unique
+    assert case_stem("").startswith("case_")
+
+
+def test_timed_records_only_what_finished() -> None:
+    from aacscore._timing import timed
+
+    timings: dict[str, float] = {}
+    with timed(timings, "a_s"):
+        pass
+    with pytest.raises(KeyError), timed(timings, "b_s"):
+        raise KeyError("x")
+    assert list(timings) == ["a_s"] and timings["a_s"] >= 0.0
