@@ -1,22 +1,16 @@
-from pathlib import Path
+import json
+import pickle
 
 import pytest
 
 from aacscore.kauppila import SEGMENTS
-from aacscore.results import (
-    RESULT_COLUMNS,
-    Result,
-    ResultsWriter,
-    counts,
-    failed,
-    read_results,
-)
+from aacscore.results import RESULT_COLUMNS, STATUSES, Result, Status, counts, failed
 
 
 def _ok(name: str) -> Result:
     return Result(
         file=name,
-        status="ok",
+        status=Status.OK,
         aac24=3.25,
         aac24_sd=0.4,
         grades=dict.fromkeys(SEGMENTS, 0.40625),
@@ -52,49 +46,30 @@ def test_csv_row_formatting() -> None:
     assert f["status"] == "failed"
     assert f["aac24"] == ""
     assert f["error"] == "b.png: not a DICOM or image"
-    with pytest.raises(ValueError):
-        Result(file="x", status="weird")
+    with pytest.raises(ValueError, match="status must be one of"):
+        Result(file="x", status="weird")  # type: ignore[arg-type]
 
 
-def test_writer_resume_skips_done_and_drops_torn_line(tmp_path: Path) -> None:
-    p = tmp_path / "results.csv"
-    w = ResultsWriter(p)
-    w.write(_ok("a.dcm"))
-    w.write(failed("b.dcm", "broken"))
-    with pytest.raises(ValueError, match="already"):
-        w.write(_ok("a.dcm"))
-    with p.open("a") as f:
-        f.write("c.dcm,ok,,1.0")  # torn line: a crash mid-write
-    w2 = ResultsWriter(p)
-    assert w2.is_done("a.dcm")
-    assert w2.is_done("b.dcm")
-    assert not w2.is_done("c.dcm")
-    w2.write(_ok("c.dcm"))
-    rows = read_results(p)
-    assert [r["file"] for r in rows] == ["a.dcm", "b.dcm", "c.dcm"]
-    assert counts(r["status"] for r in rows) == {"ok": 2, "warning": 0, "failed": 1}
-
-
-def test_writer_retry_failed_removes_failed_rows(tmp_path: Path) -> None:
-    p = tmp_path / "results.csv"
-    w = ResultsWriter(p)
-    w.write(_ok("a.dcm"))
-    w.write(failed("b.dcm", "broken"))
-    w2 = ResultsWriter(p, retry_failed=True)
-    assert not w2.is_done("b.dcm")
-    assert [r["file"] for r in read_results(p)] == ["a.dcm"]
-
-
-def test_writer_refuses_foreign_csv(tmp_path: Path) -> None:
-    p = tmp_path / "results.csv"
-    p.write_text("case,score\nx,1\n")
-    with pytest.raises(ValueError, match="different columns"):
-        ResultsWriter(p)
+def test_status_values_are_the_old_strings() -> None:
+    assert STATUSES == ("ok", "warning", "failed")
+    assert [s.value for s in Status] == list(STATUSES)
+    for s in Status:
+        assert s == s.value and str(s) == s.value and f"{s}" == s.value
+        assert json.dumps(s) == f'"{s.value}"'
+    # a plain string is accepted and stored as the member
+    r = Result(file="a", status="warning")  # type: ignore[arg-type]
+    assert r.status is Status.WARNING and r.csv_row()["status"] == "warning"
+    assert type(r.csv_row()["status"]) is str
+    assert failed("b", "broken").status is Status.FAILED and not failed("b", "x").ok
+    assert r.to_json()["status"] == "warning"
+    assert pickle.loads(pickle.dumps(r)) == r
+    assert counts([Status.OK, "ok", Status.FAILED]) == {"ok": 2, "warning": 0, "failed": 1}
 
 
 def test_to_json_merges_details() -> None:
-    r = Result(file="a", status="warning", details={"timings": {"total_s": 1.0}})
+    r = Result(file="a", status=Status.WARNING, details={"timings": {"total_s": 1.0}})
     d = r.to_json()
     assert d["status"] == "warning"
     assert d["timings"] == {"total_s": 1.0}
     assert d["grades"] is None
+    assert r.with_details({"overlay": "o.png"}).to_json()["overlay"] == "o.png"

@@ -3,7 +3,7 @@
 Layout of ``OUT``: ``results.csv`` (one row per input, appended as each case finishes),
 ``cases/<name>.json`` (everything about one case), ``overlays/<name>.png`` (when asked),
 ``dicom/<name>_sr.dcm`` and ``dicom/<name>_sc.dcm`` (DICOM SR and overlay secondary capture of
-DICOM inputs, when asked; see :mod:`aacscore.report.dicom_out`) and ``run.json`` (versions,
+DICOM inputs, when asked; see :mod:`aacscore.outputs.dicom`) and ``run.json`` (versions,
 weight hashes, device, arguments, start/end, counts). A failing input becomes a ``failed`` row
 with its reason and the batch goes on. Re-running the same command on
 the same ``OUT`` skips every input that already has a row.
@@ -12,7 +12,6 @@ the same ``OUT`` skips every input that already has a row.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -20,15 +19,22 @@ import re
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from aacscore._files import write_json
 from aacscore.info import environment_info
-from aacscore.io import InputItem, RadiographError
+from aacscore.io import InputItem, Radiograph, RadiographError
+from aacscore.keys import case_key
+from aacscore.outputs.case_json import write_case_json
+from aacscore.outputs.results_csv import ResultsWriter, read_results
 from aacscore.pipeline import Scorer
-from aacscore.results import Result, ResultsWriter, counts, failed, read_results
+from aacscore.results import Result, counts, failed
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +52,9 @@ class BatchSummary:
 
 
 def case_stem(name: str) -> str:
-    """File-system-safe, unique stem for an input name (readable part + short hash)."""
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.split(":")[-1]).stem)[:60] or "case"
+    """File-system-safe, unique stem for an input name: its :func:`~aacscore.keys.case_key`
+    (made safe, at most 60 characters) and a short hash of the whole name."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", case_key(name))[:60] or "case"
     return f"{base}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
@@ -65,18 +72,9 @@ def process_item(
             result = scorer.score_radiograph(rad, item.name)
             rgb = None
             if overlay:
-                from aacscore.report.overlay import overlay_image, save_overlay
-
-                try:
-                    rgb = overlay_image(rad, result)
-                    png = save_overlay(rgb, out_dir / "overlays" / f"{stem}.png")
-                    extra: dict[str, Any] = {"overlay": str(png)}
-                except Exception as e:  # a drawing problem must not lose the score
-                    log.warning("%s: overlay not written: %s", item.name, e)
-                    extra = {"overlay_error": f"{type(e).__name__}: {e}"}
-                result = replace(result, details={**result.details, **extra})
+                result, rgb = _add_overlay(rad, result, out_dir / "overlays" / f"{stem}.png")
             if dicom_out:
-                result = _add_dicom(scorer, item, result, rgb, out_dir, stem)
+                result = _add_dicom(scorer, result, rgb, out_dir / "dicom", stem)
     except Exception as e:  # one bad case must never stop the batch
         log.debug("unexpected error on %s", item.name, exc_info=True)
         result = failed(
@@ -84,29 +82,37 @@ def process_item(
             f"{item.name}: unexpected {type(e).__name__}: {e}",
             {"traceback": traceback.format_exc()},
         )
-    case_json = out_dir / "cases" / f"{stem}.json"
-    case_json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = case_json.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=2, default=_json_default))
-    os.replace(tmp, case_json)
+    write_case_json(out_dir / "cases" / f"{stem}.json", result)
     return result
 
 
-def _add_dicom(
-    scorer: Scorer, item: InputItem, result: Result, rgb: Any, out_dir: Path, stem: str
-) -> Result:
-    """Write the DICOM SR (and SC of ``rgb``) of a result; an error is recorded, never raised."""
-    from aacscore.report.dicom_out import write_dicom_outputs
+def _add_overlay(
+    rad: Radiograph, result: Result, path: Path
+) -> tuple[Result, npt.NDArray[np.uint8] | None]:
+    """Draw and save the overlay; an error is recorded in the details, never raised."""
+    from aacscore.outputs.overlay import overlay_image, save_overlay
 
     try:
-        outs = write_dicom_outputs(
-            item, result, rgb, out_dir / "dicom", stem, models=_models_info(scorer)
-        )
+        rgb = overlay_image(rad, result)
+        return result.with_details({"overlay": str(save_overlay(rgb, path))}), rgb
+    except Exception as e:  # a drawing problem must not lose the score
+        log.warning("%s: overlay not written: %s", result.file, e)
+        return result.with_details({"overlay_error": f"{type(e).__name__}: {e}"}), None
+
+
+def _add_dicom(
+    scorer: Scorer, result: Result, rgb: npt.NDArray[np.uint8] | None, out_dir: Path, stem: str
+) -> Result:
+    """Write the DICOM SR (and SC of ``rgb``) of a result; an error is recorded, never raised."""
+    from aacscore.outputs import dicom
+
+    try:
+        outs = dicom.write_dicom_outputs(result, rgb, out_dir, stem, models=_models_info(scorer))
         extra: dict[str, Any] = outs.details()
     except Exception as e:  # a DICOM problem must not lose the score
-        log.warning("%s: DICOM output not written: %s", item.name, e)
+        log.warning("%s: DICOM output not written: %s", result.file, e)
         extra = {"dicom_error": f"{type(e).__name__}: {e}"}
-    return replace(result, details={**result.details, **extra})
+    return result.with_details(extra)
 
 
 def _models_info(scorer: Scorer) -> dict[str, Any] | None:
@@ -116,18 +122,6 @@ def _models_info(scorer: Scorer) -> dict[str, Any] | None:
     except Exception as e:  # the hashes are optional in the SR
         log.debug("models info unavailable: %s", e)
         return None
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # --- worker processes ------------------------------------------------------------------------
@@ -142,7 +136,8 @@ def _init_worker(scorer_kwargs: dict[str, Any], threads: int) -> None:
 
 
 def _work(item: InputItem, out_dir: Path, overlay: bool, dicom_out: bool = False) -> Result:
-    return process_item(_WORKER["scorer"], item, out_dir, overlay, dicom_out)
+    result = process_item(_WORKER["scorer"], item, out_dir, overlay, dicom_out)
+    return result.without_stages()  # all outputs are written; only the CSV row goes back
 
 
 def score_batch(
@@ -158,7 +153,9 @@ def score_batch(
     on_result: Callable[[Result], None] | None = None,
     on_skip: Callable[[int], None] | None = None,
 ) -> BatchSummary:
-    """Score ``items`` into ``out_dir``; see the module docstring for the layout."""
+    """Score ``items`` into ``out_dir``; see the module docstring for the layout.
+
+    ``on_result`` gets each result once its files are written, without its stage results."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     kwargs = dict(scorer_kwargs or {})
@@ -183,9 +180,10 @@ def score_batch(
         record["models"] = scorer.models_info()
     except Exception as e:  # models missing: every case fails below with the same reason
         record["models"] = {"error": str(e)}
-    _write_json(run_json, record)
+    write_json(run_json, record)
 
     def done(res: Result) -> None:
+        res = res.without_stages()
         writer.write(res)
         if on_result is not None:
             on_result(res)
@@ -216,11 +214,5 @@ def score_batch(
     rows = read_results(out / "results.csv")
     record["finished"] = datetime.now(timezone.utc).isoformat()
     record["counts"] = counts(r["status"] for r in rows)
-    _write_json(run_json, record)
+    write_json(run_json, record)
     return BatchSummary(out, len(items), skipped, record["counts"], out / "results.csv", run_json)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-    os.replace(tmp, path)

@@ -11,35 +11,31 @@ unless ``raise_errors=True``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
-import time
+from collections.abc import Iterable
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aacscore import __version__
+from aacscore._files import sha256_file
+from aacscore._timing import timed
 from aacscore.io import InputItem, RadiographError, read_radiograph
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups
 from aacscore.qc import check_radiograph
-from aacscore.results import Result, failed
+from aacscore.results import Result, StageResults, Status, failed
 
 if TYPE_CHECKING:
     from aacscore.aorta.roi import Band
     from aacscore.score.predict import ScoreModel
-    from aacscore.spine.predict import SpineModelProtocol
+    from aacscore.spine.predict import SpineModelProtocol, SpineResult
 
 log = logging.getLogger(__name__)
 
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (weights are identified by it in run records)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_FOLDER_ATTRIBUTES = ("path", "model_dir", "folder")
+"""Where a model object may keep its weights folder, in the order looked at."""
 
 
 class Scorer:
@@ -98,97 +94,58 @@ class Scorer:
 
     @cached_property
     def _models_info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, model in (("spine", self.spine_model), ("score", self.score_model)):
-            folder = getattr(model, "path", None) or getattr(model, "model_dir", None)
-            entry: dict[str, Any] = {"path": str(folder) if folder else None}
-            if folder and Path(folder).is_dir():
-                entry["sha256"] = {
-                    p.name: file_sha256(p) for p in sorted(Path(folder).glob("*.safetensors"))
-                }
-            out[key] = entry
-        return out
+        return {
+            "spine": model_weights_info(self.spine_model),
+            "score": model_weights_info(self.score_model),
+        }
 
     def score(self, path: str | Path | InputItem, *, raise_errors: bool = False) -> Result:
         """Score one film given by path (or an :class:`~aacscore.io.InputItem`)."""
         name = path.name if isinstance(path, InputItem) else str(path)
-        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
         try:
-            if isinstance(path, InputItem):
-                rad = path.read(spacing_mm=self.spacing_mm)
-            else:
-                rad = read_radiograph(path, spacing_mm=self.spacing_mm)
+            with timed(timings, "read_s"):
+                if isinstance(path, InputItem):
+                    rad = path.read(spacing_mm=self.spacing_mm)
+                else:
+                    rad = read_radiograph(path, spacing_mm=self.spacing_mm)
         except (RadiographError, OSError) as e:
             if raise_errors:
                 raise
             return failed(name, str(e))
-        read_s = time.perf_counter() - t0
-        return self.score_radiograph(rad, name, raise_errors=raise_errors, read_s=read_s)
+        return self.score_radiograph(rad, name, raise_errors=raise_errors, read_s=timings["read_s"])
 
     def score_radiograph(
         self, rad: Radiograph, name: str, *, raise_errors: bool = False, read_s: float = 0.0
     ) -> Result:
         """Score an already decoded radiograph; ``name`` is what the result calls the file."""
-        from aacscore.aorta.roi import BandError, extract_band
+        from aacscore.aorta.roi import BandError
         from aacscore.vertebrae import SpineError
 
         timings: dict[str, float] = {"read_s": read_s}
-        details: dict[str, Any] = {
-            "aacscore_version": __version__,
-            "groups": {"name": self.groups.name, "description": self.groups.describe()},
-            "reader": {
-                "source": rad.source,
-                "photometric": rad.photometric,
-                "bits_stored": rad.bits_stored,
-                "shape": list(rad.shape),
-                "spacing_mm": None if rad.spacing_mm is None else list(rad.spacing_mm),
-                "warnings": list(rad.warnings),
-                "metadata": {k: str(v) for k, v in rad.metadata.items()},
-            },
-        }
-        t = time.perf_counter()
-        qc = check_radiograph(rad)
-        flags = list(qc.flags)
-        details["qc"] = {
-            "flags": list(qc.flags),
-            "contrast_range": qc.contrast_range,
-            "saturated_fraction": qc.saturated_fraction,
-        }
-        timings["qc_s"] = time.perf_counter() - t
+        with timed(timings, "qc_s"):
+            qc = check_radiograph(rad)
+        stages = StageResults(__version__, self.groups, rad.info, qc, timings=timings)
         try:
-            t = time.perf_counter()
-            spine = self.spine_model.predict(rad)
-            timings["spine_s"] = time.perf_counter() - t
-            details["spine"] = spine.to_dict()
-            if spine.warnings:
-                flags.append("spine_warning")
-            t = time.perf_counter()
-            band = extract_band(
-                rad.pixels,
-                spine.vertebrae,
-                spine.anterior_side,
-                rad.spacing_mm,
-                bounds=spine.bounds,
-                geometry=self.score_model.band_geometry,
-            )
-            timings["band_s"] = time.perf_counter() - t
-            details["band"] = band_summary(band)
-            t = time.perf_counter()
-            pred = self.score_model.predict(band, groups=self.groups, tta=self.tta)
-            timings["score_s"] = time.perf_counter() - t
+            with timed(timings, "spine_s"):
+                spine = self.spine_model.predict(rad)
+            stages = replace(stages, spine=spine)
+            with timed(timings, "band_s"):
+                band = self._band(rad, spine)
+            stages = replace(stages, band=band)
+            with timed(timings, "score_s"):
+                pred = self.score_model.predict(band, groups=self.groups, tta=self.tta)
         except (SpineError, BandError, ValueError) as e:
             if raise_errors:
                 raise
-            details["timings"] = timings
-            return failed(name, f"{name}: {e}", details)
+            return failed(name, f"{name}: {e}", stages=stages)
         timings["total_s"] = sum(timings.values())
-        details["timings"] = timings
-        details["prediction"] = pred.as_dict()
+        flags = [*qc.flags, *(["spine_warning"] if spine.warnings else [])]
         grades = None if pred.grades is None else dict(zip(SEGMENTS, pred.grades, strict=True))
         spacing = band.spacing_mm if band.scale_estimated else rad.spacing_mm
         return Result(
             file=name,
-            status="warning" if flags else "ok",
+            status=Status.WARNING if flags else Status.OK,
             aac24=pred.aac24,
             aac24_sd=pred.aac24_sd,
             grades=grades,
@@ -198,33 +155,49 @@ class Scorer:
             orientation=spine.anterior_side,
             spacing_mm=None if spacing is None else float(sum(spacing) / 2.0),
             qc_flags=tuple(dict.fromkeys(flags)),
-            details=details,
+            stages=replace(stages, prediction=pred),
+        )
+
+    def _band(self, rad: Radiograph, spine: SpineResult) -> Band:
+        """The aortic band cut along the spine result's Kauppila bounds."""
+        from aacscore.aorta.roi import extract_band
+
+        return extract_band(
+            rad.pixels,
+            spine.vertebrae,
+            spine.anterior_side,
+            rad.spacing_mm,
+            bounds=spine.bounds,
+            geometry=self.score_model.band_geometry,
         )
 
 
-def band_summary(band: Band) -> dict[str, Any]:
-    """JSON-ready description of a band: geometry, scale, and its outline on the film."""
-    import numpy as np
+def model_weights_info(model: object) -> dict[str, Any]:
+    """``{"path": folder, "sha256": {file: digest}}`` of a model's weights.
 
-    n_rows, n_cols = band.geometry.shape
-    rows = np.concatenate(
-        [np.zeros(n_cols), np.arange(n_rows), np.full(n_cols, n_rows - 1), np.arange(n_rows)[::-1]]
-    )
-    cols = np.concatenate(
-        [np.arange(n_cols), np.full(n_rows, n_cols - 1), np.arange(n_cols)[::-1], np.zeros(n_rows)]
-    )
-    x, y = band.to_film(rows, cols)
-    step = max(1, len(x) // 64)
-    return {
-        "geometry": band.geometry.as_dict(),
-        "spacing_mm": list(band.spacing_mm),
-        "scale_estimated": band.scale_estimated,
-        "anterior_side": band.anterior_side,
-        "level_length_mm": list(band.level_length_mm),
-        "body_height_mm": list(band.body_height_mm),
-        "extrapolated_bounds": list(band.extrapolated_bounds),
-        "inside_fraction": band.inside_fraction,
-        "outline_film_xy": [
-            [float(a), float(b)] for a, b in zip(x[::step], y[::step], strict=True)
-        ],
-    }
+    The files are the model's ``weight_files()`` when it has that method, else the
+    ``*.safetensors`` in its folder (``path``, ``model_dir`` or ``folder`` attribute). Files are
+    keyed by their path relative to the folder (their name for a flat folder). No ``sha256``
+    without weight files or folder.
+    """
+    folder = next((f for a in _FOLDER_ATTRIBUTES if (f := getattr(model, a, None))), None)
+    root = Path(folder) if folder else None
+    entry: dict[str, Any] = {"path": str(root) if root is not None else None}
+    files: Iterable[Path] | None = None
+    weight_files = getattr(model, "weight_files", None)
+    if callable(weight_files):
+        files = [Path(p) for p in weight_files()]
+    elif root is not None and root.is_dir():
+        files = sorted(root.glob("*.safetensors"))
+    if files is not None:
+        entry["sha256"] = {_weight_key(p, root): sha256_file(p) for p in files}
+    return entry
+
+
+def _weight_key(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return path.name

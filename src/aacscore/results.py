@@ -1,26 +1,27 @@
-"""The per-case ``Result`` and the crash-safe ``results.csv`` writer with resume.
+"""The per-case :class:`Result`, its :class:`Status` and the typed stage results behind it.
 
-``results.csv`` has one row per input, columns in :data:`RESULT_COLUMNS` order. Rows are
-appended and flushed to disk as each case finishes; a re-run on the same output folder skips
-every input that already has a complete row (a torn last line from a crash is dropped), so a
-batch can be resumed with nothing lost or duplicated.
+``Result`` is what :class:`aacscore.pipeline.Scorer` returns: the reading (the row of
+``results.csv``, columns in :data:`RESULT_COLUMNS` order) plus, in ``stages``, the typed output
+of every stage that ran. The case JSON is built from both by :mod:`aacscore.outputs.case_json`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import logging
 import math
-import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from aacscore.kauppila import SEGMENTS
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from aacscore.aorta.roi import Band
+    from aacscore.io.types import RadiographInfo
+    from aacscore.kauppila import SeverityGroups
+    from aacscore.qc import QCReport
+    from aacscore.score.predict import ScorePrediction
+    from aacscore.spine.predict import SpineResult
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "file",
@@ -36,7 +37,39 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "spacing_mm",
     "qc_flags",
 )
-STATUSES = ("ok", "warning", "failed")
+
+
+class Status(str, Enum):
+    """Outcome of one case; the value is what ``results.csv`` and the case JSON hold."""
+
+    OK = "ok"
+    WARNING = "warning"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+
+
+@dataclass(frozen=True)
+class StageResults:
+    """Typed output of each pipeline stage that ran on one film (None: not reached).
+
+    ``radiograph`` is the reader's summary (no pixels; the DICOM header for DICOM inputs),
+    ``qc`` the input checks, ``spine`` the spine geometry, ``band`` the aortic band cut along
+    ``spine.bounds``, ``prediction`` the score model's reading, ``timings`` seconds per stage.
+    """
+
+    aacscore_version: str
+    groups: SeverityGroups
+    radiograph: RadiographInfo
+    qc: QCReport | None = None
+    spine: SpineResult | None = None
+    band: Band | None = None
+    prediction: ScorePrediction | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,12 +79,12 @@ class Result:
     ``grades`` are the predicted continuous segment grades in [0, 3] (None for a total-only
     model); ``aac24`` the continuous total in [0, 24] and ``aac24_sd`` its standard deviation
     from test-time augmentation. ``orientation`` is the side the patient's anterior faces on the
-    film (``left``/``right``). ``details`` holds landmarks, bounds, band geometry, versions and
-    timings for the per-case JSON.
+    film (``left``/``right``). ``stages`` holds the typed stage results (landmarks, bounds, band,
+    versions, timings); ``details`` extra entries for the case JSON (output paths, errors).
     """
 
     file: str
-    status: str
+    status: Status
     error: str = ""
     aac24: float | None = None
     aac24_sd: float | None = None
@@ -63,21 +96,33 @@ class Result:
     spacing_mm: float | None = None
     qc_flags: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    stages: StageResults | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        try:
+            status = Status(self.status)
+        except ValueError:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}") from None
+        object.__setattr__(self, "status", status)
 
     @property
     def ok(self) -> bool:
         """True unless the case failed."""
-        return self.status != "failed"
+        return self.status is not Status.FAILED
+
+    def with_details(self, extra: Mapping[str, Any]) -> Result:
+        """A copy with ``extra`` added to ``details``."""
+        return replace(self, details={**self.details, **extra})
+
+    def without_stages(self) -> Result:
+        """A copy without the stage results (light to send between processes)."""
+        return replace(self, stages=None)
 
     def csv_row(self) -> dict[str, str]:
         """The row of ``results.csv`` (strings; empty where not available)."""
         row = {c: "" for c in RESULT_COLUMNS}
         row["file"] = self.file
-        row["status"] = self.status
+        row["status"] = self.status.value
         row["error"] = self.error
         row["aac24"] = _fmt(self.aac24)
         row["aac24_sd"] = _fmt(self.aac24_sd)
@@ -93,22 +138,10 @@ class Result:
         return row
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-serialisable dict of the whole result."""
-        return {
-            "file": self.file,
-            "status": self.status,
-            "error": self.error,
-            "aac24": self.aac24,
-            "aac24_sd": self.aac24_sd,
-            "grades": dict(self.grades) if self.grades is not None else None,
-            "aac8": self.aac8,
-            "group": self.group,
-            "low_confidence": self.low_confidence,
-            "orientation": self.orientation,
-            "spacing_mm": self.spacing_mm,
-            "qc_flags": list(self.qc_flags),
-            **dict(self.details),
-        }
+        """The case JSON document (:func:`aacscore.outputs.case_json.case_document`)."""
+        from aacscore.outputs.case_json import case_document
+
+        return case_document(self)
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -117,68 +150,21 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return f"{float(x):.{digits}f}"
 
 
-def failed(file: str, error: str, details: Mapping[str, Any] | None = None) -> Result:
-    """A failed result carrying its reason."""
-    return Result(file=file, status="failed", error=error, details=dict(details or {}))
-
-
-class ResultsWriter:
-    """Append-only ``results.csv`` writer that knows which inputs are already done."""
-
-    def __init__(self, path: str | Path, retry_failed: bool = False) -> None:
-        self.path = Path(path)
-        self.done: dict[str, str] = {}
-        self._recover(retry_failed)
-
-    def _recover(self, retry_failed: bool) -> None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            with self.path.open("w", newline="", encoding="utf-8") as f:
-                csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writeheader()
-            return
-        text = self.path.read_text(encoding="utf-8")
-        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-        if complete != text:
-            log.warning("%s: dropping a torn last line left by an interrupted run", self.path)
-        reader = csv.DictReader(io.StringIO(complete))
-        if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
-            raise ValueError(
-                f"{self.path}: existing results file has different columns; use a new output folder"
-            )
-        rows = [r for r in reader if r.get("file")]
-        keep = [r for r in rows if not (retry_failed and r["status"] == "failed")]
-        self.done = {r["file"]: r["status"] for r in keep}
-        if complete != text or len(keep) != len(rows):
-            tmp = self.path.with_suffix(".csv.tmp")
-            with tmp.open("w", newline="", encoding="utf-8") as f:
-                w = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
-                w.writeheader()
-                w.writerows(keep)
-            os.replace(tmp, self.path)
-
-    def is_done(self, file: str) -> bool:
-        """Whether ``file`` already has a row."""
-        return file in self.done
-
-    def write(self, result: Result) -> None:
-        """Append one row and flush it to disk."""
-        if result.file in self.done:
-            raise ValueError(f"{result.file}: already has a row in {self.path}")
-        with self.path.open("a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writerow(result.csv_row())
-            f.flush()
-            os.fsync(f.fileno())
-        self.done[result.file] = result.status
-
-
-def read_results(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a ``results.csv``."""
-    with Path(path).open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+def failed(
+    file: str,
+    error: str,
+    details: Mapping[str, Any] | None = None,
+    stages: StageResults | None = None,
+) -> Result:
+    """A failed result carrying its reason (and the stages that ran before the failure)."""
+    return Result(
+        file=file, status=Status.FAILED, error=error, details=dict(details or {}), stages=stages
+    )
 
 
 def counts(statuses: Iterable[str]) -> dict[str, int]:
     """Number of cases per status."""
     out = dict.fromkeys(STATUSES, 0)
     for s in statuses:
-        out[s] = out.get(s, 0) + 1
+        out[str(s)] = out.get(str(s), 0) + 1
     return out

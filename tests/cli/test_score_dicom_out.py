@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from aacscore.batch import case_stem, score_batch
 from aacscore.cli import app
 from aacscore.io import collect_inputs
+from aacscore.outputs.results_csv import read_results
 from aacscore.pipeline import Scorer
-from aacscore.results import RESULT_COLUMNS, read_results
+from aacscore.results import RESULT_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_batch_dicom_error_keeps_the_score(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import aacscore.report.dicom_out as dicom_out
+    import aacscore.outputs.dicom as dicom_out
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise dicom_out.DicomOutputError("film.dcm: cannot write (disk full)")

@@ -248,6 +248,28 @@ def test_metadata_only_present_keys(dicom_factory: Any) -> None:
     assert meta["Modality"] == "CR"
 
 
+def test_header_is_kept_without_pixel_data(dicom_factory: Any, tmp_path: Path) -> None:
+    # > 1 MB of pixel data, so deferred: the header must not depend on the file afterwards
+    path = dicom_factory.write("big.dcm", rows=1100, cols=1000)
+    rad = read_radiograph(path)
+    src = pydicom.dcmread(path, stop_before_pixels=True)
+    path.unlink()
+    header = rad.header
+    assert header is not None and "PixelData" not in header
+    assert header.SOPInstanceUID == src.SOPInstanceUID and header.PatientID == src.PatientID
+    assert list(header.keys()) == list(src.keys())
+    assert header.file_meta.TransferSyntaxUID == src.file_meta.TransferSyntaxUID
+    assert "header" not in repr(rad) and rad.info.header is header
+    # zip members too (read from memory)
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(dicom_factory.write("small.dcm"), "m/small.dcm")
+    member = read_radiograph_bytes(
+        zipfile.ZipFile(archive).read("m/small.dcm"), "a.zip:m/small.dcm"
+    )
+    assert member.header is not None and member.header.Modality == "CR"
+
+
 # --- bad input --------------------------------------------------------------------------
 
 

@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 from aacscore.aorta.roi import BandGeometry
 from aacscore.batch import case_stem, score_batch
-from aacscore.cli import app
 from aacscore.io import collect_inputs
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS
+from aacscore.outputs.results_csv import read_results
 from aacscore.pipeline import Scorer
-from aacscore.results import RESULT_COLUMNS, read_results
+from aacscore.results import RESULT_COLUMNS, Status
 from aacscore.score.network import NetworkConfig, ScoreNet
 from aacscore.score.predict import ScoreModel, ScoreModelConfig
 from aacscore.simulate import simulate_case, simulate_dataset
@@ -137,25 +137,17 @@ def test_batch_isolates_failures_resumes_and_writes_outputs(
     assert run["finished"] and run["n_skipped_already_done"] == 2
 
 
-def test_cli_score_reports_missing_inputs(tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["score", str(tmp_path / "nothing"), "-o", str(tmp_path)])
-    assert res.exit_code == 2
-    res = CliRunner().invoke(app, ["score", str(tmp_path), "-o", str(tmp_path / "o")])
-    assert res.exit_code == 2
-    assert "no radiographs" in res.output
-
-
 def test_models_info_hashes_the_weights_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import aacscore.pipeline as pipeline
 
     calls: list[str] = []
-    real = pipeline.file_sha256
+    real = pipeline.sha256_file
 
     def counting(path: Path) -> str:
         calls.append(str(path))
         return real(path)
 
-    monkeypatch.setattr(pipeline, "file_sha256", counting)
+    monkeypatch.setattr(pipeline, "sha256_file", counting)
     scorer = pipeline.Scorer()
     first = scorer.models_info()
     n = len(calls)
@@ -163,3 +155,106 @@ def test_models_info_hashes_the_weights_once(monkeypatch: pytest.MonkeyPatch) ->
     first["score"]["sha256"].clear()  # callers get a copy
     second = scorer.models_info()
     assert len(calls) == n and second["score"]["sha256"]
+
+
+class _FakeModel:
+    """A model that names its weight files (nested, as nnU-Net's folds are)."""
+
+    def __init__(self, folder: Path, files: list[Path]) -> None:
+        self.folder = folder
+        self.files = files
+
+    def weight_files(self) -> list[Path]:
+        return self.files
+
+
+def test_models_info_hashes_the_models_weight_files(tmp_path: Path) -> None:
+    import hashlib
+
+    from aacscore.pipeline import model_weights_info
+
+    (tmp_path / "fold_0").mkdir()
+    a, b = tmp_path / "fold_0" / "checkpoint_final.pth", tmp_path / "plans.json"
+    a.write_bytes(b"weights")
+    b.write_text("{}")
+    (tmp_path / "ignored.safetensors").write_bytes(b"not listed")
+    fake = _FakeModel(tmp_path, [a, b])
+    scorer = Scorer(spine_model=fake, score_model=fake)  # type: ignore[arg-type]
+    info = scorer.models_info()
+    expected = {
+        "path": str(tmp_path),
+        "sha256": {
+            "fold_0/checkpoint_final.pth": hashlib.sha256(b"weights").hexdigest(),
+            "plans.json": hashlib.sha256(b"{}").hexdigest(),
+        },
+    }
+    assert info == {"spine": expected, "score": expected}
+    # without weight_files(): the *.safetensors of the folder attribute
+    legacy = type("Legacy", (), {"model_dir": tmp_path})()
+    assert list(model_weights_info(legacy)["sha256"]) == ["ignored.safetensors"]
+    assert model_weights_info(object()) == {"path": None}
+
+
+def test_result_carries_typed_stages_and_case_json_is_built_from_them(
+    sim: Path, scorer: Scorer
+) -> None:
+    from aacscore.aorta.roi import Band
+    from aacscore.io import RadiographInfo
+    from aacscore.qc import QCReport
+    from aacscore.score.predict import ScorePrediction
+
+    res = scorer.score(sim / "case_000000.dcm")
+    st = res.stages
+    assert st is not None and isinstance(res.status, Status)
+    assert isinstance(st.radiograph, RadiographInfo) and st.radiograph.header is not None
+    assert isinstance(st.qc, QCReport) and isinstance(st.spine, SpineResult)
+    assert isinstance(st.band, Band) and isinstance(st.prediction, ScorePrediction)
+    assert list(st.timings) == ["read_s", "qc_s", "spine_s", "band_s", "score_s", "total_s"]
+    doc = res.to_json()
+    assert list(doc)[12:] == [
+        "aacscore_version", "groups", "reader", "qc", "spine", "band", "timings", "prediction"
+    ]  # fmt: skip
+    assert doc["spine"]["bounds"] == json.loads(json.dumps(st.spine.to_dict()["bounds"]))
+    assert doc["reader"]["source"] == "dicom" and doc["qc"]["flags"] == list(st.qc.flags)
+    assert doc["prediction"]["aac24"] == pytest.approx(res.aac24)
+    assert len(doc["band"]["outline_film_xy"]) >= 64
+    json.dumps(doc, allow_nan=False)
+    # everything pickles (worker processes); the light copy carries no stages
+    back = pickle.loads(pickle.dumps(res))
+    assert back == res and back.stages is not None
+    assert res.without_stages().stages is None and res.without_stages() == res
+
+
+def test_failed_stage_keeps_the_stages_that_ran(sim: Path, scorer: Scorer) -> None:
+    class NoSpine:
+        def predict(self, radiograph: Radiograph) -> SpineResult:
+            from aacscore.vertebrae import SpineError
+
+            raise SpineError("no vertebrae", "film")
+
+    other = Scorer(spine_model=NoSpine(), score_model=scorer.score_model)  # type: ignore[arg-type]
+    res = other.score(sim / "case_000000.dcm")
+    assert res.status is Status.FAILED and "no vertebrae" in res.error
+    doc = res.to_json()
+    assert list(doc)[12:] == ["aacscore_version", "groups", "reader", "qc", "timings"]
+    assert list(doc["timings"]) == ["read_s", "qc_s"]
+
+
+def test_case_stem_reads_like_the_case_key() -> None:
+    assert case_stem("/data/p1/P001.dcm").startswith("P001_")
+    assert case_stem("/data/P001.DCM.gz").startswith("P001_")
+    assert case_stem("batch.zip:sub/IM 0001.dcm").startswith("IM_0001_")
+    assert case_stem("1.2.840.113619.2.55").startswith("1.2.840.113619.2.55_")
+    assert case_stem("/a/x.dcm") != case_stem("/b/x.dcm")  # the hash keeps stems unique
+    assert case_stem("").startswith("case_")
+
+
+def test_timed_records_only_what_finished() -> None:
+    from aacscore._timing import timed
+
+    timings: dict[str, float] = {}
+    with timed(timings, "a_s"):
+        pass
+    with pytest.raises(KeyError), timed(timings, "b_s"):
+        raise KeyError("x")
+    assert list(timings) == ["a_s"] and timings["a_s"] >= 0.0

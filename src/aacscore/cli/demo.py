@@ -19,7 +19,7 @@ def demo(
     from aacscore.batch import score_batch
     from aacscore.io import collect_inputs
     from aacscore.kauppila import SEGMENTS
-    from aacscore.results import read_results
+    from aacscore.outputs.results_csv import read_results
     from aacscore.simulate import simulate_case
     from aacscore.simulate.dataset import write_case
 

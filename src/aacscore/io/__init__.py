@@ -10,7 +10,7 @@
 from aacscore.io._common import MAX_PIXELS, MAX_SPACING_MM, MIN_SIZE, MIN_SPACING_MM
 from aacscore.io.inputs import InputItem, collect_inputs
 from aacscore.io.reader import read_radiograph, read_radiograph_bytes
-from aacscore.io.types import Radiograph, RadiographError
+from aacscore.io.types import Radiograph, RadiographError, RadiographInfo
 
 __all__ = [
     "MAX_PIXELS",
@@ -20,6 +20,7 @@ __all__ = [
     "InputItem",
     "Radiograph",
     "RadiographError",
+    "RadiographInfo",
     "collect_inputs",
     "read_radiograph",
     "read_radiograph_bytes",

@@ -150,7 +150,29 @@ def read_dicom(
         metadata=_metadata(ds, ts, ts_present, rows, cols, include_patient),
         warnings=tuple(notes),
         spacing_source=spacing_source,
+        header=_header(ds),
     )
+
+
+_FIRST_PIXEL_TAG = 0x7FE00008
+"""FloatPixelData; it, DoubleFloatPixelData, PixelData and all later elements are left out of
+the header (as ``pydicom.dcmread(stop_before_pixels=True)`` does)."""
+
+
+def _header(ds: Dataset) -> Dataset:
+    """The dataset's elements before the pixel data (deferred values read now), with its file
+    meta, so that outputs can be built after the source is gone."""
+    header = Dataset()
+    for tag in sorted(ds.keys()):
+        if tag >= _FIRST_PIXEL_TAG:
+            break
+        elem = ds.get_item(tag)
+        if elem is not None:
+            header[tag] = elem
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        header.file_meta = FileMetaDataset(meta)
+    return header
 
 
 def _note(notes: list[str], name: str, message: str) -> None:

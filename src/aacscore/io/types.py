@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 
 class RadiographError(ValueError):
@@ -31,7 +34,8 @@ class Radiograph:
     photometric interpretation ("MONOCHROME1", "MONOCHROME2", "RGB", ...), ``bits_stored`` the
     stored bit depth. ``warnings`` lists problems that were worked around (also logged), and
     ``spacing_source`` says where ``spacing_mm`` came from ("PixelSpacing",
-    "ImagerPixelSpacing", "user") or is None when the spacing is unknown.
+    "ImagerPixelSpacing", "user") or is None when the spacing is unknown. ``header`` is the
+    parsed DICOM dataset without its pixel data (None for other formats).
     """
 
     pixels: npt.NDArray[np.float32]
@@ -42,6 +46,7 @@ class Radiograph:
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     spacing_source: str | None = None
+    header: Dataset | None = field(default=None, compare=False, repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -54,3 +59,33 @@ class Radiograph:
         if self.spacing_mm is None:
             return None
         return float(sum(self.spacing_mm) / 2.0)
+
+    @property
+    def info(self) -> RadiographInfo:
+        """Everything but the pixels."""
+        return RadiographInfo(
+            source=self.source,
+            photometric=self.photometric,
+            bits_stored=self.bits_stored,
+            shape=self.shape,
+            spacing_mm=self.spacing_mm,
+            spacing_source=self.spacing_source,
+            metadata=dict(self.metadata),
+            warnings=self.warnings,
+            header=self.header,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class RadiographInfo:
+    """What the reader found besides the pixels (fields as in :class:`Radiograph`)."""
+
+    source: str
+    photometric: str
+    bits_stored: int
+    shape: tuple[int, int]
+    spacing_mm: tuple[float, float] | None
+    spacing_source: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    header: Dataset | None = field(default=None, repr=False)

@@ -1,4 +1,5 @@
-"""DICOM SR and secondary capture of a result, written into the study of a simulated film."""
+"""DICOM SR and secondary capture of a result, written into the study of a simulated film from
+the header the reader kept."""
 
 from __future__ import annotations
 
@@ -15,16 +16,17 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ComprehensiveSRStorage
 
+import aacscore.io.reader
 from aacscore.io import InputItem
-from aacscore.kauppila import SEGMENTS
-from aacscore.report.dicom_out import (
+from aacscore.kauppila import SEGMENTS, parse_groups
+from aacscore.outputs.dicom import (
     CODES,
     SCHEME,
     SERIES_DESCRIPTION,
     DicomOutputError,
     write_dicom_outputs,
 )
-from aacscore.results import Result, failed
+from aacscore.results import Result, StageResults, failed
 
 GRADES = dict(zip(SEGMENTS, (0.0, 0.4, 1.25, 2.0, 3.0, 0.75, 1.5, 2.5), strict=True))
 MODELS = {
@@ -33,11 +35,12 @@ MODELS = {
 }
 
 
-def _result(
-    file: str = "film.dcm", source: str = "dicom", group: str = "moderate", **over: Any
-) -> Result:
+def _result(source: Path | InputItem, group: str = "moderate", **over: Any) -> Result:
+    """A scored result of ``source`` whose stages hold what the reader found."""
+    item = source if isinstance(source, InputItem) else InputItem(source)
+    stages = StageResults("9.8.7", parse_groups("lewis"), item.read().info)
     values: dict[str, Any] = {
-        "file": file,
+        "file": item.name,
         "status": "ok",
         "aac24": sum(GRADES.values()),
         "aac24_sd": 1.234,
@@ -46,11 +49,7 @@ def _result(
         "group": group,
         "low_confidence": True,
         "orientation": "right",
-        "details": {
-            "aacscore_version": "9.8.7",
-            "groups": {"name": "lewis", "description": "low 0-1, moderate 2-5, high >=6"},
-            "reader": {"source": source},
-        },
+        "stages": stages,
     }
     values.update(over)
     return Result(**values)
@@ -93,10 +92,8 @@ def _texts(ds: Dataset) -> list[str]:
 def test_sr_holds_the_result_in_the_source_study(
     simulated_film: dict[str, Path], tmp_path: Path
 ) -> None:
-    res = _result(str(simulated_film["dicom"]))
-    outs = write_dicom_outputs(
-        simulated_film["dicom"], res, None, tmp_path / "dicom", "c1", models=MODELS
-    )
+    res = _result(simulated_film["dicom"])
+    outs = write_dicom_outputs(res, None, tmp_path / "dicom", "c1", models=MODELS)
     assert outs.skipped is None and outs.sc is None
     assert outs.sr == tmp_path / "dicom" / "c1_sr.dcm"
     assert outs.details() == {"dicom_sr": str(outs.sr)}
@@ -161,8 +158,8 @@ def test_sc_of_the_overlay_is_rgb_in_the_same_study(
     rgb = np.zeros((120, 90, 3), dtype=np.uint8)
     rgb[10:20, 5:15] = (255, 0, 0)
     rgb[:, -1] = (0, 0, 200)
-    res = _result(str(simulated_film["dicom"]))
-    outs = write_dicom_outputs(simulated_film["dicom"], res, rgb, tmp_path, "c2")
+    res = _result(simulated_film["dicom"])
+    outs = write_dicom_outputs(res, rgb, tmp_path, "c2")
     assert outs.sc == tmp_path / "c2_sc.dcm" and outs.sr is not None
     src = pydicom.dcmread(simulated_film["dicom"], stop_before_pixels=True)
     sc = pydicom.dcmread(outs.sc)
@@ -178,13 +175,25 @@ def test_sc_of_the_overlay_is_rgb_in_the_same_study(
     assert list(sc.PatientOrientation) == list(src.PatientOrientation)
 
 
-def test_zip_member_source(simulated_film: dict[str, Path], tmp_path: Path) -> None:
+def test_zip_member_source_is_not_read_again(
+    simulated_film: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     archive = tmp_path / "films.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(simulated_film["dicom"], "sub/film.dcm")
     item = InputItem(archive, "sub/film.dcm")
-    outs = write_dicom_outputs(item, _result(item.name), None, tmp_path / "o", "z")
-    assert outs.sr is not None
+    res = _result(item)
+    archive.unlink()  # the SR is built from the header the reader kept
+
+    def no_reading(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the source was read again")
+
+    monkeypatch.setattr(InputItem, "read_bytes", no_reading)
+    monkeypatch.setattr(aacscore.io.reader, "read_dicom", no_reading)
+    monkeypatch.setattr(pydicom, "dcmread", no_reading)
+    outs = write_dicom_outputs(res, np.zeros((30, 20, 3), np.uint8), tmp_path / "o", "z")
+    monkeypatch.undo()
+    assert outs.sr is not None and outs.sc is not None
     src = pydicom.dcmread(simulated_film["dicom"], stop_before_pixels=True)
     sr = pydicom.dcmread(outs.sr)
     assert sr.StudyInstanceUID == src.StudyInstanceUID
@@ -194,22 +203,21 @@ def test_zip_member_source(simulated_film: dict[str, Path], tmp_path: Path) -> N
 
 def test_non_dicom_input_is_skipped(simulated_film: dict[str, Path], tmp_path: Path) -> None:
     rgb = np.zeros((20, 20, 3), dtype=np.uint8)
-    outs = write_dicom_outputs(
-        simulated_film["png"], _result(source="png"), rgb, tmp_path / "o", "p"
-    )
+    outs = write_dicom_outputs(_result(simulated_film["png"]), rgb, tmp_path / "o", "p")
     assert outs.sr is None and outs.sc is None
     assert outs.skipped and "png" in outs.skipped and "not DICOM" in outs.skipped
     assert outs.details() == {"dicom_skipped": outs.skipped}
-    # also when the result does not say where it came from: the file itself is sniffed
-    bare = _result(details={})
-    outs = write_dicom_outputs(simulated_film["png"], bare, rgb, tmp_path / "o", "p")
-    assert outs.skipped and "not DICOM" in outs.skipped
-    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    # a result without stage results has no header to build on
+    bare = _result(simulated_film["dicom"], stages=None)
+    outs = write_dicom_outputs(bare, rgb, tmp_path / "o", "p")
+    assert outs.skipped and "header is unknown" in outs.skipped
+    assert not (tmp_path / "o").exists()
 
 
 def test_failed_result_writes_nothing(simulated_film: dict[str, Path], tmp_path: Path) -> None:
-    res = failed(str(simulated_film["dicom"]), "no spine found")
-    outs = write_dicom_outputs(simulated_film["dicom"], res, None, tmp_path / "o", "f")
+    stages = _result(simulated_film["dicom"]).stages
+    res = failed(str(simulated_film["dicom"]), "no spine found", stages=stages)
+    outs = write_dicom_outputs(res, None, tmp_path / "o", "f")
     assert outs.sr is None and outs.sc is None
     assert outs.skipped and "failed" in outs.skipped
     assert not (tmp_path / "o").exists()
@@ -218,9 +226,8 @@ def test_failed_result_writes_nothing(simulated_film: dict[str, Path], tmp_path:
 def test_group_labels_that_are_no_valid_code_values(
     simulated_film: dict[str, Path], tmp_path: Path
 ) -> None:
-    outs = write_dicom_outputs(
-        simulated_film["dicom"], _result(group="a-very-long-group-label"), None, tmp_path, "g"
-    )
+    res = _result(simulated_film["dicom"], group="a-very-long-group-label")
+    outs = write_dicom_outputs(res, None, tmp_path, "g")
     assert outs.sr is not None
     value, scheme, meaning = _codes(pydicom.dcmread(outs.sr))["AAC-GROUP"]
     assert len(value) <= 16 and value.startswith("G:") and scheme == SCHEME
@@ -233,7 +240,7 @@ def test_bad_overlay_raises_naming_the_file(
     grey = np.zeros((20, 20), dtype=np.uint8)
     msg = re.escape(str(simulated_film["dicom"])) + r".*secondary capture.*RGB"
     with pytest.raises(DicomOutputError, match=msg):
-        write_dicom_outputs(simulated_film["dicom"], _result(), grey, tmp_path, "b")
+        write_dicom_outputs(_result(simulated_film["dicom"]), grey, tmp_path, "b")
 
 
 def test_exact_zero_grades_are_written_as_numeric_values(
@@ -241,9 +248,9 @@ def test_exact_zero_grades_are_written_as_numeric_values(
 ) -> None:
     # a calibrated model reports uncalcified segments as exactly 0.0
     result = _result(
-        str(simulated_film["dicom"]), grades=dict.fromkeys(SEGMENTS, 0.0), aac24=0.0, aac8=0.0
+        simulated_film["dicom"], grades=dict.fromkeys(SEGMENTS, 0.0), aac24=0.0, aac8=0.0
     )
-    outs = write_dicom_outputs(simulated_film["dicom"], result, None, tmp_path / "dicom", "zero")
+    outs = write_dicom_outputs(result, None, tmp_path / "dicom", "zero")
     assert outs.sr is not None
     values = _numbers(pydicom.dcmread(outs.sr))
     assert len(values) == 11 and set(values.values()) == {0.0, 1.234}

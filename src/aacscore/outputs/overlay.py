@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
+from aacscore._files import atomic_write_bytes
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import LEVELS
+from aacscore.outputs.case_json import band_outline
 from aacscore.results import Result
+from aacscore.vertebrae import level_bound_names
 
 MAX_SIDE = 1400
+"""Longest side of the overlay picture in pixels (the film is downsampled to it)."""
+BOUND_COLOUR = (255, 255, 255)
+BOUND_LENGTH_MM = 60.0
+"""Drawn length of each bound anterior of the disc midpoint (when the scale is known)."""
+BOUND_LENGTH_PX = 200.0
 _LEVEL_COLOURS = {
     "T12": (150, 150, 255),
     "L1": (0, 200, 255),
@@ -37,21 +45,19 @@ def grade_colour(grade: float) -> tuple[int, int, int]:
     return (255, int(200 * (2 - 2 * t)), 0)
 
 
-def render_overlay(rad: Radiograph, result: Result, path: str | Path) -> Path:
-    """Draw the result on a downsampled copy of the film and save it as PNG."""
-    return save_overlay(overlay_image(rad, result), path)
-
-
 def save_overlay(rgb: npt.NDArray[np.uint8], path: str | Path) -> Path:
-    """Save an overlay picture from :func:`overlay_image` as PNG (folders created)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(out)
-    return out
+    """Save an overlay picture from :func:`overlay_image` as PNG (atomically, folders created)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def overlay_image(rad: Radiograph, result: Result) -> npt.NDArray[np.uint8]:
-    """The result drawn on a downsampled copy of the film: (rows, cols, 3) RGB uint8."""
+    """The result drawn on a downsampled copy of the film: (rows, cols, 3) RGB uint8.
+
+    Draws the vertebrae and the Kauppila bounds of ``result.stages.spine`` (the bounds the band
+    was cut along), the band outline, the segment grades and a title.
+    """
     px = np.clip(rad.pixels, 0.0, 1.0)
     scale = min(1.0, MAX_SIDE / max(px.shape))
     img = Image.fromarray((px * 255).astype(np.uint8), mode="L").convert("RGB")
@@ -59,57 +65,47 @@ def overlay_image(rad: Radiograph, result: Result) -> npt.NDArray[np.uint8]:
         img = img.resize((round(px.shape[1] * scale), round(px.shape[0] * scale)), Image.BILINEAR)
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=max(12, img.width // 60))
-    details: dict[str, Any] = dict(result.details)
-    spine = details.get("spine") or {}
-    band = details.get("band") or {}
     lw = max(1, img.width // 500)
+    stages = result.stages
+    spine = stages.spine if stages is not None else None
+    band = stages.band if stages is not None else None
 
-    def s(p: Any) -> tuple[float, float]:
-        return (float(p[0]) * scale, float(p[1]) * scale)
+    def s(p: npt.ArrayLike) -> tuple[float, float]:
+        q = np.asarray(p, dtype=float)
+        return (float(q[0]) * scale, float(q[1]) * scale)
 
-    def corners(v: dict[str, Any]) -> list[Any]:
-        c = v["corners"]
-        return list(c.values()) if isinstance(c, dict) else list(c)
-
-    for name, v in (spine.get("vertebrae") or {}).items():
-        quad = [s(c) for c in corners(v)]
+    vertebrae = spine.vertebrae if spine is not None else {}
+    bounds = spine.bounds if spine is not None else {}
+    for name, v in vertebrae.items():
+        quad = [s(c) for c in v.corners]
         col = _LEVEL_COLOURS.get(name, (255, 255, 255))
         draw.polygon(quad, outline=col, width=lw)
         cx = sum(q[0] for q in quad) / 4
         cy = sum(q[1] for q in quad) / 4
         draw.text((cx, cy), name, fill=col, font=font, anchor="mm")
-    outline = band.get("outline_film_xy")
-    if outline:
-        draw.polygon([s(p) for p in outline], outline=(0, 255, 255), width=lw)
-    spacing = band.get("spacing_mm")
-    mm_px = float(np.mean(spacing)) if spacing else None
-    for bname, b in (spine.get("bounds") or {}).items():
-        p = np.asarray(b["point"], dtype=float)
-        d = np.asarray(b["direction"], dtype=float)
-        length = (60.0 / mm_px) if mm_px else 200.0
-        draw.line([s(p), s(p + d * length)], fill=(255, 255, 255), width=lw)
-        draw.text(s(p + d * length), bname, fill=(255, 255, 255), font=font, anchor="lm")
+    if band is not None:
+        draw.polygon([s(p) for p in band_outline(band)], outline=(0, 255, 255), width=lw)
+    mm_px = float(np.mean(band.spacing_mm)) if band is not None else None
+    length = (BOUND_LENGTH_MM / mm_px) if mm_px else BOUND_LENGTH_PX
+    for bname, b in bounds.items():
+        end = b.at(length)
+        draw.line([s(b.point), s(end)], fill=BOUND_COLOUR, width=lw)
+        draw.text(s(end), bname, fill=BOUND_COLOUR, font=font, anchor="lm")
     if result.grades is not None and mm_px:
-        verts = spine.get("vertebrae") or {}
-        bounds = spine.get("bounds") or {}
-        order = ("T12", "L1", "L2", "L3", "L4", "L5")
         for lv in LEVELS:
-            i = order.index(lv)
-            up = bounds.get(f"{order[i - 1]}/{lv}")
-            lo = bounds.get(f"{lv}/{order[i + 1]}")
-            if up is None or lo is None or lv not in verts:
+            up_name, lo_name = level_bound_names(lv)
+            up, lo = bounds.get(up_name), bounds.get(lo_name)
+            if up is None or lo is None or lv not in vertebrae:
                 continue
+            # start at the anterior margin rather than the disc midpoint
+            v = vertebrae[lv]
+            depth = float(np.linalg.norm(v.anterior_superior - v.posterior_superior))
             for wall, off in _WALL_OFFSET_MM.items():
                 g = float(result.grades[f"{lv}_{wall}"])
-                a = np.asarray(up["point"]) + np.asarray(up["direction"]) * (off / mm_px)
-                b = np.asarray(lo["point"]) + np.asarray(lo["direction"]) * (off / mm_px)
-                # start at the anterior margin rather than the disc midpoint
-                c = np.asarray(corners(verts[lv]), dtype=float)
-                depth = np.hypot(*(c[0] - c[1]))
-                a = a + np.asarray(up["direction"]) * depth / 2
-                b = b + np.asarray(lo["direction"]) * depth / 2
-                draw.line([s(a), s(b)], fill=grade_colour(g), width=3 * lw)
-                mid = (s(a)[0] / 2 + s(b)[0] / 2, s(a)[1] / 2 + s(b)[1] / 2)
+                top = s(up.at(off / mm_px + depth / 2))
+                bottom = s(lo.at(off / mm_px + depth / 2))
+                draw.line([top, bottom], fill=grade_colour(g), width=3 * lw)
+                mid = ((top[0] + bottom[0]) / 2, (top[1] + bottom[1]) / 2)
                 draw.text(mid, f"{g:.1f}", fill=grade_colour(g), font=font, anchor="mm")
     title = _title(result)
     box = draw.textbbox((8, 8), title, font=font)
@@ -120,7 +116,7 @@ def overlay_image(rad: Radiograph, result: Result) -> npt.NDArray[np.uint8]:
 
 def _title(result: Result) -> str:
     if result.aac24 is None:
-        return f"{result.file}: {result.status} {result.error}"
+        return f"{result.file}: {result.status.value} {result.error}"
     sd = f" ± {result.aac24_sd:.1f}" if result.aac24_sd is not None else ""
     lc = " (low confidence)" if result.low_confidence else ""
     aac8 = f"  AAC-8 {result.aac8:.1f}" if result.aac8 is not None else ""

@@ -32,7 +32,9 @@ ANT-SIDE        Side of the image the patient's anterior faces (values IMG-LEFT,
 AACSCORE        Automated Kauppila AAC-24 scoring (procedure and method)
 ==============  ===============================================================
 
-Only DICOM inputs get DICOM outputs; zip members are read in memory like the scorer does.
+Only DICOM inputs get DICOM outputs. They are built from the source header the reader kept
+(:attr:`aacscore.io.RadiographInfo.header`, in ``result.stages.radiograph``); the source file is
+not read again.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,17 +50,15 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 import numpy.typing as npt
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from aacscore import __version__
-from aacscore.io import InputItem, RadiographError
-from aacscore.io.reader import HEAD_BYTES, sniff
+from aacscore._files import atomic_write_bytes
 from aacscore.kauppila import LEVELS, SEGMENTS, WALLS
 from aacscore.results import Result
+from aacscore.vertebrae import Side
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,6 @@ class DicomOutputs:
 
 
 def write_dicom_outputs(
-    source_path: Path | InputItem,
     result: Result,
     overlay_rgb: npt.NDArray[np.uint8] | None,
     out_dir: Path,
@@ -135,37 +133,20 @@ def write_dicom_outputs(
 ) -> DicomOutputs:
     """Write ``OUT_DIR/<stem>_sr.dcm`` (and ``<stem>_sc.dcm`` when ``overlay_rgb`` is given).
 
-    ``source_path`` is the scored film (a path or an :class:`~aacscore.io.InputItem`, zip
-    members included). ``models`` is :meth:`aacscore.pipeline.Scorer.models_info` output;
-    without it ``result.details["models"]`` is used when present. Non-DICOM inputs and failed
-    results write nothing and return the reason in ``skipped``.
+    The source is the DICOM header in ``result.stages.radiograph``. ``models`` is
+    :meth:`aacscore.pipeline.Scorer.models_info` output. Failed results, non-DICOM inputs and
+    results without a usable header write nothing and return the reason in ``skipped``.
 
     Raises:
         DicomOutputError: the SR or SC could not be built or written.
     """
-    item = source_path if isinstance(source_path, InputItem) else InputItem(Path(source_path))
-    name = item.name
+    name = result.file
     if not result.ok:
         return DicomOutputs(skipped="scoring failed; no DICOM output for a failed result")
-    reader = result.details.get("reader")
-    if isinstance(reader, Mapping) and reader.get("source") not in (None, "dicom"):
-        return DicomOutputs(skipped=f"input is {reader.get('source')}, not DICOM")
-    source, reason = _read_header(item)
+    source, reason = _source_header(result)
     if source is None:
         return DicomOutputs(skipped=reason)
-    missing = [
-        k
-        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
-        if not source.get(k)
-    ]
-    if missing:
-        return DicomOutputs(skipped=f"source DICOM header lacks {', '.join(missing)}")
-    if models is None:
-        found = result.details.get("models")
-        models = found if isinstance(found, Mapping) else None
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
         sr = build_sr(source, result, models)
     except Exception as e:
@@ -186,36 +167,30 @@ def write_dicom_outputs(
     return DicomOutputs(sr=sr_path, sc=sc_path)
 
 
-def _read_header(item: InputItem) -> tuple[Dataset | None, str]:
-    """The source header (no pixels), or None and the reason it is not usable DICOM."""
-    try:
-        if item.member is None:
-            with item.path.open("rb") as fh:
-                head = fh.read(HEAD_BYTES)
-            data: Path | io.BytesIO = item.path
-        else:
-            raw = item.read_bytes()
-            head = raw[:HEAD_BYTES]
-            data = io.BytesIO(raw)
-    except (OSError, RadiographError) as e:
-        return None, f"cannot re-read the source ({e})"
-    kind = sniff(head)
-    if kind not in (None, "dicom"):
-        return None, f"input is {kind}, not DICOM"
-    try:
-        ds = pydicom.dcmread(data, stop_before_pixels=True, force=kind is None)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as e:
-        return None, f"not a readable DICOM file ({e})"
-    if kind is None and "SOPClassUID" not in ds:
-        return None, "not a DICOM file"
-    return ds, ""
+def _source_header(result: Result) -> tuple[Dataset | None, str]:
+    """The source film's header, or None and the reason there is none to build on."""
+    if result.stages is None:
+        return None, "no reader output for this result; the source header is unknown"
+    info = result.stages.radiograph
+    if info.source != "dicom":
+        return None, f"input is {info.source}, not DICOM"
+    if info.header is None:
+        return None, "the reader kept no DICOM header"
+    missing = [
+        k
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+        if not info.header.get(k)
+    ]
+    if missing:
+        return None, f"source DICOM header lacks {', '.join(missing)}"
+    return info.header, ""
 
 
 def build_sr(
     source: Dataset, result: Result, models: Mapping[str, Any] | None = None
 ) -> hd.sr.ComprehensiveSR:
     """The Comprehensive SR (TID 1500) of ``result`` for the source film ``source``."""
-    version = str(result.details.get("aacscore_version") or __version__)
+    version = _version(result)
     algorithm = hd.sr.AlgorithmIdentification(
         name="aacscore",
         version=version,
@@ -240,8 +215,8 @@ def build_sr(
     if result.low_confidence is not None:
         yes_no = codes.SCT.Yes if result.low_confidence else codes.SCT.No
         evaluations.append(hd.sr.QualitativeEvaluation(CODES["low_confidence"], yes_no))
-    if result.orientation in ("left", "right"):
-        side = CODES[f"orientation_{result.orientation}"]
+    if result.orientation in (Side.LEFT, Side.RIGHT):
+        side = CODES[f"orientation_{Side(result.orientation).value}"]
         evaluations.append(hd.sr.QualitativeEvaluation(CODES["orientation"], side))
 
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -333,22 +308,22 @@ def _patient_orientation(source: Dataset, orientation: str | None) -> tuple[str,
         row, col = (str(v).strip().upper() for v in orient)
         if row in _BIPED and col in _BIPED:
             return (row, col)
-    return ("P" if orientation == "left" else "A", "F")
+    return ("P" if orientation == Side.LEFT else "A", "F")
 
 
 def _mark_derived(ds: Dataset, result: Result | None) -> None:
     ds.SeriesDescription = SERIES_DESCRIPTION
     ds.ManufacturerModelName = "aacscore"
-    version = __version__
-    if result is not None:
-        version = str(result.details.get("aacscore_version") or version)
-    ds.SoftwareVersions = version
+    ds.SoftwareVersions = __version__ if result is None else _version(result)
+
+
+def _version(result: Result) -> str:
+    return result.stages.aacscore_version if result.stages is not None else __version__
 
 
 def _group_code(result: Result) -> hd.sr.CodedConcept:
     label = str(result.group)
-    groups = result.details.get("groups")
-    desc = groups.get("description") if isinstance(groups, Mapping) else None
+    desc = result.stages.groups.describe() if result.stages is not None else None
     value = f"G:{label}"
     if len(value) > 16 or "\\" in value:
         value = "G:" + hashlib.sha1(label.encode()).hexdigest()[:14]
@@ -358,9 +333,9 @@ def _group_code(result: Result) -> hd.sr.CodedConcept:
 
 def _algorithm_parameters(result: Result, models: Mapping[str, Any] | None) -> list[str]:
     params: list[str] = []
-    groups = result.details.get("groups")
-    if isinstance(groups, Mapping) and groups.get("name"):
-        params.append(f"severity groups {groups['name']}: {groups.get('description', '')}")
+    if result.stages is not None:
+        groups = result.stages.groups
+        params.append(f"severity groups {groups.name}: {groups.describe()}")
     for key, entry in (models or {}).items():
         hashes = entry.get("sha256") if isinstance(entry, Mapping) else None
         if isinstance(hashes, Mapping):
@@ -369,11 +344,9 @@ def _algorithm_parameters(result: Result, models: Mapping[str, Any] | None) -> l
 
 
 def _save(ds: Dataset, path: Path, name: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
+    buf = io.BytesIO()
     try:
-        ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
+        ds.save_as(buf, enforce_file_format=True)
+        return atomic_write_bytes(path, buf.getvalue())
     except Exception as e:
-        tmp.unlink(missing_ok=True)
         raise DicomOutputError(f"{name}: cannot write {path} ({type(e).__name__}: {e})") from e
-    return path

@@ -1,0 +1,124 @@
+"""The case JSON document (``cases/<stem>.json``), built from a result's typed stage results.
+
+Keys: the ``results.csv`` fields (``grades`` as a mapping, ``qc_flags`` as a list), then for a
+film that was read ``aacscore_version``, ``groups``, ``reader``, ``qc``, ``spine`` and ``band``
+(when those stages ran), ``timings`` and ``prediction``, then the result's ``details`` (output
+paths, errors).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aacscore._files import json_safe, write_json
+
+if TYPE_CHECKING:
+    from aacscore.aorta.roi import Band
+    from aacscore.io.types import RadiographInfo
+    from aacscore.qc import QCReport
+    from aacscore.results import Result, StageResults
+
+OUTLINE_POINTS = 64
+"""About how many points of the band outline the document keeps."""
+
+
+def case_document(result: Result) -> dict[str, Any]:
+    """The JSON-ready document of one case."""
+    doc: dict[str, Any] = {
+        "file": result.file,
+        "status": result.status.value,
+        "error": result.error,
+        "aac24": result.aac24,
+        "aac24_sd": result.aac24_sd,
+        "grades": dict(result.grades) if result.grades is not None else None,
+        "aac8": result.aac8,
+        "group": result.group,
+        "low_confidence": result.low_confidence,
+        "orientation": result.orientation,
+        "spacing_mm": result.spacing_mm,
+        "qc_flags": list(result.qc_flags),
+    }
+    if result.stages is not None:
+        doc.update(stage_details(result.stages))
+    doc.update(result.details)
+    safe: dict[str, Any] = json_safe(doc)
+    return safe
+
+
+def write_case_json(path: str | Path, result: Result) -> Path:
+    """Write :func:`case_document` atomically."""
+    return write_json(path, case_document(result))
+
+
+def stage_details(stages: StageResults) -> dict[str, Any]:
+    """The stage sections of the document, in their documented order."""
+    out: dict[str, Any] = {
+        "aacscore_version": stages.aacscore_version,
+        "groups": {"name": stages.groups.name, "description": stages.groups.describe()},
+        "reader": reader_summary(stages.radiograph),
+    }
+    if stages.qc is not None:
+        out["qc"] = qc_summary(stages.qc)
+    if stages.spine is not None:
+        out["spine"] = stages.spine.to_dict()
+    if stages.band is not None:
+        out["band"] = band_summary(stages.band)
+    out["timings"] = dict(stages.timings)
+    if stages.prediction is not None:
+        out["prediction"] = stages.prediction.as_dict()
+    return out
+
+
+def reader_summary(info: RadiographInfo) -> dict[str, Any]:
+    """What the reader found: format, photometric, bit depth, size, spacing, warnings."""
+    return {
+        "source": info.source,
+        "photometric": info.photometric,
+        "bits_stored": info.bits_stored,
+        "shape": list(info.shape),
+        "spacing_mm": None if info.spacing_mm is None else list(info.spacing_mm),
+        "warnings": list(info.warnings),
+        "metadata": {k: str(v) for k, v in info.metadata.items()},
+    }
+
+
+def qc_summary(qc: QCReport) -> dict[str, Any]:
+    """QC flags and the values measured for them."""
+    return {
+        "flags": list(qc.flags),
+        "contrast_range": qc.contrast_range,
+        "saturated_fraction": qc.saturated_fraction,
+    }
+
+
+def band_outline(band: Band, points: int = OUTLINE_POINTS) -> list[list[float]]:
+    """About ``points`` film ``[x, y]`` points around the band's border, starting at its
+    cranial posterior corner."""
+    n_rows, n_cols = band.geometry.shape
+    rows = np.concatenate(
+        [np.zeros(n_cols), np.arange(n_rows), np.full(n_cols, n_rows - 1), np.arange(n_rows)[::-1]]
+    )
+    cols = np.concatenate(
+        [np.arange(n_cols), np.full(n_rows, n_cols - 1), np.arange(n_cols)[::-1], np.zeros(n_rows)]
+    )
+    x, y = band.to_film(rows, cols)
+    step = max(1, len(x) // points)
+    return [[float(a), float(b)] for a, b in zip(x[::step], y[::step], strict=True)]
+
+
+def band_summary(band: Band) -> dict[str, Any]:
+    """Band geometry, scale and its outline on the film."""
+    return {
+        "geometry": band.geometry.as_dict(),
+        "spacing_mm": list(band.spacing_mm),
+        "scale_estimated": band.scale_estimated,
+        "anterior_side": band.anterior_side,
+        "level_length_mm": list(band.level_length_mm),
+        "body_height_mm": list(band.body_height_mm),
+        "extrapolated_bounds": list(band.extrapolated_bounds),
+        "inside_fraction": band.inside_fraction,
+        "outline_film_xy": band_outline(band),
+    }

@@ -1,0 +1,76 @@
+"""The crash-safe ``results.csv`` writer with resume.
+
+``results.csv`` has one row per input, columns in :data:`aacscore.results.RESULT_COLUMNS`
+order. Rows are appended and flushed to disk as each case finishes; a re-run on the same output
+folder skips every input that already has a complete row (a torn last line from a crash is
+dropped), so a batch can be resumed with nothing lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from pathlib import Path
+
+from aacscore._files import atomic_write_text
+from aacscore.results import RESULT_COLUMNS, Result, Status
+
+log = logging.getLogger(__name__)
+
+
+class ResultsWriter:
+    """Append-only ``results.csv`` writer that knows which inputs are already done."""
+
+    def __init__(self, path: str | Path, retry_failed: bool = False) -> None:
+        self.path = Path(path)
+        self.done: dict[str, str] = {}
+        self._recover(retry_failed)
+
+    def _recover(self, retry_failed: bool) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            atomic_write_text(self.path, _csv_text([]))
+            return
+        text = self.path.read_text(encoding="utf-8")
+        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+        if complete != text:
+            log.warning("%s: dropping a torn last line left by an interrupted run", self.path)
+        reader = csv.DictReader(io.StringIO(complete))
+        if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
+            raise ValueError(
+                f"{self.path}: existing results file has different columns; use a new output folder"
+            )
+        rows = [r for r in reader if r.get("file")]
+        keep = [r for r in rows if not (retry_failed and r["status"] == Status.FAILED.value)]
+        self.done = {r["file"]: r["status"] for r in keep}
+        if complete != text or len(keep) != len(rows):
+            atomic_write_text(self.path, _csv_text(keep))
+
+    def is_done(self, file: str) -> bool:
+        """Whether ``file`` already has a row."""
+        return file in self.done
+
+    def write(self, result: Result) -> None:
+        """Append one row and flush it to disk."""
+        if result.file in self.done:
+            raise ValueError(f"{result.file}: already has a row in {self.path}")
+        with self.path.open("a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writerow(result.csv_row())
+            f.flush()
+            os.fsync(f.fileno())
+        self.done[result.file] = result.status.value
+
+
+def _csv_text(rows: list[dict[str, str]]) -> str:
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def read_results(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a ``results.csv``."""
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

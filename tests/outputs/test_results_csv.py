@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from aacscore.kauppila import SEGMENTS
+from aacscore.outputs.results_csv import ResultsWriter, read_results
+from aacscore.results import RESULT_COLUMNS, Result, Status, counts, failed
+
+
+def _ok(name: str, status: Status = Status.OK) -> Result:
+    return Result(
+        file=name,
+        status=status,
+        aac24=3.25,
+        aac24_sd=0.4,
+        grades=dict.fromkeys(SEGMENTS, 0.40625),
+        aac8=1.0,
+        group="moderate",
+        low_confidence=False,
+        orientation="left",
+        spacing_mm=0.2,
+        qc_flags=("a", "b"),
+    )
+
+
+def test_writer_resume_skips_done_and_drops_torn_line(tmp_path: Path) -> None:
+    p = tmp_path / "results.csv"
+    w = ResultsWriter(p)
+    w.write(_ok("a.dcm"))
+    w.write(failed("b.dcm", "broken"))
+    with pytest.raises(ValueError, match="already"):
+        w.write(_ok("a.dcm"))
+    with p.open("a") as f:
+        f.write("c.dcm,ok,,1.0")  # torn line: a crash mid-write
+    w2 = ResultsWriter(p)
+    assert w2.is_done("a.dcm")
+    assert w2.is_done("b.dcm")
+    assert not w2.is_done("c.dcm")
+    w2.write(_ok("c.dcm"))
+    rows = read_results(p)
+    assert [r["file"] for r in rows] == ["a.dcm", "b.dcm", "c.dcm"]
+    assert counts(r["status"] for r in rows) == {"ok": 2, "warning": 0, "failed": 1}
+
+
+def test_status_values_in_the_csv_are_unchanged(tmp_path: Path) -> None:
+    p = tmp_path / "results.csv"
+    w = ResultsWriter(p)
+    w.write(_ok("a.dcm"))
+    w.write(_ok("b.dcm", Status.WARNING))
+    w.write(failed("c.dcm", "broken"))
+    lines = p.read_bytes().decode().split("\r\n")
+    assert lines[0] == ",".join(RESULT_COLUMNS)
+    assert [line.split(",")[1] for line in lines[1:4]] == ["ok", "warning", "failed"]
+    assert lines[1].startswith("a.dcm,ok,,3.250,0.400,0.406,")
+    assert w.done == {"a.dcm": "ok", "b.dcm": "warning", "c.dcm": "failed"}
+
+
+def test_writer_retry_failed_removes_failed_rows(tmp_path: Path) -> None:
+    p = tmp_path / "results.csv"
+    w = ResultsWriter(p)
+    w.write(_ok("a.dcm"))
+    w.write(failed("b.dcm", "broken"))
+    w2 = ResultsWriter(p, retry_failed=True)
+    assert not w2.is_done("b.dcm")
+    assert [r["file"] for r in read_results(p)] == ["a.dcm"]
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+
+
+def test_writer_refuses_foreign_csv(tmp_path: Path) -> None:
+    p = tmp_path / "results.csv"
+    p.write_text("case,score\nx,1\n")
+    with pytest.raises(ValueError, match="different columns"):
+        ResultsWriter(p)
