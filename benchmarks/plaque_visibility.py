@@ -44,9 +44,9 @@ from aacscore import __version__
 from aacscore.aorta import extract_band
 from aacscore.io import read_radiograph
 from aacscore.kauppila import SEGMENTS, parse_groups
-from aacscore.score.data import list_simulated_cases, read_case_json
 from aacscore.score.predict import ScoreModel
 from aacscore.simulate.calcification import structured_cnr
+from aacscore.training.score_data import list_simulated_cases, read_case_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "plaque_visibility.json"
 BINS = (-np.inf, 1.0, 2.0, 4.0, 8.0, np.inf)

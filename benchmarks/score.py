@@ -35,7 +35,7 @@ import torch
 from aacscore import __version__
 from aacscore.kauppila import SEGMENTS
 from aacscore.pipeline import Scorer
-from aacscore.score.metrics import score_metrics
+from aacscore.training.metrics import score_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results" / "score.json"
 

@@ -34,10 +34,10 @@ import torch
 from aacscore.aorta import BandGeometry
 from aacscore.kauppila import parse_groups
 from aacscore.score import ScoreModel
-from aacscore.score.card import metrics_table, replace_comparison
-from aacscore.score.data import BandSet, build_simulated_bands
-from aacscore.score.metrics import score_metrics
 from aacscore.score.predict import aac8_from_fractions, confidence_interval
+from aacscore.training.card import metrics_table, replace_comparison
+from aacscore.training.metrics import score_metrics
+from aacscore.training.score_data import BandSet, build_simulated_bands
 
 TARGETS = {"mae": 0.6, "spearman": 0.95, "icc21": 0.95, "sens_spec": 0.90}
 RESULTS = Path(__file__).resolve().parent / "results" / "score_model.json"

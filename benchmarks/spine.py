@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from aacscore.io import read_radiograph
-from aacscore.spine.data import discover_cases, load_labels
 from aacscore.spine.geometry import check_plausibility
 from aacscore.spine.predict import SpineModel
+from aacscore.training.spine_data import discover_cases, load_labels
 from aacscore.vertebrae import LABEL_VALUES, SpineError
 
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")

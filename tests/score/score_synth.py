@@ -13,8 +13,8 @@ from skimage.draw import line_aa, polygon
 
 from aacscore.aorta import BandGeometry
 from aacscore.kauppila import SEGMENTS, grade_from_fraction
-from aacscore.score.data import BandSet
 from aacscore.score.network import NetworkConfig
+from aacscore.training.score_data import BandSet
 
 TINY_GEOMETRY = BandGeometry(rows_per_level=8, behind_mm=8.0, front_mm=24.0, mm_per_col=1.0)
 TINY_NET = NetworkConfig(layers=(1, 1, 1, 1), block_inplanes=(4, 8, 8, 8), dropout=0.0)

@@ -20,8 +20,8 @@ from aacscore.score import (
     ScorePrediction,
     is_low_confidence,
 )
-from aacscore.score.card import replace_comparison, write_model_card
 from aacscore.score.predict import aac8_from_fractions, confidence_interval
+from aacscore.training.card import replace_comparison, write_model_card
 
 LEWIS = parse_groups("lewis")
 
@@ -161,7 +161,7 @@ def test_predict_band_object_gives_aac8(tmp_path: Path) -> None:
 
     from aacscore.aorta import extract_band
     from aacscore.io import read_radiograph
-    from aacscore.score.data import read_case_json
+    from aacscore.training.score_data import read_case_json
 
     write_fake_simulator_folder(tmp_path / "sim", 1)
     case = read_case_json(tmp_path / "sim" / "case_000000.json")
@@ -175,3 +175,11 @@ def test_predict_band_object_gives_aac8(tmp_path: Path) -> None:
     assert p.fractions is not None and p.grades is not None
     rounded = [int(np.floor(g + 0.5)) for g in p.grades]
     assert all((f == 0.0) == (g == 0) for f, g in zip(p.fractions, rounded, strict=True))
+
+
+def test_score_model_weight_files_are_weights_and_config() -> None:
+    model = ScoreModel.load()
+    files = model.weight_files()
+    assert [p.name for p in files] == ["model.safetensors", "config.json"]
+    assert all(p.is_file() for p in files)
+    assert ScoreModel(model.net, model.config).weight_files() == []

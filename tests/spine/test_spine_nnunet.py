@@ -32,13 +32,11 @@ from aacscore.simulate.anatomy import LABELS as SIMULATOR_LABELS
 from aacscore.spine.nnunet import (
     NnUNetSpineModel,
     NnUNetUnavailableError,
-    dataset_folder_name,
-    dataset_json,
     downsize_box,
-    export_nnunet,
     recorded_max_side,
 )
 from aacscore.spine.predict import SpineResult, load_spine_model
+from aacscore.training.nnunet_export import dataset_folder_name, dataset_json, export_nnunet
 from aacscore.vertebrae import DISC_NAMES, LABEL_VALUES
 
 # nnU-Net v2 documentation (dataset_format.md): required dataset.json keys and their meaning
@@ -645,3 +643,16 @@ def test_nnunet_rejects_a_bad_recorded_max_side(
     (results_folder / "dataset.json").write_text(json.dumps(content))
     with pytest.raises(ValueError, match=rf"dataset\.json: .*{problem}"):
         NnUNetSpineModel.load(results_folder)
+
+
+def test_nnunet_weight_files_are_the_checkpoints_and_json_in_use(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path
+) -> None:
+    _install_nnunet(monkeypatch, [])
+    model = NnUNetSpineModel.load(results_folder)
+    names = {p.relative_to(results_folder).as_posix() for p in model.weight_files()}
+    assert names == {"dataset.json", "plans.json", "fold_0/checkpoint_final.pth"}
+    best = NnUNetSpineModel.load(results_folder, folds=(1,), checkpoint="checkpoint_best.pth")
+    names = {p.relative_to(results_folder).as_posix() for p in best.weight_files()}
+    assert names == {"dataset.json", "plans.json", "fold_1/checkpoint_best.pth"}
+    assert all(p.is_file() for p in best.weight_files())

@@ -12,7 +12,6 @@ from spine_synth import make_film
 from torch import nn
 
 from aacscore.io import Radiograph
-from aacscore.spine.data import Letterbox, zscore
 from aacscore.spine.network import OrientationNet, WeightsError
 from aacscore.spine.orientation import (
     CanonicalFrame,
@@ -20,8 +19,9 @@ from aacscore.spine.orientation import (
     decide,
     posterior_cue,
 )
-from aacscore.spine.plans import CaseShape, compute_fingerprint, plan_from_fingerprint
 from aacscore.spine.predict import SpineModel, SpineResult, load_spine_model
+from aacscore.spine.preprocess import Letterbox, zscore
+from aacscore.training.plans import CaseShape, compute_fingerprint, plan_from_fingerprint
 from aacscore.vertebrae import DISC_NAMES, LABEL_VALUES, SpineError
 
 SHAPE = (240, 160)
@@ -197,3 +197,12 @@ def test_band_is_cut_on_the_spine_results_bounds_an_unusable_t12_extrapolated() 
         b = res.bounds[name]
         off = (np.stack([x, y], axis=1) - b.point) @ np.array([-b.direction[1], b.direction[0]])
         assert np.max(np.abs(off)) < 0.05, name
+
+
+def test_spine_model_weight_files_are_plans_and_safetensors() -> None:
+    from aacscore.spine.network import default_model_dir
+
+    model = SpineModel.load()
+    files = model.weight_files()
+    assert {p.name for p in files} == {"plans.json", "unet.safetensors", "orientation.safetensors"}
+    assert all(p.parent == default_model_dir() and p.is_file() for p in files)

@@ -1,4 +1,4 @@
-"""``aacscore train score``: thin wrapper over :func:`aacscore.score.train_score`."""
+"""``aacscore train score``: thin wrapper over :func:`aacscore.training.score.train_score`."""
 
 from __future__ import annotations
 
@@ -110,18 +110,24 @@ def train_score_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train the Kauppila score model on aortic bands and export it with a model card."""
-    from dataclasses import replace
-
     from aacscore.aorta import BandGeometry
-    from aacscore.score import HEADS, ScoreDataError, TrainConfig, train_score
-    from aacscore.score.data import GeometryProvider, spine_geometry_provider
+    from aacscore.score import HEADS
+    from aacscore.training.errors import TrainingError
+    from aacscore.training.score import ScoreTrainConfig, train_score
+    from aacscore.training.score_data import (
+        GeometryProvider,
+        ScoreDataError,
+        spine_geometry_provider,
+    )
 
     if head not in HEADS:
         err_console.print(f"[red]error:[/red] --head must be one of {', '.join(HEADS)}")
         raise typer.Exit(2)
     require_device(device)
-    config = replace(
-        TrainConfig(),
+    config = ScoreTrainConfig(
+        head=head,
+        epochs=epochs,
+        seed=seed,
         batch_size=batch_size,
         lr=lr,
         patience=patience,
@@ -145,11 +151,8 @@ def train_score_cmd(
         result = train_score(
             data,
             out,
-            head=head,
-            epochs=epochs,
-            seed=seed,
+            config,
             resume=resume,
-            config=config,
             provider=provider,
             install=install,
             install_dir=model_dir,
@@ -157,7 +160,7 @@ def train_score_cmd(
             command="aacscore " + shlex.join(sys.argv[1:]),
             cache_dir=cache,
         )
-    except (ScoreDataError, ValueError, FileNotFoundError) as exc:
+    except (ScoreDataError, TrainingError, ValueError, FileNotFoundError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     m = result.val_metrics

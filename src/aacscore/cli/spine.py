@@ -1,4 +1,4 @@
-"""``aacscore train spine`` and ``aacscore export-nnunet``: thin wrappers over aacscore.spine.
+"""``aacscore train spine`` and ``aacscore export-nnunet``: thin wrappers over aacscore.training.
 
 ``train_app`` is the ``train`` sub-command group; other stages add their own ``train <stage>``
 commands to it (``from aacscore.cli.spine import train_app``).
@@ -56,13 +56,16 @@ def train_spine_cmd(
         "Repeat to pool several folders.",
     ),
     out: Path = typer.Option(
-        Path("runs/spine"), "--out", help="Run folder: cache, checkpoints, logs."
+        Path("runs/spine"), "--out", help="Run folder: cache, checkpoints, history, OUT/model."
     ),
     model_dir: Path | None = typer.Option(
         None,
         "--model-dir",
-        help="Where the final weights, plans.json and MODEL_CARD.md go "
+        help="Where the final weights, plans.json, metrics.json and MODEL_CARD.md are installed "
         "(default: the package's models/spine folder).",
+    ),
+    install: bool = typer.Option(
+        True, "--install/--no-install", help="Install the model (else only OUT/model)."
     ),
     epochs: int = typer.Option(20, "--epochs", min=1, help="Maximum number of epochs."),
     seed: int = typer.Option(
@@ -104,36 +107,42 @@ def train_spine_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train the spine U-Net + orientation classifier and export them with a model card."""
-    from aacscore.spine.data import SpineDataError
-    from aacscore.spine.train import TrainConfig, TrainingError, train_spine
+    from aacscore.training.errors import SpineDataError, TrainingError
+    from aacscore.training.spine import SpineTrainConfig, train_spine
+    from aacscore.vertebrae import Side
 
-    if anterior not in ("left", "right"):
+    try:
+        side = Side.parse(anterior)
+    except ValueError:
         err_console.print(f"[red]--assume-anterior must be left or right, got {anterior!r}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     require_device(device)
-    config = TrainConfig(
-        data_dir=data[0] if len(data) == 1 else tuple(data),
-        out_dir=out,
-        model_dir=model_dir,
+    config = SpineTrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
         val_fraction=val_fraction,
         patience=patience,
-        resume=resume,
         max_cases=max_cases,
         steps_per_epoch=steps_per_epoch,
-        default_anterior_side=anterior,
+        default_anterior_side=side,
         num_threads=threads,
         jobs=jobs,
         device=device,
         max_minutes=max_minutes,
-        progress=progress,
-        command=_command_line(ctx),
     )
     try:
-        result = train_spine(config)
+        result = train_spine(
+            data[0] if len(data) == 1 else data,
+            out,
+            config,
+            resume=resume,
+            install=install,
+            install_dir=model_dir,
+            progress=progress,
+            command=_command_line(ctx),
+        )
     except (SpineDataError, TrainingError, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -146,6 +155,8 @@ def train_spine_cmd(
         f"corner error median {m.get('corner_error_median_mm', float('nan')):.2f} mm"
     )
     console.print(f"model written to {result.model_dir}")
+    if result.installed_to is not None:
+        console.print(f"installed to {result.installed_to}")
 
 
 @app.command("export-nnunet")
@@ -165,8 +176,8 @@ def export_nnunet_cmd(
     ),
 ) -> None:
     """Write a dataset as nnU-Net v2 DatasetNNN_AACSpine (imagesTr, labelsTr, dataset.json)."""
-    from aacscore.spine.data import SpineDataError
-    from aacscore.spine.nnunet import export_nnunet
+    from aacscore.training.errors import SpineDataError
+    from aacscore.training.nnunet_export import export_nnunet
 
     try:
         summary = export_nnunet(data, out, dataset_id, max_side=max_side, canonical=canonical)

@@ -6,10 +6,11 @@
 >>> geo = model.band_geometry
 >>> band = extract_band(image, corners, "right", spacing, geometry=geo)  # doctest: +SKIP
 >>> model.predict(band, groups="lewis").aac24  # doctest: +SKIP
+
+Inference only; training is :mod:`aacscore.training.score`.
 """
 
-from aacscore.score.data import BandSet, FilmGeometry, GeometryProvider, ScoreDataError
-from aacscore.score.network import HEADS, NetworkConfig, ScoreNet
+from aacscore.score.network import HEADS, Head, NetworkConfig, ScoreNet
 from aacscore.score.predict import (
     PACKAGE_MODEL_DIR,
     ModelNotFoundError,
@@ -18,23 +19,16 @@ from aacscore.score.predict import (
     ScorePrediction,
     is_low_confidence,
 )
-from aacscore.score.train import TrainConfig, TrainResult, train_score
 
 __all__ = [
     "HEADS",
     "PACKAGE_MODEL_DIR",
-    "BandSet",
-    "FilmGeometry",
-    "GeometryProvider",
+    "Head",
     "ModelNotFoundError",
     "NetworkConfig",
-    "ScoreDataError",
     "ScoreModel",
     "ScoreModelConfig",
     "ScoreNet",
     "ScorePrediction",
-    "TrainConfig",
-    "TrainResult",
     "is_low_confidence",
-    "train_score",
 ]

@@ -19,6 +19,7 @@ The two segment heads can also predict the calcified fraction of wall length of 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,19 @@ from torch import nn
 
 from aacscore.kauppila import LEVELS, MAX_AAC24, MAX_GRADE, SEGMENTS
 
-HEADS: tuple[str, ...] = ("segments", "ordinal", "total")
+
+class Head(str, Enum):
+    """The score network's head."""
+
+    SEGMENTS = "segments"
+    ORDINAL = "ordinal"
+    TOTAL = "total"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+HEADS: tuple[str, ...] = tuple(h.value for h in Head)
 N_SEG = len(SEGMENTS)
 N_THRESH = MAX_GRADE
 
@@ -49,13 +62,14 @@ class NetworkConfig:
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; expected one of {', '.join(HEADS)}")
+        object.__setattr__(self, "head", Head(self.head).value)
         if len(self.layers) != 4 or len(self.block_inplanes) != 4:
             raise ValueError("layers and block_inplanes need 4 entries each")
 
     @property
     def has_fractions(self) -> bool:
         """Whether the network outputs segment fractions (never for the total head)."""
-        return self.predict_fractions and self.head != "total"
+        return self.predict_fractions and self.head != Head.TOTAL
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
@@ -103,16 +117,16 @@ class ScoreNet(nn.Module):
         self.backbone.avgpool = nn.AdaptiveAvgPool2d((len(LEVELS), config.col_bins))
         n_feat = config.block_inplanes[-1] * len(LEVELS) * config.col_bins
         self.dropout = nn.Dropout(config.dropout)
-        n_main = 1 if config.head == "total" else N_SEG
+        n_main = 1 if config.head == Head.TOTAL else N_SEG
         self.n_main = n_main
         n_out = n_main + (N_SEG if config.has_fractions else 0)
         self.fc = nn.Linear(n_feat, n_out)
         nn.init.normal_(self.fc.weight, std=0.01)
         with torch.no_grad():
             bias = torch.zeros(n_out)
-            if config.head == "total":
+            if config.head == Head.TOTAL:
                 bias[0] = _logit(3.0 / MAX_AAC24)
-            elif config.head == "segments":
+            elif config.head == Head.SEGMENTS:
                 bias[:N_SEG] = _logit(0.4 / MAX_GRADE)
             if config.has_fractions:
                 bias[n_main:] = _logit(0.08)
@@ -120,7 +134,7 @@ class ScoreNet(nn.Module):
         # Ordinal thresholds: b0 free, b1 = b0 - softplus(d1), b2 = b1 - softplus(d2).
         self.thresh_first: nn.Parameter | None = None
         self.thresh_gaps: nn.Parameter | None = None
-        if config.head == "ordinal":
+        if config.head == Head.ORDINAL:
             self.thresh_first = nn.Parameter(torch.full((N_SEG,), -1.0))
             self.thresh_gaps = nn.Parameter(torch.full((N_SEG, N_THRESH - 1), 0.5))
 
@@ -139,9 +153,9 @@ class ScoreNet(nn.Module):
         main = raw[:, : self.n_main]
         out: dict[str, torch.Tensor] = {"raw": raw}
         head = self.config.head
-        if head == "total":
+        if head == Head.TOTAL:
             out["total"] = MAX_AAC24 * torch.sigmoid(main[:, 0])
-        elif head == "segments":
+        elif head == Head.SEGMENTS:
             grades = MAX_GRADE * torch.sigmoid(main)
             out["grades"] = grades
             out["total"] = grades.sum(dim=1)
@@ -188,7 +202,7 @@ def score_loss(
     """Training loss of a batch and its parts (per-sample means; unknown targets masked)."""
     parts: dict[str, float] = {}
     zero = out["raw"].sum() * 0.0
-    if head == "total":
+    if head == Head.TOTAL:
         m = torch.isfinite(targets.total)
         if not bool(m.any()):
             return zero, {"total": 0.0}
@@ -200,7 +214,7 @@ def score_loss(
         if not bool(m.any()):
             raise ValueError("the segment heads need per-segment grades; only totals were given")
         y = torch.where(m, targets.grades, torch.zeros_like(targets.grades))
-        if head == "segments":
+        if head == Head.SEGMENTS:
             per = (out["grades"] - y) ** 2
         else:
             cum = ordinal_targets(y)

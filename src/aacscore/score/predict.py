@@ -44,7 +44,7 @@ from aacscore.kauppila import (
     parse_groups,
 )
 from aacscore.score.augment import TTA_TRANSFORMS, TTATransform, normalize, tta_batch
-from aacscore.score.network import NetworkConfig, ScoreNet
+from aacscore.score.network import Head, NetworkConfig, ScoreNet
 
 logger = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ def run_network(
     n = arr.shape[0]
     t = len(transforms) if transforms else 1
     totals = np.zeros((n, t))
-    grades = np.zeros((n, t, len(SEGMENTS))) if net.config.head != "total" else None
+    grades = np.zeros((n, t, len(SEGMENTS))) if net.config.head != Head.TOTAL else None
     fracs = np.zeros((n, t, len(SEGMENTS))) if net.config.has_fractions else None
     was_training = net.training
     dev = next(net.parameters()).device
@@ -383,10 +383,25 @@ def calibrated_sd(tta_sd: npt.ArrayLike, scale: float, floor: float) -> npt.NDAr
 class ScoreModel:
     """The trained score network with its band geometry and uncertainty calibration."""
 
-    def __init__(self, net: ScoreNet, config: ScoreModelConfig, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        net: ScoreNet,
+        config: ScoreModelConfig,
+        path: Path | None = None,
+        weights_path: Path | None = None,
+    ) -> None:
         self.net = net.eval()
         self.config = config
         self.path = path
+        self.weights_path = weights_path
+
+    def weight_files(self) -> list[Path]:
+        """Files that determine the predictions: the safetensors weights and ``config.json``
+        (empty for a model built in memory)."""
+        if self.path is None:
+            return []
+        weights = self.weights_path or self.path / self.config.weights
+        return [weights, self.path / CONFIG_NAME]
 
     @property
     def head(self) -> str:
@@ -435,7 +450,7 @@ class ScoreModel:
             net.load_state_dict(state, strict=True)
         except (RuntimeError, OSError, ValueError) as exc:
             raise ValueError(f"{weights}: weights do not fit the config ({exc})") from exc
-        return cls(net, config, folder)
+        return cls(net, config, folder, weights)
 
     def _check(self, pixels: npt.NDArray[Any]) -> None:
         want = self.config.band.shape

@@ -5,9 +5,11 @@
 >>> result = SpineModel.load().predict(read_radiograph("film.dcm"))  # doctest: +SKIP
 >>> result.anterior_side, result.bounds["L1/L2"].point  # doctest: +SKIP
 
-Modules: :mod:`.plans` (fingerprint -> plans.json), :mod:`.network` (DynUNet, orientation net),
-:mod:`.data` (datasets, letterbox, cache, augmentation), :mod:`.train`, :mod:`.predict`,
-:mod:`.geometry` (masks -> landmarks -> bounds), :mod:`.orientation`, :mod:`.nnunet`.
+Inference only (training: :mod:`aacscore.training.spine`). Modules: :mod:`.plans` (plans.json),
+:mod:`.network` (DynUNet, orientation net), :mod:`.preprocess` (letterbox, z-score),
+:mod:`.predict` (:class:`SpineModel`), :mod:`.result` (scores -> :class:`SpineResult`),
+:mod:`.geometry` (masks -> landmarks -> bounds), :mod:`.orientation`, :mod:`.classifier`,
+:mod:`.nnunet` (nnU-Net v2 predictor).
 """
 
 from __future__ import annotations
@@ -37,18 +39,13 @@ from aacscore.vertebrae import (
 )
 
 _LAZY = {
-    "TrainConfig": "aacscore.spine.train",
-    "TrainResult": "aacscore.spine.train",
-    "train_spine": "aacscore.spine.train",
-    "write_model_card": "aacscore.spine.train",
-    "export_nnunet": "aacscore.spine.nnunet",
     "NnUNetSpineModel": "aacscore.spine.nnunet",
     "NnUNetUnavailableError": "aacscore.spine.nnunet",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Training and nnU-Net helpers are imported on first use (they pull in more modules)."""
+    """The nnU-Net model is imported on first use."""
     if name in _LAZY:
         import importlib
 
@@ -73,14 +70,9 @@ __all__ = [
     "SpineModel",
     "SpineModelProtocol",
     "SpineResult",
-    "TrainConfig",
-    "TrainResult",
     "Vertebra",
     "WeightsError",
     "default_model_dir",
-    "export_nnunet",
     "geometry_from_labels",
     "load_spine_model",
-    "train_spine",
-    "write_model_card",
 ]

@@ -5,19 +5,26 @@ Weights are stored as safetensors (optionally fp16) next to ``plans.json``.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from monai.networks.nets import DynUNet
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from aacscore.spine.plans import Plans
 
 UNET_WEIGHTS = "unet.safetensors"
 ORIENTATION_WEIGHTS = "orientation.safetensors"
+PLANS_FILE = "plans.json"
+MODEL_CARD = "MODEL_CARD.md"
+
+
+def default_model_dir() -> Path:
+    """``aacscore/models/spine`` inside the installed package."""
+    from aacscore.info import MODELS_DIR
+
+    return MODELS_DIR / "spine"
 
 
 class WeightsError(RuntimeError):
@@ -80,24 +87,6 @@ def build_orientation_net(plans: Plans) -> OrientationNet:
     return OrientationNet(tuple(plans.orientation_filters))
 
 
-def save_weights(
-    module_or_state: nn.Module | Mapping[str, torch.Tensor], path: Path, fp16: bool
-) -> Path:
-    """Save a state dict as safetensors (floating tensors cast to fp16 when asked)."""
-    state = (
-        module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
-    )
-    out: dict[str, torch.Tensor] = {}
-    for k, v in state.items():
-        t = v.detach().cpu().contiguous()
-        if fp16 and t.is_floating_point():
-            t = t.half()
-        out[k] = t
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(out, str(path), metadata={"format": "pt", "dtype": "float16" if fp16 else "float32"})
-    return path
-
-
 def load_weights(module: nn.Module, path: Path) -> nn.Module:
     """Load safetensors weights into ``module`` (fp16 tensors are cast to the module's dtype)."""
     if not path.is_file():
@@ -113,11 +102,3 @@ def load_weights(module: nn.Module, path: Path) -> nn.Module:
     except RuntimeError as exc:
         raise WeightsError(f"{path}: weights do not match the plans ({exc})") from exc
     return module
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

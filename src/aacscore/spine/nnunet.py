@@ -1,22 +1,11 @@
-"""nnU-Net v2 interoperability: dataset export and an optional nnU-Net-backed spine model.
+"""nnU-Net v2 backed spine model (optional extra ``aacscore[nnunet]``).
 
-``export_nnunet`` writes the raw-dataset layout described in nnU-Net's ``dataset_format.md``::
-
-    DatasetNNN_AACSpine/
-    ├── dataset.json      # channel_names, labels (name -> int), numTraining, file_ending
-    ├── imagesTr/<case>_0000.png   # 16-bit grey, bone bright
-    └── labelsTr/<case>.png        # uint8 body labels 0..7
-
-The channel is named "X-ray" so nnU-Net z-scores it per image (only "CT" gets the global CT
-normalisation). Train it with ``nnUNetv2_plan_and_preprocess -d NNN`` and
-``nnUNetv2_train NNN 2d FOLD``; use the result with ``--spine-model nnunet:RESULTS_FOLDER``
-(the folder holding ``dataset.json``, ``plans.json`` and ``fold_*``).
-
-nnU-Net sees pixels (spacing 999, 1, 1), so the pixel scale must match between training and
-prediction. ``export_nnunet(max_side=M)`` records ``"aacscore": {"max_side": M, ...}`` in
-``dataset.json`` (a key nnU-Net ignores; planning copies the raw dataset.json and training saves
-it into the results folder); :class:`NnUNetSpineModel` reads it back and downsizes larger films
-by the same rule before prediction, mapping the probabilities back to the film's pixels.
+``--spine-model nnunet:RESULTS_FOLDER`` (the folder holding ``dataset.json``, ``plans.json`` and
+``fold_*``) segments films with nnU-Net's predictor. nnU-Net sees pixels (spacing 999, 1, 1), so
+the pixel scale must match between training and prediction: the dataset export
+(:mod:`aacscore.training.nnunet_export`) records ``"aacscore": {"max_side": M, ...}`` in
+``dataset.json`` and :class:`NnUNetSpineModel` downsizes larger films by the same rule before
+prediction, mapping the probabilities back to the film's pixels.
 """
 
 from __future__ import annotations
@@ -24,51 +13,37 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from aacscore import __version__
 from aacscore.io import Radiograph
-from aacscore.spine.data import (
-    Letterbox,
-    SpineDataError,
-    discover_cases,
-    load_image,
-    load_labels,
+from aacscore.spine.classifier import OrientationClassifier
+from aacscore.spine.network import default_model_dir
+from aacscore.spine.orientation import (
+    OrientationResult,
+    cue_only_orientation,
+    decide,
+    posterior_cue,
 )
-from aacscore.spine.orientation import cue_only_orientation, posterior_cue
-from aacscore.spine.predict import (
-    SpineResult,
-    clean_labels,
-    default_model_dir,
-    result_from_label_scores,
-)
+from aacscore.spine.preprocess import Letterbox
+from aacscore.spine.result import SpineResult, clean_labels, result_from_label_scores
 from aacscore.vertebrae import CLASS_NAMES, Side
 
 logger = logging.getLogger(__name__)
 
-DATASET_NAME = "AACSpine"
 INSTALL_HINT = "pip install 'aacscore[nnunet]'"
 #: dataset.json key (not one of nnU-Net's) holding aacscore's export settings
 METADATA_KEY = "aacscore"
+#: files of a results folder (and of its fold_* folders) that determine the predictions
+CONFIG_FILES: tuple[str, ...] = ("dataset.json", "plans.json", "dataset_fingerprint.json")
 
 
 class NnUNetUnavailableError(ImportError):
     """nnU-Net v2 is not installed."""
-
-
-def dataset_folder_name(dataset_id: int) -> str:
-    """``DatasetNNN_AACSpine`` (nnU-Net ids are 1-999)."""
-    if not 1 <= int(dataset_id) <= 999:
-        raise ValueError(f"nnU-Net dataset ids are 1-999, got {dataset_id}")
-    return f"Dataset{int(dataset_id):03d}_{DATASET_NAME}"
 
 
 def downsize_box(shape: tuple[int, int], max_side: int | None) -> Letterbox | None:
@@ -85,32 +60,6 @@ def downsize_box(shape: tuple[int, int], max_side: int | None) -> Letterbox | No
     s = max_side / max(h, w)
     target = (max(1, round(h * s)), max(1, round(w * s)))
     return Letterbox((h, w), target, target, (0, 0))
-
-
-def dataset_json(num_training: int, max_side: int | None = None) -> dict[str, Any]:
-    """nnU-Net v2 ``dataset.json`` content for the spine dataset.
-
-    Besides nnU-Net's keys it records the export's ``max_side`` under ``"aacscore"``, which
-    nnU-Net ignores and carries into the trained model's results folder.
-    """
-    return {
-        "channel_names": {"0": "X-ray"},
-        "labels": {name: i for i, name in enumerate(CLASS_NAMES)},
-        "numTraining": int(num_training),
-        "file_ending": ".png",
-        "overwrite_image_reader_writer": "NaturalImage2DIO",
-        "name": DATASET_NAME,
-        "description": (
-            "Vertebral bodies T12-S1 on lateral lumbar radiographs (aacscore export); "
-            "0 background, L1..L5 = 1..5, T12 = 6, S1 = 7"
-        ),
-        "reference": "aacscore",
-        "licence": "see source data",
-        METADATA_KEY: {
-            "version": __version__,
-            "max_side": None if max_side is None else int(max_side),
-        },
-    }
 
 
 def recorded_max_side(dataset_json_path: Path) -> int | None:
@@ -136,63 +85,6 @@ def recorded_max_side(dataset_json_path: Path) -> int | None:
             f"got {value!r}"
         )
     return value
-
-
-@dataclass(frozen=True)
-class ExportSummary:
-    """What :func:`export_nnunet` wrote."""
-
-    dataset_dir: Path
-    n_cases: int
-    dataset_json: Path
-
-
-def export_nnunet(
-    data_dir: str | Path,
-    out_dir: str | Path,
-    dataset_id: int,
-    max_side: int | None = None,
-    canonical: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> ExportSummary:
-    """Write simulator output or your own films + label maps as an nnU-Net v2 raw dataset.
-
-    ``max_side`` downsizes films whose longest side exceeds it to that longest side (antialiased
-    bilinear image, labels by area majority; :func:`downsize_box`) and records it in
-    ``dataset.json`` so that :class:`NnUNetSpineModel` downsizes films the same way;
-    ``canonical`` mirrors films with the anterior on the right into the canonical orientation.
-    """
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
-    cases = discover_cases(data_dir)
-    root = Path(out_dir) / dataset_folder_name(dataset_id)
-    images_tr, labels_tr = root / "imagesTr", root / "labelsTr"
-    images_tr.mkdir(parents=True, exist_ok=True)
-    labels_tr.mkdir(parents=True, exist_ok=True)
-    seen: set[str] = set()
-    for case in cases:
-        ident = case.case_id
-        if ident in seen:
-            raise SpineDataError(case.image_path, f"duplicate case identifier {ident}")
-        seen.add(ident)
-        pixels, _ = load_image(case.image_path, case.spacing_mm)
-        labels = load_labels(case.labels_path, (int(pixels.shape[0]), int(pixels.shape[1])))
-        box = downsize_box((int(pixels.shape[0]), int(pixels.shape[1])), max_side)
-        if box is not None:
-            pixels = box.resize_image(pixels)
-            labels = box.resize_labels(labels)
-        if canonical and case.anterior_side == "right":
-            pixels, labels = pixels[:, ::-1], labels[:, ::-1]
-        img16 = np.clip(np.round(np.asarray(pixels) * 65535.0), 0, 65535).astype(np.uint16)
-        Image.fromarray(np.ascontiguousarray(img16)).save(images_tr / f"{ident}_0000.png")
-        Image.fromarray(np.ascontiguousarray(labels.astype(np.uint8))).save(
-            labels_tr / f"{ident}.png"
-        )
-        if progress is not None:
-            progress(1)
-    js = root / "dataset.json"
-    js.write_text(json.dumps(dataset_json(len(cases), max_side), indent=2) + "\n")
-    return ExportSummary(root, len(cases), js)
 
 
 def _import_predictor() -> Any:
@@ -222,6 +114,8 @@ class NnUNetSpineModel:
         folder: Path,
         orientation_model: Any | None,
         max_side: int | None = None,
+        folds: tuple[int | str, ...] | None = None,
+        checkpoint: str = "checkpoint_final.pth",
     ) -> None:
         if max_side is not None and max_side < 1:
             raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
@@ -229,6 +123,8 @@ class NnUNetSpineModel:
         self.folder = folder
         self.orientation_model = orientation_model
         self.max_side = max_side
+        self.folds = folds
+        self.checkpoint = checkpoint
 
     @classmethod
     def load(
@@ -241,7 +137,7 @@ class NnUNetSpineModel:
     ) -> NnUNetSpineModel:
         """Load a trained nnU-Net v2 results folder.
 
-        ``max_side`` (pixels) overrides the one :func:`export_nnunet` recorded in the folder's
+        ``max_side`` (pixels) overrides the one the dataset export recorded in the folder's
         ``dataset.json``; with neither, films are segmented at full resolution.
         """
         predictor_cls = _import_predictor()
@@ -275,15 +171,27 @@ class NnUNetSpineModel:
             logger.info(
                 "films whose longest side exceeds %d px are downsized for nnU-Net", max_side
             )
-        orient = None
+        orient: OrientationClassifier | None = None
         try:
-            from aacscore.spine.predict import SpineModel
-
-            if (default_model_dir() / "orientation.safetensors").is_file():
-                orient = SpineModel.load(default_model_dir())
+            orient = OrientationClassifier.load(default_model_dir())
         except Exception as exc:  # the orientation classifier is optional here
             logger.info("no aacscore orientation classifier (%s); using the image cue", exc)
-        return cls(predictor, path, orient, max_side)
+        return cls(predictor, path, orient, max_side, folds, checkpoint)
+
+    def weight_files(self) -> list[Path]:
+        """Files that determine the predictions: the checkpoints of the folds in use, the
+        results folder's (and folds') plans/dataset json, and the orientation classifier's."""
+        dirs = [self.folder]
+        if self.folds is not None:
+            dirs += [self.folder / f"fold_{f}" for f in self.folds]
+        else:
+            dirs += sorted(d for d in self.folder.glob("fold_*") if d.is_dir())
+        files: list[Path] = []
+        for d in dirs:
+            files += [d / n for n in (*CONFIG_FILES, self.checkpoint) if (d / n).is_file()]
+        if self.orientation_model is not None:
+            files += self.orientation_model.weight_files()
+        return files
 
     def predict(
         self, radiograph: Radiograph, anterior_side: str | Side | None = None, check: bool = True
@@ -308,16 +216,12 @@ class NnUNetSpineModel:
             seg = scores.argmax(dim=0).numpy().astype(np.uint8)
         timings = {"network_s": time.perf_counter() - t0}
         if anterior_side is not None:
-            from aacscore.spine.orientation import OrientationResult
-
             side = Side.parse(anterior_side)
             orientation = OrientationResult(side, 1.0 if side == Side.RIGHT else 0.0, None, "given")
         else:
             labels, _ = clean_labels(np.asarray(seg).reshape(img.shape).astype(np.uint8))
             cue = posterior_cue(img, labels)
             if self.orientation_model is not None:
-                from aacscore.spine.orientation import decide
-
                 box = Letterbox.fit(img.shape, self.orientation_model.plans.patch_size)
                 p = self.orientation_model.probability_right(
                     box.pad(box.resize_image(img)), box.valid_mask()

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from aacscore.aorta import BandGeometry
-from aacscore.score.augment import AugmentConfig, TTATransform, augment, tta_batch
+from aacscore.score.augment import TTATransform, tta_batch
+from aacscore.training.augment import AugmentConfig, augment
 
 REF = BandGeometry()
 FINE = BandGeometry(rows_per_level=64, mm_per_col=0.25)

@@ -1,16 +1,25 @@
-"""MODEL_CARD.md of a trained score model, written from its ``config.json`` content."""
+"""MODEL_CARD.md of trained models: one writer for both stages (shared header, learning curve
+and file hashes; each stage adds its recipe)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import platform
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from aacscore import __version__
+from aacscore._files import atomic_write_text, sha256_file
+from aacscore.spine.network import MODEL_CARD
+
 if TYPE_CHECKING:
     from aacscore.score.predict import ScoreModelConfig
+    from aacscore.spine.plans import Plans
 
 COMPARISON_BEGIN = "<!-- head-comparison:begin -->"
 COMPARISON_END = "<!-- head-comparison:end -->"
@@ -34,6 +43,24 @@ def _versions() -> str:
         except md.PackageNotFoundError:
             parts.append(f"{d} ?")
     return ", ".join(parts) + f", Python {platform.python_version()}"
+
+
+def history_table(
+    history: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str, int]]
+) -> list[str]:
+    """Markdown table of the epochs: ``columns`` are (header, history key, digits)."""
+    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    for row in history:
+        lines.append("| " + " | ".join(_f(row.get(k), d) for _, k, d in columns) + " |")
+    return lines
+
+
+def files_section(files: Mapping[str, Path]) -> list[str]:
+    """``## Files (sha256)`` lines of the files that exist."""
+    lines = ["## Files (sha256)", ""]
+    lines += [f"- `{n}`: `{sha256_file(p)}`" for n, p in files.items() if p.is_file()]
+    return lines
 
 
 def metrics_table(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -221,14 +248,17 @@ def write_model_card(
         "",
         "## Learning curve",
         "",
-        "| epoch | train loss | val loss | val MAE | val Spearman |",
-        "|---|---|---|---|---|",
     ]
-    for row in history:
-        lines.append(
-            f"| {row.get('epoch')} | {_f(row.get('train_loss'), 4)} | {_f(row.get('val_loss'), 4)}"
-            f" | {_f(row.get('val_mae'))} | {_f(row.get('val_spearman'))} |"
-        )
+    lines += history_table(
+        history,
+        [
+            ("epoch", "epoch", 0),
+            ("train loss", "train_loss", 4),
+            ("val loss", "val_loss", 4),
+            ("val MAE", "val_mae", 3),
+            ("val Spearman", "val_spearman", 3),
+        ],
+    )
     lines += [
         "",
         "## Head comparison",
@@ -238,7 +268,7 @@ def write_model_card(
         COMPARISON_END,
         "",
     ]
-    p.write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text(p, "\n".join(lines))
     return p
 
 
@@ -253,3 +283,93 @@ def replace_comparison(card_path: str | Path, markdown: str) -> None:
     else:
         text = text.rstrip() + "\n\n## Head comparison\n\n" + block + "\n"
     p.write_text(text, encoding="utf-8")
+
+
+def write_spine_card(
+    model_dir: Path,
+    plans: Plans,
+    metrics: dict[str, Any],
+    config: dict[str, Any],
+    data_summary: dict[str, Any],
+    command: str | None,
+    files: dict[str, Path],
+    history: Sequence[dict[str, Any]] = (),
+) -> Path:
+    """Write ``MODEL_CARD.md`` (data, recipe, exact command, seed, metrics, sha256 of files)."""
+    lines = [
+        "# aacscore spine model (vertebral bodies T12-S1, Kauppila bounds)",
+        "",
+        f"- aacscore {__version__}, torch {torch.__version__}, "
+        f"trained {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on "
+        f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)",
+        f"- Seed: {config.get('seed')}",
+        "",
+        "## Command",
+        "",
+        "```",
+        command or "(called from Python: aacscore.training.spine.train_spine)",
+        "```",
+        "",
+        "## Data",
+        "",
+    ]
+    lines += [f"- {k}: {v}" for k, v in data_summary.items()]
+    lines += [
+        "",
+        "## Model and recipe",
+        "",
+        "- nnU-Net 2D U-Net (MONAI DynUNet): "
+        f"input {plans.patch_size[0]}x{plans.patch_size[1]}, filters {list(plans.filters)}, "
+        f"strides {[list(s) for s in plans.strides]}, instance norm, leaky ReLU",
+        f"- Input rule: {plans.resize_rule}",
+        f"- Median film mm/px at the input: {plans.median_mm_per_px}",
+        f"- Normalisation: {plans.normalization}",
+        "- Classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(plans.class_names)),
+        "- Loss: Dice + cross-entropy (MONAI DiceCELoss, batch Dice, no background)",
+        f"- Optimiser: AdamW lr {config.get('lr')} (orientation classifier "
+        f"{config.get('orientation_lr')}), poly decay 0.9, weight decay "
+        f"{config.get('weight_decay')}, batch {config.get('batch_size')}, "
+        f"epochs {config.get('epochs')} (early stopping patience {config.get('patience')})",
+        "- Augmentation: " + json.dumps(config.get("augment", {})),
+        f"- Orientation classifier: {list(plans.orientation_filters)} filters on the input "
+        f"downsampled x{plans.orientation_downsample}, antisymmetrised under mirroring",
+        "",
+        "## Validation metrics (best epoch, held-out split of the training folder)",
+        "",
+    ]
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            lines.append(f"- {k}: " + ", ".join(f"{a} {b:.4f}" for a, b in v.items()))
+        elif isinstance(v, float):
+            lines.append(f"- {k}: {v:.4f}")
+        else:
+            lines.append(f"- {k}: {v}")
+    if history:
+        lines += ["", "## Epochs", ""]
+        lines += history_table(
+            history,
+            [
+                ("epoch", "epoch", 0),
+                ("train loss", "train_loss", 4),
+                ("val loss", "val_loss", 4),
+                ("Dice L1-L5", "dice_l1_l5", 4),
+                ("levels", "level_identification", 3),
+                ("orient", "orientation_accuracy", 3),
+            ],
+        )
+    lines += ["", *files_section(files)]
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "Trained on simulated lateral lumbar radiographs (aacscore.simulate) unless stated "
+        "otherwise above; validate on your own films before relying on it. Not a medical device.",
+        "",
+    ]
+    path = model_dir / MODEL_CARD
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+# -------------------------------------------------------------------------------------------
+# Main loop

@@ -1,40 +1,61 @@
-"""Training of the score network: bands cached once, augmented on the fly, checkpoints per
-epoch, resume, early stopping on the validation MAE of the total, metrics log, and export of
-safetensors weights + ``config.json`` + ``MODEL_CARD.md``.
+"""Training of the score network: bands cached once, augmented on the fly, the shared loop
+(:mod:`aacscore.training.loop`: checkpoints, resume, early stopping on the validation MAE of the
+total, history), output and uncertainty calibration, and export of safetensors weights +
+``config.json`` + ``MODEL_CARD.md``.
 
 Layout of ``out_dir``::
 
     cache/bands_<key>.npz       bands + targets (reused by later runs on the same data)
-    checkpoints/epoch_NNN.pt    full training state (the last ``keep_checkpoints`` epochs)
-    checkpoints/best.pt         weights of the best epoch
-    metrics.jsonl, metrics.csv  one row per epoch
+    checkpoints/, history.*     see :mod:`aacscore.training.loop`
     model/                      model.safetensors, config.json, MODEL_CARD.md
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import logging
 import math
 import shlex
-import shutil
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
+from safetensors.torch import save_file
 
+from aacscore._files import atomic_write_text, sha256_file
 from aacscore.aorta.roi import DEFAULT_BAND_GEOMETRY, BandGeometry
-from aacscore.score.augment import AugmentConfig, augment, normalize
-from aacscore.score.card import write_model_card
-from aacscore.score.data import (
+from aacscore.kauppila import parse_groups
+from aacscore.score.augment import normalize
+from aacscore.score.network import HEADS, Head, NetworkConfig, ScoreNet, Targets, score_loss
+from aacscore.score.predict import (
+    CARD_NAME,
+    CONFIG_NAME,
+    PACKAGE_MODEL_DIR,
+    WEIGHTS_NAME,
+    Calibration,
+    NetworkOutputs,
+    ScoreModel,
+    ScoreModelConfig,
+    run_network,
+)
+from aacscore.training.augment import AugmentConfig, augment
+from aacscore.training.calibration import (
+    calibrate_uncertainty,
+    choose_zero_threshold,
+    cross_fitted,
+    fit_output_calibration,
+)
+from aacscore.training.card import write_model_card
+from aacscore.training.config import TrainConfig, resolve_config
+from aacscore.training.export import cpu_state, install_model
+from aacscore.training.loop import Advance, Mode, progress_bar, run_loop
+from aacscore.training.metrics import score_metrics
+from aacscore.training.score_data import (
     BandSet,
     GeometryProvider,
     ScoreDataError,
@@ -50,29 +71,15 @@ from aacscore.score.data import (
     spine_model_fingerprint,
     split_by_case,
 )
-from aacscore.score.metrics import headline, score_metrics
-from aacscore.score.network import HEADS, NetworkConfig, ScoreNet, Targets, score_loss
-from aacscore.score.predict import (
-    CARD_NAME,
-    CONFIG_NAME,
-    PACKAGE_MODEL_DIR,
-    WEIGHTS_NAME,
-    Calibration,
-    NetworkOutputs,
-    ScoreModelConfig,
-    calibrated_sd,
-    fit_calibration,
-    run_network,
-)
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (saved in checkpoints and ``config.json``)."""
+class ScoreTrainConfig(TrainConfig):
+    """Everything that defines a score training run (saved in checkpoints and ``config.json``)."""
 
-    head: str = "segments"
+    head: str = Head.SEGMENTS.value
     epochs: int = 40
     batch_size: int = 32
     lr: float = 2e-3
@@ -81,7 +88,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     patience: int = 10
     min_delta: float = 1e-3
-    seed: int = 0
+    keep_checkpoints: int = 3
     jitter_mm: float = 1.5
     n_jitter: int = 2
     fraction_weight: float = 0.5
@@ -92,15 +99,8 @@ class TrainConfig:
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     geometry: BandGeometry = DEFAULT_BAND_GEOMETRY
-    keep_checkpoints: int = 3
     calibrate: bool = True
     """Fit an isotonic output calibration on the validation films (see aacscore.score.predict)."""
-    max_cases: int | None = None
-    steps_per_epoch: int | None = None
-    num_threads: int | None = None
-    device: str = "cpu"
-    """torch device of the network in training ("cpu", "cuda", "cuda:1", ...); bands are
-    augmented on the CPU; calibration and export run on the CPU."""
     spine_copies: bool = False
     """For simulator folders, add one band per film cut from the spine model's own corners
     (labelled with the true grades), so the model learns the spine stage's real errors."""
@@ -111,16 +111,16 @@ class TrainConfig:
     its network and band geometry must match this run's."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; expected one of {', '.join(HEADS)}")
+        object.__setattr__(self, "head", Head(self.head).value)
         if self.network.head != self.head:
             object.__setattr__(self, "network", replace(self.network, head=self.head))
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
-        d = asdict(self)
+        d = super().as_dict()
         d["network"] = self.network.as_dict()
         d["geometry"] = self.geometry.as_dict()
         return d
@@ -180,11 +180,6 @@ def _targets(
     )
 
 
-def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the network's weights."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-
-
 def _lr_lambda(total_steps: int, warmup_steps: int) -> Any:
     def f(step: int) -> float:
         if step < warmup_steps:
@@ -195,51 +190,8 @@ def _lr_lambda(total_steps: int, warmup_steps: int) -> Any:
     return f
 
 
-@contextmanager
-def _progress(show: bool) -> Iterator[Any]:
-    if not show:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-    ) as prog:
-        yield prog
-
-
-def _checkpoints(ck_dir: Path) -> list[Path]:
-    return sorted(ck_dir.glob("epoch_*.pt"))
-
-
-def _write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    with (out_dir / "metrics.jsonl").open("w", encoding="utf-8") as fh:
-        for row in history:
-            fh.write(json.dumps(row) + "\n")
-    keys: list[str] = []
-    for row in history:
-        keys += [k for k in row if k not in keys]
-    with (out_dir / "metrics.csv").open("w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        for row in history:
-            w.writerow(row)
-
-
 def evaluate(
-    net: ScoreNet, bs: BandSet, idx: npt.NDArray[np.intp], config: TrainConfig
+    net: ScoreNet, bs: BandSet, idx: npt.NDArray[np.intp], config: ScoreTrainConfig
 ) -> dict[str, Any]:
     """Validation loss and figures (no test-time augmentation)."""
     out = run_network(net, bs.bands[idx], config.geometry, None, batch_size=64)
@@ -266,22 +218,18 @@ def evaluate(
 
 def group_balance_weights(totals: npt.ArrayLike, groups: str = "lewis") -> npt.NDArray[np.float64]:
     """Per-row sampling weights inverse to the frequency of each row's severity group."""
-    from aacscore.kauppila import parse_groups
-
     g = parse_groups(groups)
     idx = np.asarray([g.index(float(t)) for t in np.asarray(totals, dtype=np.float64)])
     counts = np.bincount(idx, minlength=len(g.labels)).astype(np.float64)
     return 1.0 / counts[idx]
 
 
-def init_weights(net: ScoreNet, config: TrainConfig) -> None:
+def init_weights(net: ScoreNet, config: ScoreTrainConfig) -> None:
     """Load ``config.init_from``'s weights into ``net`` (fine-tuning a trained model).
 
     Raises:
         ValueError: the model's network or band geometry differ from ``config``'s.
     """
-    from aacscore.score.predict import ScoreModel
-
     src = ScoreModel.load(config.init_from)
     theirs, ours = src.config.network.as_dict(), config.network.as_dict()
     if theirs != ours:
@@ -301,305 +249,155 @@ def init_weights(net: ScoreNet, config: TrainConfig) -> None:
     logger.info("initialised from the weights of %s", src.path)
 
 
+class ScoreStage:
+    """The score network as a :class:`aacscore.training.loop.Stage` (AdamW, warm-up + cosine)."""
+
+    mode = Mode.MIN
+
+    def __init__(
+        self,
+        data: BandSet,
+        train_idx: npt.NDArray[np.intp],
+        val_idx: npt.NDArray[np.intp],
+        config: ScoreTrainConfig,
+    ) -> None:
+        if config.head != Head.TOTAL and not data.has_grades:
+            raise ScoreDataError(
+                data.meta.get("labels_csv", data.meta.get("data_dir", "?")),
+                f"the {config.head!r} head needs the 8 segment grades; these data give totals "
+                "only (use --head total)",
+            )
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.data, self.train_idx, self.val_idx, self.config = data, train_idx, val_idx, config
+        torch.manual_seed(config.seed)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.device = torch.device(config.device)
+        self.net = ScoreNet(config.network).to(self.device)
+        if config.init_from is not None:
+            init_weights(self.net, config)  # a resumed checkpoint replaces these weights
+        self.opt = torch.optim.AdamW(
+            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        n_batches = max(1, math.ceil(len(train_idx) / config.batch_size))
+        self.steps = config.steps_per_epoch or n_batches
+        warm = round(config.warmup_epochs * self.steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, _lr_lambda(self.steps * config.epochs, warm)
+        )
+
+    def steps_per_epoch(self) -> int:
+        return self.steps
+
+    def _order(self) -> npt.NDArray[np.intp]:
+        cfg, train_idx = self.config, self.train_idx
+        if cfg.balance_groups:
+            w = torch.from_numpy(group_balance_weights(self.data.totals[train_idx]))
+            draw = torch.multinomial(w, len(train_idx), replacement=True, generator=self.gen)
+            perm = train_idx[draw.numpy()]
+        else:
+            perm = train_idx[torch.randperm(len(train_idx), generator=self.gen).numpy()]
+        if cfg.steps_per_epoch:
+            reps = math.ceil(cfg.steps_per_epoch * cfg.batch_size / len(perm))
+            perm = np.concatenate([perm] * reps)[: cfg.steps_per_epoch * cfg.batch_size]
+        return perm
+
+    def train_epoch(self, epoch: int, advance: Advance | None) -> dict[str, Any]:
+        cfg, data, dev = self.config, self.data, self.device
+        self.net.train()
+        perm = self._order()
+        n_steps = max(1, math.ceil(len(perm) / cfg.batch_size))
+        sums: dict[str, float] = {}
+        seen = 0
+        for s in range(n_steps):
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            x = torch.from_numpy(data.bands[idx].astype(np.float32))[:, None]
+            if cfg.augment:
+                x = augment(x, cfg.geometry, self.gen, cfg.augment_config)
+            o = self.net(normalize(x).to(dev))
+            loss, parts = score_loss(o, _targets(data, idx, cfg.fraction_weight, dev), cfg.head)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+            self.opt.step()
+            self.sched.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            seen += len(idx)
+            if advance is not None:
+                advance(1)
+        return {
+            "lr": float(self.sched.get_last_lr()[0]),
+            **{f"train_{k}": v / max(1, seen) for k, v in sums.items()},
+        }
+
+    def validate(self) -> dict[str, Any]:
+        val = evaluate(self.net, self.data, self.val_idx, self.config)
+        return {
+            "val_loss": val["loss"],
+            "val_mae": val["mae"],
+            "val_rmse": val["rmse"],
+            "val_spearman": val["spearman"],
+            "val_icc21": val["icc21"]["value"],
+            "val_group_accuracy": val["group"]["accuracy"],
+            "val_segment_exact": val.get("segment_exact", {}).get("overall"),
+        }
+
+    def monitor(self, row: Mapping[str, Any]) -> float:
+        return float(row["val_mae"])
+
+    def describe(self, row: Mapping[str, Any]) -> str:
+        return (
+            f"loss {row['train_loss']:.4f} val loss {row['val_loss']:.4f} "
+            f"MAE {row['val_mae']:.3f} (best epoch {row['best_epoch']})"
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "generator": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def weights(self) -> dict[str, Any]:
+        return cpu_state(self.net)
+
+    def signature(self) -> dict[str, Any]:
+        return self.config.model_signature()
+
+    def plan_epochs(self, epochs: int) -> None:
+        """The cosine schedule keeps its length (only the epoch count is cut)."""
+
+
 def fit(
     data: BandSet,
     train_idx: npt.NDArray[np.intp],
     val_idx: npt.NDArray[np.intp],
-    config: TrainConfig,
+    config: ScoreTrainConfig,
     out_dir: str | Path,
     resume: bool = False,
     progress: bool = False,
 ) -> FitResult:
     """Train ``config.network`` on ``data[train_idx]``, validating on ``data[val_idx]``."""
-    out = Path(out_dir)
-    ck_dir = out / "checkpoints"
-    ck_dir.mkdir(parents=True, exist_ok=True)
-    if config.head != "total" and not data.has_grades:
-        raise ScoreDataError(
-            data.meta.get("labels_csv", data.meta.get("data_dir", "?")),
-            f"the {config.head!r} head needs the 8 segment grades; these data give totals only "
-            "(use --head total)",
-        )
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    dev = torch.device(config.device)
-    net = ScoreNet(config.network).to(dev)
-    if config.init_from is not None:
-        init_weights(net, config)  # a resumed checkpoint below replaces these weights
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    n_batches = max(1, math.ceil(len(train_idx) / config.batch_size))
-    steps = config.steps_per_epoch or n_batches
-    warm = round(config.warmup_epochs * steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps * config.epochs, warm))
-
-    history: list[dict[str, Any]] = []
-    best_mae = math.inf
-    best_epoch = 0
-    best_state = _cpu_state(net)
-    start_epoch = 1
-    stale = 0
-    signature = config.model_signature()
-    if resume:
-        cks = _checkpoints(ck_dir)
-        if cks:
-            state = torch.load(cks[-1], map_location="cpu", weights_only=True)
-            if state["signature"] != json.loads(json.dumps(signature)):
-                raise ValueError(
-                    f"{cks[-1]}: checkpoint was made with different settings; "
-                    "use a new --out folder or the same head/network/seed"
-                )
-            net.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            history = list(state["history"])
-            best_mae, best_epoch, stale = state["best_mae"], state["best_epoch"], state["stale"]
-            best_state = state["best_model"]
-            start_epoch = int(state["epoch"]) + 1
-            logger.info("resuming after epoch %d from %s", start_epoch - 1, cks[-1])
-        else:
-            logger.info("no checkpoint in %s: starting from scratch", ck_dir)
-    stopped_early = bool(history) and stale >= config.patience
-    epoch = start_epoch - 1
-    with _progress(progress) as prog:
-        ep_task = (
-            prog.add_task("Epochs", total=config.epochs, completed=start_epoch - 1, info="")
-            if prog
-            else None
-        )
-        for epoch in range(start_epoch, config.epochs + 1):
-            if stopped_early:
-                break
-            t0 = time.perf_counter()
-            net.train()
-            if config.balance_groups:
-                w = torch.from_numpy(group_balance_weights(data.totals[train_idx]))
-                draw = torch.multinomial(w, len(train_idx), replacement=True, generator=gen)
-                perm = train_idx[draw.numpy()]
-            else:
-                perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
-            if config.steps_per_epoch:
-                reps = math.ceil(config.steps_per_epoch * config.batch_size / len(perm))
-                perm = np.concatenate([perm] * reps)[: config.steps_per_epoch * config.batch_size]
-            n_steps = max(1, math.ceil(len(perm) / config.batch_size))
-            b_task = (
-                prog.add_task(f"Epoch {epoch}", total=n_steps, info="")
-                if prog is not None
-                else None
-            )
-            sums: dict[str, float] = {}
-            seen = 0
-            for s in range(n_steps):
-                idx = perm[s * config.batch_size : (s + 1) * config.batch_size]
-                x = torch.from_numpy(data.bands[idx].astype(np.float32))[:, None]
-                if config.augment:
-                    x = augment(x, config.geometry, gen, config.augment_config)
-                o = net(normalize(x).to(dev))
-                loss, parts = score_loss(
-                    o, _targets(data, idx, config.fraction_weight, dev), config.head
-                )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                opt.step()
-                sched.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v * len(idx)
-                seen += len(idx)
-                if prog is not None and b_task is not None:
-                    prog.update(b_task, advance=1, info=f"loss {sums['loss'] / seen:.4f}")
-            if prog is not None and b_task is not None:
-                prog.remove_task(b_task)
-            val = evaluate(net, data, val_idx, config)
-            row: dict[str, Any] = {
-                "epoch": epoch,
-                "lr": float(sched.get_last_lr()[0]),
-                **{f"train_{k}": v / max(1, seen) for k, v in sums.items()},
-                "val_loss": val["loss"],
-                "val_mae": val["mae"],
-                "val_rmse": val["rmse"],
-                "val_spearman": val["spearman"],
-                "val_icc21": val["icc21"]["value"],
-                "val_group_accuracy": val["group"]["accuracy"],
-                "val_segment_exact": val.get("segment_exact", {}).get("overall"),
-                "seconds": round(time.perf_counter() - t0, 2),
-            }
-            improved = val["mae"] < best_mae - config.min_delta
-            if improved:
-                best_mae, best_epoch, stale = float(val["mae"]), epoch, 0
-                best_state = _cpu_state(net)
-                torch.save(
-                    {"model": best_state, "epoch": epoch, "val_mae": best_mae}, ck_dir / "best.pt"
-                )
-            else:
-                stale += 1
-            row["best_epoch"] = best_epoch
-            history.append(row)
-            stopped_early = stale >= config.patience and epoch < config.epochs
-            torch.save(
-                {
-                    "epoch": epoch,
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                    "best_mae": best_mae,
-                    "best_epoch": best_epoch,
-                    "best_model": best_state,
-                    "stale": stale,
-                    "signature": json.loads(json.dumps(signature)),
-                },
-                ck_dir / f"epoch_{epoch:03d}.pt",
-            )
-            for old in _checkpoints(ck_dir)[: -max(1, config.keep_checkpoints)]:
-                old.unlink()
-            _write_history(out, history)
-            logger.info("epoch %d: val %s", epoch, headline(val))
-            if prog is not None and ep_task is not None:
-                prog.update(
-                    ep_task, advance=1, info=f"val MAE {val['mae']:.3f} (best {best_mae:.3f})"
-                )
-            if stopped_early:
-                logger.info("early stop: no improvement for %d epochs", config.patience)
+    stage = ScoreStage(data, train_idx, val_idx, config)
+    with progress_bar(progress) as prog:
+        loop = run_loop(stage, config, out_dir, resume=resume, progress=prog)
     return FitResult(
-        best_state=best_state,
-        best_epoch=best_epoch,
-        epochs_run=len(history),
-        stopped_early=stopped_early,
-        history=tuple(history),
+        best_state=loop.best_weights,
+        best_epoch=loop.best_epoch,
+        epochs_run=loop.epochs_run,
+        stopped_early=loop.stopped_early,
+        history=loop.history,
     )
-
-
-def fit_output_calibration(
-    out: NetworkOutputs, data: BandSet, idx: npt.NDArray[np.intp], head: str
-) -> Calibration:
-    """Isotonic calibration of raw TTA outputs of rows ``idx`` (every transform counts)."""
-    if head == "total":
-        truth = np.broadcast_to(data.totals[idx][:, None], out.total.shape)
-        return fit_calibration(out.total, truth, "total")
-    assert out.grades is not None
-    truth = np.broadcast_to(data.grades[idx][:, None, :], out.grades.shape)
-    return fit_calibration(out.grades, truth, "grades")
-
-
-ZERO_THRESHOLDS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-
-
-def choose_zero_threshold(
-    grades: npt.NDArray[np.float64],
-    truth_totals: npt.NDArray[np.float64],
-    candidates: tuple[float, ...] = ZERO_THRESHOLDS,
-) -> float:
-    """The threshold below which mean segment grades read 0 that minimises the MAE of the
-    total on (cross-fitted) validation predictions; the smallest one among equals."""
-    best, best_mae = 0.0, math.inf
-    for tau in candidates:
-        pred = np.where(grades < tau, 0.0, grades).sum(axis=1)
-        mae = float(np.mean(np.abs(pred - truth_totals)))
-        if mae < best_mae - 1e-9:
-            best, best_mae = tau, mae
-    return best
-
-
-def cross_fitted(
-    out: NetworkOutputs, data: BandSet, idx: npt.NDArray[np.intp], head: str, seed: int
-) -> NetworkOutputs:
-    """Outputs calibrated out-of-sample: each half of the rows by a map fitted on the other."""
-    halves = np.array_split(np.random.default_rng(seed).permutation(len(idx)), 2)
-
-    def rows(o: NetworkOutputs, r: npt.NDArray[np.intp]) -> NetworkOutputs:
-        return NetworkOutputs(
-            total=o.total[r],
-            grades=None if o.grades is None else o.grades[r],
-            fractions=None if o.fractions is None else o.fractions[r],
-        )
-
-    total = out.total.copy()
-    grades = None if out.grades is None else out.grades.copy()
-    for a, b in ((halves[0], halves[1]), (halves[1], halves[0])):
-        cal = fit_output_calibration(rows(out, a), data, idx[a], head)
-        cb = cal.apply(rows(out, b))
-        total[b] = cb.total
-        if grades is not None and cb.grades is not None:
-            grades[b] = cb.grades
-    return NetworkOutputs(total=total, grades=grades, fractions=out.fractions)
-
-
-def calibrate_uncertainty(
-    net: ScoreNet,
-    data: BandSet,
-    idx: npt.NDArray[np.intp],
-    config: TrainConfig,
-    floor: float,
-    outputs: NetworkOutputs | None = None,
-    zero_below: float = 0.0,
-) -> tuple[float, float, dict[str, Any]]:
-    """(sd_scale, residual_sd, TTA metrics) on validation rows: 95 % of errors within 1.96 sd.
-
-    ``outputs``: TTA outputs of the rows to use instead of the raw network's (calibrated);
-    ``zero_below``: the calibration's zero threshold of the mean segment grades."""
-    out = outputs if outputs is not None else run_network(net, data.bands[idx], config.geometry)
-    mean = out.total.mean(axis=1)
-    grades = out.grades.mean(axis=1) if out.grades is not None else None
-    if grades is not None and zero_below > 0:
-        grades = np.where(grades < zero_below, 0.0, grades)
-        mean = grades.sum(axis=1)
-    sd_raw = out.total.std(axis=1, ddof=1)
-    resid = np.abs(mean - data.totals[idx])
-    z = resid / calibrated_sd(sd_raw, 1.0, floor)
-    scale = float(max(np.quantile(z, 0.95) / 1.96, 0.25)) if len(z) else 1.0
-    bins = scale_bins(mean, z, scale)
-    residual_sd = float(np.sqrt(np.mean(resid**2))) if len(resid) else 1.0
-    m = score_metrics(
-        mean, data.totals[idx], grades, data.grades[idx] if grades is not None else None
-    )
-    scales = np.asarray(bins[1])[np.digitize(mean, bins[0])] if bins else scale
-    sd = calibrated_sd(sd_raw, 1.0, floor) * scales
-    m["coverage95"] = float(np.mean(resid <= 1.96 * sd)) if len(resid) else None
-    m["mean_sd"] = float(np.mean(sd)) if len(sd) else None
-    m["sd_scale_bins"] = (
-        {"edges": list(bins[0]), "scales": list(bins[1])} if bins is not None else None
-    )
-    return scale, residual_sd, m
-
-
-SD_BIN_EDGES: tuple[float, ...] = (0.5, 2.0, 5.0, 10.0)
-"""Predicted-total bins of the uncertainty scale (uncalcified, trace, mild, moderate, severe)."""
-
-
-def scale_bins(
-    mean: npt.NDArray[np.float64],
-    z: npt.NDArray[np.float64],
-    overall: float,
-    edges: tuple[float, ...] = SD_BIN_EDGES,
-    min_n: int = 20,
-) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """Per-bin scale (95 % of ``z`` within 1.96) by predicted total; bins with fewer than
-    ``min_n`` films take the ``overall`` scale. None when no bin has enough films."""
-    idx = np.digitize(mean, edges)
-    scales: list[float] = []
-    own = 0
-    for b in range(len(edges) + 1):
-        zb = z[idx == b]
-        if len(zb) >= min_n:
-            scales.append(float(max(np.quantile(zb, 0.95) / 1.96, 0.1)))
-            own += 1
-        else:
-            scales.append(overall)
-    return (edges, tuple(scales)) if own else None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_model(
@@ -608,11 +406,9 @@ def export_model(
     model_config: ScoreModelConfig,
     data: BandSet,
     val_idx: npt.NDArray[np.intp],
-    train_config: TrainConfig,
+    train_config: ScoreTrainConfig,
 ) -> ScoreModelConfig:
     """Write weights (fp16 when validation totals do not change) and config.json."""
-    from safetensors.torch import save_file
-
     model_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     ref = run_network(net, data.bands[val_idx], train_config.geometry, None, 64).total[:, 0]
@@ -635,18 +431,21 @@ def export_model(
     cfg = replace(
         model_config,
         dtype="float16" if use_half else "float32",
-        sha256=_sha256(weights),
+        sha256=sha256_file(weights),
         extra={
             **dict(model_config.extra),
             "fp16_check": {"max_total_change": max_diff, "mae_change": d_mae},
         },
     )
-    (model_dir / CONFIG_NAME).write_text(json.dumps(cfg.as_dict(), indent=2) + "\n", "utf-8")
+    atomic_write_text(model_dir / CONFIG_NAME, json.dumps(cfg.as_dict(), indent=2) + "\n")
     return cfg
 
 
 def default_command(
-    data: str | Path | Sequence[str | Path], out_dir: str | Path, config: TrainConfig, install: bool
+    data: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    config: ScoreTrainConfig,
+    install: bool,
 ) -> str:
     """The CLI command that reproduces a run."""
     sources = [data] if isinstance(data, (str, Path)) else list(data)
@@ -671,7 +470,7 @@ def default_command(
 def load_training_data(
     data: str | Path,
     out_dir: str | Path,
-    config: TrainConfig,
+    config: ScoreTrainConfig,
     provider: GeometryProvider | None = None,
     progress: bool = False,
     cache_dir: str | Path | None = None,
@@ -750,28 +549,26 @@ def load_training_data(
 def train_score(
     data_dir: str | Path | Sequence[str | Path],
     out_dir: str | Path,
-    head: str = "segments",
-    epochs: int = 40,
-    seed: int = 0,
-    resume: bool = False,
+    config: ScoreTrainConfig | None = None,
     *,
-    config: TrainConfig | None = None,
+    resume: bool = False,
     provider: GeometryProvider | None = None,
     install: bool = False,
     install_dir: str | Path | None = None,
     progress: bool = False,
     command: str | None = None,
     cache_dir: str | Path | None = None,
+    **settings: Any,
 ) -> TrainResult:
     """Train a score model on simulator folder(s) (or labels CSVs + ``provider``; several
     sources are combined), export it to ``out_dir/model`` and, with ``install``, copy it to the
     package (or ``install_dir``).
 
-    ``config`` overrides every setting; ``head``/``epochs``/``seed`` are applied on top of it.
-    ``cache_dir`` holds the band cache (default ``out_dir/cache``).
+    The recipe is ``config`` or, instead, :class:`ScoreTrainConfig` keyword ``settings``
+    (``head=``, ``epochs=``, ...); both at once raise TypeError. ``cache_dir`` holds the band
+    cache (default ``out_dir/cache``).
     """
-    base = config or TrainConfig()
-    cfg = replace(base, head=head, epochs=epochs, seed=seed)
+    cfg = resolve_config(ScoreTrainConfig, config, settings)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -806,7 +603,7 @@ def train_score(
         net,
         data,
         val_idx,
-        cfg,
+        cfg.geometry,
         floor,
         outputs=val_out,
         zero_below=calibration.zero_below if calibration is not None else 0.0,
@@ -845,11 +642,8 @@ def train_score(
     write_model_card(model_dir / CARD_NAME, final_cfg, list(result.history))
     installed: Path | None = None
     if install:
-        installed = Path(install_dir) if install_dir is not None else PACKAGE_MODEL_DIR
-        installed.mkdir(parents=True, exist_ok=True)
-        for name in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME):
-            shutil.copy2(model_dir / name, installed / name)
-        logger.info("installed score model to %s", installed)
+        dest = Path(install_dir) if install_dir is not None else PACKAGE_MODEL_DIR
+        installed = install_model(model_dir, (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME), dest)
     return TrainResult(
         out_dir=out,
         model_dir=model_dir,
@@ -867,8 +661,6 @@ def train_score(
 def _data_summary(
     data: BandSet, train_idx: npt.NDArray[np.intp], val_idx: npt.NDArray[np.intp]
 ) -> dict[str, Any]:
-    from aacscore.kauppila import parse_groups
-
     g = parse_groups("lewis")
     first = data.copy_index == 0
     totals = data.totals[first]

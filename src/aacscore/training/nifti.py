@@ -36,7 +36,7 @@ import numpy.typing as npt
 from nibabel.filebasedimages import ImageFileError
 
 from aacscore.io import MAX_SPACING_MM, MIN_SPACING_MM
-from aacscore.spine.data import MAX_LABEL, SpineDataError
+from aacscore.training.errors import MAX_LABEL, SpineDataError
 from aacscore.vertebrae import CLASS_NAMES
 
 logger = logging.getLogger(__name__)

@@ -12,12 +12,17 @@ import torch
 from PIL import Image
 from spine_synth import make_film, write_case, write_dataset
 
-from aacscore.spine.data import (
+from aacscore.spine.plans import Plans
+from aacscore.spine.preprocess import Letterbox, zscore
+from aacscore.training.errors import SpineDataError
+from aacscore.training.nifti import read_nifti_2d
+from aacscore.training.nnunet_export import export_nnunet
+from aacscore.training.plans import CaseShape, compute_fingerprint, plan_from_fingerprint
+from aacscore.training.spine import SpineTrainConfig, train_spine
+from aacscore.training.spine_data import (
     NO_AUGMENTATION,
     AugmentConfig,
-    Letterbox,
     PreprocessedSet,
-    SpineDataError,
     augment_batch,
     batch_tensors,
     case_shapes,
@@ -25,12 +30,7 @@ from aacscore.spine.data import (
     load_image,
     load_labels,
     load_or_build_cache,
-    zscore,
 )
-from aacscore.spine.nifti import read_nifti_2d
-from aacscore.spine.nnunet import export_nnunet
-from aacscore.spine.plans import CaseShape, Plans, compute_fingerprint, plan_from_fingerprint
-from aacscore.spine.train import TrainConfig, train_spine
 from aacscore.vertebrae import LABEL_VALUES, LEVEL_ORDER
 
 
@@ -352,21 +352,17 @@ def test_export_nnunet_from_nifti_matches_png(tmp_path: Path) -> None:
 
 def test_train_spine_on_nifti_folder(tmp_path: Path) -> None:
     nii_dir = _nifti_copy(write_dataset(tmp_path / "png", 8), tmp_path / "nii")
-    config = TrainConfig(
-        data_dir=nii_dir,
-        out_dir=tmp_path / "run",
-        model_dir=tmp_path / "model",
+    config = SpineTrainConfig(
         epochs=1,
         steps_per_epoch=2,
         batch_size=4,
         patch_size=(64, 48),
         val_fraction=0.25,
-        progress=False,
         jobs=1,
         num_threads=2,
     )
-    result = train_spine(config)
+    result = train_spine(nii_dir, tmp_path / "run", config)
     assert result.epochs_run == 1
-    assert (tmp_path / "model" / "unet.safetensors").is_file()
+    assert (tmp_path / "run" / "model" / "unet.safetensors").is_file()
     cache = PreprocessedSet.load(tmp_path / "run" / "cache.npz")
     assert len(cache) == 8 and np.allclose(cache.spacings, 1.5)

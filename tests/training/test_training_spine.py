@@ -11,24 +11,21 @@ import torch
 from spine_synth import write_dataset
 from typer.testing import CliRunner
 
+from aacscore._files import sha256_file
 from aacscore.cli import app
-from aacscore.spine.data import (
+from aacscore.spine.predict import SpineModel
+from aacscore.training.errors import TrainingError
+from aacscore.training.loop import BEST_CHECKPOINT, CHECKPOINT_DIR, HISTORY_CSV, HISTORY_JSONL
+from aacscore.training.plans import CaseShape, compute_fingerprint, plan_from_fingerprint
+from aacscore.training.spine import SpineTrainConfig, TrainResult, train_spine
+from aacscore.training.spine_data import (
     NO_AUGMENTATION,
     augment_batch,
     batch_tensors,
     discover_cases,
     load_or_build_cache,
 )
-from aacscore.spine.network import sha256_file
-from aacscore.spine.plans import CaseShape, compute_fingerprint, plan_from_fingerprint
-from aacscore.spine.predict import SpineModel
-from aacscore.spine.train import (
-    CHECKPOINT_LAST,
-    SegmentationTrainer,
-    TrainConfig,
-    TrainingError,
-    train_spine,
-)
+from aacscore.training.spine_trainer import SegmentationTrainer
 
 PATCH = (64, 48)
 
@@ -38,22 +35,24 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("spine_data"), 8, shape=(96, 64))
 
 
-def _config(data: Path, tmp: Path, **kw: object) -> TrainConfig:
+def _config(**kw: object) -> SpineTrainConfig:
     base: dict[str, object] = {
-        "data_dir": data,
-        "out_dir": tmp / "run",
-        "model_dir": tmp / "model",
         "epochs": 1,
         "steps_per_epoch": 2,
         "batch_size": 4,
         "patch_size": PATCH,
         "val_fraction": 0.25,
-        "progress": False,
         "jobs": 1,
         "num_threads": 2,
     }
     base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return SpineTrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _train(
+    data: Path | tuple[Path, ...], tmp: Path, resume: bool = False, **kw: object
+) -> TrainResult:
+    return train_spine(data, tmp / "run", _config(**kw), resume=resume)
 
 
 def test_a_few_steps_lower_the_loss(dataset: Path, tmp_path: Path) -> None:
@@ -72,26 +71,29 @@ def test_a_few_steps_lower_the_loss(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_train_checkpoint_resume_and_export(dataset: Path, tmp_path: Path) -> None:
-    first = train_spine(_config(dataset, tmp_path, epochs=1))
+    first = _train(dataset, tmp_path, epochs=1)
     assert first.epochs_run == 1
     run = tmp_path / "run"
     for name in (
-        CHECKPOINT_LAST,
-        "checkpoint_best.pt",
-        "log.jsonl",
-        "log.csv",
+        f"{CHECKPOINT_DIR}/epoch_001.pt",
+        f"{CHECKPOINT_DIR}/{BEST_CHECKPOINT}",
+        HISTORY_JSONL,
+        HISTORY_CSV,
         "plans.json",
         "cache.npz",
     ):
         assert (run / name).is_file(), name
-    resumed = train_spine(_config(dataset, tmp_path, epochs=2, resume=True))
+    resumed = _train(dataset, tmp_path, resume=True, epochs=2)
     assert resumed.epochs_run == 2
     assert [h["epoch"] for h in resumed.history] == [1, 2]
-    assert resumed.history[0] == first.history[0]  # epoch 0 kept, not retrained
-    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert resumed.history[0] == first.history[0]  # epoch 1 kept, not retrained
+    log = [json.loads(x) for x in (run / HISTORY_JSONL).read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2]
-    assert (run / "log.csv").read_text().count("\n") == 3
-    model = tmp_path / "model"
+    # the loop's row format, shared with the score stage
+    assert {"epoch", "train_loss", "val_loss", "lr", "best_epoch", "seconds"} <= set(log[0])
+    assert (run / HISTORY_CSV).read_text().count("\n") == 3
+    assert resumed.installed_to is None
+    model = run / "model"
     card = (model / "MODEL_CARD.md").read_text()
     for name in ("unet.safetensors", "orientation.safetensors", "plans.json"):
         assert sha256_file(model / name) in card
@@ -104,13 +106,13 @@ def test_train_checkpoint_resume_and_export(dataset: Path, tmp_path: Path) -> No
 
 
 def test_resume_rejects_other_plans(dataset: Path, tmp_path: Path) -> None:
-    train_spine(_config(dataset, tmp_path))
+    _train(dataset, tmp_path)
     plans_path = tmp_path / "run" / "plans.json"
     d = json.loads(plans_path.read_text())
     d["filters"] = [f * 2 for f in d["filters"]]
     plans_path.write_text(json.dumps(d))
-    with pytest.raises(TrainingError, match="does not match"):
-        train_spine(_config(dataset, tmp_path, epochs=2, resume=True))
+    with pytest.raises(TrainingError, match="different settings"):
+        _train(dataset, tmp_path, resume=True, epochs=2)
 
 
 def test_cli_train_spine(dataset: Path, tmp_path: Path) -> None:
@@ -118,12 +120,15 @@ def test_cli_train_spine(dataset: Path, tmp_path: Path) -> None:
     args = ["train", "spine", "--data", str(dataset), "--out", str(tmp_path / "r")]
     args += ["--model-dir", str(tmp_path / "m"), "--epochs", "1", "--steps-per-epoch", "1"]
     args += ["--batch-size", "2", "--jobs", "1", "--no-progress", "--seed", "3"]
+    installed = _package_files()
     # the CLI uses the plans' automatic size: keep it small via a tiny film set (96 x 64 px)
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "model written to" in res.output
     card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
     assert "aacscore train spine --data" in card and "Seed: 3" in card
+    assert "installed to" in res.output
+    assert _package_files() == installed  # --model-dir: the package is untouched
     bad = runner.invoke(app, ["train", "spine", "--data", str(tmp_path / "none"), "--no-progress"])
     assert bad.exit_code == 1
     assert "training data folder not found" in " ".join(bad.output.split())
@@ -132,7 +137,7 @@ def test_cli_train_spine(dataset: Path, tmp_path: Path) -> None:
 def test_several_data_folders_are_pooled(tmp_path: Path) -> None:
     a = write_dataset(tmp_path / "sim_a", 4, shape=(96, 64))
     b = write_dataset(tmp_path / "sim_b", 3, shape=(96, 64))
-    res = train_spine(_config(a, tmp_path, data_dir=(a, b)))
+    res = _train((a, b), tmp_path)
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     ids = split["train"] + split["val"]
     assert len(ids) == 7 and len(set(ids)) == 7
@@ -141,19 +146,19 @@ def test_several_data_folders_are_pooled(tmp_path: Path) -> None:
     same = tmp_path / "x" / "sim_a"
     same.mkdir(parents=True)
     with pytest.raises(TrainingError, match="distinct names"):
-        train_spine(_config(a, tmp_path / "y", data_dir=(a, same)))
+        _train((a, same), tmp_path / "y")
 
 
 def test_time_budget_cuts_the_epochs(dataset: Path, tmp_path: Path) -> None:
     # A budget far below one epoch's time: the run stops after its first epoch, exports the
     # model and records why, instead of running the 5 epochs asked for.
-    res = train_spine(_config(dataset, tmp_path, epochs=5, max_minutes=1e-4))
+    res = _train(dataset, tmp_path, epochs=5, max_minutes=1e-4)
     assert res.epochs_run == 1 and not res.stopped_early
     assert res.history[0]["epochs_planned"] == 1
     assert res.metrics["stopped_by_time_budget_minutes"] == 1e-4
     assert (res.model_dir / "unet.safetensors").is_file()
     # a generous budget changes nothing
-    full = train_spine(_config(dataset, tmp_path / "g", epochs=2, max_minutes=600.0))
+    full = _train(dataset, tmp_path / "g", epochs=2, max_minutes=600.0)
     assert full.epochs_run == 2 and "stopped_by_time_budget_minutes" not in full.metrics
     assert full.metrics["device"] == "cpu"
 
@@ -163,3 +168,29 @@ def test_cli_rejects_an_unusable_device(dataset: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, [*args, "--device", "nonsense:7", "--no-progress"])
     assert res.exit_code == 2
     assert "--device nonsense:7 is not usable" in " ".join(res.output.split())
+
+
+def _package_files() -> dict[str, tuple[int, int]]:
+    from aacscore.spine.network import default_model_dir
+
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in default_model_dir().iterdir()}
+
+
+def test_cli_no_install_writes_only_the_run_folder(dataset: Path, tmp_path: Path) -> None:
+    before = _package_files()
+    args = ["train", "spine", "--data", str(dataset), "--out", str(tmp_path / "r")]
+    args += ["--model-dir", str(tmp_path / "m"), "--no-install", "--epochs", "1"]
+    args += ["--steps-per-epoch", "1", "--batch-size", "2", "--jobs", "1", "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r" / "model" / "unet.safetensors").is_file()
+    assert not (tmp_path / "m").exists()
+    assert "installed to" not in res.output
+    assert _package_files() == before
+
+
+def test_config_and_settings_together_are_rejected(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="not both"):
+        train_spine(dataset, tmp_path / "run", _config(), epochs=3)
+    with pytest.raises(TypeError, match="no setting"):
+        train_spine(dataset, tmp_path / "run", no_such_option=1)

@@ -10,7 +10,7 @@ Dataset layouts (both read by :func:`discover_cases`):
   background, L1..L5 = 1..5, T12 = 6, S1 = 7; image and label formats may be mixed) and,
   optionally, ``<stem>.json`` with ``"spacing_mm": [row, col]`` and
   ``"anterior_side": "left"|"right"``. Without a spacing in the JSON file the image header's
-  spacing is used (DICOM, NIfTI: see :mod:`aacscore.spine.nifti`) and without an anterior side
+  spacing is used (DICOM, NIfTI: see :mod:`aacscore.training.nifti`) and without an anterior side
   it is assumed to be ``default_anterior_side`` (left, the canonical orientation). When a stem
   has several image files, DICOM is preferred, then PNG, TIFF, JPEG, NIfTI; a stem with two
   label maps is an error.
@@ -39,7 +39,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from aacscore.spine.plans import CaseShape, Plans
+from aacscore.spine.plans import Plans
+from aacscore.spine.preprocess import Letterbox, canonical_model_input
+from aacscore.training.errors import MAX_LABEL, SpineDataError
+from aacscore.training.nifti import nifti_image, nifti_labels
+from aacscore.training.plans import CaseShape
 from aacscore.vertebrae import ANTERIOR_SIDES, CLASS_NAMES, LABEL_VALUES, LEVEL_ORDER
 
 logger = logging.getLogger(__name__)
@@ -61,16 +65,6 @@ LABEL_SUFFIXES: tuple[str, ...] = (LABEL_SUFFIX, *(f"_labels{e}" for e in NIFTI_
 """Label map names ``<stem><suffix>``; such files are never images themselves."""
 _SKIP_SUFFIXES = (*LABEL_SUFFIXES, "_calc.png")
 CACHE_VERSION = 1
-MAX_LABEL = len(CLASS_NAMES) - 1
-
-
-class SpineDataError(ValueError):
-    """A training file or folder that cannot be used; the message names it and the problem."""
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 # -------------------------------------------------------------------------------------------
@@ -211,13 +205,11 @@ def load_image(
     path: Path, spacing_mm: tuple[float, float] | None = None
 ) -> tuple[npt.NDArray[np.float32], tuple[float, float] | None]:
     """Pixels (float32 [0, 1], bone bright) and spacing via :func:`aacscore.io.read_radiograph`
-    (NIfTI: :func:`aacscore.spine.nifti.nifti_image`).
+    (NIfTI: :func:`aacscore.training.nifti.nifti_image`).
 
     ``spacing_mm`` overrides the header spacing.
     """
     if is_nifti(path):
-        from aacscore.spine.nifti import nifti_image
-
         pixels, header_spacing = nifti_image(path)
         return pixels, spacing_mm if spacing_mm is not None else header_spacing
     from aacscore.io import read_radiograph
@@ -230,8 +222,6 @@ def load_labels(path: Path, shape: tuple[int, int] | None = None) -> npt.NDArray
     """A uint8 label map (values 0..7, PNG or NIfTI); checks the shape against the image when
     given."""
     if is_nifti(path):
-        from aacscore.spine.nifti import nifti_labels
-
         arr = nifti_labels(path)
     else:
         try:
@@ -254,127 +244,6 @@ def load_labels(path: Path, shape: tuple[int, int] | None = None) -> npt.NDArray
 # -------------------------------------------------------------------------------------------
 # Letterboxing
 # -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """Resize a film to fit ``out_shape`` (aspect kept), centred with zero padding.
-
-    Point mapping (pixel centres at integers, align-corners=False convention):
-    ``x_model = (x + 0.5) * sx - 0.5 + ox`` with ``sx = resized_w / W``.
-    """
-
-    in_shape: tuple[int, int]
-    out_shape: tuple[int, int]
-    resized: tuple[int, int]
-    offset: tuple[int, int]
-
-    @classmethod
-    def fit(cls, in_shape: tuple[int, int], out_shape: tuple[int, int]) -> Letterbox:
-        h, w = in_shape
-        oh, ow = out_shape
-        if h <= 0 or w <= 0:
-            raise ValueError(f"invalid image shape {in_shape}")
-        s = min(oh / h, ow / w)
-        rh = min(oh, max(1, round(h * s)))
-        rw = min(ow, max(1, round(w * s)))
-        return cls((h, w), (oh, ow), (rh, rw), ((oh - rh) // 2, (ow - rw) // 2))
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        """(row, column) scale factors model/original."""
-        return (self.resized[0] / self.in_shape[0], self.resized[1] / self.in_shape[1])
-
-    def model_spacing(self, spacing_mm: tuple[float, float] | None) -> tuple[float, float] | None:
-        """(row, column) mm per model pixel."""
-        if spacing_mm is None:
-            return None
-        sy, sx = self.scale
-        return (spacing_mm[0] / sy, spacing_mm[1] / sx)
-
-    @property
-    def box(self) -> tuple[int, int, int, int]:
-        """(y0, y1, x0, x1) of the film inside the model input."""
-        oy, ox = self.offset
-        return (oy, oy + self.resized[0], ox, ox + self.resized[1])
-
-    def to_model(self, pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        p = np.array(pts, dtype=np.float64)
-        sy, sx = self.scale
-        p[..., 0] = (p[..., 0] + 0.5) * sx - 0.5 + self.offset[1]
-        p[..., 1] = (p[..., 1] + 0.5) * sy - 0.5 + self.offset[0]
-        return p
-
-    def to_image(self, pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        p = np.array(pts, dtype=np.float64)
-        sy, sx = self.scale
-        p[..., 0] = (p[..., 0] - self.offset[1] + 0.5) / sx - 0.5
-        p[..., 1] = (p[..., 1] - self.offset[0] + 0.5) / sy - 0.5
-        return p
-
-    def resize_image(self, img: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
-        """Antialiased bilinear resize to the ``resized`` shape (no padding)."""
-        t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
-        if tuple(t.shape[2:]) == self.resized:
-            return t[0, 0].numpy().copy()
-        out = F.interpolate(
-            t, size=self.resized, mode="bilinear", antialias=True, align_corners=False
-        )
-        return out[0, 0].numpy()
-
-    def resize_labels(self, labels: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint8]:
-        """Area-weighted majority label per output pixel (one-hot antialiased resize + argmax)."""
-        lab = np.asarray(labels)
-        best = np.zeros(self.resized, dtype=np.float32)
-        out = np.zeros(self.resized, dtype=np.uint8)
-        for v in np.unique(lab):
-            frac = self.resize_image((lab == v).astype(np.float32))
-            upd = frac > best
-            best[upd] = frac[upd]
-            out[upd] = v
-        return out
-
-    def pad(self, arr: npt.NDArray[Any], value: float = 0) -> npt.NDArray[Any]:
-        """Place a ``resized`` array into the centre of a zero (``value``) array of out_shape."""
-        out = np.full(self.out_shape, value, dtype=arr.dtype)
-        y0, y1, x0, x1 = self.box
-        out[y0:y1, x0:x1] = arr
-        return out
-
-    def valid_mask(self) -> npt.NDArray[np.bool_]:
-        out = np.zeros(self.out_shape, dtype=bool)
-        y0, y1, x0, x1 = self.box
-        out[y0:y1, x0:x1] = True
-        return out
-
-    def labels_to_image(self, labels: npt.NDArray[Any], factor: int = 1) -> npt.NDArray[Any]:
-        """Nearest-neighbour map of a model-grid array (upsampled ``factor`` times) to the film."""
-        h, w = self.in_shape
-        sy, sx = self.scale
-        ys = (np.arange(h) + 0.5) * sy + self.offset[0]  # continuous model coordinate (edges)
-        xs = (np.arange(w) + 0.5) * sx + self.offset[1]
-        ri = np.clip(np.floor(ys * factor).astype(np.int64), 0, labels.shape[0] - 1)
-        ci = np.clip(np.floor(xs * factor).astype(np.int64), 0, labels.shape[1] - 1)
-        return labels[np.ix_(ri, ci)]
-
-
-def canonical_model_input(
-    pixels: npt.NDArray[np.floating[Any]], box: Letterbox, mirrored: bool
-) -> npt.NDArray[np.float32]:
-    """Resized, optionally mirrored and padded film (raw [0, 1] intensities)."""
-    r = box.resize_image(pixels)
-    if mirrored:
-        r = r[:, ::-1]
-    return box.pad(np.ascontiguousarray(r), 0.0)
-
-
-def zscore(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-image z-score over the film area (``valid`` > 0); padding set to 0. Shapes (B,1,h,w)."""
-    v = (valid > 0.5).to(image.dtype)
-    n = v.sum(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
-    mean = (image * v).sum(dim=(1, 2, 3), keepdim=True) / n
-    var = (((image - mean) * v) ** 2).sum(dim=(1, 2, 3), keepdim=True) / n
-    return (image - mean) / var.sqrt().clamp_min(1e-6) * v
 
 
 # -------------------------------------------------------------------------------------------

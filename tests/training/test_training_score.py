@@ -18,20 +18,23 @@ from score_synth import (
 )
 
 from aacscore.kauppila import SEGMENTS
-from aacscore.score import ScoreDataError, ScoreModel, TrainConfig, train_score
-from aacscore.score.data import (
+from aacscore.score import ScoreModel
+from aacscore.score.network import ScoreNet
+from aacscore.training.errors import TrainingError
+from aacscore.training.loop import HISTORY_CSV, HISTORY_JSONL
+from aacscore.training.score import ScoreTrainConfig, evaluate, fit, train_score
+from aacscore.training.score_data import (
     BandSet,
     FilmGeometry,
+    ScoreDataError,
     build_film_bands,
     build_simulated_bands,
     read_labels_csv,
     split_by_case,
 )
-from aacscore.score.network import ScoreNet
-from aacscore.score.train import evaluate, fit
 
 
-def _cfg(**kw: object) -> TrainConfig:
+def _cfg(**kw: object) -> ScoreTrainConfig:
     base = {
         "network": TINY_NET,
         "geometry": TINY_GEOMETRY,
@@ -42,7 +45,7 @@ def _cfg(**kw: object) -> TrainConfig:
         "num_threads": 1,
     }
     base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return ScoreTrainConfig(**base)  # type: ignore[arg-type]
 
 
 def test_tiny_training_lowers_the_loss(tmp_path: Path) -> None:
@@ -57,8 +60,8 @@ def test_tiny_training_lowers_the_loss(tmp_path: Path) -> None:
     after = evaluate(net, data, idx, cfg)["loss"]
     assert after < 0.7 * before
     assert res.epochs_run == 4
-    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 4
-    assert (tmp_path / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
+    assert (tmp_path / HISTORY_JSONL).read_text().count("\n") == 4
+    assert (tmp_path / HISTORY_CSV).read_text().splitlines()[0].startswith("epoch,")
 
 
 def test_augmented_training_step_runs(tmp_path: Path) -> None:
@@ -84,7 +87,7 @@ def test_checkpoint_and_resume_reproduce_an_uninterrupted_run(tmp_path: Path) ->
     # Resuming a finished run trains nothing more; other settings are refused.
     again = fit(data, tr, va, cfg, tmp_path / "a", resume=True)
     assert again.history == full.history
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(TrainingError, match="different settings"):
         fit(data, tr, va, _cfg(epochs=3, head="ordinal", seed=5), tmp_path / "a", resume=True)
 
 
@@ -113,10 +116,7 @@ def test_train_score_end_to_end_writes_model_card_and_weights(tmp_path: Path) ->
     res = train_score(
         sim,
         tmp_path / "run",
-        head="segments",
-        epochs=2,
-        seed=3,
-        config=cfg,
+        dataclasses.replace(cfg, head="segments", epochs=2, seed=3),
         install=True,
         install_dir=tmp_path / "installed",
     )
@@ -132,14 +132,19 @@ def test_train_score_end_to_end_writes_model_card_and_weights(tmp_path: Path) ->
     card = (model_dir / "MODEL_CARD.md").read_text()
     assert sha in card and "aacscore train score --data" in card and "Head comparison" in card
     assert "MAE (AAC-24)" in card
-    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "run" / HISTORY_JSONL).read_text().splitlines()) == 2
     assert list((tmp_path / "run" / "cache").glob("bands_*.npz"))
     for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
         assert (tmp_path / "installed" / name).read_bytes() == (model_dir / name).read_bytes()
     model = ScoreModel.load(tmp_path / "installed")
     assert model.head == "segments" and model.band_geometry == TINY_GEOMETRY
     # The cached bands are reused by a second run (no re-extraction) and resume works.
-    res2 = train_score(sim, tmp_path / "run", "segments", 2, 3, resume=True, config=cfg)
+    res2 = train_score(
+        sim,
+        tmp_path / "run",
+        dataclasses.replace(cfg, head="segments", epochs=2, seed=3),
+        resume=True,
+    )
     assert res2.epochs_run == 2
 
 
@@ -190,12 +195,26 @@ def test_user_films_with_totals_only_train_the_total_head(tmp_path: Path) -> Non
     bs = build_film_bands(csv, _provider, geometry=TINY_GEOMETRY)
     assert len(bs) == 6 and not bs.has_grades
     cfg = _cfg(val_fraction=0.34)
-    res = train_score(csv, tmp_path / "t", "total", 1, 0, config=cfg, provider=_provider)
+    res = train_score(
+        csv,
+        tmp_path / "t",
+        dataclasses.replace(cfg, head="total", epochs=1, seed=0),
+        provider=_provider,
+    )
     assert ScoreModel.load(res.model_dir).head == "total"
     with pytest.raises(ScoreDataError, match="total"):
-        train_score(csv, tmp_path / "s", "segments", 1, 0, config=cfg, provider=_provider)
+        train_score(
+            csv,
+            tmp_path / "s",
+            dataclasses.replace(cfg, head="segments", epochs=1, seed=0),
+            provider=_provider,
+        )
     with pytest.raises(ScoreDataError, match="geometry provider"):
-        train_score(csv, tmp_path / "u", "total", 1, 0, config=cfg)
+        train_score(
+            csv,
+            tmp_path / "u",
+            dataclasses.replace(cfg, head="total", epochs=1, seed=0),
+        )
 
 
 def test_labels_csv_errors(tmp_path: Path) -> None:
@@ -218,11 +237,15 @@ def test_training_on_two_folders_combines_them(tmp_path: Path) -> None:
     write_fake_simulator_folder(tmp_path / "a", 4, seed=1)
     write_fake_simulator_folder(tmp_path / "b", 4, seed=2)
     cfg = _cfg(n_jitter=1, val_fraction=0.25)
-    res = train_score([tmp_path / "a", tmp_path / "b"], tmp_path / "run", "total", 1, 0, config=cfg)
+    res = train_score(
+        [tmp_path / "a", tmp_path / "b"],
+        tmp_path / "run",
+        dataclasses.replace(cfg, head="total", epochs=1, seed=0),
+    )
     conf = json.loads((res.model_dir / "config.json").read_text())
     assert conf["training"]["data"]["n_cases"] == 8
     assert conf["training"]["command"].count("--data") == 2
-    from aacscore.score.data import concat_bandsets
+    from aacscore.training.score_data import concat_bandsets
 
     a = build_simulated_bands(tmp_path / "a", geometry=TINY_GEOMETRY, n_jitter=1)
     both = concat_bandsets([a, a])
@@ -236,7 +259,11 @@ def test_training_fits_and_ships_an_output_calibration(tmp_path: Path) -> None:
     sim = tmp_path / "sim"
     write_fake_simulator_folder(sim, 30)
     cfg = _cfg(n_jitter=1, val_fraction=0.7, steps_per_epoch=2)
-    train_score(sim, tmp_path / "run", "segments", 1, 0, config=cfg)
+    train_score(
+        sim,
+        tmp_path / "run",
+        dataclasses.replace(cfg, head="segments", epochs=1, seed=0),
+    )
     model_dir = tmp_path / "run" / "model"
     conf = json.loads((model_dir / "config.json").read_text())
     assert conf["calibration"]["target"] == "grades"
@@ -244,13 +271,17 @@ def test_training_fits_and_ships_an_output_calibration(tmp_path: Path) -> None:
     assert "Output calibration (grades)" in (model_dir / "MODEL_CARD.md").read_text()
     assert ScoreModel.load(model_dir).config.calibration is not None
     off = train_score(
-        sim, tmp_path / "run2", "segments", 1, 0, config=dataclasses.replace(cfg, calibrate=False)
+        sim,
+        tmp_path / "run2",
+        dataclasses.replace(
+            dataclasses.replace(cfg, calibrate=False), head="segments", epochs=1, seed=0
+        ),
     )
     assert json.loads((off.model_dir / "config.json").read_text())["calibration"] is None
 
 
 def test_group_balanced_sampling(tmp_path: Path) -> None:
-    from aacscore.score.train import group_balance_weights
+    from aacscore.training.score import group_balance_weights
 
     totals = np.array([0.0] * 6 + [2.0] * 2 + [10.0] * 12)
     w = group_balance_weights(totals)
@@ -274,7 +305,7 @@ def _shifted_provider(path: Path) -> FilmGeometry:
 
 
 def test_spine_copies_add_one_band_per_film_cut_from_the_spine_corners(tmp_path: Path) -> None:
-    from aacscore.score.data import build_simulated_spine_bands
+    from aacscore.training.score_data import build_simulated_spine_bands
 
     sim = tmp_path / "sim"
     grades = write_fake_simulator_folder(sim, 6)
@@ -288,7 +319,10 @@ def test_spine_copies_add_one_band_per_film_cut_from_the_spine_corners(tmp_path:
 
     cfg = _cfg(n_jitter=1, val_fraction=0.34, spine_copies=True)
     res = train_score(
-        sim, tmp_path / "run", "segments", 1, 0, config=cfg, provider=_shifted_provider
+        sim,
+        tmp_path / "run",
+        dataclasses.replace(cfg, head="segments", epochs=1, seed=0),
+        provider=_shifted_provider,
     )
     conf = json.loads((res.model_dir / "config.json").read_text())
     assert conf["training"]["data"]["n_cases"] == 6  # copies of a film count once
@@ -303,7 +337,7 @@ def test_spine_copies_add_one_band_per_film_cut_from_the_spine_corners(tmp_path:
 
 
 def test_concat_of_copies_of_the_same_films_keeps_their_ids(tmp_path: Path) -> None:
-    from aacscore.score.data import concat_bandsets
+    from aacscore.training.score_data import concat_bandsets
 
     a = tiny_bandset(4)
     both = concat_bandsets([a, a], same_films=True)
@@ -315,19 +349,27 @@ def test_concat_of_copies_of_the_same_films_keeps_their_ids(tmp_path: Path) -> N
 
 def test_fine_tuning_starts_from_the_given_models_weights(tmp_path: Path) -> None:
     from aacscore.aorta import BandGeometry
-    from aacscore.score.train import init_weights
+    from aacscore.training.score import init_weights
 
     sim = tmp_path / "sim"
     write_fake_simulator_folder(sim, 8)
     cfg = _cfg(n_jitter=1, val_fraction=0.25)
-    first = train_score(sim, tmp_path / "a", "segments", 1, 0, config=cfg)
+    first = train_score(
+        sim,
+        tmp_path / "a",
+        dataclasses.replace(cfg, head="segments", epochs=1, seed=0),
+    )
     tuned_cfg = dataclasses.replace(cfg, init_from=str(first.model_dir), seed=5)
     net = ScoreNet(tuned_cfg.network)
     init_weights(net, tuned_cfg)
     ref = ScoreModel.load(first.model_dir).net.state_dict()
     for k, v in net.state_dict().items():
         torch.testing.assert_close(v, ref[k])
-    tuned = train_score(sim, tmp_path / "b", "segments", 1, 5, config=tuned_cfg)
+    tuned = train_score(
+        sim,
+        tmp_path / "b",
+        dataclasses.replace(tuned_cfg, head="segments", epochs=1, seed=5),
+    )
     conf = json.loads((tuned.model_dir / "config.json").read_text())
     assert conf["training"]["config"]["init_from"] == str(first.model_dir)
     ck = torch.load(next((tmp_path / "b" / "checkpoints").glob("epoch_*.pt")), weights_only=True)

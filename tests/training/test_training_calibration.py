@@ -20,7 +20,7 @@ from aacscore.score.predict import (
     ScoreModelConfig,
     fit_calibration,
 )
-from aacscore.score.train import cross_fitted, fit_output_calibration
+from aacscore.training.calibration import cross_fitted, fit_output_calibration
 
 
 def test_fit_removes_a_systematic_bias() -> None:
@@ -105,7 +105,7 @@ def test_cross_fitting_is_out_of_sample() -> None:
 
 def test_group_metrics_use_wilson_intervals() -> None:
     from aacscore.kauppila import parse_groups
-    from aacscore.score.metrics import group_metrics
+    from aacscore.training.metrics import group_metrics
 
     true = [0, 0, 0, 0, 2, 2, 8, 8, 8, 8]
     pred = [0, 0, 0, 2, 2, 6, 8, 8, 8, 3]
@@ -121,7 +121,7 @@ def test_group_metrics_use_wilson_intervals() -> None:
 
 
 def test_uncertainty_scale_by_predicted_total() -> None:
-    from aacscore.score.train import SD_BIN_EDGES, scale_bins
+    from aacscore.training.calibration import SD_BIN_EDGES, scale_bins
 
     rng = np.random.default_rng(4)
     mean = np.concatenate([np.full(200, 0.1), np.full(200, 12.0), np.full(5, 3.0)])
@@ -141,7 +141,7 @@ def test_uncertainty_scale_by_predicted_total() -> None:
 
 
 def test_zero_threshold_is_chosen_on_validation_and_applied(tmp_path: Path) -> None:
-    from aacscore.score.train import choose_zero_threshold
+    from aacscore.training.calibration import choose_zero_threshold
 
     rng = np.random.default_rng(5)
     truth = rng.choice([0.0, 1.0, 3.0], size=(300, 8), p=[0.7, 0.1, 0.2])

@@ -14,12 +14,11 @@ from aacscore.spine.network import (
     build_orientation_net,
     build_unet,
     load_weights,
-    save_weights,
 )
-from aacscore.spine.plans import (
+from aacscore.spine.plans import Plans, PlansError
+from aacscore.training.export import save_weights
+from aacscore.training.plans import (
     CaseShape,
-    Plans,
-    PlansError,
     compute_fingerprint,
     plan_from_fingerprint,
     pool_topology,

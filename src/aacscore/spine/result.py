@@ -1,0 +1,273 @@
+"""The spine stage's result and the post-processing shared by the U-Net and nnU-Net models:
+class scores -> cleaned labels -> outlines -> vertebrae, discs and Kauppila bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from aacscore.io import Radiograph
+from aacscore.spine.geometry import (
+    SpineGeometry,
+    check_plausibility,
+    contour_from_score,
+    geometry_from_contours,
+    largest_component,
+)
+from aacscore.spine.orientation import (
+    CanonicalFrame,
+    OrientationResult,
+)
+from aacscore.vertebrae import (
+    LABEL_VALUES,
+    Bound,
+    FloatArray,
+    Side,
+    Vertebra,
+    kauppila_bounds,
+    level_bound_names,
+)
+
+FINE_FACTOR = 4
+"""Upsampling of the logits around each body before tracing its outline."""
+
+
+@dataclass(frozen=True, eq=False)
+class SpineResult:
+    """Spine geometry of one film, in ORIGINAL pixel coordinates (x = column, y = row).
+
+    ``labels`` is the body label map at the original resolution (values as
+    :data:`aacscore.spine.geometry.LABEL_VALUES`); ``frame`` maps to and from the canonical
+    orientation (anterior left) in which later stages work.
+    """
+
+    source: str
+    shape: tuple[int, int]
+    anterior_side: Side
+    orientation: OrientationResult
+    vertebrae: dict[str, Vertebra]
+    discs: dict[str, FloatArray]
+    bounds: dict[str, Bound]
+    spacing_mm: tuple[float, float] | None
+    model_mm_per_px: tuple[float, float] | None
+    labels: npt.NDArray[np.uint8]
+    warnings: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frame(self) -> CanonicalFrame:
+        return CanonicalFrame(self.shape, self.anterior_side)
+
+    def segment_bounds(self, level: str) -> tuple[Bound, Bound]:
+        """(cranial, caudal) bounds of a Kauppila level L1-L4."""
+        upper, lower = level_bound_names(level)
+        return self.bounds[upper], self.bounds[lower]
+
+    def canonical_geometry(self) -> SpineGeometry:
+        """Vertebrae, discs and bounds mirrored into the canonical frame (anterior left)."""
+        fr = self.frame
+        verts = {
+            n: v.transformed(fr.to_canonical_points, self.spacing_mm)
+            for n, v in self.vertebrae.items()
+        }
+        discs = {n: fr.to_canonical_points(p) for n, p in self.discs.items()}
+        bounds = {n: b.transformed(fr.to_canonical_points) for n, b in self.bounds.items()}
+        return SpineGeometry(verts, discs, bounds, Side.LEFT, self.spacing_mm, self.warnings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (without the label map)."""
+        return {
+            "source": self.source,
+            "shape": list(self.shape),
+            "anterior_side": self.anterior_side,
+            "orientation": {
+                "probability_right": self.orientation.probability_right,
+                "cue": self.orientation.cue,
+                "method": self.orientation.method,
+            },
+            "spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
+            "model_mm_per_px": None if self.model_mm_per_px is None else list(self.model_mm_per_px),
+            "vertebrae": {n: v.to_dict() for n, v in self.vertebrae.items()},
+            "discs": {n: [float(x) for x in p] for n, p in self.discs.items()},
+            "bounds": {n: b.to_dict() for n, b in self.bounds.items()},
+            "warnings": list(self.warnings),
+            "timings": dict(self.timings),
+        }
+
+
+class SpineModelProtocol(Protocol):
+    """What later stages need from a spine model."""
+
+    def predict(
+        self, radiograph: Radiograph, anterior_side: str | Side | None = None
+    ) -> SpineResult: ...
+
+
+# -------------------------------------------------------------------------------------------
+# Post-processing shared by the built-in and the nnU-Net models
+# -------------------------------------------------------------------------------------------
+
+
+def clean_labels(labels: npt.NDArray[np.integer[Any]]) -> tuple[npt.NDArray[np.uint8], list[str]]:
+    """Keep the largest component of each body label; warn when a label is fragmented."""
+    out = np.zeros(labels.shape, dtype=np.uint8)
+    warnings: list[str] = []
+    for name, v in LABEL_VALUES.items():
+        m = labels == v
+        if not m.any():
+            continue
+        comp, ratio = largest_component(m)
+        if ratio > 0.15:
+            warnings.append(f"{name}: segmentation split into several parts (kept the largest)")
+        out[comp] = v
+    return out, warnings
+
+
+def contours_from_logits(
+    logits: torch.Tensor, labels: npt.NDArray[np.uint8], factor: int = FINE_FACTOR, margin: int = 3
+) -> dict[str, FloatArray]:
+    """Sub-pixel outline of each labelled body from (C, h, w) logits (or probabilities).
+
+    Around each body the scores are upsampled bilinearly ``factor`` times and the boundary where
+    the body's class stops being the arg-max is traced; other components of the same class are
+    masked out. Returned points are in the logits' pixel coordinates.
+    """
+    _c, h, w = logits.shape
+    out: dict[str, FloatArray] = {}
+    for name, v in LABEL_VALUES.items():
+        m = labels == v
+        if not m.any():
+            continue
+        rows, cols = np.nonzero(m)
+        y0, y1 = max(int(rows.min()) - margin, 0), min(int(rows.max()) + margin + 1, h)
+        x0, x1 = max(int(cols.min()) - margin, 0), min(int(cols.max()) + margin + 1, w)
+        crop = logits[:, y0:y1, x0:x1][None].float()
+        size = ((y1 - y0) * factor, (x1 - x0) * factor)
+        fine = F.interpolate(crop, size=size, mode="bilinear", align_corners=False)[0]
+        others = torch.cat([fine[:v], fine[v + 1 :]], dim=0).amax(dim=0)
+        score = (fine[v] - others).numpy().astype(np.float64)
+        keep = ndimage.binary_dilation(m[y0:y1, x0:x1], iterations=1)
+        keep_f = np.kron(keep, np.ones((factor, factor), dtype=bool))
+        score[~keep_f] = np.minimum(score[~keep_f], -1e-3)
+        pts = contour_from_score(score, 0.0)
+        if len(pts) == 0:
+            continue
+        pts[:, 0] = x0 + (pts[:, 0] + 0.5) / factor - 0.5
+        pts[:, 1] = y0 + (pts[:, 1] + 0.5) / factor - 0.5
+        out[name] = pts
+    return out
+
+
+def fine_label_map(
+    logits: torch.Tensor, labels: npt.NDArray[np.uint8], factor: int = FINE_FACTOR, margin: int = 2
+) -> npt.NDArray[np.uint8]:
+    """Arg-max of the logits upsampled bilinearly ``factor`` times, (h * factor, w * factor).
+
+    Only the region around the cleaned coarse ``labels`` is upsampled; each class is kept only
+    next to its own (largest) coarse component.
+    """
+    _, h, w = logits.shape
+    out = np.zeros((h * factor, w * factor), dtype=np.uint8)
+    rows, cols = np.nonzero(labels)
+    if rows.size == 0:
+        return out
+    y0, y1 = max(int(rows.min()) - margin, 0), min(int(rows.max()) + margin + 1, h)
+    x0, x1 = max(int(cols.min()) - margin, 0), min(int(cols.max()) + margin + 1, w)
+    crop = logits[:, y0:y1, x0:x1][None].float()
+    size = ((y1 - y0) * factor, (x1 - x0) * factor)
+    fine = F.interpolate(crop, size=size, mode="bilinear", align_corners=False)[0]
+    arg = fine.argmax(dim=0).numpy().astype(np.uint8)
+    sub = labels[y0:y1, x0:x1]
+    for v in np.unique(arg):
+        if v == 0:
+            continue
+        keep = ndimage.binary_dilation(sub == v, iterations=1)
+        keep_f = np.repeat(np.repeat(keep, factor, axis=0), factor, axis=1)
+        arg[(arg == v) & ~keep_f] = 0
+    out[y0 * factor : y1 * factor, x0 * factor : x1 * factor] = arg
+    return out
+
+
+def geometry_from_logits(
+    logits: torch.Tensor,
+    spacing_mm: tuple[float, float] | None,
+    source: str | None = None,
+    check: bool = True,
+    factor: int = FINE_FACTOR,
+) -> tuple[SpineGeometry, npt.NDArray[np.uint8]]:
+    """Canonical-frame geometry (anterior left) from (C, h, w) logits, and the cleaned labels."""
+    coarse = logits.argmax(dim=0).numpy().astype(np.uint8)
+    labels, warnings = clean_labels(coarse)
+    contours = contours_from_logits(logits, labels, factor)
+    geo = geometry_from_contours(
+        contours, Side.LEFT, spacing_mm, source, extra_warnings=warnings, check=check
+    )
+    return geo, labels
+
+
+def _map_geometry(
+    geo: SpineGeometry,
+    fn: Any,
+    fn_dir: Any,
+    spacing_mm: tuple[float, float] | None,
+    area_scale: float,
+    length_scale: float,
+) -> tuple[dict[str, Vertebra], dict[str, FloatArray], dict[str, Bound], list[str]]:
+    verts = {
+        n: v.transformed(fn, spacing_mm, area_scale, length_scale) for n, v in geo.vertebrae.items()
+    }
+    bounds, discs, warnings = kauppila_bounds(verts)
+    return verts, discs, bounds, warnings
+
+
+# -------------------------------------------------------------------------------------------
+# Built-in model
+# -------------------------------------------------------------------------------------------
+
+
+def result_from_label_scores(
+    radiograph: Radiograph,
+    scores: torch.Tensor,
+    orientation: OrientationResult,
+    check: bool = True,
+    timings: Mapping[str, float] | None = None,
+) -> SpineResult:
+    """A :class:`SpineResult` from (C, H, W) class scores at the film's ORIGINAL resolution
+    (used by the nnU-Net adapter). Geometry is traced on the canonical (mirrored) scores."""
+    shape = (int(scores.shape[1]), int(scores.shape[2]))
+    frame = CanonicalFrame(shape, orientation.anterior_side)
+    canon_scores = torch.flip(scores, dims=[2]) if frame.mirrored else scores
+    coarse = canon_scores.argmax(dim=0).numpy().astype(np.uint8)
+    labels, warnings = clean_labels(coarse)
+    contours = contours_from_logits(canon_scores, labels, factor=1)
+    geo = geometry_from_contours(
+        contours, Side.LEFT, radiograph.spacing_mm, radiograph.source, warnings, check=False
+    )
+    verts, discs, bounds, w = _map_geometry(
+        geo, frame.to_original_points, frame.to_original_directions, radiograph.spacing_mm, 1.0, 1.0
+    )
+    all_warnings = [*orientation.warnings, *geo.warnings]
+    if check:
+        all_warnings += check_plausibility(verts, radiograph.spacing_mm, radiograph.source)
+    all_warnings += w
+    return SpineResult(
+        source=radiograph.source,
+        shape=shape,
+        anterior_side=orientation.anterior_side,
+        orientation=orientation,
+        vertebrae=verts,
+        discs=discs,
+        bounds=bounds,
+        spacing_mm=radiograph.spacing_mm,
+        model_mm_per_px=radiograph.spacing_mm,
+        labels=frame.to_original_image(labels),
+        warnings=tuple(dict.fromkeys(all_warnings)),
+        timings=dict(timings or {}),
+    )
