@@ -4,6 +4,7 @@ import pickle
 import pytest
 
 from aacscore.kauppila import SEGMENTS
+from aacscore.outputs.case_json import case_document
 from aacscore.results import RESULT_COLUMNS, STATUSES, Result, Status, counts, failed
 
 
@@ -61,15 +62,15 @@ def test_status_values_are_the_old_strings() -> None:
     assert r.status is Status.WARNING and r.csv_row()["status"] == "warning"
     assert type(r.csv_row()["status"]) is str
     assert failed("b", "broken").status is Status.FAILED and not failed("b", "x").ok
-    assert r.to_json()["status"] == "warning"
+    assert case_document(r)["status"] == "warning"
     assert pickle.loads(pickle.dumps(r)) == r
     assert counts([Status.OK, "ok", Status.FAILED]) == {"ok": 2, "warning": 0, "failed": 1}
 
 
 def test_to_json_merges_details() -> None:
     r = Result(file="a", status=Status.WARNING, details={"timings": {"total_s": 1.0}})
-    d = r.to_json()
+    d = case_document(r)
     assert d["status"] == "warning"
     assert d["timings"] == {"total_s": 1.0}
     assert d["grades"] is None
-    assert r.with_details({"overlay": "o.png"}).to_json()["overlay"] == "o.png"
+    assert case_document(r.with_details({"overlay": "o.png"}))["overlay"] == "o.png"

@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from aacscore import __version__
+from aacscore._version import __version__
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 

@@ -18,9 +18,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aacscore import __version__
 from aacscore._files import sha256_file
 from aacscore._timing import timed
+from aacscore._version import __version__
 from aacscore.io import InputItem, RadiographError, read_radiograph
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups

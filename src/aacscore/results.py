@@ -137,12 +137,6 @@ class Result:
         row["qc_flags"] = ";".join(self.qc_flags)
         return row
 
-    def to_json(self) -> dict[str, Any]:
-        """The case JSON document (:func:`aacscore.outputs.case_json.case_document`)."""
-        from aacscore.outputs.case_json import case_document
-
-        return case_document(self)
-
 
 def _fmt(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):

@@ -20,6 +20,7 @@ from aacscore.batch import case_stem, score_batch
 from aacscore.io import collect_inputs
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS
+from aacscore.outputs.case_json import case_document
 from aacscore.outputs.results_csv import read_results
 from aacscore.pipeline import Scorer
 from aacscore.results import RESULT_COLUMNS, Status
@@ -75,14 +76,14 @@ def test_score_returns_complete_result(sim: Path, scorer: Scorer) -> None:
     truth = json.loads((sim / "case_000000.json").read_text())
     assert res.orientation == truth["anterior_side"]
     assert res.spacing_mm == pytest.approx(0.35, rel=1e-3)
-    d = res.to_json()
+    d = case_document(res)
     assert {"spine", "band", "timings", "qc", "reader"} <= set(d)
     assert set(d["spine"]["vertebrae"]) >= {"L1", "L2", "L3", "L4"}
     # PNG input has no spacing: scale estimated from vertebral size and flagged
     res_png = scorer.score(sim / "case_000000.png")
     assert res_png.status == "warning"
     assert "spacing_unknown" in res_png.qc_flags
-    assert res_png.to_json()["band"]["scale_estimated"] is True
+    assert case_document(res_png)["band"]["scale_estimated"] is True
 
 
 def test_band_is_extracted_at_the_score_models_resolution(sim: Path, scorer: Scorer) -> None:
@@ -94,8 +95,8 @@ def test_band_is_extracted_at_the_score_models_resolution(sim: Path, scorer: Sco
     other = Scorer(spine_model=scorer.spine_model, score_model=model)
     res = other.score(sim / "case_000000.dcm")
     assert res.status in ("ok", "warning"), res.error
-    assert res.to_json()["band"]["geometry"]["rows_per_level"] == 16
-    assert res.to_json()["band"]["geometry"]["shape"] == [64, 64]
+    assert case_document(res)["band"]["geometry"]["rows_per_level"] == 16
+    assert case_document(res)["band"]["geometry"]["shape"] == [64, 64]
 
 
 def test_bad_file_fails_cleanly(tmp_path: Path, scorer: Scorer) -> None:
@@ -210,7 +211,7 @@ def test_result_carries_typed_stages_and_case_json_is_built_from_them(
     assert isinstance(st.qc, QCReport) and isinstance(st.spine, SpineResult)
     assert isinstance(st.band, Band) and isinstance(st.prediction, ScorePrediction)
     assert list(st.timings) == ["read_s", "qc_s", "spine_s", "band_s", "score_s", "total_s"]
-    doc = res.to_json()
+    doc = case_document(res)
     assert list(doc)[12:] == [
         "aacscore_version", "groups", "reader", "qc", "spine", "band", "timings", "prediction"
     ]  # fmt: skip
@@ -235,7 +236,7 @@ def test_failed_stage_keeps_the_stages_that_ran(sim: Path, scorer: Scorer) -> No
     other = Scorer(spine_model=NoSpine(), score_model=scorer.score_model)  # type: ignore[arg-type]
     res = other.score(sim / "case_000000.dcm")
     assert res.status is Status.FAILED and "no vertebrae" in res.error
-    doc = res.to_json()
+    doc = case_document(res)
     assert list(doc)[12:] == ["aacscore_version", "groups", "reader", "qc", "timings"]
     assert list(doc["timings"]) == ["read_s", "qc_s"]
 

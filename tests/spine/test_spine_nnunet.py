@@ -24,6 +24,7 @@ from aacscore.aorta.roi import BandGeometry
 from aacscore.cli import app
 from aacscore.io import Radiograph, read_radiograph
 from aacscore.kauppila import SEGMENTS
+from aacscore.outputs.case_json import case_document
 from aacscore.pipeline import Scorer
 from aacscore.score.network import NetworkConfig, ScoreNet
 from aacscore.score.predict import ScoreModel, ScoreModelConfig
@@ -497,7 +498,7 @@ def test_scorer_runs_end_to_end_on_an_nnunet_model(
         assert res.aac24 is not None and 0.0 <= res.aac24 <= 24.0
         assert res.orientation == side
         assert res.spacing_mm == pytest.approx(0.35, rel=1e-3)
-        spine = res.to_json()["spine"]
+        spine = case_document(res)["spine"]
         assert set(spine["vertebrae"]) >= {"L1", "L2", "L3", "L4", "L5"}
         assert set(spine["bounds"]) >= set(DISC_NAMES)
     assert isinstance(scorer.spine_model, NnUNetSpineModel)

@@ -7,7 +7,7 @@ import logging
 import typer
 from rich.console import Console
 
-from aacscore import __version__
+from aacscore._version import __version__
 
 app = typer.Typer(
     name="aacscore",

@@ -54,8 +54,8 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from aacscore import __version__
 from aacscore._files import atomic_write_bytes
+from aacscore._version import __version__
 from aacscore.kauppila import LEVELS, SEGMENTS, WALLS
 from aacscore.results import Result
 from aacscore.vertebrae import Side

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aacscore import __version__
 from aacscore._files import atomic_write_text, sha256_file
+from aacscore._version import __version__
 from aacscore.spine.network import MODEL_CARD
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from aacscore import __version__
+from aacscore._version import __version__
 from aacscore.spine.nnunet import METADATA_KEY, downsize_box
 from aacscore.training.errors import SpineDataError
 from aacscore.training.spine_data import discover_cases, load_image, load_labels

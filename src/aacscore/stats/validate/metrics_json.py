@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aacscore import __version__
 from aacscore._files import json_safe
+from aacscore._version import __version__
 from aacscore.stats.bootstrap import BootstrapCI
 from aacscore.stats.validate.compute import ValidationResult
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from aacscore import __version__
+from aacscore._version import __version__
 from aacscore.report import (
     Block,
     Heading,
