@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aorta_synth import SyntheticSpine
 
 from aacscore.aorta import (
     DEFAULT_BAND_GEOMETRY,
@@ -12,6 +11,7 @@ from aacscore.aorta import (
     extract_band,
 )
 from aacscore.kauppila import LEVELS
+from tests.aorta.aorta_synth import SyntheticSpine
 
 GEO = DEFAULT_BAND_GEOMETRY
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from score_synth import TINY_GEOMETRY, TINY_NET, tiny_band
 
 from aacscore.kauppila import parse_groups
 from aacscore.score import (
@@ -22,6 +21,7 @@ from aacscore.score import (
 )
 from aacscore.score.predict import aac8_from_fractions, confidence_interval
 from aacscore.training.card import replace_comparison, write_model_card
+from tests.score.score_synth import TINY_GEOMETRY, TINY_NET, tiny_band
 
 LEWIS = parse_groups("lewis")
 
@@ -157,11 +157,10 @@ def test_consistent_fractions_follow_the_grades() -> None:
 
 
 def test_predict_band_object_gives_aac8(tmp_path: Path) -> None:
-    from score_synth import write_fake_simulator_folder
-
     from aacscore.aorta import extract_band
     from aacscore.io import read_radiograph
     from aacscore.training.score_data import read_case_json
+    from tests.score.score_synth import write_fake_simulator_folder
 
     write_fake_simulator_folder(tmp_path / "sim", 1)
     case = read_case_json(tmp_path / "sim" / "case_000000.json")

@@ -10,7 +10,6 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from simulate_helpers import case
 
 from aacscore.kauppila import SEGMENTS
 from aacscore.simulate import (
@@ -20,6 +19,7 @@ from aacscore.simulate import (
     simulate_dataset,
     write_case,
 )
+from tests.simulate.simulate_helpers import case
 
 
 def test_dataset_layout_and_jobs_determinism(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
-from simulate_helpers import SPACING, case, recompute
 
 from aacscore.kauppila import LEVELS, SEGMENTS, WALLS
+from tests.simulate.simulate_helpers import SPACING, case, recompute
 
 SAMPLE = [(11, i) for i in range(8)]
 
@@ -60,7 +60,7 @@ def test_plaques_lie_on_their_wall_and_are_visible(seed: int, index: int) -> Non
 @pytest.mark.parametrize(("seed", "index"), SAMPLE[:4])
 def test_bounds_on_walls_and_ordered(seed: int, index: int) -> None:
     c = case(seed, index)
-    from simulate_helpers import arc_of_point
+    from tests.simulate.simulate_helpers import arc_of_point
 
     for w in WALLS:
         prev = -np.inf
@@ -234,7 +234,7 @@ def _continuous_coverage(pts: np.ndarray, wall: np.ndarray, lo: float, hi: float
     pixel (a unit square) projects onto the local wall tangent as an interval, and the union of
     those intervals is measured exactly (returned with the number of separate runs). No bins,
     no shared code with the simulator."""
-    from simulate_helpers import brute_projection
+    from tests.simulate.simulate_helpers import brute_projection
 
     if len(pts) == 0:
         return 0.0, 0
@@ -265,9 +265,8 @@ def test_truth_follows_the_definition_continuous_arc_length(seed: int, index: in
     """Grades agree with Kauppila's definition measured on the continuous wall length (the
     calcified share of the wall between the two mid-disc bounds), wherever the fraction is not
     within the 1-pixel discretisation of a grade boundary."""
-    from simulate_helpers import CODES, arc_of_point
-
     from aacscore.kauppila import grade_from_fraction
+    from tests.simulate.simulate_helpers import CODES, arc_of_point
 
     c = case(seed, index)
     for w in WALLS:

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 from skimage.draw import polygon
-from spine_synth import make_film, rotate
 
 from aacscore.spine.geometry import (
     check_plausibility,
@@ -27,6 +26,7 @@ from aacscore.vertebrae import (
     kauppila_bounds,
     outer_disc_problem,
 )
+from tests.spine.spine_synth import make_film, rotate
 
 
 def _draw(shape: tuple[int, int], corners: dict[str, np.ndarray]) -> np.ndarray:

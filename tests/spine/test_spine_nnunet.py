@@ -15,7 +15,6 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
-from spine_synth import write_dataset
 from typer.testing import CliRunner
 
 import aacscore.spine.nnunet as nnunet_module
@@ -39,6 +38,7 @@ from aacscore.spine.nnunet import (
 from aacscore.spine.predict import SpineResult, load_spine_model
 from aacscore.training.nnunet_export import dataset_folder_name, dataset_json, export_nnunet
 from aacscore.vertebrae import DISC_NAMES, LABEL_VALUES
+from tests.spine.spine_synth import write_dataset
 
 # nnU-Net v2 documentation (dataset_format.md): required dataset.json keys and their meaning
 REQUIRED_KEYS = {"channel_names", "labels", "numTraining", "file_ending"}

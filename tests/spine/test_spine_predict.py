@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from spine_synth import make_film
 from torch import nn
 
 from aacscore.io import Radiograph
@@ -23,6 +22,7 @@ from aacscore.spine.predict import SpineModel, SpineResult, load_spine_model
 from aacscore.spine.preprocess import Letterbox, zscore
 from aacscore.training.plans import CaseShape, compute_fingerprint, plan_from_fingerprint
 from aacscore.vertebrae import DISC_NAMES, LABEL_VALUES, SpineError
+from tests.spine.spine_synth import make_film
 
 SHAPE = (240, 160)
 

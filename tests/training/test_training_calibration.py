@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from score_synth import TINY_GEOMETRY, TINY_NET, tiny_band, tiny_bandset
 
 from aacscore.score import ScoreModel
 from aacscore.score.network import ScoreNet
@@ -21,6 +20,7 @@ from aacscore.score.predict import (
     fit_calibration,
 )
 from aacscore.training.calibration import cross_fitted, fit_output_calibration
+from tests.score.score_synth import TINY_GEOMETRY, TINY_NET, tiny_band, tiny_bandset
 
 
 def test_fit_removes_a_systematic_bias() -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from score_synth import TINY_NET, tiny_bandset
 
 from aacscore.training.config import TrainConfig
 from aacscore.training.errors import TrainingError
@@ -24,6 +23,7 @@ from aacscore.training.loop import (
     run_loop,
 )
 from aacscore.training.score import ScoreTrainConfig, fit, train_score
+from tests.score.score_synth import TINY_NET, tiny_bandset
 
 
 class Counter:

@@ -9,13 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from score_synth import (
-    TINY_GEOMETRY,
-    TINY_NET,
-    approx_equal_history,
-    tiny_bandset,
-    write_fake_simulator_folder,
-)
 
 from aacscore.kauppila import SEGMENTS
 from aacscore.score import ScoreModel
@@ -31,6 +24,13 @@ from aacscore.training.score_data import (
     build_simulated_bands,
     read_labels_csv,
     split_by_case,
+)
+from tests.score.score_synth import (
+    TINY_GEOMETRY,
+    TINY_NET,
+    approx_equal_history,
+    tiny_bandset,
+    write_fake_simulator_folder,
 )
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from score_synth import write_fake_simulator_folder
 from typer.testing import CliRunner
 
 from aacscore.cli import app
 from aacscore.score import ScoreModel
+from tests.score.score_synth import write_fake_simulator_folder
 
 runner = CliRunner()
 

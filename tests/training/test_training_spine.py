@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from spine_synth import write_dataset
 from typer.testing import CliRunner
 
 from aacscore._files import sha256_file
@@ -26,6 +25,7 @@ from aacscore.training.spine_data import (
     load_or_build_cache,
 )
 from aacscore.training.spine_trainer import SegmentationTrainer
+from tests.spine.spine_synth import write_dataset
 
 PATCH = (64, 48)
 

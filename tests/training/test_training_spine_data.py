@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from spine_synth import make_film, write_case, write_dataset
 
 from aacscore.spine.plans import Plans
 from aacscore.spine.preprocess import Letterbox, zscore
@@ -32,6 +31,7 @@ from aacscore.training.spine_data import (
     load_or_build_cache,
 )
 from aacscore.vertebrae import LABEL_VALUES, LEVEL_ORDER
+from tests.spine.spine_synth import make_film, write_case, write_dataset
 
 
 def _plans(spacing: tuple[float, float] | None) -> Plans:
