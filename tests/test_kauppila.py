@@ -16,14 +16,6 @@ def test_segment_names_and_order() -> None:
         "L4_anterior",
         "L4_posterior",
     )
-    assert k.segments_of_wall("posterior") == (
-        "L1_posterior",
-        "L2_posterior",
-        "L3_posterior",
-        "L4_posterior",
-    )
-    with pytest.raises(ValueError, match="wall"):
-        k.segments_of_wall("lateral")
     with pytest.raises(ValueError, match="segment"):
         k.segment("L5", "anterior")
 
@@ -157,4 +149,3 @@ def test_kauppila_score_validation_and_totals() -> None:
         k.KauppilaScore(grades=(0,) * 8, aac8=9, group="low")
     assert k.aac24_total([3] * 8) == 24
     assert k.aac24_total(dict.fromkeys(k.SEGMENTS, 1.5)) == 12.0
-    assert k.clip_grades([-0.2, 1.4, 3.7]) == (0.0, 1.4, 3.0)

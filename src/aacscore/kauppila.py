@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -249,15 +249,3 @@ def segment(level: str, wall: str) -> str:
     if name not in SEGMENTS:
         raise ValueError(f"unknown Kauppila segment {name!r}")
     return name
-
-
-def segments_of_wall(wall: str) -> tuple[str, ...]:
-    """The 4 segment names of one wall, cranial to caudal."""
-    if wall not in WALLS:
-        raise ValueError(f"unknown wall {wall!r}; expected one of {WALLS}")
-    return tuple(segment(lv, wall) for lv in LEVELS)
-
-
-def clip_grades(values: Iterable[float]) -> tuple[float, ...]:
-    """Clip continuous predicted grades to the valid range [0, 3]."""
-    return tuple(min(max(float(v), 0.0), float(MAX_GRADE)) for v in values)

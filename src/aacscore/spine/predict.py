@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from aacscore._timing import timed
 from aacscore.io import Radiograph
 from aacscore.spine.classifier import probability_right
 from aacscore.spine.geometry import (
@@ -142,24 +142,24 @@ class SpineModel:
                 implausible sizes or spacing); the message names the film.
         """
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        pixels = np.asarray(radiograph.pixels, dtype=np.float32)
-        if pixels.ndim != 2:
-            raise SpineError(f"expected a 2-D film, got shape {pixels.shape}", radiograph.source)
-        shape = (int(pixels.shape[0]), int(pixels.shape[1]))
-        box = Letterbox.fit(shape, self.plans.patch_size)
-        resized = box.resize_image(pixels)
-        valid = box.valid_mask()
-        timings["resize_s"] = time.perf_counter() - t0
+        with timed(timings, "resize_s"):
+            pixels = np.asarray(radiograph.pixels, dtype=np.float32)
+            if pixels.ndim != 2:
+                raise SpineError(
+                    f"expected a 2-D film, got shape {pixels.shape}", radiograph.source
+                )
+            shape = (int(pixels.shape[0]), int(pixels.shape[1]))
+            box = Letterbox.fit(shape, self.plans.patch_size)
+            resized = box.resize_image(pixels)
+            valid = box.valid_mask()
 
-        t1 = time.perf_counter()
-        p_right: float | None = None
-        if anterior_side is None:
-            p_right = self.probability_right(box.pad(resized), valid)
-            side = Side.RIGHT if (p_right is not None and p_right >= 0.5) else Side.LEFT
-        else:
-            side = Side.parse(anterior_side)
-        timings["orientation_s"] = time.perf_counter() - t1
+        with timed(timings, "orientation_s"):
+            p_right: float | None = None
+            if anterior_side is None:
+                p_right = self.probability_right(box.pad(resized), valid)
+                side = Side.RIGHT if (p_right is not None and p_right >= 0.5) else Side.LEFT
+            else:
+                side = Side.parse(anterior_side)
 
         def run(side: Side) -> tuple[npt.NDArray[np.float32], torch.Tensor]:
             canon = box.pad(
@@ -167,53 +167,53 @@ class SpineModel:
             )
             return canon, self.logits(canon, valid)
 
-        t2 = time.perf_counter()
-        canon, logits = run(side)
-        timings["network_s"] = time.perf_counter() - t2
-        if anterior_side is None:
-            coarse = clean_labels(logits.argmax(dim=0).numpy().astype(np.uint8))[0]
-            cue = posterior_cue(canon, coarse)
-            if p_right is None:
-                orientation = cue_only_orientation(cue)
+        with timed(timings, "network_s"):
+            canon, logits = run(side)
+        with timed(timings, "orientation_check_s"):
+            if anterior_side is None:
+                coarse = clean_labels(logits.argmax(dim=0).numpy().astype(np.uint8))[0]
+                cue = posterior_cue(canon, coarse)
+                if p_right is None:
+                    orientation = cue_only_orientation(cue)
+                else:
+                    # the cue was measured on the canonicalised film: convert it to the original
+                    cue_orig = None if cue is None else (-cue if side == Side.RIGHT else cue)
+                    orientation = decide(p_right, cue_orig)
+                if orientation.anterior_side != side:
+                    side = orientation.anterior_side
+                    canon, logits = run(side)
             else:
-                # the cue was measured on the canonicalised film: convert it to the original
-                cue_orig = None if cue is None else (-cue if side == Side.RIGHT else cue)
-                orientation = decide(p_right, cue_orig)
-            if orientation.anterior_side != side:
-                side = orientation.anterior_side
-                canon, logits = run(side)
-        else:
-            orientation = OrientationResult(side, 1.0 if side == Side.RIGHT else 0.0, None, "given")
+                orientation = OrientationResult(
+                    side, 1.0 if side == Side.RIGHT else 0.0, None, "given"
+                )
 
-        t3 = time.perf_counter()
-        model_spacing = box.model_spacing(radiograph.spacing_mm)
-        geo, labels_model = geometry_from_logits(
-            logits, model_spacing, radiograph.source, check=False
-        )
-        frame = CanonicalFrame(shape, side)
+        with timed(timings, "geometry_s"):
+            model_spacing = box.model_spacing(radiograph.spacing_mm)
+            geo, labels_model = geometry_from_logits(
+                logits, model_spacing, radiograph.source, check=False
+            )
+            frame = CanonicalFrame(shape, side)
 
-        def to_orig(p: FloatArray) -> FloatArray:
-            return frame.to_original_points(box.to_image(p))
+            def to_orig(p: FloatArray) -> FloatArray:
+                return frame.to_original_points(box.to_image(p))
 
-        def dir_to_orig(d: FloatArray) -> FloatArray:
-            return frame.to_original_directions(d)
+            def dir_to_orig(d: FloatArray) -> FloatArray:
+                return frame.to_original_directions(d)
 
-        sy, sx = box.scale
-        warnings = [*orientation.warnings, *geo.warnings]
-        verts, discs, bounds, w = _map_geometry(
-            geo, to_orig, dir_to_orig, radiograph.spacing_mm, 1.0 / (sy * sx), 1.0 / sx
-        )
-        if check:
-            warnings += check_plausibility(verts, radiograph.spacing_mm, radiograph.source)
-        warnings += w
-        timings["geometry_s"] = time.perf_counter() - t3
+            sy, sx = box.scale
+            warnings = [*orientation.warnings, *geo.warnings]
+            verts, discs, bounds, w = _map_geometry(
+                geo, to_orig, dir_to_orig, radiograph.spacing_mm, 1.0 / (sy * sx), 1.0 / sx
+            )
+            if check:
+                warnings += check_plausibility(verts, radiograph.spacing_mm, radiograph.source)
+            warnings += w
 
-        t4 = time.perf_counter()
-        fine = fine_label_map(logits, labels_model, FINE_FACTOR)
-        labels_canon = box.labels_to_image(fine, factor=FINE_FACTOR)
-        labels = frame.to_original_image(labels_canon)
-        timings["labels_s"] = time.perf_counter() - t4
-        timings["total_s"] = time.perf_counter() - t0
+        with timed(timings, "labels_s"):
+            fine = fine_label_map(logits, labels_model, FINE_FACTOR)
+            labels_canon = box.labels_to_image(fine, factor=FINE_FACTOR)
+            labels = frame.to_original_image(labels_canon)
+        timings["total_s"] = sum(timings.values())
         return SpineResult(
             source=radiograph.source,
             shape=shape,
