@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import TextColumn
 
+from aacscore._progress import progress_bar
 from aacscore.cli._app import app, console, err_console
 from aacscore.io import RadiographError, collect_inputs
 
@@ -65,14 +66,8 @@ def score(
         **kwargs,
         "jobs": jobs,
     }
-    with Progress(
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=err_console,
-        transient=False,
+    with progress_bar(
+        "scoring", extra_columns=[TextColumn("{task.description}")], console=err_console
     ) as progress:
         task = progress.add_task("", total=len(items))
 

@@ -12,13 +12,13 @@ rotation and mirroring).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from aacscore._files import json_safe
 from aacscore.kauppila import LEVELS, SEGMENTS, WALLS, KauppilaScore
 from aacscore.simulate.anatomy import Anatomy, render_bones, render_medium, sample_anatomy
 from aacscore.simulate.calcification import (
@@ -145,20 +145,6 @@ class SimulatedCase:
 
 def _round(a: F64) -> list[list[float]]:
     return [[round(float(x), 3), round(float(y), 3)] for x, y in np.asarray(a)]
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, float):
-        return round(x, 5) if math.isfinite(x) else None
-    return x
 
 
 def simulate_case(
@@ -291,7 +277,7 @@ def simulate_case(
         vertebrae=vertebrae,
         walls=walls,
         segment_bounds=seg_bounds,
-        params=_jsonable(params),
+        params=json_safe(params, ndigits=5),
         seed=int(seed),
         index=int(index),
         distribution=distribution,

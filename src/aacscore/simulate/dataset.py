@@ -132,17 +132,9 @@ def simulate_dataset(
     callback: Callable[[int, int], None] | None = progress if callable(progress) else None
     bar: Any = None
     if progress is True:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from aacscore._progress import progress_bar
 
-        bar = Progress(
-            TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-        )
+        bar = progress_bar("simulating")
         bar.start()
         task_id = bar.add_task("simulate", total=n)
 

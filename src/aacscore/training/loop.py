@@ -109,22 +109,13 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         yield None
         return
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn
 
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+    from aacscore._progress import progress_bar as bar
+
+    with bar(
+        elapsed=True,
+        extra_columns=[TextColumn("{task.fields[info]}")],
         console=Console(stderr=True),
     ) as prog:
         yield prog

@@ -273,15 +273,9 @@ def _progress_iter(items: Sequence[Any], label: str, show: bool) -> Iterable[Any
     if not show:
         yield from items
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from aacscore._progress import progress_bar
 
-    with Progress(
-        f"[bold]{label}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as prog:
+    with progress_bar(label, transient=True) as prog:
         task = prog.add_task(label, total=len(items))
         for it in items:
             yield it
