@@ -1,3 +1,4 @@
+import csv
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,54 @@ def test_writer_refuses_foreign_csv(tmp_path: Path) -> None:
     p.write_text("case,score\nx,1\n")
     with pytest.raises(ValueError, match="different columns"):
         ResultsWriter(p)
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def _assert_ok_values(row: dict[str, str], name: str) -> None:
+    assert row["file"] == name and row["status"] == "ok" and row["error"] == ""
+    assert float(row["aac24"]) == 3.25 and float(row["aac24_sd"]) == 0.4
+    assert [float(row[s]) for s in SEGMENTS] == [0.406] * len(SEGMENTS)
+    assert float(row["aac8"]) == 1.0 and float(row["spacing_mm"]) == 0.2
+    assert row["group"] == "moderate" and row["low_confidence"] == "False"
+    assert row["orientation"] == "left" and row["qc_flags"] == "a;b"
+
+
+@pytest.mark.parametrize(
+    "torn",
+    [
+        "c.dcm,ok,,1.0",  # a crash mid-row
+        "c.dcm,ok,,1.0\r",  # ... between the CR and the LF
+        'c.dcm,failed,"c.dcm: unexpected RuntimeError: CUDA error\n',  # inside a multi-line error
+        'c.dcm,failed,"c.dcm: unexpected RuntimeError: CUDA error\r\nsee ""log"",\r\n',
+    ],
+)
+def test_resume_after_a_torn_line_keeps_every_value_intact(tmp_path: Path, torn: str) -> None:
+    p = tmp_path / "results.csv"
+    w = ResultsWriter(p)
+    w.write(_ok("a.dcm"))
+    w.write(failed("b.dcm", 'b.dcm: unexpected RuntimeError: two\nlines, with a "quote"'))
+    with p.open("a", newline="") as f:
+        f.write(torn)
+    w2 = ResultsWriter(p)
+    assert w2.done == {"a.dcm": "ok", "b.dcm": "failed"}
+    w2.write(_ok("c.dcm"))
+    w2.write(_ok("d.dcm"))
+    raw = _read_rows(p)
+    assert tuple(raw[0]) == RESULT_COLUMNS
+    assert all(len(r) == len(RESULT_COLUMNS) for r in raw[1:]), raw
+    rows = [dict(zip(RESULT_COLUMNS, r, strict=True)) for r in raw[1:]]
+    assert [r["file"] for r in rows] == ["a.dcm", "b.dcm", "c.dcm", "d.dcm"]
+    _assert_ok_values(rows[0], "a.dcm")
+    assert rows[1]["status"] == "failed"
+    assert rows[1]["error"] == 'b.dcm: unexpected RuntimeError: two\nlines, with a "quote"'
+    assert all(rows[1][c] == "" for c in RESULT_COLUMNS[3:])
+    _assert_ok_values(rows[2], "c.dcm")
+    _assert_ok_values(rows[3], "d.dcm")
+    assert rows == read_results(p)
+    # a further resume sees the same, complete file
+    assert ResultsWriter(p).done == {"a.dcm": "ok", "b.dcm": "failed", "c.dcm": "ok", "d.dcm": "ok"}
+    assert _read_rows(p) == raw

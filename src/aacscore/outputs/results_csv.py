@@ -32,11 +32,12 @@ class ResultsWriter:
         if not self.path.exists() or self.path.stat().st_size == 0:
             atomic_write_text(self.path, _csv_text([]))
             return
-        text = self.path.read_text(encoding="utf-8")
-        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+        with self.path.open(encoding="utf-8", newline="") as f:  # line ends as written
+            text = f.read()
+        complete = _complete_records(text)
         if complete != text:
             log.warning("%s: dropping a torn last line left by an interrupted run", self.path)
-        reader = csv.DictReader(io.StringIO(complete))
+        reader = csv.DictReader(io.StringIO(complete, newline=""))
         if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
             raise ValueError(
                 f"{self.path}: existing results file has different columns; use a new output folder"
@@ -60,6 +61,17 @@ class ResultsWriter:
             f.flush()
             os.fsync(f.fileno())
         self.done[result.file] = result.status.value
+
+
+def _complete_records(text: str) -> str:
+    """``text`` up to the end of its last complete record: a line end outside quotes.
+
+    A torn row may end anywhere: mid-field, between CR and LF, or inside a quoted multi-line
+    error message (there a line end is not a record end: an odd number of quotes precedes it)."""
+    end = len(text) if text.endswith("\n") else text.rfind("\n") + 1
+    while end and text.count('"', 0, end) % 2:
+        end = text.rfind("\n", 0, end - 1) + 1
+    return text[:end]
 
 
 def _csv_text(rows: list[dict[str, str]]) -> str:
