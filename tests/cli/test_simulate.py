@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
 from aacscore.cli import app
+from aacscore.simulate import simulate_case
 
 runner = CliRunner()
 
@@ -44,8 +46,31 @@ def test_simulate_gallery(tmp_path: Path) -> None:
         app, ["simulate", "--gallery", "-o", str(tmp_path), "--seed", "1", "-n", "2"]
     )
     assert res.exit_code == 0, res.output
-    im = Image.open(tmp_path / "gallery.png")
-    assert im.width > 100 and im.height > 100
+    sheet = np.asarray(Image.open(tmp_path / "gallery.png").convert("RGB")).astype(np.float64)
+    # the documented contact sheet: one row of n tiles (up to 6 a row), each tile the case at
+    # 420 px high (aspect kept) in a cell 8 px wider and 30 px higher for the AAC-24 label
+    cases = [simulate_case(1, i, spacing_mm=0.3) for i in range(2)]
+    widths = [round(c.image.shape[1] * 420 / c.image.shape[0]) for c in cases]
+    cell_w = max(widths) + 8
+    assert sheet.shape == (450, 2 * cell_w, 3)
+    tiles = []
+    for k, (case, w) in enumerate(zip(cases, widths, strict=True)):
+        x = k * cell_w + 4
+        tile = sheet[2:422, x : x + w]
+        assert np.array_equal(tile[..., 0], tile[..., 2])  # grey film, no overlay
+        # the tile is this case's film, scaled
+        small = Image.fromarray(np.rint(case.image * 255).astype(np.uint8)).resize((w, 420))
+        ref = np.asarray(small, dtype=np.float64)
+        assert np.corrcoef(tile[..., 0].ravel(), ref.ravel())[0, 1] > 0.98, k
+        assert tile.std() > 10  # a film, not a flat fill
+        # dark background between tile and label; white label text below
+        assert np.all(sheet[423:425, x : x + w] == 24.0)
+        assert (sheet[426:450, x : x + w] > 200).sum() > 50
+        tiles.append(tile[..., 0])
+    # two different films
+    h = min(t.shape[1] for t in tiles)
+    assert np.abs(tiles[0][:, :h] - tiles[1][:, :h]).mean() > 5
+    assert "gallery.png" in res.output
 
 
 def test_simulate_rejects_bad_options(tmp_path: Path) -> None:

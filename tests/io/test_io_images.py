@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from aacscore.io import RadiographError, read_radiograph, read_radiograph_bytes
 
@@ -125,15 +124,26 @@ def test_png_too_small(tmp_path: Path) -> None:
     [(20000, 20000, "400000000 pixels"), (11000, 10000, "10000 x 11000 = 110.0 megapixels")],
 )
 def test_png_too_large_refused_before_decoding(
-    tmp_path: Path, width: int, height: int, message: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int, height: int, message: str
 ) -> None:
     # 400 MP: Pillow's own bomb limit; 110 MP: under Pillow's limit, over aacscore's 100 MP.
     path = png_header_only(tmp_path / "huge.png", width, height)
-    start = time.perf_counter()
+    decoded: list[str] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy_load(self: ImageFile.ImageFile) -> Any:
+        decoded.append(self.filename if isinstance(self.filename, str) else "?")
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy_load)
     with pytest.raises(RadiographError, match="too large") as err:
         read_radiograph(path)
-    assert time.perf_counter() - start < 1.0
+    assert decoded == []  # refused from the header: the pixel data was never decoded
     assert "huge.png" in str(err.value) and message in str(err.value)
+    # the spy does see the decoding of an acceptable file
+    ok = save(tmp_path, "ok.png", np.zeros((300, 300), np.uint8))
+    read_radiograph(ok)
+    assert decoded and set(decoded) == {str(ok)}
 
 
 def test_truncated_png(tmp_path: Path, ramp: Any) -> None:

@@ -176,6 +176,7 @@ class PredictorLog:
 
     init_kwargs: list[dict[str, Any]] = field(default_factory=list)
     init_folder: list[tuple[str, Any, str]] = field(default_factory=list)
+    loaded_folds: list[tuple[int | str, ...]] = field(default_factory=list)
     predict_calls: int = 0
     input_shapes: list[tuple[int, ...]] = field(default_factory=list)
 
@@ -187,6 +188,14 @@ class Exported:
     image: np.ndarray  # imagesTr PNG as float [0, 1]
     labels: np.ndarray  # labelsTr PNG
     dataset_json: str  # the dataset.json text
+
+
+def auto_detect_available_folds(folder: Path, checkpoint_name: str) -> list[int]:
+    """nnunetv2's ``nnUNetPredictor.auto_detect_available_folds``: the ``fold_*`` subfolders
+    (sorted, ``fold_all`` excluded) that hold the checkpoint, as integers."""
+    names = sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name.startswith("fold_"))
+    names = [n for n in names if n != "fold_all" and (folder / n / checkpoint_name).is_file()]
+    return [int(n.split("_")[-1]) for n in names]
 
 
 def _install_nnunet(
@@ -238,15 +247,30 @@ def _install_nnunet(
             use_folds: tuple[int | str, ...] | None,
             checkpoint_name: str = "checkpoint_final.pth",
         ) -> None:
+            # as nnunetv2's nnUNetPredictor.initialize_from_trained_model_folder: folds
+            # auto-detected when None, json loaded, then one torch.load per fold
             folder = Path(model_training_output_dir)
+            log.init_folder.append((model_training_output_dir, use_folds, checkpoint_name))
+            if use_folds is None:
+                use_folds = auto_detect_available_folds(folder, checkpoint_name)
             for name in ("dataset.json", "plans.json"):
                 if not (folder / name).is_file():
                     raise FileNotFoundError(folder / name)
-            folds = use_folds if use_folds is not None else (0,)
-            for f in folds:
-                if not (folder / f"fold_{f}" / checkpoint_name).is_file():
+            if isinstance(use_folds, str):
+                use_folds = (use_folds,)
+            loaded: list[int | str] = []
+            for f in use_folds:
+                f = int(f) if f != "all" else f
+                if not (folder / f"fold_{f}" / checkpoint_name).is_file():  # torch.load fails
                     raise FileNotFoundError(folder / f"fold_{f}" / checkpoint_name)
-            log.init_folder.append((model_training_output_dir, use_folds, checkpoint_name))
+                loaded.append(f)
+            if not loaded:
+                # nnU-Net reads the configuration from the first checkpoint it loads
+                raise UnboundLocalError(
+                    "cannot access local variable 'configuration_name' where it is not "
+                    "associated with a value"
+                )
+            log.loaded_folds.append(tuple(loaded))
             # nnU-Net's output channels are the dataset.json label values
             self.channels = json.loads((folder / "dataset.json").read_text())["labels"]
 
@@ -407,8 +431,18 @@ def test_nnunet_load_passes_documented_arguments(
     assert log.init_kwargs[-1]["device"] == torch.device("cuda:0")
     assert log.init_kwargs[-1]["perform_everything_on_device"] is True
     assert log.init_folder[-1] == (str(results_folder), ("0",), "checkpoint_final.pth")
+    # no folds given: nnU-Net uses those holding the checkpoint (fold_1 for the best one)
+    best = NnUNetSpineModel.load(results_folder, checkpoint="checkpoint_best.pth")
+    assert log.init_folder[-1] == (str(results_folder), None, "checkpoint_best.pth")
+    assert log.loaded_folds[-1] == (1,) and best.folds == (1,)
+    assert log.loaded_folds == [(0,), (1,), (0,), (1,)]
     with pytest.raises(FileNotFoundError, match="fold_0"):  # nnU-Net's own error passes through
-        NnUNetSpineModel.load(results_folder, checkpoint="checkpoint_best.pth")
+        NnUNetSpineModel.load(results_folder, folds=(0,), checkpoint="checkpoint_best.pth")
+    # no fold holds the checkpoint: refused before nnU-Net (which would fail obscurely)
+    calls = len(log.init_folder)
+    with pytest.raises(FileNotFoundError, match=r"no fold_\* folder holds checkpoint_latest"):
+        NnUNetSpineModel.load(results_folder, checkpoint="checkpoint_latest.pth")
+    assert len(log.init_folder) == calls
     missing = results_folder.parent / "nope"
     with pytest.raises(FileNotFoundError, match=r"nope: nnU-Net results folder not found"):
         NnUNetSpineModel.load(missing)
@@ -657,3 +691,33 @@ def test_nnunet_weight_files_are_the_checkpoints_and_json_in_use(
     names = {p.relative_to(results_folder).as_posix() for p in best.weight_files()}
     assert names == {"dataset.json", "plans.json", "fold_1/checkpoint_best.pth"}
     assert all(p.is_file() for p in best.weight_files())
+
+
+def test_nnunet_auto_detected_folds_are_the_weight_files(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path
+) -> None:
+    # a results folder after a 5-fold run where some folds are missing or unfinished:
+    # fold_all is never auto-detected; fold_2 has no final checkpoint; fold_10 sorts by name
+    for name, ckpt in (("fold_3", True), ("fold_10", True), ("fold_2", False), ("fold_all", True)):
+        (results_folder / name).mkdir()
+        (results_folder / name / "debug.json").write_text("{}")
+        if ckpt:
+            (results_folder / name / "checkpoint_final.pth").write_bytes(b"")
+    log = _install_nnunet(monkeypatch, [])
+    model = NnUNetSpineModel.load(results_folder)
+    assert log.init_folder[-1][1] is None  # nnU-Net did the detection
+    assert log.loaded_folds == [(0, 10, 3)]
+    assert model.folds == log.loaded_folds[-1]
+    names = {p.relative_to(results_folder).as_posix() for p in model.weight_files()}
+    assert names == {
+        "dataset.json",
+        "plans.json",
+        "fold_0/checkpoint_final.pth",
+        "fold_3/checkpoint_final.pth",
+        "fold_10/checkpoint_final.pth",
+    }
+    # fold_all only when asked for
+    everything = NnUNetSpineModel.load(results_folder, folds=("all",))
+    assert log.loaded_folds[-1] == ("all",)
+    names = {p.relative_to(results_folder).as_posix() for p in everything.weight_files()}
+    assert names == {"dataset.json", "plans.json", "fold_all/checkpoint_final.pth"}

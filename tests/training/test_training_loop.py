@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import aacscore.training.loop as loop_module
 from aacscore.training.config import TrainConfig
 from aacscore.training.errors import TrainingError
 from aacscore.training.loop import (
@@ -42,7 +42,6 @@ class Counter:
 
     def train_epoch(self, epoch: int, advance: Advance | None) -> dict[str, Any]:
         self.trained.append(epoch)
-        time.sleep(0.01)  # an epoch takes measurable time (the budget test needs it)
         self.value = self.values[epoch - 1]
         return {"train_loss": self.value, "lr": 0.1}
 
@@ -99,11 +98,48 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path: Path) -> None:
     assert [r["best_epoch"] for r in res.history] == [1, 2, 2, 2]
 
 
-def test_time_budget_cuts_the_run(tmp_path: Path) -> None:
-    stage = Counter([3.0, 2.0, 1.0])
-    res = run_loop(stage, TrainConfig(epochs=3, max_minutes=1e-6), tmp_path)
-    assert res.epochs_run == 1 and res.stopped_by_time and not res.stopped_early
-    assert stage.planned == 1 and res.history[0]["epochs_planned"] == 1
+class FakeClock:
+    """``time`` for the loop module: ``perf_counter`` moves only when an epoch is trained."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class TimedCounter(Counter):
+    """A Counter whose epochs take ``seconds`` of fake time each."""
+
+    def __init__(self, values: list[float], clock: FakeClock, seconds: float) -> None:
+        super().__init__(values)
+        self.clock, self.seconds = clock, seconds
+
+    def train_epoch(self, epoch: int, advance: Advance | None) -> dict[str, Any]:
+        self.clock.now += self.seconds
+        return super().train_epoch(epoch, advance)
+
+
+def test_time_budget_cuts_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(loop_module, "time", clock)
+    # 10 s epochs, a 1-minute budget, one epoch's worth kept back for the final evaluation:
+    # after epoch 1, 60 - 10 - 10 = 40 s are left, 4 more epochs: 5 in all
+    stage = TimedCounter([float(10 - k) for k in range(10)], clock, 10.0)
+    res = run_loop(stage, TrainConfig(epochs=10, max_minutes=1.0), tmp_path / "a")
+    assert res.epochs_run == 5 and res.stopped_by_time and not res.stopped_early
+    assert stage.trained == [1, 2, 3, 4, 5] and stage.planned == 5
+    assert [r["epochs_planned"] for r in res.history] == [5] * 5
+    assert [r["seconds"] for r in res.history] == [10.0] * 5
+    # a budget below one epoch: the run stops after its first epoch
+    short = TimedCounter([3.0, 2.0, 1.0], clock, 10.0)
+    res = run_loop(short, TrainConfig(epochs=3, max_minutes=0.1), tmp_path / "b")
+    assert res.epochs_run == 1 and res.stopped_by_time and short.planned == 1
+    assert res.history[0]["epochs_planned"] == 1
+    # a budget that fits every epoch changes nothing
+    roomy = TimedCounter([3.0, 2.0, 1.0], clock, 10.0)
+    res = run_loop(roomy, TrainConfig(epochs=3, max_minutes=1.0), tmp_path / "c")
+    assert res.epochs_run == 3 and not res.stopped_by_time and roomy.planned is None
 
 
 def test_history_csv_flattens_nested_values(tmp_path: Path) -> None:

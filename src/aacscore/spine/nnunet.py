@@ -87,6 +87,18 @@ def recorded_max_side(dataset_json_path: Path) -> int | None:
     return value
 
 
+def available_folds(folder: Path, checkpoint: str) -> tuple[int, ...]:
+    """The folds nnU-Net's predictor uses when given ``use_folds=None``
+    (``nnUNetPredictor.auto_detect_available_folds``): the ``fold_<n>`` folders, ``fold_all``
+    excepted, that hold ``checkpoint``, in name order."""
+    names = sorted(d.name for d in folder.glob("fold_*") if d.is_dir())
+    return tuple(
+        int(n[len("fold_") :])
+        for n in names
+        if n[len("fold_") :].isdigit() and (folder / n / checkpoint).is_file()
+    )
+
+
 def _import_predictor() -> Any:
     try:
         from nnunetv2.inference.predict_from_raw_data import (
@@ -144,6 +156,13 @@ class NnUNetSpineModel:
         path = Path(folder)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: nnU-Net results folder not found")
+        used = folds
+        if used is None:
+            # nnU-Net finds the folds itself; with none it fails obscurely, so say so here, and
+            # keep the ones it will use (for weight_files)
+            used = available_folds(path, checkpoint)
+            if not used:
+                raise FileNotFoundError(f"{path}: no fold_* folder holds {checkpoint}")
         predictor = predictor_cls(
             tile_step_size=0.5,
             use_gaussian=True,
@@ -176,16 +195,16 @@ class NnUNetSpineModel:
             orient = OrientationClassifier.load(default_model_dir())
         except Exception as exc:  # the orientation classifier is optional here
             logger.info("no aacscore orientation classifier (%s); using the image cue", exc)
-        return cls(predictor, path, orient, max_side, folds, checkpoint)
+        return cls(predictor, path, orient, max_side, used, checkpoint)
 
     def weight_files(self) -> list[Path]:
-        """Files that determine the predictions: the checkpoints of the folds in use, the
-        results folder's (and folds') plans/dataset json, and the orientation classifier's."""
-        dirs = [self.folder]
-        if self.folds is not None:
-            dirs += [self.folder / f"fold_{f}" for f in self.folds]
-        else:
-            dirs += sorted(d for d in self.folder.glob("fold_*") if d.is_dir())
+        """Files that determine the predictions: the checkpoints of the folds in use (those
+        nnU-Net detects when no folds were given), the results folder's (and folds')
+        plans/dataset json, and the orientation classifier's."""
+        folds = (
+            self.folds if self.folds is not None else available_folds(self.folder, self.checkpoint)
+        )
+        dirs = [self.folder, *(self.folder / f"fold_{f}" for f in folds)]
         files: list[Path] = []
         for d in dirs:
             files += [d / n for n in (*CONFIG_FILES, self.checkpoint) if (d / n).is_file()]
