@@ -33,3 +33,9 @@ test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+
+# Mutation testing (mutmut, one worker, each module against its own tests); not part of `make
+# test` / CI: too slow. Writes benchmarks/results/mutation.json. MUTATION_ARGS="--modules keys".
+.PHONY: mutation
+mutation: $(STAMP)
+	$(BIN)/python benchmarks/mutation.py --max-children 1 $(MUTATION_ARGS)

@@ -149,3 +149,111 @@ def test_kauppila_score_validation_and_totals() -> None:
         k.KauppilaScore(grades=(0,) * 8, aac8=9, group="low")
     assert k.aac24_total([3] * 8) == 24
     assert k.aac24_total(dict.fromkeys(k.SEGMENTS, 1.5)) == 12.0
+
+
+# --- assertions added from mutation testing (benchmarks/mutation.py) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("fraction", "grade"),
+    [
+        (1 / 3 + 1e-10, 1),  # within the float tolerance of 1/3
+        (2 / 3 + 1e-10, 2),
+        (1 + 1e-9, 3),  # the tolerance applies to the upper limit of the range too
+    ],
+)
+def test_grade_float_tolerance(fraction: float, grade: int) -> None:
+    assert k.grade_from_fraction(fraction) == grade
+
+
+def test_aac8_float_tolerance_is_inclusive() -> None:
+    assert k.aac8_wall_score(1.0 + 1e-9) == 1
+    assert k.aac8_wall_score(3.0 + 1e-9) == 3
+
+
+def test_error_messages_name_the_problem() -> None:
+    with pytest.raises(TypeError, match="fraction must be a number, got str"):
+        k.grade_from_fraction("0.5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fraction must be finite, got nan"):
+        k.grade_from_fraction(float("nan"))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\], got 1.5"):
+        k.grade_from_fraction(1.5)
+    with pytest.raises(ValueError, match=r"finite non-negative number, got -1.0"):
+        k.aac8_wall_score(-1)
+    with pytest.raises(ValueError, match="total must be finite, got inf"):
+        k.parse_groups("lewis").index(float("inf"))
+
+
+def test_segment_grade_validation_messages() -> None:
+    partial = dict.fromkeys(k.SEGMENTS, 0)
+    del partial["L1_posterior"], partial["L3_anterior"]
+    with pytest.raises(ValueError, match=r"^missing segment grades: L1_posterior, L3_anterior$"):
+        k.aac24_total(partial)
+    with pytest.raises(ValueError, match=r"^expected 8 segment grades, got 3$"):
+        k.aac24_total([0, 0, 0])
+    with pytest.raises(ValueError, match=r"^grade of L2_anterior must lie in \[0, 3\], got 4$"):
+        k.aac24_total([0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def test_segment_name() -> None:
+    assert k.segment("L2", "posterior") == "L2_posterior"
+
+
+def test_parse_groups_ignores_empty_cut_offs_and_explains_bad_ones() -> None:
+    assert k.parse_groups(" 0,4,15, ").upper_bounds == (0, 4, 15)
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^invalid severity groups 'abc': use a preset \(lewis, ckd\) "
+            r"or comma-separated integer cut-offs such as 0,4,15$"
+        ),
+    ):
+        k.parse_groups("abc")
+    assert k.parse_groups("0,4,15").describe() == "0 0, 1-4 1-4, 5-15 5-15, >=16 >=16"
+
+
+@pytest.mark.parametrize(
+    ("bounds", "labels", "message"),
+    [
+        ((), ("all",), "^severity groups need at least one cut-off$"),
+        ((1.5,), ("a", "b"), r"^cut-offs must be integers, got \(1.5,\)$"),
+        ((24,), ("a", "b"), r"^cut-offs must lie in 0..23, got \(24,\)$"),
+        ((5, 1), ("a", "b", "c"), r"^cut-offs must be strictly increasing, got \(5, 1\)$"),
+        ((1, 5), ("a", "b"), r"^need 3 labels for 2 cut-offs, got \('a', 'b'\)$"),
+    ],
+)
+def test_severity_groups_validation_messages(
+    bounds: tuple[int, ...], labels: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        k.SeverityGroups("x", bounds, labels)
+
+
+def test_score_from_measurements_uses_the_given_groups_and_no_aac8_without_lengths() -> None:
+    fr = dict.fromkeys(k.SEGMENTS, 0.0)
+    fr["L4_posterior"] = 0.9  # grade 3: "low" for ckd, "moderate" for lewis
+    s = k.score_from_measurements(fr, groups="ckd")
+    assert (s.group, s.groups_name) == ("none/mild", "ckd")
+    assert s.aac8 is None
+    assert s.as_dict()["aac8"] is None
+    default = k.score_from_measurements(fr)
+    assert (default.group, default.groups_name) == ("moderate", "lewis")
+    with pytest.raises(
+        ValueError, match=r"^missing segment fractions: L1_posterior, L2_anterior, L2_posterior"
+    ):
+        k.score_from_measurements({"L1_anterior": 0.0})
+
+
+def test_kauppila_score_as_dict_and_aac8_range() -> None:
+    for aac8 in (0, 8):
+        s = k.KauppilaScore(grades=(1,) * 8, aac8=aac8, group="high")
+        assert s.as_dict() == {
+            **dict.fromkeys(k.SEGMENTS, 1),
+            "aac24": 8,
+            "aac8": aac8,
+            "group": "high",
+        }
+    with pytest.raises(ValueError, match=r"^AAC-8 must lie in 0..8, got -1$"):
+        k.KauppilaScore(grades=(0,) * 8, aac8=-1, group="low")
+    with pytest.raises(ValueError, match=r"^Kauppila grades must be integers"):
+        k.KauppilaScore(grades=(0.5,) * 8, aac8=0, group="low")  # type: ignore[arg-type]

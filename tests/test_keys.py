@@ -18,6 +18,10 @@ from aacscore.keys import case_key
         ("  P003.tiff ", "P003"),
         ("P004", "P004"),
         (".dcm", ".dcm"),
+        # a name that is only a suffix is kept whole (also a compression suffix)
+        (".gz", ".gz"),
+        (".DCM.gz", ".DCM"),
+        ("", ""),
         (17, "17"),
     ],
 )

@@ -433,3 +433,79 @@ def test_zip_given_to_read_radiograph(tmp_path: Path) -> None:
         zf.writestr("x.txt", "hi")
     with pytest.raises(RadiographError, match="zip archive"):
         read_radiograph(archive)
+
+
+# --- assertions added from mutation testing (benchmarks/mutation.py) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("bits", "samples", "photometric"),
+    [(8, 1, "MONOCHROME2"), (16, 1, "MONOCHROME2"), (8, 3, "RGB"), (32, 1, "MONOCHROME2")],
+)
+def test_short_pixel_data_is_named_with_its_byte_counts(
+    dicom_factory: Any, bits: int, samples: int, photometric: str
+) -> None:
+    ds = dicom_factory.dataset(
+        bits_allocated=bits, bits_stored=min(bits, 16), samples=samples, photometric=photometric
+    )
+    expected = 300 * 300 * samples * bits // 8
+    ds.PixelData = ds.PixelData[: expected - 10]
+    path = dicom_factory.write("short.dcm", ds)
+    with pytest.raises(
+        RadiographError,
+        match=rf"short.dcm: truncated pixel data: {expected - 10} of {expected} expected bytes",
+    ):
+        read_radiograph(path)
+
+
+def test_signed_rescale_maps_the_transformed_stored_range(dicom_factory: Any, ramp: Any) -> None:
+    values = ramp(300, 300, 12) - 2048  # -2048..2047, rescaled to -5096..3094
+    path = dicom_factory.write(
+        "sresc.dcm",
+        pixels=values & 0x0FFF,
+        signed=True,
+        RescaleSlope=2.0,
+        RescaleIntercept=-1000.0,
+    )
+    rad = read_radiograph(path)
+    np.testing.assert_allclose(rad.pixels, (values + 2048) / 4095.0, atol=1e-6)
+    assert rad.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"RescaleSlope": 2.0},  # no intercept: no rescale, and nothing to warn about
+        {"RescaleSlope": 1.0, "RescaleIntercept": 0.0},
+        {"WindowCenter": 2000.0},  # no width: no window
+        {"WindowWidth": 1000.0},
+    ],
+)
+def test_incomplete_or_identity_transforms_are_silent(
+    dicom_factory: Any, ramp: Any, attrs: dict[str, float]
+) -> None:
+    raw = ramp(300, 300, 12)
+    rad = read_radiograph(dicom_factory.write("id.dcm", pixels=raw, **attrs))
+    np.testing.assert_allclose(rad.pixels, raw / 4095.0, atol=1e-6)
+    assert rad.warnings == ()
+
+
+def test_zero_rescale_slope_falls_back_to_stored_values(dicom_factory: Any, ramp: Any) -> None:
+    raw = ramp(300, 300, 12)
+    path = dicom_factory.write("s0.dcm", pixels=raw, RescaleSlope=0.0, RescaleIntercept=5.0)
+    rad = read_radiograph(path)
+    np.testing.assert_allclose(rad.pixels, raw / 4095.0, atol=1e-6)
+    assert len(rad.warnings) == 1
+    assert (
+        "modality LUT/rescale unusable (slope 0.0, intercept 5.0); stored values used"
+        in (rad.warnings[0])
+    )
+
+
+def test_magnification_below_one_is_applied(dicom_factory: Any) -> None:
+    path = dicom_factory.write(
+        "m08.dcm", ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=0.8
+    )
+    rad = read_radiograph(path)
+    assert rad.spacing_mm == pytest.approx((0.25, 0.25))
+    assert rad.warnings == ()

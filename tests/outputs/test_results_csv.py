@@ -123,3 +123,43 @@ def test_resume_after_a_torn_line_keeps_every_value_intact(tmp_path: Path, torn:
     # a further resume sees the same, complete file
     assert ResultsWriter(p).done == {"a.dcm": "ok", "b.dcm": "failed", "c.dcm": "ok", "d.dcm": "ok"}
     assert _read_rows(p) == raw
+
+
+# --- assertions added from mutation testing (benchmarks/mutation.py) ----------------------------
+
+
+def test_recovery_keeps_complete_rows_byte_for_byte_and_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = tmp_path / "results.csv"
+    w = ResultsWriter(p)
+    w.write(failed("b.dcm", "first line\r\nsecond line"))  # a multi-line error message
+    w.write(_ok("a.dcm"))  # the last complete row ends with a non-empty column (qc_flags)
+    before_bytes = p.read_bytes()
+    before_rows = read_results(p)
+    assert before_rows[0]["error"] == "first line\r\nsecond line"
+    assert before_rows[1]["qc_flags"] == "a;b"
+    with caplog.at_level("WARNING", logger="aacscore.outputs.results_csv"):
+        ResultsWriter(p)
+    assert not caplog.records  # nothing torn, nothing said
+    assert p.read_bytes() == before_bytes
+    with p.open("a") as f:
+        f.write("c.dcm,ok,,1.0")  # torn line: a crash mid-write
+    with caplog.at_level("WARNING", logger="aacscore.outputs.results_csv"):
+        ResultsWriter(p)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{p}: dropping a torn last line left by an interrupted run"
+    ]
+    # the last complete row is kept whole, and the torn line is gone from the file, so the
+    # next row does not glue onto it
+    assert read_results(p)[1] == before_rows[1]
+    ResultsWriter(p).write(_ok("c.dcm"))
+    assert read_results(p)[2] == {**before_rows[1], "file": "c.dcm"}
+
+
+def test_an_empty_results_file_gets_a_header(tmp_path: Path) -> None:
+    p = tmp_path / "results.csv"
+    p.touch()
+    w = ResultsWriter(p)
+    assert w.done == {}
+    assert p.read_text(encoding="utf-8").splitlines() == [",".join(RESULT_COLUMNS)]
