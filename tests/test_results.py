@@ -6,22 +6,7 @@ import pytest
 from aacscore.kauppila import SEGMENTS
 from aacscore.outputs.case_json import case_document
 from aacscore.results import RESULT_COLUMNS, STATUSES, Result, Status, counts, failed
-
-
-def _ok(name: str) -> Result:
-    return Result(
-        file=name,
-        status=Status.OK,
-        aac24=3.25,
-        aac24_sd=0.4,
-        grades=dict.fromkeys(SEGMENTS, 0.40625),
-        aac8=1.0,
-        group="moderate",
-        low_confidence=False,
-        orientation="left",
-        spacing_mm=0.2,
-        qc_flags=("a", "b"),
-    )
+from tests.results_fixtures import ok_result as _ok
 
 
 def test_columns_are_the_documented_order() -> None:

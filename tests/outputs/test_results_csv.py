@@ -5,23 +5,8 @@ import pytest
 
 from aacscore.kauppila import SEGMENTS
 from aacscore.outputs.results_csv import ResultsWriter, read_results
-from aacscore.results import RESULT_COLUMNS, Result, Status, counts, failed
-
-
-def _ok(name: str, status: Status = Status.OK) -> Result:
-    return Result(
-        file=name,
-        status=status,
-        aac24=3.25,
-        aac24_sd=0.4,
-        grades=dict.fromkeys(SEGMENTS, 0.40625),
-        aac8=1.0,
-        group="moderate",
-        low_confidence=False,
-        orientation="left",
-        spacing_mm=0.2,
-        qc_flags=("a", "b"),
-    )
+from aacscore.results import RESULT_COLUMNS, Status, counts, failed
+from tests.results_fixtures import ok_result as _ok
 
 
 def test_writer_resume_skips_done_and_drops_torn_line(tmp_path: Path) -> None:
