@@ -185,3 +185,86 @@ def test_band_outside_film_is_reported() -> None:
     band = extract_band(img[:, :700], spine.corners_px(), "right", spine.spacing)
     assert band.inside_fraction < 0.99
     assert extract_band(img, spine.corners_px(), "right", spine.spacing).inside_fraction == 1.0
+
+
+def test_level_boundaries_run_along_the_kauppila_bounds() -> None:
+    from aacscore.aorta.roi import band_bounds
+    from aacscore.vertebrae import DISC_NAMES
+
+    spine = SyntheticSpine()
+    corners = spine.corners_px()
+    band = extract_band(spine.render(), corners, "right", spine.spacing)
+    bounds = band_bounds(corners)
+    g = band.geometry
+    for i, name in enumerate(DISC_NAMES):
+        r = min(i * g.rows_per_level, g.n_rows) - 0.5
+        x, y = band.to_film(np.full(7, r), np.linspace(0, g.n_cols - 1, 7))
+        b = bounds[name]
+        normal = np.array([-b.direction[1], b.direction[0]])
+        off = (np.stack([x, y], axis=1) - b.point) @ normal
+        assert np.max(np.abs(off)) < 0.05, name
+        # the boundary row starts behind the anterior anchor and runs anteriorly
+        along = (np.stack([x, y], axis=1) - b.anterior) @ b.direction
+        assert along[0] < 0 < along[-1], name
+        assert np.all(np.diff(along) > 0), name
+
+
+def test_orientation_check_needs_a_majority_of_levels() -> None:
+    spine = SyntheticSpine()
+    img = spine.render()
+    corners = spine.corners_px()
+
+    def mirrored_levels(names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        out = dict(corners)
+        for n in names:  # anterior and posterior corners swapped: that level faces left
+            out[n] = corners[n][[1, 0, 3, 2]]
+        return out
+
+    # two of four levels disagree: not a majority, accepted
+    extract_band(img, mirrored_levels(("L1", "L2")), "right", spine.spacing)
+    with pytest.raises(BandError, match="anterior margin on the left but anterior_side='right'"):
+        extract_band(img, mirrored_levels(("L1", "L2", "L3")), "right", spine.spacing)
+
+
+def test_inside_fraction_is_the_share_of_band_pixels_on_the_film() -> None:
+    spine = SyntheticSpine()
+    img = spine.render()
+    full = extract_band(img, spine.corners_px(), "right", spine.spacing)
+    # crop the film at a column through the band: the share of band samples left of the crop
+    cut = int(np.median(full.grid_x))
+    band = extract_band(img[:, :cut], spine.corners_px(), "right", spine.spacing)
+    expected = float(np.mean(full.grid_x <= cut - 0.5))
+    assert band.inside_fraction == pytest.approx(expected, abs=1e-9)
+    assert 0.3 < band.inside_fraction < 0.7
+    # rows too: drop the film below the middle of the band
+    cut_y = int(np.median(full.grid_y))
+    band_y = extract_band(img[:cut_y], spine.corners_px(), "right", spine.spacing)
+    assert band_y.inside_fraction == pytest.approx(float(np.mean(full.grid_y <= cut_y - 0.5)))
+
+
+def test_degenerate_geometry_messages_name_the_problem() -> None:
+    from aacscore.aorta.roi import band_bounds
+
+    spine = SyntheticSpine()
+    img = spine.render()
+    corners = spine.corners_px()
+    tiny = {k: v * 0.001 for k, v in corners.items()}
+    with pytest.raises(BandError, match=r"too small to estimate the scale \(0\.\d\d px\)"):
+        extract_band(img, tiny, "right", None)
+    bounds = band_bounds(corners)
+    partial = {k: v for k, v in bounds.items() if k != "L2/L3"}
+    with pytest.raises(BandError, match="Kauppila bounds L2/L3 are missing"):
+        extract_band(img, corners, "right", spine.spacing, bounds=partial)
+    nan = {**corners, "L4": np.full((4, 2), np.nan)}
+    with pytest.raises(BandError, match="corners of L4 contain non-finite values"):
+        extract_band(img, nan, "right", spine.spacing)
+
+
+def test_band_records_heights_and_side() -> None:
+    spine = SyntheticSpine(body_height=28.0)
+    band = extract_band(spine.render(), spine.corners_px(), "right", spine.spacing)
+    assert band.anterior_side == "right"
+    assert band.pixels.dtype == np.float32 and band.pixels.shape == band.geometry.shape
+    assert band.vertebral_height_mm == pytest.approx((28.0,) * 4, abs=0.5)
+    assert band.body_height_mm == pytest.approx((28.0,) * 4, abs=0.5)
+    assert band.segment_rows("L3_posterior") == band.geometry.level_rows("L3")
