@@ -49,3 +49,12 @@ def test_json_safe_converts_numpy_enums_and_nonfinite(tmp_path: Path) -> None:
     assert type(out["d"]) is str
     p = write_json(tmp_path / "o.json", obj)
     assert json.loads(p.read_text())["c"] == [2, None, None]
+
+
+def test_atomic_savez_round_trips_and_leaves_no_temporary(tmp_path: Path) -> None:
+    from aacscore._files import atomic_savez
+
+    p = atomic_savez(tmp_path / "c" / "cache.npz", a=np.arange(4), b=np.asarray("x"))
+    with np.load(p) as z:
+        assert z["a"].tolist() == [0, 1, 2, 3] and str(z["b"]) == "x"
+    assert [f.name for f in p.parent.iterdir()] == ["cache.npz"]

@@ -47,6 +47,21 @@ def atomic_write_text(path: str | Path, text: str, *, fsync: bool = False) -> Pa
     return atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
 
 
+def atomic_savez(path: str | Path, **arrays: Any) -> Path:
+    """``numpy.savez`` (uncompressed) to ``path`` through a temporary file and a rename, streamed
+    to disk (large training caches are never held twice in memory)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
 def json_safe(obj: Any, *, ndigits: int | None = None) -> Any:
     """A JSON-ready copy of ``obj``: numpy scalars and arrays to Python values, tuples to lists,
     paths to strings, enum members to their values, non-finite floats to None; floats rounded

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from aacscore._files import atomic_savez
 from aacscore.aorta.roi import DEFAULT_BAND_GEOMETRY, Band, BandError, BandGeometry, extract_band
 from aacscore.kauppila import SEGMENTS
 
@@ -110,10 +111,8 @@ class BandSet:
     def save(self, path: str | Path) -> Path:
         """Write an .npz (uncompressed; bands are noise-like and barely compress)."""
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp.npz")
-        np.savez(
-            tmp,
+        atomic_savez(
+            p,
             bands=self.bands,
             grades=self.grades,
             fractions=self.fractions,
@@ -125,7 +124,6 @@ class BandSet:
             geometry=np.asarray(json.dumps(self.geometry.as_dict())),
             meta=np.asarray(json.dumps(dict(self.meta))),
         )
-        tmp.replace(p)
         return p
 
     @classmethod

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from aacscore._files import atomic_savez
 from aacscore.spine.plans import Plans
 from aacscore.spine.preprocess import Letterbox, canonical_model_input
 from aacscore.training.errors import MAX_LABEL, SpineDataError
@@ -284,10 +284,8 @@ class PreprocessedSet:
         return out
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
+        atomic_savez(
+            path,
             case_ids=np.array(self.case_ids),
             images=self.images,
             labels=self.labels,
@@ -301,7 +299,6 @@ class PreprocessedSet:
             key=np.array(self.key),
             version=np.array(CACHE_VERSION),
         )
-        os.replace(tmp, path)
         return path
 
     @classmethod
