@@ -50,8 +50,12 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "vertebrae": ("src/aacscore/vertebrae.py", ("tests/test_vertebrae.py",)),
     "io.dicom": ("src/aacscore/io/dicom.py", ("tests/io",)),
     "aorta.roi": ("src/aacscore/aorta/roi.py", ("tests/aorta",)),
+    "batch": (
+        "src/aacscore/batch.py",
+        ("tests/test_batch.py", "tests/pipeline/test_pipeline.py", "-m", "not slow"),
+    ),
 }
-"""Module (relative to ``aacscore``) -> (source file, its own tests)."""
+"""Module (relative to ``aacscore``) -> (source file, its own tests and pytest options)."""
 
 _STRICT_ZIP = "zip(..., strict=True) -> strict=None/False/default: the lengths are equal by "
 _ENC = "encoding 'utf-8' -> 'UTF-8': codec names are case-insensitive, the same codec"
