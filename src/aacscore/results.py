@@ -63,8 +63,9 @@ class StageResults:
 
     ``radiograph`` is the reader's summary (no pixels; the DICOM header for DICOM inputs),
     ``qc`` the input checks, ``header`` the DICOM header's evidence on view, region and
-    modality (empty for other formats), ``spine`` the spine geometry, ``band`` the aortic band cut along
-    ``spine.bounds``, ``prediction`` the score model's reading, ``timings`` seconds per stage.
+    modality (empty for other formats), ``spine`` the spine geometry, ``band`` the aortic band
+    cut along ``spine.bounds``, ``prediction`` the score model's reading, ``timings`` seconds
+    per stage.
     """
 
     aacscore_version: str
@@ -87,8 +88,9 @@ class Result:
     from test-time augmentation. ``orientation`` is the side the patient's anterior faces on the
     film (``left``/``right``). ``error_code`` says why a failed case was refused (always set
     for a failed case, never for another); ``quality`` is the familiarity score of the film to
-    the models (None when not measured). ``stages`` holds the typed stage results (landmarks, bounds, band,
-    versions, timings); ``details`` extra entries for the case JSON (output paths, errors).
+    the models (None when not measured). ``stages`` holds the typed stage results (landmarks,
+    bounds, band, versions, timings); ``details`` extra entries for the case JSON (output
+    paths, errors).
     """
 
     file: str
