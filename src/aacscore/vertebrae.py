@@ -131,7 +131,7 @@ class SpineError(ScoringError):
         *,
         code: ErrorCode | str = ErrorCode.IMPLAUSIBLE_SPINE,
     ) -> None:
-        super().__init__(code, problem, source)
+        super().__init__(ErrorCode(code), problem, source)
 
 
 def readonly(a: npt.ArrayLike) -> FloatArray:

@@ -73,7 +73,7 @@ class BandError(ScoringError):
         *,
         code: ErrorCode | str = ErrorCode.BAND_FAILED,
     ) -> None:
-        super().__init__(code, problem, source)
+        super().__init__(ErrorCode(code), problem, source)
 
 
 REFERENCE_ROWS_PER_LEVEL = 32

@@ -217,10 +217,8 @@ class _Walker:
             elif path.suffix.lower() in LIST_SUFFIXES:
                 yield from self.list_file(path, lists_open)
             else:
-                siblings = (
-                    {p.name for p in path.parent.iterdir()} if path.parent.is_dir() else set()
-                )
-                reason = _sidecar_reason(path.name, siblings) or _file_output_reason(path)
+                reason = _sidecar_reason(path.name, _file_has_sibling(path))
+                reason = reason or _file_output_reason(path)
                 if reason:
                     self.skip(path, reason)
                 else:
