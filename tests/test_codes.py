@@ -36,5 +36,7 @@ def test_spine_and_band_errors_are_scoring_errors_with_their_default_codes() -> 
     assert str(e) == "a.dcm: L3 too small" and e.problem == "L3 too small" and e.source == "a.dcm"
     assert SpineError("none", code="spine_not_found").code is ErrorCode.SPINE_NOT_FOUND
     b = BandError("degenerate")
-    assert isinstance(b, ScoringError) and b.code is ErrorCode.BAND_FAILED and str(b) == "degenerate"
+    assert (
+        isinstance(b, ScoringError) and b.code is ErrorCode.BAND_FAILED and str(b) == "degenerate"
+    )
     assert BandError("x", code=ErrorCode.BAND_OUTSIDE_FILM).code is ErrorCode.BAND_OUTSIDE_FILM

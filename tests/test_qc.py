@@ -1,7 +1,7 @@
 import numpy as np
 
-from aacscore.io.types import Radiograph
 from aacscore.codes import FLAGS
+from aacscore.io.types import Radiograph
 from aacscore.qc import QC_FLAGS, check_radiograph
 
 

@@ -83,4 +83,3 @@ def test_quality_is_written_with_three_decimals() -> None:
 
     assert replace(_ok("a"), quality=0.43219).csv_row()["quality"] == "0.432"
     assert replace(_ok("a"), quality=float("nan")).csv_row()["quality"] == ""
-
