@@ -157,6 +157,7 @@ def _check_batch(
     *,
     bad_fails: bool,
     problem: str = BOOM,
+    code: str = "internal_error",
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """The common assertions; returns the bad film's CSV row and case JSON."""
     names = [it.name for it in items]
@@ -168,17 +169,18 @@ def _check_batch(
     for name in names:
         row = by_name[name]
         if name == bad and bad_fails:
-            assert row["status"] == "failed"
+            assert row["status"] == "failed" and row["error_code"] == code
             assert row["aac24"] == "" and row["group"] == ""
             assert Path(bad).name in row["error"] and problem in row["error"], row["error"]
         else:
             assert row["status"] in ("ok", "warning"), row["error"]
-            assert row["error"] == ""
+            assert row["error"] == "" and row["error_code"] == ""
             assert float(row["aac24"]) == pytest.approx(expected_aac24)
             assert row["group"] == reference.prediction.group
         doc = _case(out, name)
         assert doc["file"] == name and doc["status"] == row["status"]
         assert doc["error"] == row["error"]
+        assert doc["error_code"] == (row["error_code"] or None)
     n_failed = 1 if bad_fails else 0
     assert summary.n_inputs == 3 and summary.n_skipped == 0
     assert summary.counts["failed"] == n_failed
@@ -326,3 +328,79 @@ def test_workers_isolate_an_unexpected_reader_error(
     row, doc = _check_batch(summary, tmp_path, items, reference, bad_fails=True)
     assert f"unexpected RuntimeError: {BOOM}" in row["error"]
     assert "RuntimeError" in doc["traceback"]
+
+
+@pytest.mark.slow
+def test_a_result_that_cannot_come_back_from_a_worker_is_worker_failed(
+    films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    items = [InputItem(p) for p in films]
+    items[BAD] = UnsendableItem(films[BAD])
+    summary = score_batch(items, tmp_path, _kwargs(reference), jobs=2)
+    rows = {r["file"]: r for r in read_results(tmp_path / "results.csv")}
+    bad = rows[items[BAD].name]
+    assert bad["status"] == "failed" and bad["error_code"] == "worker_failed"
+    assert "worker failed" in bad["error"] and Path(films[BAD]).name in bad["error"]
+    assert summary.counts["failed"] == 1
+    assert all(rows[it.name]["error_code"] == "" for i, it in enumerate(items) if i != BAD)
+
+
+@dataclass(frozen=True)
+class UnsendableItem(InputItem):
+    """An input that cannot be sent to a worker process (its pickling fails)."""
+
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle this input")
+
+
+def test_an_unreadable_film_is_unreadable(
+    films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    bad = tmp_path / "junk.dcm"
+    bad.write_bytes(b"DICM" * 40)
+    items = [InputItem(films[0]), InputItem(bad)]
+    score_batch(items, tmp_path / "out", _kwargs(reference))
+    rows = read_results(tmp_path / "out" / "results.csv")
+    assert [r["error_code"] for r in rows] == ["", "unreadable"]
+    assert _case(tmp_path / "out", str(bad))["error_meaning"].startswith("the file could not")
+
+
+def test_run_json_lists_the_skipped_inputs_and_reruns_never_read_the_output_folder(
+    simulated_film: dict[str, Path], reference: Reference, tmp_path: Path
+) -> None:
+    # aacscore score IN --out IN/results, twice, with overlays and DICOM output
+    import shutil
+
+    from aacscore.io import find_inputs
+
+    src = simulated_film["dicom"].parent
+    root = tmp_path / "in"
+    shutil.copytree(src, root)
+    out = root / "results"
+    stem = simulated_film["dicom"].stem
+    for run in (1, 2):
+        found = find_inputs([root], exclude=[out])
+        assert [it.path.name for it in found.items] == [f"{stem}.dcm", f"{stem}.png"]
+        summary = score_batch(
+            list(found.items),
+            out,
+            _kwargs(reference),
+            overlay=True,
+            dicom_out=True,
+            skipped_inputs=found.skipped,
+        )
+        assert summary.n_skipped == (0 if run == 1 else 2)
+        record = json.loads((out / "run.json").read_text())
+        skipped = {Path(s["file"]).name: s["reason"] for s in record["skipped_inputs"]}
+        assert set(skipped) == (
+            {f"{stem}.json", f"{stem}_labels.png", f"{stem}_calc.png"}
+            | ({"results"} if run == 2 else set())
+        )
+        assert len(read_results(out / "results.csv")) == 2
+    assert list((out / "dicom").glob("*_sr.dcm")) and list((out / "overlays").glob("*.png"))
+    # even without --out's exclusion, none of our outputs is taken for a film
+    again = find_inputs([root])
+    assert [it.path.name for it in again.items] == [f"{stem}.dcm", f"{stem}.png"]
+    reasons = " | ".join(s.reason for s in again.skipped)
+    assert "aacscore overlay picture" in reasons and "structured report" in reasons
+    assert "aacscore secondary capture" in reasons

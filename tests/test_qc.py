@@ -1,5 +1,6 @@
 import numpy as np
 
+from aacscore.codes import FLAGS
 from aacscore.io.types import Radiograph
 from aacscore.qc import QC_FLAGS, check_radiograph
 
@@ -45,3 +46,4 @@ def test_each_flag_fires() -> None:
     assert "spacing_unknown" in check_radiograph(_rad(_film(), spacing=None)).flags
     assert "reader_warning" in check_radiograph(_rad(_film(), warnings=["x"])).flags
     assert set(check_radiograph(_rad(flat, None)).flags) <= set(QC_FLAGS)
+    assert set(QC_FLAGS) <= set(FLAGS)  # every qc flag is documented in aacscore.codes

@@ -3,6 +3,7 @@ import pickle
 
 import pytest
 
+from aacscore.codes import ErrorCode
 from aacscore.kauppila import SEGMENTS
 from aacscore.outputs.case_json import case_document
 from aacscore.results import RESULT_COLUMNS, STATUSES, Result, Status, counts, failed
@@ -10,12 +11,13 @@ from tests.results_fixtures import ok_result as _ok
 
 
 def test_columns_are_the_documented_order() -> None:
-    assert RESULT_COLUMNS[:5] == ("file", "status", "error", "aac24", "aac24_sd")
-    assert RESULT_COLUMNS[5:13] == SEGMENTS
-    assert RESULT_COLUMNS[13:] == (
+    assert RESULT_COLUMNS[:6] == ("file", "status", "error_code", "error", "aac24", "aac24_sd")
+    assert RESULT_COLUMNS[6:14] == SEGMENTS
+    assert RESULT_COLUMNS[14:] == (
         "aac8",
         "group",
         "low_confidence",
+        "quality",
         "orientation",
         "spacing_mm",
         "qc_flags",
@@ -28,8 +30,9 @@ def test_csv_row_formatting() -> None:
     assert row["L1_anterior"] == "0.406"
     assert row["qc_flags"] == "a;b"
     assert row["low_confidence"] == "False"
-    f = failed("b.png", "b.png: not a DICOM or image").csv_row()
-    assert f["status"] == "failed"
+    assert row["error_code"] == "" and row["quality"] == ""
+    f = failed("b.png", "b.png: not a DICOM or image", ErrorCode.UNREADABLE).csv_row()
+    assert f["status"] == "failed" and f["error_code"] == "unreadable"
     assert f["aac24"] == ""
     assert f["error"] == "b.png: not a DICOM or image"
     with pytest.raises(ValueError, match="status must be one of"):
@@ -46,7 +49,8 @@ def test_status_values_are_the_old_strings() -> None:
     r = Result(file="a", status="warning")  # type: ignore[arg-type]
     assert r.status is Status.WARNING and r.csv_row()["status"] == "warning"
     assert type(r.csv_row()["status"]) is str
-    assert failed("b", "broken").status is Status.FAILED and not failed("b", "x").ok
+    assert failed("b", "broken", "unreadable").status is Status.FAILED
+    assert not failed("b", "x", ErrorCode.UNREADABLE).ok
     assert case_document(r)["status"] == "warning"
     assert pickle.loads(pickle.dumps(r)) == r
     assert counts([Status.OK, "ok", Status.FAILED]) == {"ok": 2, "warning": 0, "failed": 1}
@@ -59,3 +63,23 @@ def test_to_json_merges_details() -> None:
     assert d["timings"] == {"total_s": 1.0}
     assert d["grades"] is None
     assert case_document(r.with_details({"overlay": "o.png"}))["overlay"] == "o.png"
+
+
+def test_a_failed_result_needs_a_code_and_only_a_failed_one_has_one() -> None:
+    with pytest.raises(ValueError, match="needs an error code"):
+        Result(file="a", status=Status.FAILED, error="broken")
+    for status in (Status.OK, Status.WARNING):
+        with pytest.raises(ValueError, match="has no error code"):
+            Result(file="a", status=status, error_code=ErrorCode.WRONG_VIEW)
+    r = failed("a", "a: AP", "wrong_view")  # a string is taken as the code
+    assert r.error_code is ErrorCode.WRONG_VIEW and r.csv_row()["error_code"] == "wrong_view"
+    with pytest.raises(ValueError):
+        failed("a", "x", "no_such_code")
+    assert pickle.loads(pickle.dumps(r)) == r
+
+
+def test_quality_is_written_with_three_decimals() -> None:
+    from dataclasses import replace
+
+    assert replace(_ok("a"), quality=0.43219).csv_row()["quality"] == "0.432"
+    assert replace(_ok("a"), quality=float("nan")).csv_row()["quality"] == ""

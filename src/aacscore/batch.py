@@ -4,9 +4,11 @@ Layout of ``OUT``: ``results.csv`` (one row per input, appended as each case fin
 ``cases/<name>.json`` (everything about one case), ``overlays/<name>.png`` (when asked),
 ``dicom/<name>_sr.dcm`` and ``dicom/<name>_sc.dcm`` (DICOM SR and overlay secondary capture of
 DICOM inputs, when asked; see :mod:`aacscore.outputs.dicom`) and ``run.json`` (versions,
-weight hashes, device, arguments, start/end, counts). A failing input becomes a ``failed`` row
-with its reason and the batch goes on. Re-running the same command on
-the same ``OUT`` skips every input that already has a row.
+weight hashes, device, arguments, start/end, counts, and ``skipped_inputs``: the files found
+but not taken as inputs, each with the reason). A failing input becomes a ``failed`` row with
+its reason and :class:`~aacscore.codes.ErrorCode` (an unexpected exception:
+``internal_error``; a worker process that died: ``worker_failed``) and the batch goes on.
+Re-running the same command on the same ``OUT`` skips every input that already has a row.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from aacscore._files import write_json
+from aacscore.codes import ErrorCode
 from aacscore.info import environment_info
-from aacscore.io import InputItem, Radiograph, RadiographError
+from aacscore.io import InputItem, Radiograph, RadiographError, SkippedInput
 from aacscore.keys import case_key
 from aacscore.outputs.case_json import write_case_json
 from aacscore.outputs.results_csv import ResultsWriter, read_results
@@ -67,7 +70,7 @@ def process_item(
         try:
             rad = item.read(spacing_mm=scorer.spacing_mm)
         except (RadiographError, OSError) as e:
-            result = failed(item.name, str(e))
+            result = failed(item.name, str(e), ErrorCode.UNREADABLE)
         else:
             result = scorer.score_radiograph(rad, item.name)
             rgb = None
@@ -80,6 +83,7 @@ def process_item(
         result = failed(
             item.name,
             f"{item.name}: unexpected {type(e).__name__}: {e}",
+            ErrorCode.INTERNAL_ERROR,
             {"traceback": traceback.format_exc()},
         )
     write_case_json(out_dir / "cases" / f"{stem}.json", result)
@@ -150,12 +154,15 @@ def score_batch(
     dicom_out: bool = False,
     retry_failed: bool = False,
     arguments: dict[str, Any] | None = None,
+    skipped_inputs: Sequence[SkippedInput] = (),
     on_result: Callable[[Result], None] | None = None,
     on_skip: Callable[[int], None] | None = None,
 ) -> BatchSummary:
     """Score ``items`` into ``out_dir``; see the module docstring for the layout.
 
-    ``on_result`` gets each result once its files are written, without its stage results."""
+    ``on_result`` gets each result once its files are written, without its stage results.
+    ``skipped_inputs`` (what :func:`aacscore.io.find_inputs` left out) is recorded in
+    ``run.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     kwargs = dict(scorer_kwargs or {})
@@ -174,6 +181,7 @@ def score_batch(
         "environment": environment_info(),
         "n_inputs": len(items),
         "n_skipped_already_done": skipped,
+        "skipped_inputs": [s.as_dict() for s in skipped_inputs],
         "jobs": jobs,
     }
     try:
@@ -209,7 +217,9 @@ def score_batch(
                     try:
                         res = fut.result()
                     except Exception as e:  # a worker died
-                        res = failed(it.name, f"{it.name}: worker failed: {e}")
+                        res = failed(
+                            it.name, f"{it.name}: worker failed: {e}", ErrorCode.WORKER_FAILED
+                        )
                     done(res)
     rows = read_results(out / "results.csv")
     record["finished"] = datetime.now(timezone.utc).isoformat()

@@ -79,6 +79,16 @@ FLAGS: dict[str, str] = {
 """What each flag means. Every flag makes a scored case's status ``warning``."""
 
 
+def markdown_table() -> str:
+    """The README's table of error codes and flags (Markdown), built from :data:`ERROR_CODES`
+    and :data:`FLAGS`."""
+    lines = ["| `error_code` | meaning |", "|---|---|"]
+    lines += [f"| `{code.value}` | {text} |" for code, text in ERROR_CODES.items()]
+    lines += ["", "| flag (`qc_flags`) | meaning |", "|---|---|"]
+    lines += [f"| `{flag}` | {text} |" for flag, text in FLAGS.items()]
+    return "\n".join(lines) + "\n"
+
+
 class ScoringError(ValueError):
     """A film that cannot be scored, with its :class:`ErrorCode`; the message names the film."""
 

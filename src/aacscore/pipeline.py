@@ -1,11 +1,13 @@
 """The end-to-end scorer: film -> spine geometry -> aortic band -> Kauppila reading.
 
 ``Scorer().score(path)`` reads a radiograph (DICOM, PNG, JPEG, TIFF, or a member of a zip),
-runs the input quality checks, segments the vertebrae (:mod:`aacscore.spine`), cuts the
+runs the input quality checks, reads the DICOM header's evidence on view, region and modality
+(:mod:`aacscore.gate.header`; a header that says the film is not a lateral lumbar radiograph
+refuses it, unless ``ignore_header``), segments the vertebrae (:mod:`aacscore.spine`), cuts the
 straightened aortic band in front of L1-L4 (:mod:`aacscore.aorta`) and grades it
 (:mod:`aacscore.score`). It returns a frozen :class:`aacscore.results.Result`; expected
-failures (unreadable file, implausible spine, ...) become a ``failed`` result with the reason,
-unless ``raise_errors=True``.
+failures (unreadable file, implausible spine, ...) become a ``failed`` result with the reason
+and its :class:`~aacscore.codes.ErrorCode`, unless ``raise_errors=True``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from aacscore._files import sha256_file
 from aacscore._timing import timed
 from aacscore._version import __version__
+from aacscore.codes import ErrorCode, ScoringError
+from aacscore.gate.header import check_header
 from aacscore.io import InputItem, RadiographError, read_radiograph
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups
@@ -49,6 +53,8 @@ class Scorer:
         groups: severity groups (``lewis``, ``ckd`` or cut-offs such as ``"0,4,15"``).
         tta: test-time augmentation for the uncertainty (``aac24_sd``, ``low_confidence``).
         spacing_mm: pixel spacing to assume for every input (overrides the header).
+        ignore_header: score films whose DICOM header says they are not lateral lumbar
+            radiographs (flagged ``header_ignored``) instead of refusing them.
     """
 
     def __init__(
@@ -58,12 +64,14 @@ class Scorer:
         groups: str | SeverityGroups = "lewis",
         tta: bool = True,
         spacing_mm: float | None = None,
+        ignore_header: bool = False,
     ) -> None:
         self._spine_spec = spine_model
         self._score_spec = score_model
         self.groups = parse_groups(groups)
         self.tta = tta
         self.spacing_mm = spacing_mm
+        self.ignore_header = ignore_header
 
     @cached_property
     def spine_model(self) -> SpineModelProtocol:
@@ -112,35 +120,45 @@ class Scorer:
         except (RadiographError, OSError) as e:
             if raise_errors:
                 raise
-            return failed(name, str(e))
+            return failed(name, str(e), ErrorCode.UNREADABLE)
         return self.score_radiograph(rad, name, raise_errors=raise_errors, read_s=timings["read_s"])
 
     def score_radiograph(
         self, rad: Radiograph, name: str, *, raise_errors: bool = False, read_s: float = 0.0
     ) -> Result:
         """Score an already decoded radiograph; ``name`` is what the result calls the file."""
-        from aacscore.aorta.roi import BandError
-        from aacscore.vertebrae import SpineError
-
         timings: dict[str, float] = {"read_s": read_s}
         with timed(timings, "qc_s"):
             qc = check_radiograph(rad)
-        stages = StageResults(__version__, self.groups, rad.info, qc, timings=timings)
+        header = check_header(rad.info)
+        stages = StageResults(__version__, self.groups, rad.info, qc, header, timings=timings)
+        flags = list(qc.flags)
+        if header.code is not None:
+            if not self.ignore_header:
+                problem = f"{header.reason}; use --ignore-header to score it anyway"
+                if raise_errors:
+                    raise ScoringError(header.code, problem, name)
+                return failed(name, f"{name}: {problem}", header.code, stages=stages)
+            flags.append("header_ignored")
+        stage = ErrorCode.SPINE_NOT_FOUND  # the code of a plain ValueError in the current stage
         try:
             with timed(timings, "spine_s"):
                 spine = self.spine_model.predict(rad)
             stages = replace(stages, spine=spine)
+            stage = ErrorCode.BAND_FAILED
             with timed(timings, "band_s"):
                 band = self._band(rad, spine)
             stages = replace(stages, band=band)
+            stage = ErrorCode.SCORE_FAILED
             with timed(timings, "score_s"):
                 pred = self.score_model.predict(band, groups=self.groups, tta=self.tta)
-        except (SpineError, BandError, ValueError) as e:
+        except ValueError as e:  # ScoringError (SpineError, BandError) or a plain one
             if raise_errors:
                 raise
-            return failed(name, f"{name}: {e}", stages=stages)
+            code = e.code if isinstance(e, ScoringError) else stage
+            return failed(name, f"{name}: {e}", code, stages=stages)
         timings["total_s"] = sum(timings.values())
-        flags = [*qc.flags, *(["spine_warning"] if spine.warnings else [])]
+        flags += [str(f) for f in getattr(spine, "flags", ())]
         grades = None if pred.grades is None else dict(zip(SEGMENTS, pred.grades, strict=True))
         spacing = band.spacing_mm if band.scale_estimated else rad.spacing_mm
         return Result(

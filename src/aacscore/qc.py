@@ -1,7 +1,8 @@
 """Input quality checks that run before the models and flag films needing a human look.
 
 Flags are short stable strings that end up in ``results.csv``'s ``qc_flags`` column (joined by
-``;``). A flagged case still gets a score, with status ``warning``.
+``;``). A flagged case still gets a score, with status ``warning``. What each flag means is in
+:data:`aacscore.codes.FLAGS`.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ import numpy as np
 
 from aacscore.io.types import Radiograph
 
-#: Documented flags and what they mean.
-QC_FLAGS: dict[str, str] = {
-    "spacing_unknown": "no usable pixel spacing; the scale was estimated from vertebral size",
-    "low_contrast": "the central 98 % of grey values spans less than 0.12 of the full range",
-    "saturated": "more than 25 % of the central half of the film is at the darkest or brightest "
-    "grey level (collimation borders outside it are normal and ignored)",
-    "low_resolution": "the film has fewer than 512 pixels along one side",
-    "reader_warning": "the reader corrected or ignored a header value (see the case JSON)",
-    "spine_warning": "the spine stage reported an implausibility (see the case JSON)",
-}
+QC_FLAGS: tuple[str, ...] = (
+    "spacing_unknown",
+    "low_contrast",
+    "saturated",
+    "low_resolution",
+    "reader_warning",
+)
+"""The flags these checks raise; what each means is in :data:`aacscore.codes.FLAGS`."""
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from aacscore.codes import ErrorCode
 from aacscore.kauppila import SEGMENTS
 
 if TYPE_CHECKING:
     from aacscore.aorta.roi import Band
+    from aacscore.gate.header import HeaderEvidence
     from aacscore.io.types import RadiographInfo
     from aacscore.kauppila import SeverityGroups
     from aacscore.qc import QCReport
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 RESULT_COLUMNS: tuple[str, ...] = (
     "file",
     "status",
+    "error_code",
     "error",
     "aac24",
     "aac24_sd",
@@ -33,6 +36,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "aac8",
     "group",
     "low_confidence",
+    "quality",
     "orientation",
     "spacing_mm",
     "qc_flags",
@@ -58,14 +62,17 @@ class StageResults:
     """Typed output of each pipeline stage that ran on one film (None: not reached).
 
     ``radiograph`` is the reader's summary (no pixels; the DICOM header for DICOM inputs),
-    ``qc`` the input checks, ``spine`` the spine geometry, ``band`` the aortic band cut along
-    ``spine.bounds``, ``prediction`` the score model's reading, ``timings`` seconds per stage.
+    ``qc`` the input checks, ``header`` the DICOM header's evidence on view, region and
+    modality (empty for other formats), ``spine`` the spine geometry, ``band`` the aortic band
+    cut along ``spine.bounds``, ``prediction`` the score model's reading, ``timings`` seconds
+    per stage.
     """
 
     aacscore_version: str
     groups: SeverityGroups
     radiograph: RadiographInfo
     qc: QCReport | None = None
+    header: HeaderEvidence | None = None
     spine: SpineResult | None = None
     band: Band | None = None
     prediction: ScorePrediction | None = None
@@ -79,19 +86,24 @@ class Result:
     ``grades`` are the predicted continuous segment grades in [0, 3] (None for a total-only
     model); ``aac24`` the continuous total in [0, 24] and ``aac24_sd`` its standard deviation
     from test-time augmentation. ``orientation`` is the side the patient's anterior faces on the
-    film (``left``/``right``). ``stages`` holds the typed stage results (landmarks, bounds, band,
-    versions, timings); ``details`` extra entries for the case JSON (output paths, errors).
+    film (``left``/``right``). ``error_code`` says why a failed case was refused (always set
+    for a failed case, never for another); ``quality`` is the familiarity score of the film to
+    the models (None when not measured). ``stages`` holds the typed stage results (landmarks,
+    bounds, band, versions, timings); ``details`` extra entries for the case JSON (output
+    paths, errors).
     """
 
     file: str
     status: Status
     error: str = ""
+    error_code: ErrorCode | None = None
     aac24: float | None = None
     aac24_sd: float | None = None
     grades: Mapping[str, float] | None = None
     aac8: float | None = None
     group: str | None = None
     low_confidence: bool | None = None
+    quality: float | None = None
     orientation: str | None = None
     spacing_mm: float | None = None
     qc_flags: tuple[str, ...] = ()
@@ -104,6 +116,14 @@ class Result:
         except ValueError:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}") from None
         object.__setattr__(self, "status", status)
+        if self.error_code is not None:
+            object.__setattr__(self, "error_code", ErrorCode(self.error_code))
+        if status is Status.FAILED and self.error_code is None:
+            raise ValueError(f"{self.file}: a failed result needs an error code")
+        if status is not Status.FAILED and self.error_code is not None:
+            raise ValueError(
+                f"{self.file}: a {status.value} result has no error code, got {self.error_code}"
+            )
 
     @property
     def ok(self) -> bool:
@@ -123,6 +143,7 @@ class Result:
         row = {c: "" for c in RESULT_COLUMNS}
         row["file"] = self.file
         row["status"] = self.status.value
+        row["error_code"] = "" if self.error_code is None else self.error_code.value
         row["error"] = self.error
         row["aac24"] = _fmt(self.aac24)
         row["aac24_sd"] = _fmt(self.aac24_sd)
@@ -132,6 +153,7 @@ class Result:
         row["aac8"] = _fmt(self.aac8)
         row["group"] = self.group or ""
         row["low_confidence"] = "" if self.low_confidence is None else str(self.low_confidence)
+        row["quality"] = _fmt(self.quality)
         row["orientation"] = self.orientation or ""
         row["spacing_mm"] = _fmt(self.spacing_mm, 4)
         row["qc_flags"] = ";".join(self.qc_flags)
@@ -147,12 +169,19 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def failed(
     file: str,
     error: str,
+    code: ErrorCode | str,
     details: Mapping[str, Any] | None = None,
     stages: StageResults | None = None,
 ) -> Result:
-    """A failed result carrying its reason (and the stages that ran before the failure)."""
+    """A failed result carrying its reason and :class:`~aacscore.codes.ErrorCode` (and the
+    stages that ran before the failure)."""
     return Result(
-        file=file, status=Status.FAILED, error=error, details=dict(details or {}), stages=stages
+        file=file,
+        status=Status.FAILED,
+        error=error,
+        error_code=ErrorCode(code),
+        details=dict(details or {}),
+        stages=stages,
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from aacscore.codes import ErrorCode, ScoringError
 from aacscore.kauppila import LEVELS
 
 FloatArray = npt.NDArray[np.float64]
@@ -116,13 +117,21 @@ def level_bound_names(level: str) -> tuple[str, str]:
 # -------------------------------------------------------------------------------------------
 
 
-class SpineError(ValueError):
-    """The spine could not be measured reliably; the message names the input and the problem."""
+class SpineError(ScoringError):
+    """The spine could not be measured reliably; the message names the input and the problem.
 
-    def __init__(self, problem: str, source: str | None = None) -> None:
-        self.problem = problem
-        self.source = source
-        super().__init__(f"{source}: {problem}" if source else problem)
+    ``code`` is the :class:`~aacscore.codes.ErrorCode` of the refusal: ``implausible_spine``
+    (vertebrae found, geometry implausible) unless the raiser says otherwise (e.g.
+    ``spine_not_found``)."""
+
+    def __init__(
+        self,
+        problem: str,
+        source: str | None = None,
+        *,
+        code: ErrorCode | str = ErrorCode.IMPLAUSIBLE_SPINE,
+    ) -> None:
+        super().__init__(ErrorCode(code), problem, source)
 
 
 def readonly(a: npt.ArrayLike) -> FloatArray:

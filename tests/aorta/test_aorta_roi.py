@@ -174,9 +174,13 @@ def test_bad_inputs_raise_clear_errors() -> None:
         extract_band(img, corners, "right", (0.0, 0.2))
     with pytest.raises(BandError, match="2-D"):
         extract_band(img[None], corners, "right", None)
-    with pytest.raises(BandError, match="outside"):
+    with pytest.raises(BandError, match="outside") as outside:
         shifted = {k: v + 50000.0 for k, v in corners.items()}
         extract_band(img, shifted, "right", None)
+    assert outside.value.code == "band_outside_film"
+    with pytest.raises(BandError, match="L3") as missing:
+        extract_band(img, {k: v for k, v in corners.items() if k != "L3"}, "right", None)
+    assert missing.value.code == "band_failed"
 
 
 def test_band_outside_film_is_reported() -> None:

@@ -216,7 +216,7 @@ def test_non_dicom_input_is_skipped(simulated_film: dict[str, Path], tmp_path: P
 
 def test_failed_result_writes_nothing(simulated_film: dict[str, Path], tmp_path: Path) -> None:
     stages = _result(simulated_film["dicom"]).stages
-    res = failed(str(simulated_film["dicom"]), "no spine found", stages=stages)
+    res = failed(str(simulated_film["dicom"]), "no spine found", "spine_not_found", stages=stages)
     outs = write_dicom_outputs(res, None, tmp_path / "o", "f")
     assert outs.sr is None and outs.sc is None
     assert outs.skipped and "failed" in outs.skipped

@@ -87,7 +87,7 @@ def test_band_outline_and_grades_are_drawn(tmp_path: Path) -> None:
 
 
 def test_a_result_without_stages_gets_only_its_title() -> None:
-    res = Result(file="x.png", status=Status.FAILED, error="broken")
+    res = Result(file="x.png", status=Status.FAILED, error="broken", error_code="unreadable")
     rgb = overlay_image(_film(), res)
     assert rgb[100:, :].max() == 0
     assert rgb[:40, :].max() == 255

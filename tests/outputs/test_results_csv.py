@@ -1,10 +1,12 @@
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from aacscore.codes import ErrorCode
 from aacscore.kauppila import SEGMENTS
-from aacscore.outputs.results_csv import ResultsWriter, read_results
+from aacscore.outputs.results_csv import LEGACY_COLUMNS, ResultsWriter, read_results
 from aacscore.results import RESULT_COLUMNS, Status, counts, failed
 from tests.results_fixtures import ok_result as _ok
 
@@ -13,7 +15,7 @@ def test_writer_resume_skips_done_and_drops_torn_line(tmp_path: Path) -> None:
     p = tmp_path / "results.csv"
     w = ResultsWriter(p)
     w.write(_ok("a.dcm"))
-    w.write(failed("b.dcm", "broken"))
+    w.write(failed("b.dcm", "broken", ErrorCode.UNREADABLE))
     with pytest.raises(ValueError, match="already"):
         w.write(_ok("a.dcm"))
     with p.open("a") as f:
@@ -33,11 +35,12 @@ def test_status_values_in_the_csv_are_unchanged(tmp_path: Path) -> None:
     w = ResultsWriter(p)
     w.write(_ok("a.dcm"))
     w.write(_ok("b.dcm", Status.WARNING))
-    w.write(failed("c.dcm", "broken"))
+    w.write(failed("c.dcm", "broken", ErrorCode.UNREADABLE))
     lines = p.read_bytes().decode().split("\r\n")
     assert lines[0] == ",".join(RESULT_COLUMNS)
     assert [line.split(",")[1] for line in lines[1:4]] == ["ok", "warning", "failed"]
-    assert lines[1].startswith("a.dcm,ok,,3.250,0.400,0.406,")
+    assert lines[1].startswith("a.dcm,ok,,,3.250,0.400,0.406,")
+    assert lines[3].startswith("c.dcm,failed,unreadable,broken,,")
     assert w.done == {"a.dcm": "ok", "b.dcm": "warning", "c.dcm": "failed"}
 
 
@@ -45,7 +48,7 @@ def test_writer_retry_failed_removes_failed_rows(tmp_path: Path) -> None:
     p = tmp_path / "results.csv"
     w = ResultsWriter(p)
     w.write(_ok("a.dcm"))
-    w.write(failed("b.dcm", "broken"))
+    w.write(failed("b.dcm", "broken", ErrorCode.UNREADABLE))
     w2 = ResultsWriter(p, retry_failed=True)
     assert not w2.is_done("b.dcm")
     assert [r["file"] for r in read_results(p)] == ["a.dcm"]
@@ -55,8 +58,64 @@ def test_writer_retry_failed_removes_failed_rows(tmp_path: Path) -> None:
 def test_writer_refuses_foreign_csv(tmp_path: Path) -> None:
     p = tmp_path / "results.csv"
     p.write_text("case,score\nx,1\n")
-    with pytest.raises(ValueError, match="different columns"):
+    with pytest.raises(ValueError, match="score into a new output folder") as e:
         ResultsWriter(p)
+    assert str(p) in str(e.value) and "case, score" in str(e.value)
+    assert p.read_text() == "case,score\nx,1\n"  # left as it was
+
+
+def _legacy_file(p: Path) -> list[dict[str, str]]:
+    """A results.csv as written before error_code and quality: one ok and one failed row."""
+    ok = {c: v for c, v in _ok("a.dcm").csv_row().items() if c in LEGACY_COLUMNS}
+    bad = {c: "" for c in LEGACY_COLUMNS} | {"file": "b.dcm", "status": "failed", "error": "x"}
+    with p.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=LEGACY_COLUMNS)
+        w.writeheader()
+        w.writerows([ok, bad])
+    return [ok, bad]
+
+
+def test_legacy_columns_are_the_current_ones_without_error_code_and_quality() -> None:
+    assert LEGACY_COLUMNS == tuple(c for c in RESULT_COLUMNS if c not in ("error_code", "quality"))
+    assert len(LEGACY_COLUMNS) == len(RESULT_COLUMNS) - 2
+
+
+def test_resume_into_an_old_results_file_migrates_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = tmp_path / "results.csv"
+    old = _legacy_file(p)
+    with caplog.at_level("WARNING", logger="aacscore.outputs.results_csv"):
+        w = ResultsWriter(p)
+    assert any(str(p) in r.getMessage() and "error_code" in r.getMessage() for r in caplog.records)
+    assert w.done == {"a.dcm": "ok", "b.dcm": "failed"}
+    raw = _read_rows(p)
+    assert tuple(raw[0]) == RESULT_COLUMNS  # rewritten with the new header
+    rows = read_results(p)
+    for new, before in zip(rows, old, strict=True):
+        assert new == {**dict.fromkeys(RESULT_COLUMNS, ""), **before}
+        assert new["error_code"] == "" and new["quality"] == ""
+    _assert_ok_values(rows[0], "a.dcm")
+    w.write(failed("c.dcm", "broken", ErrorCode.UNREADABLE))
+    rows = read_results(p)
+    assert rows[2]["error_code"] == "unreadable" and len(rows) == 3
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+    # retry_failed on an old file drops its failed row while migrating
+    _legacy_file(p)
+    assert ResultsWriter(p, retry_failed=True).done == {"a.dcm": "ok"}
+    assert [r["file"] for r in read_results(p)] == ["a.dcm"]
+    assert tuple(_read_rows(p)[0]) == RESULT_COLUMNS
+
+
+def test_codes_and_quality_round_trip_through_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "results.csv"
+    w = ResultsWriter(p)
+    w.write(failed("b.dcm", "b.dcm: the header says AP", ErrorCode.WRONG_VIEW))
+    w.write(replace(_ok("a.dcm"), quality=0.8125))
+    rows = read_results(p)
+    assert rows[0]["error_code"] == "wrong_view" and rows[0]["status"] == "failed"
+    assert rows[1]["error_code"] == "" and rows[1]["quality"] == "0.812"
+    assert ResultsWriter(p).done == {"b.dcm": "failed", "a.dcm": "ok"}
 
 
 def _read_rows(path: Path) -> list[list[str]]:
@@ -78,15 +137,21 @@ def _assert_ok_values(row: dict[str, str], name: str) -> None:
     [
         "c.dcm,ok,,1.0",  # a crash mid-row
         "c.dcm,ok,,1.0\r",  # ... between the CR and the LF
-        'c.dcm,failed,"c.dcm: unexpected RuntimeError: CUDA error\n',  # inside a multi-line error
-        'c.dcm,failed,"c.dcm: unexpected RuntimeError: CUDA error\r\nsee ""log"",\r\n',
+        'c.dcm,failed,internal_error,"c.dcm: unexpected RuntimeError: CUDA error\n',  # multi-line
+        'c.dcm,failed,internal_error,"c.dcm: unexpected RuntimeError: CUDA\r\nsee ""log"",\r\n',
     ],
 )
 def test_resume_after_a_torn_line_keeps_every_value_intact(tmp_path: Path, torn: str) -> None:
     p = tmp_path / "results.csv"
     w = ResultsWriter(p)
     w.write(_ok("a.dcm"))
-    w.write(failed("b.dcm", 'b.dcm: unexpected RuntimeError: two\nlines, with a "quote"'))
+    w.write(
+        failed(
+            "b.dcm",
+            'b.dcm: unexpected RuntimeError: two\nlines, with a "quote"',
+            ErrorCode.INTERNAL_ERROR,
+        )
+    )
     with p.open("a", newline="") as f:
         f.write(torn)
     w2 = ResultsWriter(p)
@@ -101,7 +166,8 @@ def test_resume_after_a_torn_line_keeps_every_value_intact(tmp_path: Path, torn:
     _assert_ok_values(rows[0], "a.dcm")
     assert rows[1]["status"] == "failed"
     assert rows[1]["error"] == 'b.dcm: unexpected RuntimeError: two\nlines, with a "quote"'
-    assert all(rows[1][c] == "" for c in RESULT_COLUMNS[3:])
+    assert rows[1]["error_code"] == "internal_error"
+    assert all(rows[1][c] == "" for c in RESULT_COLUMNS[4:])
     _assert_ok_values(rows[2], "c.dcm")
     _assert_ok_values(rows[3], "d.dcm")
     assert rows == read_results(p)
@@ -118,7 +184,9 @@ def test_recovery_keeps_complete_rows_byte_for_byte_and_warns(
 ) -> None:
     p = tmp_path / "results.csv"
     w = ResultsWriter(p)
-    w.write(failed("b.dcm", "first line\r\nsecond line"))  # a multi-line error message
+    w.write(
+        failed("b.dcm", "first line\r\nsecond line", ErrorCode.SCORE_FAILED)
+    )  # a multi-line error message
     w.write(_ok("a.dcm"))  # the last complete row ends with a non-empty column (qc_flags)
     before_bytes = p.read_bytes()
     before_rows = read_results(p)

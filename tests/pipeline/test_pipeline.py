@@ -17,6 +17,7 @@ from PIL import Image
 
 from aacscore.aorta.roi import BandGeometry
 from aacscore.batch import case_stem, score_batch
+from aacscore.codes import ErrorCode
 from aacscore.io import collect_inputs
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS
@@ -103,7 +104,7 @@ def test_bad_file_fails_cleanly(tmp_path: Path, scorer: Scorer) -> None:
     bad = tmp_path / "junk.dcm"
     bad.write_bytes(b"not a dicom at all" * 10)
     res = scorer.score(bad)
-    assert res.status == "failed"
+    assert res.status == "failed" and res.error_code == "unreadable"
     assert "junk.dcm" in res.error
     with pytest.raises(ValueError):
         scorer.score(bad, raise_errors=True)
@@ -127,6 +128,7 @@ def test_batch_isolates_failures_resumes_and_writes_outputs(
         assert tuple(next(csv.reader(f))) == RESULT_COLUMNS
     assert [r["file"] for r in rows] == [it.name for it in items]  # nothing duplicated
     assert [r["status"] for r in rows][-1] == "failed"
+    assert [r["error_code"] for r in rows] == ["", "", "", "unreadable"]
     assert "broken.dcm" in rows[-1]["error"]
     assert s2.counts["failed"] == 1
     for it in items:
@@ -212,9 +214,11 @@ def test_result_carries_typed_stages_and_case_json_is_built_from_them(
     assert isinstance(st.band, Band) and isinstance(st.prediction, ScorePrediction)
     assert list(st.timings) == ["read_s", "qc_s", "spine_s", "band_s", "score_s", "total_s"]
     doc = case_document(res)
-    assert list(doc)[12:] == [
-        "aacscore_version", "groups", "reader", "qc", "spine", "band", "timings", "prediction"
+    assert list(doc)[16:] == [
+        "aacscore_version", "groups", "reader", "qc", "header", "spine", "band", "timings",
+        "prediction",
     ]  # fmt: skip
+    assert doc["header"]["view"] == "lateral" and doc["header"]["code"] is None
     assert doc["spine"]["bounds"] == json.loads(json.dumps(st.spine.to_dict()["bounds"]))
     assert doc["reader"]["source"] == "dicom" and doc["qc"]["flags"] == list(st.qc.flags)
     assert doc["prediction"]["aac24"] == pytest.approx(res.aac24)
@@ -236,8 +240,9 @@ def test_failed_stage_keeps_the_stages_that_ran(sim: Path, scorer: Scorer) -> No
     other = Scorer(spine_model=NoSpine(), score_model=scorer.score_model)  # type: ignore[arg-type]
     res = other.score(sim / "case_000000.dcm")
     assert res.status is Status.FAILED and "no vertebrae" in res.error
+    assert res.error_code is ErrorCode.IMPLAUSIBLE_SPINE  # SpineError's default code
     doc = case_document(res)
-    assert list(doc)[12:] == ["aacscore_version", "groups", "reader", "qc", "timings"]
+    assert list(doc)[16:] == ["aacscore_version", "groups", "reader", "qc", "header", "timings"]
     assert list(doc["timings"]) == ["read_s", "qc_s"]
 
 
@@ -259,3 +264,134 @@ def test_timed_records_only_what_finished() -> None:
     with pytest.raises(KeyError), timed(timings, "b_s"):
         raise KeyError("x")
     assert list(timings) == ["a_s"] and timings["a_s"] >= 0.0
+
+
+# --- error codes of each stage and the DICOM header gate -------------------------------------
+
+
+class _Raises:
+    """A spine or score model that raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def predict(self, *args: object, **kwargs: object) -> SpineResult:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("stage", "error", "code"),
+    [
+        ("spine", ValueError("no label"), ErrorCode.SPINE_NOT_FOUND),
+        ("spine", "spine_not_found", ErrorCode.SPINE_NOT_FOUND),
+        ("band", "band_outside_film", ErrorCode.BAND_OUTSIDE_FILM),
+        ("band", ValueError("bad"), ErrorCode.BAND_FAILED),
+        ("score", ValueError("NaN grades"), ErrorCode.SCORE_FAILED),
+    ],
+)
+def test_each_stage_fails_with_its_code(
+    sim: Path,
+    scorer: Scorer,
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+    error: Exception | str,
+    code: ErrorCode,
+) -> None:
+    from aacscore.aorta.roi import BandError
+    from aacscore.vertebrae import SpineError
+
+    spine, score = scorer.spine_model, scorer.score_model
+    if stage == "spine":
+        exc = error if isinstance(error, Exception) else SpineError("nothing", code=error)
+        spine = _Raises(exc)  # type: ignore[assignment]
+    elif stage == "score":
+        assert isinstance(error, Exception)
+        monkeypatch.setattr(score, "predict", _Raises(error).predict)
+    else:
+        exc = error if isinstance(error, Exception) else BandError("off the film", code=error)
+        monkeypatch.setattr(Scorer, "_band", _Raises(exc).predict)
+    res = Scorer(spine_model=spine, score_model=score).score(sim / "case_000000.dcm")
+    assert res.status is Status.FAILED and res.error_code is code, res.error
+    assert res.error.startswith(str(sim / "case_000000.dcm"))
+    assert read_row(res)["error_code"] == code.value
+
+
+def read_row(res: object) -> dict[str, str]:
+    from aacscore.results import Result
+
+    assert isinstance(res, Result)
+    return res.csv_row()
+
+
+def _retagged(sim: Path, tmp_path: Path, **attrs: str) -> Path:
+    import pydicom
+
+    ds = pydicom.dcmread(sim / "case_000000.dcm")
+    for key, value in attrs.items():
+        setattr(ds, key, value)
+    out = tmp_path / f"{'_'.join(attrs.values()).lower()}.dcm"
+    ds.save_as(out, enforce_file_format=True)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("attrs", "code", "says"),
+    [
+        ({"ViewPosition": "AP"}, ErrorCode.WRONG_VIEW, "ViewPosition=AP (not a lateral film)"),
+        ({"BodyPartExamined": "CHEST"}, ErrorCode.WRONG_REGION, "BodyPartExamined=CHEST"),
+        ({"Modality": "MR"}, ErrorCode.NOT_RADIOGRAPH, "Modality=MR"),
+    ],
+)
+def test_a_header_that_says_not_lateral_lumbar_refuses_unless_ignored(
+    sim: Path,
+    scorer: Scorer,
+    tmp_path: Path,
+    attrs: dict[str, str],
+    code: ErrorCode,
+    says: str,
+) -> None:
+    film = _retagged(sim, tmp_path, **attrs)
+    res = scorer.score(film)
+    assert res.status is Status.FAILED and res.error_code is code
+    assert res.error.startswith(f"{film}: the DICOM header says {says}")
+    assert res.error.endswith("; use --ignore-header to score it anyway")
+    assert res.stages is not None and res.stages.spine is None  # refused before the models
+    assert res.stages.header is not None and res.stages.header.code is code
+    assert case_document(res)["header"]["code"] == code.value
+    with pytest.raises(ValueError, match="ignore-header"):
+        scorer.score(film, raise_errors=True)
+    ignoring = Scorer(
+        spine_model=scorer.spine_model, score_model=scorer.score_model, ignore_header=True
+    )
+    scored = ignoring.score(film)
+    assert scored.status is Status.WARNING and scored.error_code is None, scored.error
+    assert "header_ignored" in scored.qc_flags and scored.aac24 is not None
+    assert scored.stages is not None and scored.stages.header is not None
+    assert scored.stages.header.code is code  # the evidence is kept
+    # the simulator's own header (lateral, LSPINE, DX/CR) is not refused nor flagged
+    plain = ignoring.score(sim / "case_000000.dcm")
+    assert plain.ok and "header_ignored" not in plain.qc_flags
+
+
+def test_spine_flags_are_added_to_the_result(
+    sim: Path, scorer: Scorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Flagged:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def predict(self, radiograph: Radiograph) -> object:
+            spine = self.inner.predict(radiograph)  # type: ignore[attr-defined]
+
+            class WithFlags:
+                flags = ("level_uncertain",)
+
+                def __getattr__(self, name: str) -> object:
+                    return getattr(spine, name)
+
+            return WithFlags()
+
+    other = Scorer(spine_model=Flagged(scorer.spine_model), score_model=scorer.score_model)  # type: ignore[arg-type]
+    res = other.score(sim / "case_000000.dcm")
+    assert res.status is Status.WARNING and "level_uncertain" in res.qc_flags, res.error
+    assert "spine_warning" not in res.qc_flags

@@ -65,21 +65,18 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
 
 
 def pred_row(name: str, grades: np.ndarray, status: str = "ok", low: bool = False) -> list[Any]:
-    g = [f"{v:.2f}" for v in grades]
-    return [
-        f"/scans/site A/{name}.dcm",
-        status,
-        "",
-        f"{grades.sum():.2f}",
-        "0.8",
-        *g,
-        "2",
-        "",
-        "true" if low else "false",
-        "left",
-        "0.15",
-        "",
-    ]
+    values: dict[str, Any] = {
+        "file": f"/scans/site A/{name}.dcm",
+        "status": status,
+        "aac24": f"{grades.sum():.2f}",
+        "aac24_sd": "0.8",
+        **{s: f"{v:.2f}" for s, v in zip(SEGMENTS, grades, strict=True)},
+        "aac8": "2",
+        "low_confidence": "true" if low else "false",
+        "orientation": "left",
+        "spacing_mm": "0.15",
+    }
+    return [values.get(c, "") for c in PRED_HEADER]
 
 
 def write_pred(tmp: Path, extra: list[list[Any]] | None = None) -> Path:
@@ -229,18 +226,13 @@ def test_unmatched_failed_and_flagged_rows(tmp_path: Path) -> None:
     extra_pred = [
         pred_row("orphan", np.ones(8)),
         [
-            "/scans/case99.dcm",
-            "failed",
-            "not a lateral view",
-            "",
-            "",
-            *[""] * 8,
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
+            {
+                "file": "/scans/case99.dcm",
+                "status": "failed",
+                "error_code": "wrong_view",
+                "error": "not a lateral view",
+            }.get(c, "")
+            for c in PRED_HEADER
         ],
     ]
     pred = write_pred(tmp_path, extra_pred)
@@ -364,7 +356,7 @@ def test_error_reference_without_score_columns(tmp_path: Path) -> None:
 def test_error_non_numeric_prediction(tmp_path: Path) -> None:
     pred = write_pred(tmp_path)
     rows = list(csv.reader(pred.open(encoding="utf-8")))
-    rows[3][3] = "n/a"
+    rows[3][PRED_HEADER.index("aac24")] = "n/a"
     write_csv(pred, rows[0], rows[1:])
     _expect_error(
         pred,

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from aacscore.codes import ErrorCode, ScoringError
 from aacscore.kauppila import LEVELS
 from aacscore.vertebrae import (
     DISC_NAMES,
@@ -60,8 +61,19 @@ becomes a scale error of the band, which the training augmentation (column zoom 
 _AS, _PS, _PI, _AI = (int(c) for c in Corner)
 
 
-class BandError(ValueError):
-    """The vertebral geometry cannot give an aortic band (missing or degenerate vertebrae)."""
+class BandError(ScoringError):
+    """The vertebral geometry cannot give an aortic band (missing or degenerate vertebrae).
+
+    ``code`` is ``band_failed`` unless the raiser says otherwise (``band_outside_film``)."""
+
+    def __init__(
+        self,
+        problem: str,
+        source: str | None = None,
+        *,
+        code: ErrorCode | str = ErrorCode.BAND_FAILED,
+    ) -> None:
+        super().__init__(ErrorCode(code), problem, source)
 
 
 REFERENCE_ROWS_PER_LEVEL = 32
@@ -459,7 +471,9 @@ def _sample(
     y0 = max(0, math.floor(float(np.min(sy)) - pad))
     y1 = min(h, math.ceil(float(np.max(sy)) + pad) + 1)
     if x1 <= x0 or y1 <= y0:
-        raise BandError("the aortic band lies entirely outside the image")
+        raise BandError(
+            "the aortic band lies entirely outside the image", code=ErrorCode.BAND_OUTSIDE_FILM
+        )
     crop = np.asarray(img[y0:y1, x0:x1], dtype=np.float32)
     # Low-pass to the band's column resolution (sigma in film pixels per axis).
     factor = (geometry.mm_per_col / spacing[0], geometry.mm_per_col / spacing[1])

@@ -9,7 +9,7 @@ from rich.progress import TextColumn
 
 from aacscore._progress import progress_bar
 from aacscore.cli._app import app, console, err_console
-from aacscore.io import RadiographError, collect_inputs
+from aacscore.io import RadiographError, find_inputs
 
 
 @app.command("score")
@@ -37,19 +37,33 @@ def score(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="On resume, score again the inputs that failed before."
     ),
+    ignore_header: bool = typer.Option(
+        False,
+        "--ignore-header",
+        help="Score films whose DICOM header says they are not lateral lumbar radiographs "
+        "(AP/PA view, another region, a non-X-ray modality) instead of refusing them; they "
+        "are flagged header_ignored.",
+    ),
 ) -> None:
-    """Score lateral lumbar radiographs (Kauppila AAC-24) into OUT/results.csv."""
+    """Score lateral lumbar radiographs (Kauppila AAC-24) into OUT/results.csv.
+
+    Nothing under OUT is read as input; sidecar files (*.json, the simulator's label maps) and
+    aacscore's own outputs (overlay PNGs, DICOM SR and secondary captures) are skipped and
+    listed in OUT/run.json (skipped_inputs)."""
     from aacscore.batch import score_batch
     from aacscore.kauppila import parse_groups
 
     try:
         parse_groups(groups)
-        items = collect_inputs(inputs)
+        found = find_inputs(inputs, exclude=[out])
     except (ValueError, RadiographError) as e:
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    items = list(found.items)
     if not items:
         err_console.print("[red]error:[/red] no radiographs found in the inputs")
+        for skip in found.skipped[:5]:
+            err_console.print(f"  skipped {skip.file}: {skip.reason}")
         raise typer.Exit(2)
     kwargs = {
         "spine_model": spine_model,
@@ -57,6 +71,7 @@ def score(
         "groups": groups,
         "tta": not no_tta,
         "spacing_mm": spacing,
+        "ignore_header": ignore_header,
     }
     args = {
         "inputs": inputs,
@@ -87,10 +102,13 @@ def score(
             dicom_out=dicom_out,
             retry_failed=retry_failed,
             arguments=args,
+            skipped_inputs=found.skipped,
             on_result=on_result,
             on_skip=on_skip,
         )
     c = summary.counts
+    if found.skipped:
+        err_console.print(f"{len(found.skipped)} file(s) skipped (see {summary.run_json})")
     console.print(
         f"{summary.n_inputs} inputs ({summary.n_skipped} already done): "
         f"{c['ok']} ok, {c['warning']} warning, {c['failed']} failed -> {summary.results_csv}"

@@ -8,7 +8,13 @@
 """
 
 from aacscore.io._common import MAX_PIXELS, MAX_SPACING_MM, MIN_SIZE, MIN_SPACING_MM
-from aacscore.io.inputs import InputItem, collect_inputs
+from aacscore.io.inputs import (
+    CollectedInputs,
+    InputItem,
+    SkippedInput,
+    collect_inputs,
+    find_inputs,
+)
 from aacscore.io.reader import read_radiograph, read_radiograph_bytes
 from aacscore.io.types import Radiograph, RadiographError, RadiographInfo
 
@@ -17,11 +23,14 @@ __all__ = [
     "MAX_SPACING_MM",
     "MIN_SIZE",
     "MIN_SPACING_MM",
+    "CollectedInputs",
     "InputItem",
     "Radiograph",
     "RadiographError",
     "RadiographInfo",
+    "SkippedInput",
     "collect_inputs",
+    "find_inputs",
     "read_radiograph",
     "read_radiograph_bytes",
 ]

@@ -1,9 +1,11 @@
 """The case JSON document (``cases/<stem>.json``), built from a result's typed stage results.
 
-Keys: the ``results.csv`` fields (``grades`` as a mapping, ``qc_flags`` as a list), then for a
-film that was read ``aacscore_version``, ``groups``, ``reader``, ``qc``, ``spine`` and ``band``
-(when those stages ran), ``timings`` and ``prediction``, then the result's ``details`` (output
-paths, errors).
+Keys: the ``results.csv`` fields (``grades`` as a mapping, ``qc_flags`` as a list) with
+``error_meaning`` (what ``error_code`` means) after ``error`` and ``flags`` (each flag with its
+meaning, from :mod:`aacscore.codes`) after ``qc_flags``, then for a film that was read
+``aacscore_version``, ``groups``, ``reader``, ``qc``, ``header`` (the DICOM header's evidence),
+``spine`` and ``band`` (when those stages ran), ``timings`` and ``prediction``, then the
+result's ``details`` (output paths, errors).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aacscore._files import json_safe, write_json
+from aacscore.codes import ERROR_CODES, FLAGS
 
 if TYPE_CHECKING:
     from aacscore.aorta.roi import Band
+    from aacscore.gate.header import HeaderEvidence
     from aacscore.io.types import RadiographInfo
     from aacscore.qc import QCReport
     from aacscore.results import Result, StageResults
@@ -30,16 +34,20 @@ def case_document(result: Result) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "file": result.file,
         "status": result.status.value,
+        "error_code": None if result.error_code is None else result.error_code.value,
         "error": result.error,
+        "error_meaning": None if result.error_code is None else ERROR_CODES[result.error_code],
         "aac24": result.aac24,
         "aac24_sd": result.aac24_sd,
         "grades": dict(result.grades) if result.grades is not None else None,
         "aac8": result.aac8,
         "group": result.group,
         "low_confidence": result.low_confidence,
+        "quality": result.quality,
         "orientation": result.orientation,
         "spacing_mm": result.spacing_mm,
         "qc_flags": list(result.qc_flags),
+        "flags": [{"flag": f, "meaning": FLAGS.get(f, "")} for f in result.qc_flags],
     }
     if result.stages is not None:
         doc.update(stage_details(result.stages))
@@ -62,6 +70,8 @@ def stage_details(stages: StageResults) -> dict[str, Any]:
     }
     if stages.qc is not None:
         out["qc"] = qc_summary(stages.qc)
+    if stages.header is not None:
+        out["header"] = header_summary(stages.header)
     if stages.spine is not None:
         out["spine"] = stages.spine.to_dict()
     if stages.band is not None:
@@ -92,6 +102,12 @@ def qc_summary(qc: QCReport) -> dict[str, Any]:
         "contrast_range": qc.contrast_range,
         "saturated_fraction": qc.saturated_fraction,
     }
+
+
+def header_summary(evidence: HeaderEvidence) -> dict[str, Any]:
+    """What the DICOM header says about view, region and modality, its clues, and the refusal
+    it calls for (``code`` None: none)."""
+    return evidence.as_dict()
 
 
 def band_outline(band: Band, points: int = OUTLINE_POINTS) -> list[list[float]]:

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
 from aacscore._files import atomic_write_bytes
+from aacscore._version import __version__
+from aacscore.io.inputs import OUTPUT_MARK, PNG_SOFTWARE_KEY
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import LEVELS
 from aacscore.outputs.case_json import band_outline
@@ -46,9 +49,14 @@ def grade_colour(grade: float) -> tuple[int, int, int]:
 
 
 def save_overlay(rgb: npt.NDArray[np.uint8], path: str | Path) -> Path:
-    """Save an overlay picture from :func:`overlay_image` as PNG (atomically, folders created)."""
+    """Save an overlay picture from :func:`overlay_image` as PNG (atomically, folders created).
+
+    The PNG carries the text chunk ``Software=aacscore <version>``: collecting inputs skips it
+    (an overlay is never scored as a film)."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG")
+    info = PngInfo()
+    info.add_text(PNG_SOFTWARE_KEY, f"{OUTPUT_MARK} {__version__}")
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG", pnginfo=info)
     return atomic_write_bytes(path, buf.getvalue())
 
 

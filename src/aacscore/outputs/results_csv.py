@@ -4,6 +4,10 @@
 order. Rows are appended and flushed to disk as each case finishes; a re-run on the same output
 folder skips every input that already has a complete row (a torn last line from a crash is
 dropped), so a batch can be resumed with nothing lost or duplicated.
+
+A ``results.csv`` written by an aacscore before the ``error_code`` and ``quality`` columns
+(:data:`LEGACY_COLUMNS`) is migrated on resume: rewritten atomically with the current header,
+those two columns empty in the old rows. Any other header is refused (use a new output folder).
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from aacscore._files import atomic_write_text
 from aacscore.results import RESULT_COLUMNS, Result, Status
 
 log = logging.getLogger(__name__)
+
+LEGACY_COLUMNS: tuple[str, ...] = tuple(
+    c for c in RESULT_COLUMNS if c not in ("error_code", "quality")
+)
+"""The columns of ``results.csv`` before ``error_code`` and ``quality`` (migrated on resume)."""
 
 
 class ResultsWriter:
@@ -38,14 +47,25 @@ class ResultsWriter:
         if complete != text:
             log.warning("%s: dropping a torn last line left by an interrupted run", self.path)
         reader = csv.DictReader(io.StringIO(complete, newline=""))
-        if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
+        columns = tuple(reader.fieldnames or ())
+        migrate = columns == LEGACY_COLUMNS
+        if columns != RESULT_COLUMNS and not migrate:
             raise ValueError(
-                f"{self.path}: existing results file has different columns; use a new output folder"
+                f"{self.path}: existing results file has columns {', '.join(columns)}, not those "
+                f"of this aacscore ({', '.join(RESULT_COLUMNS)}); score into a new output folder "
+                "or move this file away"
             )
-        rows = [r for r in reader if r.get("file")]
+        rows = [{c: r.get(c) or "" for c in RESULT_COLUMNS} for r in reader if r.get("file")]
         keep = [r for r in rows if not (retry_failed and r["status"] == Status.FAILED.value)]
         self.done = {r["file"]: r["status"] for r in keep}
-        if complete != text or len(keep) != len(rows):
+        if migrate:
+            log.warning(
+                "%s: written by an older aacscore; adding the columns error_code and quality "
+                "(empty for its %d rows)",
+                self.path,
+                len(rows),
+            )
+        if migrate or complete != text or len(keep) != len(rows):
             atomic_write_text(self.path, _csv_text(keep))
 
     def is_done(self, file: str) -> bool:
