@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from aacscore.codes import ErrorCode, ScoringError
 from aacscore.kauppila import LEVELS
 
 FloatArray = npt.NDArray[np.float64]
@@ -116,13 +117,17 @@ def level_bound_names(level: str) -> tuple[str, str]:
 # -------------------------------------------------------------------------------------------
 
 
-class SpineError(ValueError):
+class SpineError(ScoringError):
     """The spine could not be measured reliably; the message names the input and the problem."""
 
-    def __init__(self, problem: str, source: str | None = None) -> None:
-        self.problem = problem
-        self.source = source
-        super().__init__(f"{source}: {problem}" if source else problem)
+    def __init__(
+        self,
+        problem: str,
+        source: str | None = None,
+        *,
+        code: ErrorCode = ErrorCode.IMPLAUSIBLE_SPINE,
+    ) -> None:
+        super().__init__(code, problem, source)
 
 
 def readonly(a: npt.ArrayLike) -> FloatArray:
