@@ -37,7 +37,9 @@ from aacscore.score.predict import ScoreModel
 from aacscore.spine.predict import load_spine_model
 
 
-def run_film(path: Path, spine_model: Any, score_model: ScoreModel, ref: QualityReference) -> dict[str, Any]:
+def run_film(
+    path: Path, spine_model: Any, score_model: ScoreModel, ref: QualityReference
+) -> dict[str, Any]:
     """One film through spine, field check, band, coverage, score and quality."""
     out: dict[str, Any] = {"file": path.name}
     try:
@@ -102,9 +104,7 @@ def summarise(rows: list[dict[str, Any]], truth: dict[str, str | None]) -> dict[
         "refused": dict(refused),
         "flag_rates": {k: v / n for k, v in sorted(flags.items())},
         "fracture_vs_truth_L1_L4": frac,
-        "quality_percentiles": {
-            f"p{p}": float(np.percentile(qv, p)) for p in (1, 2, 5, 10, 50)
-        }
+        "quality_percentiles": {f"p{p}": float(np.percentile(qv, p)) for p in (1, 2, 5, 10, 50)}
         if len(qv)
         else {},
         "quality_ms_mean": float(ms.mean()) if len(ms) else None,
@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         "real": real,
         "seconds": time.time() - t0,
         "platform": platform.platform(),
-        "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/quality.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")

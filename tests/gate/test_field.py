@@ -66,7 +66,7 @@ def test_a_body_off_the_top_of_the_film_is_named() -> None:
     assert fc.code == ErrorCode.FIELD_INCOMPLETE
     assert "L1" in fc.problem and "cut by the edge" in fc.problem
     assert "L2" not in fc.measurements["bodies_at_edge"]
-    with pytest.raises(ScoringError, match="film.dcm: L1-L4 are not all on the film") as e:
+    with pytest.raises(ScoringError, match=r"film\.dcm: L1-L4 are not all on the film") as e:
         fc.raise_if_refused("film.dcm")
     assert e.value.code == ErrorCode.FIELD_INCOMPLETE
 
@@ -131,7 +131,10 @@ def test_a_band_cut_by_the_film_edge_is_measured() -> None:
     band = extract_band(img, spine.vertebrae, "left", (0.5, 0.5))
     assert band.inside_fraction > 0.9 and check_band_coverage(band).ok
     narrow = _spine()
-    verts = {n: v.transformed(lambda p: p - np.array([120.0, 0.0]), None) for n, v in narrow.vertebrae.items()}
+    verts = {
+        n: v.transformed(lambda p: p - np.array([120.0, 0.0]), None)
+        for n, v in narrow.vertebrae.items()
+    }
     band2 = extract_band(img, verts, "left", (0.5, 0.5))
     assert band2.inside_fraction < 0.75
     assert check_band_coverage(band2).code == ErrorCode.BAND_OUTSIDE_FILM

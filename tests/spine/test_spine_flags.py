@@ -74,7 +74,7 @@ def test_level_uncertain_without_t12_and_sacrum() -> None:
     flags, _ = spine_flags(_column(levels=LEVELS[1:-1]), GIVEN)
     assert flags == ("level_uncertain",)
     # the sacrum without L5: the count from the sacrum is off
-    assert any("not L5" in f for f in level_findings(_column(levels=LEVELS[:5] + ("S1",))))
+    assert any("not L5" in f for f in level_findings(_column(levels=(*LEVELS[:5], "S1"))))
 
 
 def test_level_uncertain_from_weak_network_evidence() -> None:
@@ -156,7 +156,7 @@ def test_spine_not_found_on_a_blank_image() -> None:
     model.unet.logits = torch.zeros_like(model.unet.logits)
     model.unet.logits[0] = 8.0
     blank = Radiograph(np.zeros(SHAPE, np.float32), (1.5, 1.5), "blank.png", "MONOCHROME2", 16)
-    with pytest.raises(SpineError, match="blank.png: vertebrae not found: L1, L2, L3, L4") as e:
+    with pytest.raises(SpineError, match=r"blank\.png: vertebrae not found: L1, L2, L3, L4") as e:
         model.predict(blank, anterior_side="left")
     assert e.value.code == ErrorCode.SPINE_NOT_FOUND
     # levels missing: not found; the shipped U-Net on a blank film: refused either way
@@ -170,6 +170,6 @@ def test_the_shipped_model_refuses_a_blank_film() -> None:
     from aacscore.spine.predict import SpineModel
 
     rad = Radiograph(np.zeros((400, 300), np.float32), (0.3, 0.3), "blank.png", "MONOCHROME2", 16)
-    with pytest.raises(SpineError, match="blank.png") as e:
+    with pytest.raises(SpineError, match=r"blank\.png") as e:
         SpineModel.load().predict(rad)
     assert e.value.code in (ErrorCode.SPINE_NOT_FOUND, ErrorCode.IMPLAUSIBLE_SPINE)

@@ -135,7 +135,9 @@ def check_field(spine: SpineResult) -> FieldCheck:
     if cut:
         parts.append(f"{', '.join(cut)} cut by the edge of the film")
     if outside:
-        parts.append(f"the {' and '.join(outside)} bound{'s' if len(outside) > 1 else ''} off the film")
+        parts.append(
+            f"the {' and '.join(outside)} bound{'s' if len(outside) > 1 else ''} off the film"
+        )
     if parts:
         return FieldCheck(
             ErrorCode.FIELD_INCOMPLETE,

@@ -487,8 +487,9 @@ class ScoreModel:
             raise ValueError("band contains non-finite values")
 
     def features(self, band: Band | npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Penultimate features (F,) of one band, untransformed: the same vector
-        :attr:`ScorePrediction.features` carries (one network pass; prefer the prediction's)."""
+        """Penultimate features (F,) of one band, untransformed (one network pass; prefer the
+        prediction's). :attr:`ScorePrediction.features` with test-time augmentation comes from
+        its identity transform, whose clamp and resampling move it by < 1e-3."""
         p = np.asarray(band.pixels if isinstance(band, Band) else band, dtype=np.float32)
         if p.ndim != 2:
             raise ValueError(f"a band must be a 2-D array, got shape {p.shape}")

@@ -111,9 +111,7 @@ def _as_probabilities(scores: torch.Tensor) -> torch.Tensor:
     return torch.softmax(s, dim=0)
 
 
-def spine_confidence(
-    scores: torch.Tensor, labels: npt.NDArray[np.integer[Any]]
-) -> SpineConfidence:
+def spine_confidence(scores: torch.Tensor, labels: npt.NDArray[np.integer[Any]]) -> SpineConfidence:
     """:class:`SpineConfidence` from (C, h, w) logits or probabilities and the cleaned labels
     on the same grid (the largest component of each body)."""
     lab = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))
@@ -205,7 +203,9 @@ def anchor_reliable(
     if math.isfinite(a) and math.isfinite(r) and r > 0:
         return a >= MIN_ANCHOR_SIZE * r
     if confidence is not None and name in confidence.level_pixels:
-        ref_n = next((confidence.level_pixels[n] for n in ref_names if n in confidence.level_pixels), 0)
+        ref_n = next(
+            (confidence.level_pixels[n] for n in ref_names if n in confidence.level_pixels), 0
+        )
         if ref_n > 0:
             return confidence.level_pixels[name] >= MIN_ANCHOR_SIZE * ref_n
     return True

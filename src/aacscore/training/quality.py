@@ -128,7 +128,8 @@ def build_reference(
     dists["band"] = ReferenceDistribution.fit(np.log(np.maximum(cv, 1e-12)).tolist())
     meta = dict(info or {})
     meta["band_features_shrinkage"] = round(shrink, 6)
-    return QualityReference(dists, mean, np.linalg.inv(cov), channels, threshold, meta)
+    precision = np.asarray(np.linalg.inv(cov), dtype=np.float64)
+    return QualityReference(dists, mean, precision, channels, threshold, meta)
 
 
 def in_sample_rates(
@@ -136,7 +137,9 @@ def in_sample_rates(
 ) -> dict[str, Any]:
     """Quality of the reference films against their own reference (band: cross-validated),
     a check of the combination, not a held-out figure."""
-    pooled = np.stack([pooled_features(m.features, reference.feature_channels) for m in measurements])
+    pooled = np.stack(
+        [pooled_features(m.features, reference.feature_channels) for m in measurements]
+    )
     cvd = np.log(np.maximum(cross_validated_distances(pooled), 1e-12))
     q = []
     for m, d in zip(measurements, cvd, strict=True):
