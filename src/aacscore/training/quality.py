@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from aacscore.aorta.roi import Band, extract_band
+from aacscore.aorta.roi import extract_band
 from aacscore.gate.quality import (
     DEFAULT_THRESHOLD,
     REFERENCE_NAME,
@@ -48,7 +48,6 @@ from aacscore.gate.quality import (
 from aacscore.io import read_radiograph
 from aacscore.score.predict import ScoreModel
 from aacscore.spine.predict import SpineModelProtocol, load_spine_model
-from aacscore.spine.result import SpineResult
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +59,6 @@ class FilmMeasurement:
     name: str
     statistics: dict[str, float]
     features: npt.NDArray[np.float32]
-    spine: SpineResult
-    band: Band
 
 
 def measure_film(
@@ -79,7 +76,7 @@ def measure_film(
         geometry=score_model.band_geometry,
     )
     feats = score_model.features(band)
-    return FilmMeasurement(path.name, film_statistics(spine, None), feats, spine, band)
+    return FilmMeasurement(path.name, film_statistics(spine, None), feats)
 
 
 def films_in(folder: Path, limit: int | None = None) -> list[Path]:
