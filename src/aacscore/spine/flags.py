@@ -102,7 +102,7 @@ class SpineConfidence:
 
 
 def _as_probabilities(scores: torch.Tensor) -> torch.Tensor:
-    """Class probabilities from (C, h, w) scores: kept when they already are probabilities
+    """Class probabilities from (C, ...) scores: kept when they already are probabilities
     (in [0, 1], summing to 1 over the classes, as nnU-Net's), else a softmax of the logits."""
     s = scores.float()
     if float(s.min()) >= 0.0 and float(s.max()) <= 1.0:
@@ -114,12 +114,14 @@ def _as_probabilities(scores: torch.Tensor) -> torch.Tensor:
 def spine_confidence(scores: torch.Tensor, labels: npt.NDArray[np.integer[Any]]) -> SpineConfidence:
     """:class:`SpineConfidence` from (C, h, w) logits or probabilities and the cleaned labels
     on the same grid (the largest component of each body)."""
-    lab = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))
-    body = lab > 0
-    if not bool(body.any()):
+    flat = np.ascontiguousarray(labels).reshape(-1)
+    idx = np.flatnonzero(flat)
+    if idx.size == 0:
         return SpineConfidence(0.0, 0.0)
-    prob = _as_probabilities(scores)[:, body]  # (C, n) over body pixels only
-    own_lab = lab[body]
+    c = int(scores.shape[0])
+    picked = scores.reshape(c, -1).index_select(1, torch.from_numpy(idx))
+    prob = _as_probabilities(picked)  # (C, n) over body pixels only
+    own_lab = torch.from_numpy(flat[idx].astype(np.int64))
     pmax = prob.max(dim=0).values
     own = prob.gather(0, own_lab[None])[0]
     others = prob[1:].clone()  # vertebra classes only: the margin is against another level
