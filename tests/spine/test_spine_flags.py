@@ -93,6 +93,7 @@ def test_orientation_uncertain_from_the_orientation_result() -> None:
     assert flags == ("orientation_uncertain",)
     flags, _ = spine_flags(_column(), decide(0.97, 2.0))  # classifier and cue disagree
     assert flags == ("orientation_uncertain",)
+    assert spine_flags(_column(), decide(0.999, 2.0))[0] == ()  # a decisive classifier
     assert spine_flags(_column(), decide(0.99, -1.0))[0] == ()
     assert spine_flags(_column(), GIVEN)[0] == ()
 
