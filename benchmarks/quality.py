@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/quality.py --data /work/main/data/sim_dev1000 --max-cases 100 \\
+    python benchmarks/quality.py --data /work/main/data/sim_dev1000 --max-cases 100 [--start 0] \\
         --real /work/shared/reference/lateral_lumbar_example/LAT.jpg \\
         --real /work/shared/reference/negatives/*.jpg ... [--out benchmarks/results/quality.json]
 
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--max-cases", type=int, default=100)
+    ap.add_argument("--start", type=int, default=0, help="skip the first N films")
     ap.add_argument("--real", type=Path, action="append", default=[])
     ap.add_argument("--reference", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/quality.json"))
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = QualityReference.load(args.reference)
     spine_model = load_spine_model(None)
     score_model = ScoreModel.load()
-    paths = sorted(args.data.glob("*.dcm"))[: args.max_cases]
+    paths = sorted(args.data.glob("*.dcm"))[args.start : args.start + args.max_cases]
     truth: dict[str, str | None] = {}
     rows = []
     t0 = time.time()
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "benchmark": "quality",
         "data": str(args.data),
+        "films": [args.start, args.start + len(paths)],
         "reference": ref.info,
         "threshold": ref.threshold,
         "simulated": summarise(rows, truth),
