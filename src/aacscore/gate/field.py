@@ -9,7 +9,8 @@ Two checks, each returning a frozen :class:`FieldCheck` (``code`` None: scorable
   corners sit on the edge), and the anterior and posterior anchors of the T12/L1 and L4/L5
   Kauppila bounds are inside the image; and T12 or the sacrum (S1) is among the vertebrae, as
   the levels are identified by counting from one of them. Otherwise ``FIELD_INCOMPLETE``,
-  naming what is off the film (spot views, films cut at L1 or L4).
+  naming what is off the film (spot views, films cut at L1 or L4). A spine result without all
+  of L1-L4 (only possible from a model run with ``check=False``) is ``SPINE_NOT_FOUND``.
 * :func:`check_band_coverage` on the band: less than :data:`BAND_REFUSE_BELOW` of the band
   inside the image is ``BAND_OUTSIDE_FILM``; below :data:`BAND_FLAG_BELOW` the flag
   ``band_partly_outside``.
