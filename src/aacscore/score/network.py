@@ -148,7 +148,16 @@ class ScoreNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Predictions of a batch of normalised bands."""
-        feats = self.backbone(x)
+        return self.heads(self.backbone(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (B, channels x 4 levels x col_bins) of normalised bands: the
+        pooled backbone output the linear head reads (channel-major cells)."""
+        out: torch.Tensor = self.backbone(x)
+        return out
+
+    def heads(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The outputs of :meth:`forward` from the penultimate :meth:`features`."""
         raw = self.fc(self.dropout(feats))
         main = raw[:, : self.n_main]
         out: dict[str, torch.Tensor] = {"raw": raw}

@@ -80,6 +80,9 @@ class ScorePrediction:
     low_confidence: bool
     groups_name: str = "lewis"
     fractions: tuple[float, ...] | None = None
+    features: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+    """Penultimate features of the score network on the band (untransformed), read-only; for
+    the familiarity score (:mod:`aacscore.gate.quality`). Not part of the reading."""
 
     @property
     def interval95(self) -> tuple[float, float]:
@@ -186,8 +189,18 @@ class Calibration:
             if out.grades is None:
                 raise ValueError("grade calibration on a model without segment grades")
             grades = self(out.grades)
-            return NetworkOutputs(total=grades.sum(axis=-1), grades=grades, fractions=out.fractions)
-        return NetworkOutputs(total=self(out.total), grades=out.grades, fractions=out.fractions)
+            return NetworkOutputs(
+                total=grades.sum(axis=-1),
+                grades=grades,
+                fractions=out.fractions,
+                features=out.features,
+            )
+        return NetworkOutputs(
+            total=self(out.total),
+            grades=out.grades,
+            fractions=out.fractions,
+            features=out.features,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -333,6 +346,8 @@ class NetworkOutputs:
     total: npt.NDArray[np.float64]
     grades: npt.NDArray[np.float64] | None
     fractions: npt.NDArray[np.float64] | None
+    features: npt.NDArray[np.float32] | None = None
+    """(N, F) penultimate features of the first transform (the identity), or None."""
 
 
 def run_network(
@@ -342,7 +357,10 @@ def run_network(
     transforms: tuple[TTATransform, ...] | None = TTA_TRANSFORMS,
     batch_size: int = 32,
 ) -> NetworkOutputs:
-    """Evaluate raw bands (N, H, W) with each test-time transform (None: the identity only)."""
+    """Evaluate raw bands (N, H, W) with each test-time transform (None: the identity only).
+
+    The penultimate features of each band's first transform come along (``features``) at no
+    extra cost: they are the backbone output the heads read."""
     arr = np.asarray(bands)
     if arr.ndim == 2:
         arr = arr[None]
@@ -351,6 +369,7 @@ def run_network(
     totals = np.zeros((n, t))
     grades = np.zeros((n, t, len(SEGMENTS))) if net.config.head != Head.TOTAL else None
     fracs = np.zeros((n, t, len(SEGMENTS))) if net.config.has_fractions else None
+    feats: npt.NDArray[np.float32] | None = None
     was_training = net.training
     dev = next(net.parameters()).device
     net.eval()
@@ -362,8 +381,13 @@ def run_network(
                 b = x.shape[0]
                 if transforms:
                     x = tta_batch(x, geometry, transforms)
-                out = {k: v.cpu() for k, v in net(normalize(x).to(dev)).items()}
+                f = net.features(normalize(x).to(dev))
+                out = {k: v.cpu() for k, v in net.heads(f).items()}
                 sl = slice(start, start + b)
+                f0 = f.reshape(b, t, -1)[:, 0].float().cpu().numpy()
+                if feats is None:
+                    feats = np.zeros((n, f0.shape[1]), dtype=np.float32)
+                feats[sl] = f0
                 totals[sl] = out["total"].double().numpy().reshape(b, t)
                 if grades is not None:
                     grades[sl] = out["grades"].double().numpy().reshape(b, t, -1)
@@ -371,7 +395,7 @@ def run_network(
                     fracs[sl] = out["fractions"].double().numpy().reshape(b, t, -1)
     finally:
         net.train(was_training)
-    return NetworkOutputs(total=totals, grades=grades, fractions=fracs)
+    return NetworkOutputs(total=totals, grades=grades, fractions=fracs, features=feats)
 
 
 def calibrated_sd(tta_sd: npt.ArrayLike, scale: float, floor: float) -> npt.NDArray[np.float64]:
@@ -462,6 +486,18 @@ class ScoreModel:
         if not np.all(np.isfinite(pixels)):
             raise ValueError("band contains non-finite values")
 
+    def features(self, band: Band | npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Penultimate features (F,) of one band, untransformed (one network pass; prefer the
+        prediction's). :attr:`ScorePrediction.features` with test-time augmentation comes from
+        its identity transform, whose clamp and resampling move it by < 1e-3."""
+        p = np.asarray(band.pixels if isinstance(band, Band) else band, dtype=np.float32)
+        if p.ndim != 2:
+            raise ValueError(f"a band must be a 2-D array, got shape {p.shape}")
+        self._check(p)
+        out = run_network(self.net, p[None], self.config.band, None)
+        assert out.features is not None
+        return out.features[0]
+
     def predict(
         self, band: Band | npt.ArrayLike, groups: str | SeverityGroups = "lewis", tta: bool = True
     ) -> ScorePrediction:
@@ -530,6 +566,10 @@ class ScoreModel:
                 aac8 = float(
                     aac8_from_fractions(fm, band.level_length_mm, band.vertebral_height_mm)
                 )
+        feats = None
+        if out.features is not None:
+            feats = np.array(out.features[i], dtype=np.float32)
+            feats.setflags(write=False)
         return ScorePrediction(
             grades=grades,
             aac24=mean,
@@ -539,4 +579,5 @@ class ScoreModel:
             low_confidence=is_low_confidence(mean, sd, g),
             groups_name=g.name,
             fractions=fractions,
+            features=feats,
         )

@@ -8,7 +8,8 @@
 Inference only (training: :mod:`aacscore.training.spine`). Modules: :mod:`.plans` (plans.json),
 :mod:`.network` (DynUNet, orientation net), :mod:`.preprocess` (letterbox, z-score),
 :mod:`.predict` (:class:`SpineModel`), :mod:`.result` (scores -> :class:`SpineResult`),
-:mod:`.geometry` (masks -> landmarks -> bounds), :mod:`.orientation`, :mod:`.classifier`,
+:mod:`.geometry` (masks -> landmarks -> bounds), :mod:`.flags` (confidence, trust flags),
+:mod:`.orientation`, :mod:`.classifier`,
 :mod:`.nnunet` (nnU-Net v2 predictor).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aacscore.spine.flags import SpineConfidence
 from aacscore.spine.geometry import SpineGeometry, geometry_from_labels
 from aacscore.spine.network import WeightsError
 from aacscore.spine.orientation import CanonicalFrame, OrientationResult
@@ -65,6 +67,7 @@ __all__ = [
     "NnUNetUnavailableError",
     "OrientationResult",
     "Plans",
+    "SpineConfidence",
     "SpineError",
     "SpineGeometry",
     "SpineModel",

@@ -39,6 +39,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from skimage import measure
 
+from aacscore.codes import ErrorCode
 from aacscore.vertebrae import (
     EXPECTED_LEVELS,
     LABEL_VALUES,
@@ -428,7 +429,11 @@ def check_plausibility(
     warnings: list[str] = []
     missing = [n for n in REQUIRED_LEVELS if n not in vertebrae]
     if missing:
-        raise SpineError(f"vertebrae not found: {', '.join(missing)} (L1-L4 are required)", source)
+        raise SpineError(
+            f"vertebrae not found: {', '.join(missing)} (L1-L4 are required)",
+            source,
+            code=ErrorCode.SPINE_NOT_FOUND,
+        )
     for n in EXPECTED_LEVELS:
         if n not in vertebrae:
             warnings.append(f"{n} not found (expected in a lumbar film)")

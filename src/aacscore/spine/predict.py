@@ -20,6 +20,7 @@ import torch
 from aacscore._timing import timed
 from aacscore.io import Radiograph
 from aacscore.spine.classifier import probability_right
+from aacscore.spine.flags import spine_confidence, spine_flags
 from aacscore.spine.geometry import (
     check_plausibility,
 )
@@ -192,6 +193,7 @@ class SpineModel:
             geo, labels_model = geometry_from_logits(
                 logits, model_spacing, radiograph.source, check=False
             )
+            confidence = spine_confidence(logits, labels_model)
             frame = CanonicalFrame(shape, side)
 
             def to_orig(p: FloatArray) -> FloatArray:
@@ -208,6 +210,8 @@ class SpineModel:
             if check:
                 warnings += check_plausibility(verts, radiograph.spacing_mm, radiograph.source)
             warnings += w
+            flags, reasons = spine_flags(verts, orientation, confidence)
+            warnings += reasons
 
         with timed(timings, "labels_s"):
             fine = fine_label_map(logits, labels_model, FINE_FACTOR)
@@ -227,6 +231,8 @@ class SpineModel:
             labels=np.ascontiguousarray(labels, dtype=np.uint8),
             warnings=tuple(dict.fromkeys(warnings)),
             timings=timings,
+            flags=flags,
+            confidence=confidence,
         )
 
 

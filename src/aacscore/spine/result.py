@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from aacscore.io import Radiograph
+from aacscore.spine.flags import SpineConfidence, spine_confidence, spine_flags
 from aacscore.spine.geometry import (
     SpineGeometry,
     check_plausibility,
@@ -45,7 +46,8 @@ class SpineResult:
 
     ``labels`` is the body label map at the original resolution (values as
     :data:`aacscore.spine.geometry.LABEL_VALUES`); ``frame`` maps to and from the canonical
-    orientation (anterior left) in which later stages work.
+    orientation (anterior left) in which later stages work. ``warnings`` are for people (the
+    case JSON); ``flags`` are the machine-readable trust flags.
     """
 
     source: str
@@ -60,6 +62,12 @@ class SpineResult:
     labels: npt.NDArray[np.uint8]
     warnings: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    """Trust flags (keys of :data:`aacscore.codes.FLAGS`: ``orientation_uncertain``,
+    ``level_uncertain``, ``fracture_suspected``; :mod:`aacscore.spine.flags`); their reasons are
+    in ``warnings``."""
+    confidence: SpineConfidence | None = None
+    """The network's evidence for the labelled bodies (None for a result built by hand)."""
 
     @property
     def frame(self) -> CanonicalFrame:
@@ -98,6 +106,8 @@ class SpineResult:
             "discs": {n: [float(x) for x in p] for n, p in self.discs.items()},
             "bounds": {n: b.to_dict() for n, b in self.bounds.items()},
             "warnings": list(self.warnings),
+            "flags": list(self.flags),
+            "confidence": None if self.confidence is None else self.confidence.to_dict(),
             "timings": dict(self.timings),
         }
 
@@ -240,12 +250,16 @@ def result_from_label_scores(
     timings: Mapping[str, float] | None = None,
 ) -> SpineResult:
     """A :class:`SpineResult` from (C, H, W) class scores at the film's ORIGINAL resolution
-    (used by the nnU-Net adapter). Geometry is traced on the canonical (mirrored) scores."""
+    (used by the nnU-Net adapter). Geometry is traced on the canonical (mirrored) scores.
+
+    ``scores`` may be probabilities (nnU-Net's) or logits: :func:`spine_confidence` tells them
+    apart."""
     shape = (int(scores.shape[1]), int(scores.shape[2]))
     frame = CanonicalFrame(shape, orientation.anterior_side)
     canon_scores = torch.flip(scores, dims=[2]) if frame.mirrored else scores
     coarse = canon_scores.argmax(dim=0).numpy().astype(np.uint8)
     labels, warnings = clean_labels(coarse)
+    confidence = spine_confidence(canon_scores, labels)
     contours = contours_from_logits(canon_scores, labels, factor=1)
     geo = geometry_from_contours(
         contours, Side.LEFT, radiograph.spacing_mm, radiograph.source, warnings, check=False
@@ -257,6 +271,8 @@ def result_from_label_scores(
     if check:
         all_warnings += check_plausibility(verts, radiograph.spacing_mm, radiograph.source)
     all_warnings += w
+    flags, reasons = spine_flags(verts, orientation, confidence)
+    all_warnings += reasons
     return SpineResult(
         source=radiograph.source,
         shape=shape,
@@ -270,4 +286,6 @@ def result_from_label_scores(
         labels=frame.to_original_image(labels),
         warnings=tuple(dict.fromkeys(all_warnings)),
         timings=dict(timings or {}),
+        flags=flags,
+        confidence=confidence,
     )
