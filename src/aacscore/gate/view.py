@@ -33,7 +33,7 @@ WEIGHTS_FILE = "view.safetensors"
 CONFIG_FILE = "config.json"
 INPUT_SIZE = 128
 """Side of the square network input (px)."""
-FILTERS: tuple[int, ...] = (16, 32, 64, 96, 128)
+FILTERS: tuple[int, ...] = (8, 16, 32, 64, 128)
 ACCEPT_P_LATERAL = 0.5
 """A film with at least this probability of being a lateral lumbar film is never refused."""
 PERCENTILES = (1.0, 99.0)

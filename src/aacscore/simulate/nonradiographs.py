@@ -60,11 +60,31 @@ KINDS: dict[str, float] = {
 }
 """Kinds of non-radiograph images and their shares."""
 
-_WORDS = ("aacscore", "AAC-24", "L1", "L2", "L3", "L4", "total", "score", "patient", "result",
-          "0.36", "12.5", "report", "File", "Edit", "View", "Help", "OK", "Cancel", "warning")
+_WORDS = (
+    "aacscore",
+    "AAC-24",
+    "L1",
+    "L2",
+    "L3",
+    "L4",
+    "total",
+    "score",
+    "patient",
+    "result",
+    "0.36",
+    "12.5",
+    "report",
+    "File",
+    "Edit",
+    "View",
+    "Help",
+    "OK",
+    "Cancel",
+    "warning",
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def photo(name: str) -> F32:
     """A scikit-image photograph as grey float32 in [0, 1]."""
     import skimage.data
@@ -82,7 +102,11 @@ def photo(name: str) -> F32:
 def _size(rng: np.random.Generator) -> tuple[int, int]:
     long_side = int(rng.integers(150, 300))
     a = float(np.exp(rng.uniform(-0.5, 0.5)))
-    return (long_side, max(48, int(long_side / a))) if a > 1 else (max(48, int(long_side * a)), long_side)
+    return (
+        (long_side, max(48, int(long_side / a)))
+        if a > 1
+        else (max(48, int(long_side * a)), long_side)
+    )
 
 
 def _photo(rng: np.random.Generator) -> F32:
@@ -140,11 +164,19 @@ def _drawing(rng: np.random.Generator) -> F32:
         fill = int(rng.integers(0, 256))
         k = rng.integers(0, 4)
         if k == 0:
-            d.rectangle((x0, y0, x1, y1), fill=fill if rng.random() < 0.6 else None, outline=fill,
-                        width=int(rng.integers(1, 5)))
+            d.rectangle(
+                (x0, y0, x1, y1),
+                fill=fill if rng.random() < 0.6 else None,
+                outline=fill,
+                width=int(rng.integers(1, 5)),
+            )
         elif k == 1:
-            d.ellipse((x0, y0, x1, y1), fill=fill if rng.random() < 0.6 else None, outline=fill,
-                      width=int(rng.integers(1, 5)))
+            d.ellipse(
+                (x0, y0, x1, y1),
+                fill=fill if rng.random() < 0.6 else None,
+                outline=fill,
+                width=int(rng.integers(1, 5)),
+            )
         elif k == 2:
             d.line((x0, y0, x1, y1), fill=fill, width=int(rng.integers(1, 6)))
         else:
@@ -158,8 +190,11 @@ def _screenshot(rng: np.random.Generator) -> F32:
 
     h, w = _size(rng)
     dark = rng.random() < 0.35
-    bg, fg = (int(rng.integers(0, 60)), int(rng.integers(180, 256))) if dark else (
-        int(rng.integers(200, 256)), int(rng.integers(0, 80)))
+    bg, fg = (
+        (int(rng.integers(0, 60)), int(rng.integers(180, 256)))
+        if dark
+        else (int(rng.integers(200, 256)), int(rng.integers(0, 80)))
+    )
     img = Image.new("L", (w, h), bg)
     d = ImageDraw.Draw(img)
     if rng.random() < 0.5:
@@ -215,7 +250,11 @@ def _overlay(rng: np.random.Generator, seed: int, index: int) -> F32:
             d.text(pts[0], name, fill=(*col, 255))
     for wall in case.walls.values():
         col = colours[int(rng.integers(0, len(colours)))]
-        d.line([tuple(p) for p in np.asarray(wall, dtype=float).tolist()], fill=(*col, 255), width=width + 1)
+        d.line(
+            [tuple(p) for p in np.asarray(wall, dtype=float).tolist()],
+            fill=(*col, 255),
+            width=width + 1,
+        )
     if rng.random() < 0.7:
         d.rectangle((2, 2, img.width * 0.6, 18), fill=(0, 0, 0, 200))
         d.text((4, 4), f"AAC-24 {rng.uniform(0, 24):.1f}", fill=(255, 255, 0, 255))
@@ -226,7 +265,9 @@ def _overlay(rng: np.random.Generator, seed: int, index: int) -> F32:
 def not_radiograph(rng: np.random.Generator, seed: int, index: int) -> F32:
     """One non-radiograph image (2-D float32 in [0, 1])."""
     kinds = list(KINDS)
-    kind = kinds[int(rng.choice(len(kinds), p=np.array(list(KINDS.values())) / sum(KINDS.values())))]
+    kind = kinds[
+        int(rng.choice(len(kinds), p=np.array(list(KINDS.values())) / sum(KINDS.values())))
+    ]
     if kind == "photo":
         a = _photo(rng)
     elif kind == "texture":

@@ -102,7 +102,7 @@ class ViewTrainConfig(TrainConfig):
     num_threads: int | None = 2
     label_smoothing: float = 0.05
     input_size: int = 128
-    filters: tuple[int, ...] = (16, 32, 64, 96, 128)
+    filters: tuple[int, ...] = (8, 16, 32, 64, 128)
     dropout: float = 0.2
     jobs: int = 2
     """Processes for generating the synthetic images."""
