@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from aacscore.io._common import to_grey
@@ -97,6 +98,14 @@ def photo(name: str) -> F32:
         a = to_grey(a[..., :3])
     a = (a - a.min()) / max(float(a.max() - a.min()), 1e-6)
     return a.astype(np.float32)
+
+
+def font(size: int) -> Any:
+    """Pillow's default font at ``size`` px (a fixed bitmap font on old Pillow)."""
+    try:
+        return ImageFont.load_default(size=max(8, int(size)))
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
 
 
 def _size(rng: np.random.Generator) -> tuple[int, int]:
@@ -186,8 +195,6 @@ def _drawing(rng: np.random.Generator) -> F32:
 
 
 def _screenshot(rng: np.random.Generator) -> F32:
-    from aacscore.simulate.views import _font
-
     h, w = _size(rng)
     dark = rng.random() < 0.35
     bg, fg = (
@@ -200,18 +207,18 @@ def _screenshot(rng: np.random.Generator) -> F32:
     if rng.random() < 0.5:
         d.rectangle((0, 0, w, int(h * rng.uniform(0.04, 0.1))), fill=int(rng.integers(60, 200)))
     size = int(rng.integers(7, 16))
-    font = _font(size)
+    fnt = font(size)
     table = rng.random() < 0.4
     y = int(h * 0.12)
     cols = int(rng.integers(2, 6))
     while y < h - size:
         if table:
             for c in range(cols):
-                d.text((int(c * w / cols) + 3, y), str(rng.choice(_WORDS)), fill=fg, font=font)
+                d.text((int(c * w / cols) + 3, y), str(rng.choice(_WORDS)), fill=fg, font=fnt)
             d.line((0, y + size + 2, w, y + size + 2), fill=fg, width=1)
         else:
             words = " ".join(str(rng.choice(_WORDS)) for _ in range(int(rng.integers(2, 10))))
-            d.text((int(w * 0.05), y), words, fill=fg, font=font)
+            d.text((int(w * 0.05), y), words, fill=fg, font=fnt)
         y += int(size * rng.uniform(1.3, 2.0))
     if table:
         for c in range(1, cols):

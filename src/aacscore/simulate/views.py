@@ -28,14 +28,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from aacscore.simulate.case import SimulatedCase, simulate_case
 from aacscore.simulate.geometry import F32
+from aacscore.simulate.nonradiographs import font, not_radiograph
 
 VIEW_CLASSES: tuple[str, ...] = (
     "lateral_lumbar",
@@ -769,13 +769,6 @@ def other_body_part(rng: np.random.Generator) -> F32:
 # Style randomisation (every radiograph class)
 
 
-def _font(size: int) -> Any:
-    try:
-        return ImageFont.load_default(size=max(8, int(size)))
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
 def burn_text(img: F32, rng: np.random.Generator, n: int) -> F32:
     """Burn ``n`` markers/labels ("L", "R", dates, view names) into an image in [0, 1]."""
     h, w = img.shape
@@ -791,7 +784,7 @@ def burn_text(img: F32, rng: np.random.Generator, n: int) -> F32:
             rng.choice([0.03, 0.75]) + rng.uniform(0, 0.15),
             rng.choice([0.03, 0.85]) + rng.uniform(0, 0.08),
         )
-        draw.text((fx * w, fy * h), text, fill=int(rng.choice([255, 230, 0])), font=_font(size))
+        draw.text((fx * w, fy * h), text, fill=int(rng.choice([255, 230, 0])), font=font(size))
     return (np.asarray(pil, dtype=np.float32) / 255.0).astype(np.float32)
 
 
@@ -954,8 +947,6 @@ def generate(cls: str, seed: int, index: int) -> F32:
         img = lateral_crop(case, rng) if cls == "lateral_lumbar" else spot_crop(case, rng)
         return style(img, rng, rotate=False, strength=0.6)
     if cls == "not_radiograph":
-        from aacscore.simulate.nonradiographs import not_radiograph
-
         return not_radiograph(rng, seed, index)
     img = DRAWN[cls](rng)
     if rng.random() < 0.8:  # trabecular / soft-tissue texture, so drawings are not too clean
