@@ -15,6 +15,7 @@ from aacscore.cli import validate as _validate  # noqa: F401  isort: skip
 from aacscore.cli import cohort as _cohort  # noqa: F401  isort: skip
 from aacscore.cli import spine as _spine  # noqa: F401  isort: skip
 from aacscore.cli import score_train as _score_train  # noqa: F401  isort: skip
+from aacscore.cli import view as _view  # noqa: F401  isort: skip
 from aacscore.cli import score as _score  # noqa: F401  isort: skip
 from aacscore.cli import demo as _demo  # noqa: F401  isort: skip
 

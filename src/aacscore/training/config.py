@@ -88,3 +88,21 @@ def resolve_config(cls: type[C], config: C | None, overrides: Mapping[str, Any])
             raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
         return config
     return cls(**overrides)
+
+
+@dataclass(frozen=True)
+class ViewTrainConfig(TrainConfig):
+    """Recipe of the view classifier (:func:`aacscore.training.view.train_view`)."""
+
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 4
+    num_threads: int | None = 2
+    label_smoothing: float = 0.05
+    input_size: int = 128
+    filters: tuple[int, ...] = (8, 16, 32, 64, 128)
+    dropout: float = 0.2
+    jobs: int = 2
+    """Processes for generating the synthetic images."""

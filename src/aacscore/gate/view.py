@@ -1,0 +1,278 @@
+"""The view and region classifier of the input gate: is this a lateral lumbar radiograph?
+
+A small strided CNN (:class:`ViewNet`) on a letterboxed, percentile-normalised copy of the film
+(:func:`preprocess`) gives the probabilities of nine classes (:class:`ViewClass`); the film and
+its horizontal mirror image are averaged (patients face either way). The label is the most
+probable class; its :data:`VIEW_ERROR_CODES` entry says why such a film is refused, except that
+a film with ``p_lateral >= 0.5`` is never refused.
+
+The weights (``models/view``) were trained on procedural images only (see the model card).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from aacscore.codes import ErrorCode
+
+PACKAGE_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "view"
+"""The shipped view model."""
+WEIGHTS_FILE = "view.safetensors"
+CONFIG_FILE = "config.json"
+INPUT_SIZE = 128
+"""Side of the square network input (px)."""
+FILTERS: tuple[int, ...] = (8, 16, 32, 64, 128)
+ACCEPT_P_LATERAL = 0.5
+"""A film with at least this probability of being a lateral lumbar film is never refused."""
+PERCENTILES = (1.0, 99.0)
+"""Grey levels mapped to 0 and 1 by :func:`preprocess`."""
+
+
+class ViewClass(str, Enum):
+    """What a film shows (the values are what results and JSON show)."""
+
+    LATERAL_LUMBAR = "lateral_lumbar"
+    AP_LUMBAR = "ap_lumbar"
+    CHEST = "chest"
+    LATERAL_THORACIC = "lateral_thoracic"
+    CERVICAL = "cervical"
+    PELVIS_HIP = "pelvis_hip"
+    LUMBAR_SPOT = "lumbar_spot"
+    OTHER_BODY_PART = "other_body_part"
+    NOT_RADIOGRAPH = "not_radiograph"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CLASSES: tuple[ViewClass, ...] = tuple(ViewClass)
+"""Output order of the network."""
+
+VIEW_ERROR_CODES: dict[ViewClass, ErrorCode | None] = {
+    ViewClass.LATERAL_LUMBAR: None,
+    ViewClass.AP_LUMBAR: ErrorCode.WRONG_VIEW,
+    ViewClass.CHEST: ErrorCode.WRONG_REGION,
+    ViewClass.LATERAL_THORACIC: ErrorCode.WRONG_REGION,
+    ViewClass.CERVICAL: ErrorCode.WRONG_REGION,
+    ViewClass.PELVIS_HIP: ErrorCode.WRONG_REGION,
+    ViewClass.LUMBAR_SPOT: ErrorCode.FIELD_INCOMPLETE,
+    ViewClass.OTHER_BODY_PART: ErrorCode.WRONG_REGION,
+    ViewClass.NOT_RADIOGRAPH: ErrorCode.NOT_RADIOGRAPH,
+}
+"""Why a film of each class is refused (None: accepted)."""
+
+DESCRIPTIONS: dict[ViewClass, str] = {
+    ViewClass.LATERAL_LUMBAR: "a lateral lumbar film",
+    ViewClass.AP_LUMBAR: "an AP/PA lumbar film",
+    ViewClass.CHEST: "a chest film",
+    ViewClass.LATERAL_THORACIC: "a lateral thoracic spine film",
+    ViewClass.CERVICAL: "a cervical spine film",
+    ViewClass.PELVIS_HIP: "a pelvis or hip film",
+    ViewClass.LUMBAR_SPOT: "a lumbar spot film (L1-L4 not all on it)",
+    ViewClass.OTHER_BODY_PART: "a film of another body part (limb, hand, foot or skull)",
+    ViewClass.NOT_RADIOGRAPH: "not a radiograph (photo, drawing, screenshot or label map)",
+}
+
+
+class ViewModelError(RuntimeError):
+    """The view model folder is missing or its files do not fit together."""
+
+
+@dataclass(frozen=True)
+class ViewPrediction:
+    """The classifier's answer for one film."""
+
+    label: ViewClass
+    probabilities: Mapping[str, float]
+    p_lateral: float
+
+    @property
+    def accepted(self) -> bool:
+        """True when the film may be scored."""
+        return self.refuse_code is None
+
+    @property
+    def refuse_code(self) -> ErrorCode | None:
+        """Why the film is refused, or None (lateral lumbar, or ``p_lateral >= 0.5``)."""
+        if self.p_lateral >= ACCEPT_P_LATERAL:
+            return None
+        return VIEW_ERROR_CODES[self.label]
+
+    @property
+    def reason(self) -> str:
+        """One line for a human, e.g. "the image looks like a chest film (p=0.97), not a
+        lateral lumbar film"."""
+        p = self.probabilities.get(self.label.value, 0.0)
+        if self.refuse_code is None:
+            return f"the image looks like a lateral lumbar film (p={self.p_lateral:.2f})"
+        return (
+            f"the image looks like {DESCRIPTIONS[self.label]} (p={p:.2f}), not a lateral lumbar "
+            f"film (p={self.p_lateral:.2f})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready description."""
+        return {
+            "label": self.label.value,
+            "p_lateral": round(self.p_lateral, 4),
+            "refuse_code": None if self.refuse_code is None else self.refuse_code.value,
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+        }
+
+
+# -------------------------------------------------------------------------------------------
+# Preprocessing (shared by training and inference)
+
+
+def preprocess(pixels: npt.ArrayLike, size: int = INPUT_SIZE) -> npt.NDArray[np.float32]:
+    """The network input of a film: ``(size, size)`` float32 in [0, 1].
+
+    The image is resized (antialiased) so that its longer side is ``size``, keeping the aspect
+    ratio, its 1st/99th grey-level percentiles are mapped to 0/1 (so any positive scaling or
+    offset of the intensities gives the same input), and it is centred on a black square.
+    A colour ``(h, w, 3|4)`` array is averaged over its channels.
+    """
+    a = np.asarray(pixels, dtype=np.float32)
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        a = a[..., :3].mean(axis=-1)
+    if a.ndim != 2 or min(a.shape) < 1:
+        raise ValueError(f"expected a 2-D image, got shape {a.shape}")
+    a = np.where(np.isfinite(a), a, 0.0).astype(np.float32)
+    h, w = a.shape
+    scale = size / max(h, w)
+    nh, nw = max(1, min(size, round(h * scale))), max(1, min(size, round(w * scale)))
+    t = torch.from_numpy(np.ascontiguousarray(a))[None, None]
+    if (nh, nw) != (h, w):
+        t = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=nh < h, align_corners=False)
+    r = t[0, 0].numpy().astype(np.float64)
+    lo, hi = np.percentile(r, PERCENTILES)
+    span = float(hi - lo)
+    if span <= 1e-6 * max(1.0, abs(float(hi))):
+        r = np.zeros_like(r)
+    else:
+        r = np.clip((r - lo) / span, 0.0, 1.0)
+    out = np.zeros((size, size), dtype=np.float32)
+    y0, x0 = (size - nh) // 2, (size - nw) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = r
+    return out
+
+
+# -------------------------------------------------------------------------------------------
+# Network
+
+
+class ViewNet(nn.Module):
+    """Strided CNN: per block a stride-2 3x3 conv (+ a 3x3 conv from the second block on),
+    batch norm and ReLU; global average and max pooling; a linear head over the classes."""
+
+    def __init__(
+        self, filters: Sequence[int] = FILTERS, n_classes: int = len(CLASSES), dropout: float = 0.2
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 1
+        for i, f in enumerate(filters):
+            layers += [nn.Conv2d(cin, f, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(f)]
+            layers.append(nn.ReLU(inplace=True))
+            if i > 0:
+                layers += [nn.Conv2d(f, f, 3, padding=1, bias=False), nn.BatchNorm2d(f)]
+                layers.append(nn.ReLU(inplace=True))
+            cin = f
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * cin, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        out: torch.Tensor = self.head(self.dropout(pooled))
+        return out
+
+
+@torch.inference_mode()
+def mirrored_probabilities(net: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Class probabilities of ``(n, 1, s, s)`` inputs, averaged with their mirror images."""
+    net.eval()
+    n = batch.shape[0]
+    logits = net(torch.cat([batch, torch.flip(batch, dims=[3])], dim=0))
+    p = torch.softmax(logits.float(), dim=1)
+    return 0.5 * (p[:n] + p[n:])
+
+
+def prediction(probs: Sequence[float]) -> ViewPrediction:
+    """The :class:`ViewPrediction` of a probability vector in :data:`CLASSES` order."""
+    values = [float(v) for v in probs]
+    if len(values) != len(CLASSES):
+        raise ValueError(f"expected {len(CLASSES)} probabilities, got {len(values)}")
+    k = int(np.argmax(values))
+    return ViewPrediction(
+        label=CLASSES[k],
+        probabilities={c.value: v for c, v in zip(CLASSES, values, strict=True)},
+        p_lateral=values[CLASSES.index(ViewClass.LATERAL_LUMBAR)],
+    )
+
+
+class ViewClassifier:
+    """``config.json`` + ``view.safetensors`` of a view model folder."""
+
+    def __init__(self, net: ViewNet, config: Mapping[str, Any], model_dir: Path) -> None:
+        self.net = net.eval()
+        self.config = dict(config)
+        self.model_dir = model_dir
+        self.input_size = int(self.config.get("input_size", INPUT_SIZE))
+
+    @classmethod
+    def load(cls, dir: str | Path | None = None) -> ViewClassifier:
+        """The model of folder ``dir`` (default: the shipped ``aacscore/models/view``).
+
+        Raises:
+            ViewModelError: files missing or not matching.
+        """
+        d = Path(dir) if dir is not None else PACKAGE_MODEL_DIR
+        cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
+        if not cfg_path.is_file() or not w_path.is_file():
+            raise ViewModelError(f"{d}: no {CONFIG_FILE} + {WEIGHTS_FILE} here")
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        classes = tuple(config.get("classes", [c.value for c in CLASSES]))
+        if classes != tuple(c.value for c in CLASSES):
+            raise ViewModelError(f"{cfg_path}: classes {classes} do not match {CLASSES}")
+        net = ViewNet(tuple(config.get("filters", FILTERS)), len(CLASSES))
+        try:
+            state = load_file(str(w_path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise ViewModelError(f"{w_path}: cannot read safetensors file ({exc})") from exc
+        ref = net.state_dict()
+        fixed = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+        try:
+            net.load_state_dict(fixed, strict=True)
+        except RuntimeError as exc:
+            raise ViewModelError(f"{w_path}: weights do not match {cfg_path} ({exc})") from exc
+        return cls(net, config, d)
+
+    def predict_inputs(self, inputs: npt.ArrayLike) -> list[ViewPrediction]:
+        """Predictions of preprocessed ``(n, s, s)`` inputs (mirror-averaged)."""
+        x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+        if x.ndim == 2:
+            x = x[None]
+        probs = mirrored_probabilities(self.net, x[:, None])
+        return [prediction(p.tolist()) for p in probs]
+
+    def predict(self, pixels: npt.ArrayLike) -> ViewPrediction:
+        """The prediction of a 2-D film in [0, 1] (any size, portrait or landscape)."""
+        return self.predict_inputs(preprocess(pixels, self.input_size)[None])[0]
+
+    def weight_files(self) -> list[Path]:
+        """The files that determine the classifier's output."""
+        return [self.model_dir / CONFIG_FILE, self.model_dir / WEIGHTS_FILE]

@@ -1,0 +1,134 @@
+"""The view classifier of the input gate: preprocessing, decision rule and the shipped model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from aacscore.codes import ErrorCode
+from aacscore.gate.view import (
+    CLASSES,
+    PACKAGE_MODEL_DIR,
+    VIEW_ERROR_CODES,
+    ViewClass,
+    ViewClassifier,
+    ViewModelError,
+    ViewPrediction,
+    prediction,
+    preprocess,
+)
+
+SHIPPED = (PACKAGE_MODEL_DIR / "view.safetensors").is_file()
+needs_model = pytest.mark.skipif(not SHIPPED, reason="no shipped view model")
+
+
+@pytest.fixture(scope="module")
+def clf() -> ViewClassifier:
+    return ViewClassifier.load()
+
+
+def test_preprocess_letterboxes_and_keeps_the_aspect_ratio() -> None:
+    img = np.random.default_rng(0).random((400, 200)).astype(np.float32)
+    x = preprocess(img, 128)
+    assert x.shape == (128, 128) and x.dtype == np.float32
+    content = np.nonzero(x.std(axis=0) > 0)[0]
+    assert 60 <= len(content) <= 66  # 200 / 400 * 128 = 64 columns of content
+    assert np.all(x[:, :30] == 0) and np.all(x[:, -30:] == 0)
+    wide = preprocess(img.T, 128)
+    assert np.all(wide[:30] == 0) and np.all(wide[-30:] == 0)
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+
+
+def test_preprocess_is_invariant_to_intensity_scaling() -> None:
+    img = np.random.default_rng(1).random((300, 250)).astype(np.float32)
+    a = preprocess(img)
+    b = preprocess(img * 0.2 + 0.3)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    assert not np.allclose(a, preprocess(img**2.0), atol=1e-2)
+
+
+def test_preprocess_handles_flat_and_bad_images() -> None:
+    assert np.all(preprocess(np.full((50, 80), 0.7)) == 0)
+    with pytest.raises(ValueError, match="2-D"):
+        preprocess(np.zeros(10))
+
+
+def test_error_code_mapping() -> None:
+    assert VIEW_ERROR_CODES[ViewClass.LATERAL_LUMBAR] is None
+    assert VIEW_ERROR_CODES[ViewClass.AP_LUMBAR] == ErrorCode.WRONG_VIEW
+    for c in ("chest", "lateral_thoracic", "cervical", "pelvis_hip", "other_body_part"):
+        assert VIEW_ERROR_CODES[ViewClass(c)] == ErrorCode.WRONG_REGION
+    assert VIEW_ERROR_CODES[ViewClass.LUMBAR_SPOT] == ErrorCode.FIELD_INCOMPLETE
+    assert VIEW_ERROR_CODES[ViewClass.NOT_RADIOGRAPH] == ErrorCode.NOT_RADIOGRAPH
+    assert set(VIEW_ERROR_CODES) == set(CLASSES)
+
+
+def _probs(**p: float) -> list[float]:
+    return [p.get(c.value, 0.0) for c in CLASSES]
+
+
+def test_decision_rule_and_reason() -> None:
+    chest = prediction(_probs(chest=0.97, lateral_lumbar=0.03))
+    assert chest.label == ViewClass.CHEST and chest.refuse_code == ErrorCode.WRONG_REGION
+    assert "chest" in chest.reason and "0.97" in chest.reason and "not a lateral" in chest.reason
+    lat = prediction(_probs(lateral_lumbar=0.9, lumbar_spot=0.1))
+    assert lat.refuse_code is None and lat.accepted
+    spot = prediction(_probs(lumbar_spot=0.6, lateral_lumbar=0.4))
+    assert spot.refuse_code == ErrorCode.FIELD_INCOMPLETE
+    # p_lateral >= 0.5 is never refused, even if not the argmax (cannot happen with 9 classes
+    # summing to 1 unless ties, but the rule holds for any input)
+    tie = ViewPrediction(ViewClass.AP_LUMBAR, {"ap_lumbar": 0.5, "lateral_lumbar": 0.5}, 0.5)
+    assert tie.refuse_code is None
+    assert prediction(_probs(not_radiograph=1.0)).as_dict()["refuse_code"] == "not_radiograph"
+
+
+def test_load_refuses_an_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(ViewModelError, match=r"no config\.json"):
+        ViewClassifier.load(tmp_path)
+
+
+@needs_model
+def test_shipped_weights_are_fp16_and_load_to_float32(tmp_path: Path) -> None:
+    state = load_file(str(PACKAGE_MODEL_DIR / "view.safetensors"))
+    floats = [v for v in state.values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    for name in ("view.safetensors", "config.json"):
+        shutil.copy2(PACKAGE_MODEL_DIR / name, tmp_path / name)
+    c = ViewClassifier.load(tmp_path)
+    assert all(p.dtype == torch.float32 for p in c.net.parameters())
+    assert c.weight_files() == [tmp_path / "config.json", tmp_path / "view.safetensors"]
+    size = sum(p.stat().st_size for p in PACKAGE_MODEL_DIR.iterdir())
+    assert size < 2_000_000
+    cfg = json.loads((PACKAGE_MODEL_DIR / "config.json").read_text())
+    assert cfg["classes"] == [c.value for c in CLASSES]
+
+
+@needs_model
+def test_shipped_model_classifies_fresh_synthetic_images(clf: ViewClassifier) -> None:
+    from aacscore.simulate.views import VIEW_CLASSES, generate
+
+    correct = total = 0
+    for cls in VIEW_CLASSES:
+        for i in range(10_000, 10_006):
+            correct += clf.predict(generate(cls, 21, i)).label.value == cls
+            total += 1
+    assert correct / total >= 0.85
+
+
+@needs_model
+def test_shipped_model_on_the_cat_and_a_simulated_film(clf: ViewClassifier) -> None:
+    from skimage.data import chelsea
+
+    from aacscore.simulate.case import simulate_case
+
+    cat = clf.predict(chelsea().astype(np.float32) / 255.0)
+    assert cat.label == ViewClass.NOT_RADIOGRAPH and cat.refuse_code == ErrorCode.NOT_RADIOGRAPH
+    film = clf.predict(simulate_case(77, 3, spacing_mm=0.5).image)
+    assert film.label == ViewClass.LATERAL_LUMBAR and film.refuse_code is None
+    assert abs(sum(film.probabilities.values()) - 1.0) < 1e-4

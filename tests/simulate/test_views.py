@@ -1,0 +1,64 @@
+"""The procedural generators of the view classifier's classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aacscore.gate.view import CLASSES
+from aacscore.simulate.nonradiographs import HELD_OUT_PHOTOS, PHOTOS
+from aacscore.simulate.views import (
+    VIEW_CLASSES,
+    generate,
+    lateral_box,
+    lateral_crop,
+    spot_box,
+    spot_crop,
+)
+
+
+def test_class_names_match_the_classifier() -> None:
+    assert VIEW_CLASSES == tuple(c.value for c in CLASSES)
+
+
+@pytest.mark.parametrize("cls", VIEW_CLASSES)
+def test_every_class_is_generated_deterministically(cls: str) -> None:
+    a = generate(cls, 5, 1)
+    b = generate(cls, 5, 1)
+    c = generate(cls, 5, 2)
+    assert a.ndim == 2 and a.dtype == np.float32
+    assert min(a.shape) >= 24
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert float(a.std()) > 0.01  # not blank
+    np.testing.assert_array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+def test_unknown_class_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown view class"):
+        generate("abdomen", 0, 0)
+
+
+def test_the_cat_is_held_out() -> None:
+    assert "chelsea" in HELD_OUT_PHOTOS and "chelsea" not in PHOTOS
+
+
+def _inside(pts: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+    x0, y0, x1, y1 = box
+    return bool(
+        np.all((pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1))
+    )
+
+
+def test_spot_views_cut_off_lumbar_levels_and_lateral_crops_keep_them() -> None:
+    from aacscore.simulate.case import simulate_case
+
+    case = simulate_case(3, 0, spacing_mm=1.2)
+    for i in range(12):
+        box = spot_box(case, np.random.default_rng(i))
+        kept = [_inside(case.vertebrae[n], box) for n in ("L1", "L2", "L3", "L4")]
+        assert not all(kept)
+        assert spot_crop(case, np.random.default_rng(i)).size > 0
+        lat = lateral_box(case, np.random.default_rng(100 + i))
+        assert all(_inside(case.vertebrae[n], lat) for n in ("L1", "L2", "L3", "L4"))
+        assert lateral_crop(case, np.random.default_rng(100 + i)).size > 0
