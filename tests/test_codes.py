@@ -40,3 +40,10 @@ def test_spine_and_band_errors_are_scoring_errors_with_their_default_codes() -> 
         isinstance(b, ScoringError) and b.code is ErrorCode.BAND_FAILED and str(b) == "degenerate"
     )
     assert BandError("x", code=ErrorCode.BAND_OUTSIDE_FILM).code is ErrorCode.BAND_OUTSIDE_FILM
+
+
+def test_the_readme_holds_the_current_table() -> None:
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert markdown_table().strip() in readme.read_text(encoding="utf-8")

@@ -66,12 +66,14 @@ FLAGS: dict[str, str] = {
     "--ignore-header was given",
     "header_image_disagree": "the DICOM header and the view classifier disagree on the view or "
     "region",
-    "view_uncertain": "the view classifier is not confident that this is a lateral lumbar film",
+    "view_uncertain": "the view classifier is not confident that this is a lateral lumbar film "
+    "(p_lateral below 0.8), or refused it and --ignore-view was given",
     "orientation_uncertain": "the anterior side of the patient could not be told with confidence",
     "level_uncertain": "the level labels L1-L4 rest on weak evidence (T12 or the sacrum barely "
     "found, or a level was inferred)",
-    "fracture_suspected": "a vertebral body's anterior or middle height is less than 80 % of its "
-    "posterior height (possible wedge or crush deformity)",
+    "fracture_suspected": "an L1-L4 body's anterior height is less than 80 % of its posterior "
+    "height, or its posterior height less than 80 % of its neighbours' (possible wedge or crush "
+    "deformity)",
     "band_partly_outside": "75-90 % of the aortic band is inside the image",
     "low_quality": "the familiarity score (quality) is below its threshold: the models are on "
     "unfamiliar ground; scored, but needs review",

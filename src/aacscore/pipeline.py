@@ -25,6 +25,7 @@ from aacscore._timing import timed
 from aacscore._version import __version__
 from aacscore.codes import ErrorCode, ScoringError
 from aacscore.gate.header import check_header
+from aacscore.gate.quality import assess_quality
 from aacscore.io import InputItem, RadiographError, read_radiograph
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups
@@ -33,10 +34,16 @@ from aacscore.results import Result, StageResults, Status, failed
 
 if TYPE_CHECKING:
     from aacscore.aorta.roi import Band
+    from aacscore.gate.quality import QualityReference
+    from aacscore.gate.view import ViewClassifier
     from aacscore.score.predict import ScoreModel
     from aacscore.spine.predict import SpineModelProtocol, SpineResult
 
 log = logging.getLogger(__name__)
+
+VIEW_UNCERTAIN_BELOW = 0.8
+"""``p_lateral`` of the view classifier below which an accepted film is flagged
+``view_uncertain``."""
 
 _FOLDER_ATTRIBUTES = ("path", "model_dir", "folder")
 """Where a model object may keep its weights folder, in the order looked at."""
@@ -55,6 +62,12 @@ class Scorer:
         spacing_mm: pixel spacing to assume for every input (overrides the header).
         ignore_header: score films whose DICOM header says they are not lateral lumbar
             radiographs (flagged ``header_ignored``) instead of refusing them.
+        view_model: a folder of view-classifier weights, a loaded ``ViewClassifier``, None for
+            the shipped one, or False to skip the view check.
+        ignore_view: score films the view classifier refuses (flagged ``view_uncertain``).
+        quality_reference: a folder holding a familiarity reference (``reference.json``), a
+            loaded ``QualityReference``, None for the shipped one (used only with the shipped
+            score model it was measured with), or False for no familiarity score.
     """
 
     def __init__(
@@ -65,6 +78,9 @@ class Scorer:
         tta: bool = True,
         spacing_mm: float | None = None,
         ignore_header: bool = False,
+        view_model: str | Path | ViewClassifier | bool | None = None,
+        ignore_view: bool = False,
+        quality_reference: str | Path | QualityReference | bool | None = None,
     ) -> None:
         self._spine_spec = spine_model
         self._score_spec = score_model
@@ -72,6 +88,10 @@ class Scorer:
         self.tta = tta
         self.spacing_mm = spacing_mm
         self.ignore_header = ignore_header
+        self.ignore_view = ignore_view
+        self.view_check = view_model is not False
+        self._view_spec = None if view_model is True else view_model
+        self._quality_spec = None if quality_reference is True else quality_reference
 
     @cached_property
     def spine_model(self) -> SpineModelProtocol:
@@ -93,6 +113,39 @@ class Scorer:
             return ScoreModel.load(spec)
         return spec
 
+    @cached_property
+    def view_model(self) -> ViewClassifier:
+        """The view classifier (loaded on first use)."""
+        from aacscore.gate.view import ViewClassifier
+
+        spec = self._view_spec
+        if spec is None or isinstance(spec, (str, Path)):
+            return ViewClassifier.load(spec)
+        assert not isinstance(spec, bool)
+        return spec
+
+    @cached_property
+    def quality_reference(self) -> QualityReference | None:
+        """The familiarity reference, or None (turned off, or the shipped reference does not
+        belong to the score model in use: its band statistics would be meaningless)."""
+        from aacscore.gate.quality import QualityReference
+
+        spec = self._quality_spec
+        if spec is False:
+            return None
+        if spec is not None and not isinstance(spec, (str, Path, bool)):
+            return spec
+        ref = QualityReference.load(spec if isinstance(spec, (str, Path)) else None)
+        wanted = ref.info.get("score_model_sha256")
+        have = model_weights_info(self.score_model).get("sha256", {})
+        if spec is None and wanted and wanted not in have.values():
+            log.warning(
+                "the shipped familiarity reference was measured with another score model: no "
+                "quality score (build one with python -m aacscore.training.quality)"
+            )
+            return None
+        return ref
+
     def models_info(self) -> dict[str, Any]:
         """Where the weights came from and their SHA-256 (for run records, DICOM reports).
 
@@ -102,10 +155,16 @@ class Scorer:
 
     @cached_property
     def _models_info(self) -> dict[str, Any]:
-        return {
+        info = {
             "spine": model_weights_info(self.spine_model),
             "score": model_weights_info(self.score_model),
         }
+        if self.view_check:
+            info["view"] = model_weights_info(self.view_model)
+        ref = self.quality_reference
+        if ref is not None:
+            info["quality"] = model_weights_info(ref)
+        return info
 
     def score(self, path: str | Path | InputItem, *, raise_errors: bool = False) -> Result:
         """Score one film given by path (or an :class:`~aacscore.io.InputItem`)."""
@@ -126,39 +185,75 @@ class Scorer:
     def score_radiograph(
         self, rad: Radiograph, name: str, *, raise_errors: bool = False, read_s: float = 0.0
     ) -> Result:
-        """Score an already decoded radiograph; ``name`` is what the result calls the file."""
+        """Score an already decoded radiograph; ``name`` is what the result calls the file.
+
+        The gate runs first (header, view classifier), then spine -> field check -> band ->
+        band coverage -> score -> familiarity; a refusal at any step is a ``failed`` result
+        with its :class:`~aacscore.codes.ErrorCode` (raised as a ``ScoringError`` with
+        ``raise_errors``)."""
+        from aacscore.gate.field import check_band_coverage, check_field
+        from aacscore.gate.header import disagrees
+
         timings: dict[str, float] = {"read_s": read_s}
         with timed(timings, "qc_s"):
             qc = check_radiograph(rad)
         header = check_header(rad.info)
         stages = StageResults(__version__, self.groups, rad.info, qc, header, timings=timings)
         flags = list(qc.flags)
-        if header.code is not None:
-            if not self.ignore_header:
-                problem = f"{header.reason}; use --ignore-header to score it anyway"
-                if raise_errors:
-                    raise ScoringError(header.code, problem, name)
-                return failed(name, f"{name}: {problem}", header.code, stages=stages)
-            flags.append("header_ignored")
-        stage = ErrorCode.SPINE_NOT_FOUND  # the code of a plain ValueError in the current stage
+        stage = ErrorCode.NOT_RADIOGRAPH  # the code of a plain ValueError in the current stage
         try:
+            if header.code is not None:
+                if not self.ignore_header:
+                    problem = f"{header.reason}; use --ignore-header to score it anyway"
+                    raise ScoringError(header.code, problem)
+                flags.append("header_ignored")
+            view = None
+            if self.view_check:
+                with timed(timings, "view_s"):
+                    view = self.view_model.predict(rad.pixels)
+                stages = replace(stages, view=view)
+                if view.refuse_code is not None and not self.ignore_view:
+                    raise ScoringError(
+                        view.refuse_code, f"{view.reason}; use --ignore-view to score it anyway"
+                    )
+                if view.p_lateral < VIEW_UNCERTAIN_BELOW:
+                    flags.append("view_uncertain")
+                if disagrees(header, view.label.value):
+                    flags.append("header_image_disagree")
+            stage = ErrorCode.SPINE_NOT_FOUND
             with timed(timings, "spine_s"):
                 spine = self.spine_model.predict(rad)
             stages = replace(stages, spine=spine)
+            field = check_field(spine)
+            stages = replace(stages, field_check=field)
+            field.raise_if_refused(None)
             stage = ErrorCode.BAND_FAILED
             with timed(timings, "band_s"):
                 band = self._band(rad, spine)
             stages = replace(stages, band=band)
+            coverage = check_band_coverage(band)
+            stages = replace(stages, coverage=coverage)
+            coverage.raise_if_refused(None)
             stage = ErrorCode.SCORE_FAILED
             with timed(timings, "score_s"):
                 pred = self.score_model.predict(band, groups=self.groups, tta=self.tta)
-        except ValueError as e:  # ScoringError (SpineError, BandError) or a plain one
+        except ValueError as e:  # ScoringError (SpineError, BandError, gate) or a plain one
             if raise_errors:
+                if isinstance(e, ScoringError) and e.source is None:
+                    raise ScoringError(e.code, e.problem, name) from e
                 raise
             code = e.code if isinstance(e, ScoringError) else stage
             return failed(name, f"{name}: {e}", code, stages=stages)
+        flags += [str(f) for f in (*spine.flags, *field.flags, *coverage.flags)]
+        quality = None
+        with timed(timings, "quality_s"):
+            reference = self.quality_reference
+            if reference is not None:
+                p_lat = None if view is None else view.p_lateral
+                quality = assess_quality(spine, band, pred, reference, p_lateral=p_lat)
+        if quality is not None and quality.low:
+            flags.append("low_quality")
         timings["total_s"] = sum(timings.values())
-        flags += [str(f) for f in getattr(spine, "flags", ())]
         grades = None if pred.grades is None else dict(zip(SEGMENTS, pred.grades, strict=True))
         spacing = band.spacing_mm if band.scale_estimated else rad.spacing_mm
         return Result(
@@ -170,10 +265,11 @@ class Scorer:
             aac8=pred.aac8,
             group=pred.group,
             low_confidence=pred.low_confidence,
+            quality=None if quality is None else quality.value,
             orientation=spine.anterior_side,
             spacing_mm=None if spacing is None else float(sum(spacing) / 2.0),
             qc_flags=tuple(dict.fromkeys(flags)),
-            stages=replace(stages, prediction=pred),
+            stages=replace(stages, prediction=pred, quality=quality),
         )
 
     def _band(self, rad: Radiograph, spine: SpineResult) -> Band:

@@ -18,7 +18,10 @@ from aacscore.kauppila import SEGMENTS
 
 if TYPE_CHECKING:
     from aacscore.aorta.roi import Band
+    from aacscore.gate.field import FieldCheck
     from aacscore.gate.header import HeaderEvidence
+    from aacscore.gate.quality import Quality
+    from aacscore.gate.view import ViewPrediction
     from aacscore.io.types import RadiographInfo
     from aacscore.kauppila import SeverityGroups
     from aacscore.qc import QCReport
@@ -63,9 +66,10 @@ class StageResults:
 
     ``radiograph`` is the reader's summary (no pixels; the DICOM header for DICOM inputs),
     ``qc`` the input checks, ``header`` the DICOM header's evidence on view, region and
-    modality (empty for other formats), ``spine`` the spine geometry, ``band`` the aortic band
-    cut along ``spine.bounds``, ``prediction`` the score model's reading, ``timings`` seconds
-    per stage.
+    modality (empty for other formats), ``view`` the view classifier's reading, ``spine`` the
+    spine geometry, ``field_check`` the field check on it, ``band`` the aortic band cut along
+    ``spine.bounds``, ``coverage`` how much of the band is on the film, ``prediction`` the
+    score model's reading, ``quality`` the familiarity score, ``timings`` seconds per stage.
     """
 
     aacscore_version: str
@@ -73,9 +77,13 @@ class StageResults:
     radiograph: RadiographInfo
     qc: QCReport | None = None
     header: HeaderEvidence | None = None
+    view: ViewPrediction | None = None
     spine: SpineResult | None = None
+    field_check: FieldCheck | None = None
     band: Band | None = None
+    coverage: FieldCheck | None = None
     prediction: ScorePrediction | None = None
+    quality: Quality | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
 
 

@@ -61,7 +61,7 @@ def scorer(sim: Path) -> Scorer:
     torch.manual_seed(0)
     net = ScoreNet(NetworkConfig(head="segments", layers=(1, 1, 1, 1)))
     model = ScoreModel(net.eval(), ScoreModelConfig(network=net.config, band=BandGeometry()))
-    return Scorer(spine_model=OracleSpine(cases), score_model=model, groups="ckd")
+    return Scorer(view_model=False, spine_model=OracleSpine(cases), score_model=model, groups="ckd")
 
 
 def test_score_returns_complete_result(sim: Path, scorer: Scorer) -> None:
@@ -93,7 +93,7 @@ def test_band_is_extracted_at_the_score_models_resolution(sim: Path, scorer: Sco
     geo = BandGeometry(rows_per_level=16, mm_per_col=1.0)
     net = ScoreNet(NetworkConfig(head="segments", layers=(1, 1, 1, 1)))
     model = ScoreModel(net.eval(), ScoreModelConfig(network=net.config, band=geo))
-    other = Scorer(spine_model=scorer.spine_model, score_model=model)
+    other = Scorer(view_model=False, spine_model=scorer.spine_model, score_model=model)
     res = other.score(sim / "case_000000.dcm")
     assert res.status in ("ok", "warning"), res.error
     assert case_document(res)["band"]["geometry"]["rows_per_level"] == 16
@@ -118,7 +118,12 @@ def test_batch_isolates_failures_resumes_and_writes_outputs(
     files = [str(sim / f"case_00000{i}.dcm") for i in range(3)] + [str(bad)]
     items = collect_inputs(files)
     out = tmp_path / "out"
-    kw = {"spine_model": scorer.spine_model, "score_model": scorer.score_model, "groups": "ckd"}
+    kw = {
+        "spine_model": scorer.spine_model,
+        "score_model": scorer.score_model,
+        "groups": "ckd",
+        "view_model": False,
+    }
     s1 = score_batch(items[:2], out, kw, overlay=True)
     assert s1.counts["failed"] == 0 and s1.n_skipped == 0
     s2 = score_batch(items, out, kw, overlay=True)  # resume: 2 skipped, 2 new
@@ -154,7 +159,7 @@ def test_models_info_hashes_the_weights_once(monkeypatch: pytest.MonkeyPatch) ->
     scorer = pipeline.Scorer()
     first = scorer.models_info()
     n = len(calls)
-    assert n >= 2 and set(first) == {"spine", "score"}
+    assert n >= 4 and set(first) == {"spine", "score", "view", "quality"}
     first["score"]["sha256"].clear()  # callers get a copy
     second = scorer.models_info()
     assert len(calls) == n and second["score"]["sha256"]
@@ -182,7 +187,7 @@ def test_models_info_hashes_the_models_weight_files(tmp_path: Path) -> None:
     b.write_text("{}")
     (tmp_path / "ignored.safetensors").write_bytes(b"not listed")
     fake = _FakeModel(tmp_path, [a, b])
-    scorer = Scorer(spine_model=fake, score_model=fake)  # type: ignore[arg-type]
+    scorer = Scorer(view_model=False, spine_model=fake, score_model=fake)  # type: ignore[arg-type]
     info = scorer.models_info()
     expected = {
         "path": str(tmp_path),
@@ -212,12 +217,21 @@ def test_result_carries_typed_stages_and_case_json_is_built_from_them(
     assert isinstance(st.radiograph, RadiographInfo) and st.radiograph.header is not None
     assert isinstance(st.qc, QCReport) and isinstance(st.spine, SpineResult)
     assert isinstance(st.band, Band) and isinstance(st.prediction, ScorePrediction)
-    assert list(st.timings) == ["read_s", "qc_s", "spine_s", "band_s", "score_s", "total_s"]
+    assert list(st.timings) == [
+        "read_s",
+        "qc_s",
+        "spine_s",
+        "band_s",
+        "score_s",
+        "quality_s",
+        "total_s",
+    ]
     doc = case_document(res)
     assert list(doc)[16:] == [
-        "aacscore_version", "groups", "reader", "qc", "header", "spine", "band", "timings",
-        "prediction",
+        "aacscore_version", "groups", "reader", "qc", "header", "spine", "field", "band",
+        "band_coverage", "timings", "prediction",
     ]  # fmt: skip
+    assert doc["field"]["code"] is None and doc["band_coverage"]["code"] is None
     assert doc["header"]["view"] == "lateral" and doc["header"]["code"] is None
     assert doc["spine"]["bounds"] == json.loads(json.dumps(st.spine.to_dict()["bounds"]))
     assert doc["reader"]["source"] == "dicom" and doc["qc"]["flags"] == list(st.qc.flags)
@@ -237,7 +251,7 @@ def test_failed_stage_keeps_the_stages_that_ran(sim: Path, scorer: Scorer) -> No
 
             raise SpineError("no vertebrae", "film")
 
-    other = Scorer(spine_model=NoSpine(), score_model=scorer.score_model)  # type: ignore[arg-type]
+    other = Scorer(view_model=False, spine_model=NoSpine(), score_model=scorer.score_model)  # type: ignore[arg-type]
     res = other.score(sim / "case_000000.dcm")
     assert res.status is Status.FAILED and "no vertebrae" in res.error
     assert res.error_code is ErrorCode.IMPLAUSIBLE_SPINE  # SpineError's default code
@@ -310,7 +324,9 @@ def test_each_stage_fails_with_its_code(
     else:
         exc = error if isinstance(error, Exception) else BandError("off the film", code=error)
         monkeypatch.setattr(Scorer, "_band", _Raises(exc).predict)
-    res = Scorer(spine_model=spine, score_model=score).score(sim / "case_000000.dcm")
+    res = Scorer(view_model=False, spine_model=spine, score_model=score).score(
+        sim / "case_000000.dcm"
+    )
     assert res.status is Status.FAILED and res.error_code is code, res.error
     assert res.error.startswith(str(sim / "case_000000.dcm"))
     assert read_row(res)["error_code"] == code.value
@@ -361,7 +377,10 @@ def test_a_header_that_says_not_lateral_lumbar_refuses_unless_ignored(
     with pytest.raises(ValueError, match="ignore-header"):
         scorer.score(film, raise_errors=True)
     ignoring = Scorer(
-        spine_model=scorer.spine_model, score_model=scorer.score_model, ignore_header=True
+        view_model=False,
+        spine_model=scorer.spine_model,
+        score_model=scorer.score_model,
+        ignore_header=True,
     )
     scored = ignoring.score(film)
     assert scored.status is Status.WARNING and scored.error_code is None, scored.error
@@ -391,7 +410,9 @@ def test_spine_flags_are_added_to_the_result(
 
             return WithFlags()
 
-    other = Scorer(spine_model=Flagged(scorer.spine_model), score_model=scorer.score_model)  # type: ignore[arg-type]
+    other = Scorer(
+        view_model=False, spine_model=Flagged(scorer.spine_model), score_model=scorer.score_model
+    )  # type: ignore[arg-type]
     res = other.score(sim / "case_000000.dcm")
     assert res.status is Status.WARNING and "level_uncertain" in res.qc_flags, res.error
     assert "spine_warning" not in res.qc_flags

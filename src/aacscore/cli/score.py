@@ -44,6 +44,13 @@ def score(
         "(AP/PA view, another region, a non-X-ray modality) instead of refusing them; they "
         "are flagged header_ignored.",
     ),
+    ignore_view: bool = typer.Option(
+        False,
+        "--ignore-view",
+        help="Score films that the view classifier refuses (it judges them not to be lateral "
+        "lumbar films); they are flagged view_uncertain. For films from a site where the "
+        "classifier has been checked to be wrong.",
+    ),
 ) -> None:
     """Score lateral lumbar radiographs (Kauppila AAC-24) into OUT/results.csv.
 
@@ -72,6 +79,7 @@ def score(
         "tta": not no_tta,
         "spacing_mm": spacing,
         "ignore_header": ignore_header,
+        "ignore_view": ignore_view,
     }
     args = {
         "inputs": inputs,

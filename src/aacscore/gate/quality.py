@@ -40,6 +40,7 @@ the score pass, the confidence from the spine pass).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -201,6 +202,12 @@ class QualityReference:
     feature_channels: int
     threshold: float = DEFAULT_THRESHOLD
     info: Mapping[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    """The ``reference.json`` it was loaded from (None: built in memory)."""
+
+    def weight_files(self) -> list[Path]:
+        """The file that determines the quality scores (for the run record's hashes)."""
+        return [] if self.path is None else [self.path]
 
     @classmethod
     def load(cls, dir: str | Path | None = None) -> QualityReference:
@@ -214,7 +221,7 @@ class QualityReference:
             )
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
-            return cls.from_dict(d)
+            return dataclasses.replace(cls.from_dict(d), path=path)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise QualityReferenceError(f"{path}: invalid quality reference ({exc})") from exc
 

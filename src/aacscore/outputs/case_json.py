@@ -4,8 +4,9 @@ Keys: the ``results.csv`` fields (``grades`` as a mapping, ``qc_flags`` as a lis
 ``error_meaning`` (what ``error_code`` means) after ``error`` and ``flags`` (each flag with its
 meaning, from :mod:`aacscore.codes`) after ``qc_flags``, then for a film that was read
 ``aacscore_version``, ``groups``, ``reader``, ``qc``, ``header`` (the DICOM header's evidence),
-``spine`` and ``band`` (when those stages ran), ``timings`` and ``prediction``, then the
-result's ``details`` (output paths, errors).
+``view`` (the view classifier), ``spine``, ``field`` (the field check), ``band`` and
+``band_coverage`` (when those stages ran), ``timings``, ``prediction`` and ``quality`` (the
+familiarity score and its components), then the result's ``details`` (output paths, errors).
 """
 
 from __future__ import annotations
@@ -72,13 +73,21 @@ def stage_details(stages: StageResults) -> dict[str, Any]:
         out["qc"] = qc_summary(stages.qc)
     if stages.header is not None:
         out["header"] = header_summary(stages.header)
+    if stages.view is not None:
+        out["view"] = stages.view.as_dict()
     if stages.spine is not None:
         out["spine"] = stages.spine.to_dict()
+    if stages.field_check is not None:
+        out["field"] = stages.field_check.to_dict()
     if stages.band is not None:
         out["band"] = band_summary(stages.band)
+    if stages.coverage is not None:
+        out["band_coverage"] = stages.coverage.to_dict()
     out["timings"] = dict(stages.timings)
     if stages.prediction is not None:
         out["prediction"] = stages.prediction.as_dict()
+    if stages.quality is not None:
+        out["quality"] = stages.quality.to_dict()
     return out
 
 

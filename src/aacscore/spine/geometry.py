@@ -420,12 +420,36 @@ def vertebrae_from_contours(
     return vertebrae, warnings
 
 
+def cut_by_edge(
+    vertebrae: Mapping[str, Vertebra], shape: tuple[int, int], margin_px: float = 2.0
+) -> list[str]:
+    """The L1-L4 bodies with a corner within ``margin_px`` of the edge of an image of
+    ``shape`` (rows, columns), or outside it."""
+    h, w = shape
+    out = []
+    for n in REQUIRED_LEVELS:
+        v = vertebrae.get(n)
+        if v is None:
+            continue
+        c = np.asarray(v.corners, dtype=np.float64)
+        d = np.minimum.reduce([c[:, 0], c[:, 1], (w - 1) - c[:, 0], (h - 1) - c[:, 1]])
+        if float(d.min()) < margin_px:
+            out.append(n)
+    return out
+
+
 def check_plausibility(
     vertebrae: Mapping[str, Vertebra],
     spacing_mm: tuple[float, float] | None,
     source: str | None = None,
+    shape: tuple[int, int] | None = None,
+    edge_margin_px: float = 2.0,
 ) -> list[str]:
-    """Check levels, order, sizes and spacing; raise :class:`SpineError` or return warnings."""
+    """Check levels, order, sizes and spacing; raise :class:`SpineError` or return warnings.
+
+    With the film's ``shape`` (rows, columns), an L1-L4 body with a corner within
+    ``edge_margin_px`` of the image edge is cut by the edge of the film: ``FIELD_INCOMPLETE``
+    (checked before the sizes, which a cut body would fail for the wrong reason)."""
     warnings: list[str] = []
     missing = [n for n in REQUIRED_LEVELS if n not in vertebrae]
     if missing:
@@ -434,6 +458,15 @@ def check_plausibility(
             source,
             code=ErrorCode.SPINE_NOT_FOUND,
         )
+    if shape is not None:
+        cut = cut_by_edge(vertebrae, shape, edge_margin_px)
+        if cut:
+            raise SpineError(
+                f"{', '.join(cut)} cut by the edge of the film (L1-L4 and their discs must be "
+                "on the film)",
+                source,
+                code=ErrorCode.FIELD_INCOMPLETE,
+            )
     for n in EXPECTED_LEVELS:
         if n not in vertebrae:
             warnings.append(f"{n} not found (expected in a lumbar film)")

@@ -208,7 +208,14 @@ class SpineModel:
                 geo, to_orig, dir_to_orig, radiograph.spacing_mm, 1.0 / (sy * sx), 1.0 / sx
             )
             if check:
-                warnings += check_plausibility(verts, radiograph.spacing_mm, radiograph.source)
+                margin = max(2.0, 1.5 / min(sy, sx))  # 1.5 pixels of the network's input
+                warnings += check_plausibility(
+                    verts,
+                    radiograph.spacing_mm,
+                    radiograph.source,
+                    shape=shape,
+                    edge_margin_px=margin,
+                )
             warnings += w
             flags, reasons = spine_flags(verts, orientation, confidence)
             warnings += reasons

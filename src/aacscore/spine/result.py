@@ -269,7 +269,9 @@ def result_from_label_scores(
     )
     all_warnings = [*orientation.warnings, *geo.warnings]
     if check:
-        all_warnings += check_plausibility(verts, radiograph.spacing_mm, radiograph.source)
+        all_warnings += check_plausibility(
+            verts, radiograph.spacing_mm, radiograph.source, shape=shape
+        )
     all_warnings += w
     flags, reasons = spine_flags(verts, orientation, confidence)
     all_warnings += reasons

@@ -1,0 +1,248 @@
+"""The input gate inside the pipeline: every refusal reaches ``error_code`` with its reason,
+before the models that should not run, and the gate's flags reach ``qc_flags``.
+
+A stub view classifier (fixed probabilities) and the oracle spine (the simulator's true label
+map) keep these tests about the plumbing; the shipped classifier and reference are measured in
+``benchmarks/gate.py`` and tested in ``tests/gate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aacscore.aorta.roi import BandGeometry
+from aacscore.codes import ErrorCode, ScoringError
+from aacscore.gate.view import CLASSES, ViewClass, ViewPrediction, prediction
+from aacscore.io import read_radiograph
+from aacscore.io.types import Radiograph
+from aacscore.outputs.case_json import case_document
+from aacscore.pipeline import Scorer
+from aacscore.results import Status
+from aacscore.score.network import NetworkConfig, ScoreNet
+from aacscore.score.predict import ScoreModel, ScoreModelConfig
+from aacscore.simulate import simulate_case
+from aacscore.simulate.case import SimulatedCase
+from tests.pipeline.test_pipeline import OracleSpine
+
+SEED = 7
+
+
+class StubView:
+    """A view classifier that answers the same probabilities for every film."""
+
+    def __init__(self, label: ViewClass, p: float = 0.9, p_lateral: float | None = None) -> None:
+        probs = np.full(len(CLASSES), 0.0)
+        probs[CLASSES.index(label)] = p
+        if p_lateral is not None:
+            probs[CLASSES.index(ViewClass.LATERAL_LUMBAR)] = p_lateral
+        rest = [i for i in range(len(CLASSES)) if probs[i] == 0.0]
+        probs[rest] = (1.0 - probs.sum()) / len(rest)
+        self.answer = prediction(probs.tolist())
+        self.calls = 0
+
+    def predict(self, pixels: object) -> ViewPrediction:
+        self.calls += 1
+        return self.answer
+
+
+class CountingSpine(OracleSpine):
+    calls = 0
+
+    def predict(self, radiograph: Radiograph, anterior_side: str | None = None):  # type: ignore[no-untyped-def]
+        CountingSpine.calls += 1
+        return super().predict(radiograph, anterior_side)
+
+
+@pytest.fixture(scope="module")
+def case() -> SimulatedCase:
+    return simulate_case(SEED, 0, spacing_mm=0.35)
+
+
+@pytest.fixture(scope="module")
+def score_model() -> ScoreModel:
+    torch.manual_seed(0)
+    net = ScoreNet(NetworkConfig(head="segments", layers=(1, 1, 1, 1)))
+    return ScoreModel(net.eval(), ScoreModelConfig(network=net.config, band=BandGeometry()))
+
+
+def _film(img: np.ndarray, name: str = "film.png") -> Radiograph:
+    return Radiograph(
+        pixels=np.ascontiguousarray(img, dtype=np.float32),
+        spacing_mm=(0.35, 0.35),
+        source=name,
+        photometric="MONOCHROME2",
+        bits_stored=16,
+    )
+
+
+def _scorer(
+    cases: list[tuple[np.ndarray, str]], score_model: ScoreModel, view: object = False, **kw: object
+) -> Scorer:
+    spine = CountingSpine({labels.shape: (labels, side) for labels, side in cases})
+    return Scorer(spine_model=spine, score_model=score_model, view_model=view, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("label", "code"),
+    [
+        (ViewClass.NOT_RADIOGRAPH, ErrorCode.NOT_RADIOGRAPH),
+        (ViewClass.AP_LUMBAR, ErrorCode.WRONG_VIEW),
+        (ViewClass.CHEST, ErrorCode.WRONG_REGION),
+        (ViewClass.LATERAL_THORACIC, ErrorCode.WRONG_REGION),
+        (ViewClass.CERVICAL, ErrorCode.WRONG_REGION),
+        (ViewClass.PELVIS_HIP, ErrorCode.WRONG_REGION),
+        (ViewClass.OTHER_BODY_PART, ErrorCode.WRONG_REGION),
+        (ViewClass.LUMBAR_SPOT, ErrorCode.FIELD_INCOMPLETE),
+    ],
+)
+def test_the_view_classifier_refuses_before_the_spine_runs(
+    case: SimulatedCase, score_model: ScoreModel, label: ViewClass, code: ErrorCode
+) -> None:
+    view = StubView(label)
+    scorer = _scorer([(case.labels, case.anterior_side)], score_model, view)
+    CountingSpine.calls = 0
+    res = scorer.score_radiograph(_film(case.image), "film.png")
+    assert res.status is Status.FAILED and res.error_code is code
+    assert res.error.startswith("film.png: the image looks like ")
+    assert res.error.endswith("; use --ignore-view to score it anyway")
+    assert CountingSpine.calls == 0 and view.calls == 1
+    assert res.stages is not None and res.stages.view is view.answer
+    assert case_document(res)["view"]["refuse_code"] == code.value
+    with pytest.raises(ScoringError) as err:
+        scorer.score_radiograph(_film(case.image), "film.png", raise_errors=True)
+    assert err.value.code is code and str(err.value).startswith("film.png: ")
+    # --ignore-view: scored, flagged
+    ignoring = _scorer([(case.labels, case.anterior_side)], score_model, view, ignore_view=True)
+    scored = ignoring.score_radiograph(_film(case.image), "film.png")
+    assert scored.status is Status.WARNING and scored.error_code is None, scored.error
+    assert "view_uncertain" in scored.qc_flags and scored.aac24 is not None
+
+
+def test_an_accepted_but_unsure_view_is_flagged(
+    case: SimulatedCase, score_model: ScoreModel
+) -> None:
+    sure = _scorer(
+        [(case.labels, case.anterior_side)], score_model, StubView(ViewClass.LATERAL_LUMBAR, 0.95)
+    )
+    res = sure.score_radiograph(_film(case.image), "film.png")
+    assert res.ok and "view_uncertain" not in res.qc_flags, res.error
+    unsure = _scorer(
+        [(case.labels, case.anterior_side)],
+        score_model,
+        StubView(ViewClass.CHEST, 0.3, p_lateral=0.6),  # argmax lateral, but only 0.6
+    )
+    res = unsure.score_radiograph(_film(case.image), "film.png")
+    assert res.ok and "view_uncertain" in res.qc_flags
+    assert res.stages is not None and res.stages.timings["view_s"] >= 0.0
+
+
+def test_header_and_image_disagreeing_is_flagged(
+    case: SimulatedCase, score_model: ScoreModel, tmp_path: Path
+) -> None:
+    from aacscore.simulate.dataset import write_case
+
+    write_case(case, tmp_path, fmt="dicom")
+    film = next(tmp_path.glob("*.dcm"))
+    import pydicom
+
+    ds = pydicom.dcmread(film)
+    ds.BodyPartExamined = "CHEST"
+    ds.save_as(film)
+    rad = read_radiograph(film)
+    scorer = _scorer(
+        [(case.labels, case.anterior_side)],
+        score_model,
+        StubView(ViewClass.LATERAL_LUMBAR, 0.95),
+        ignore_header=True,
+    )
+    res = scorer.score_radiograph(rad, film.name)
+    assert res.ok, res.error
+    assert {"header_ignored", "header_image_disagree"} <= set(res.qc_flags)
+    # a header that agrees raises no flag
+    agree = _scorer(
+        [(case.labels, case.anterior_side)], score_model, StubView(ViewClass.LATERAL_LUMBAR, 0.95)
+    )
+    plain = agree.score_radiograph(_film(case.image), "film.png")
+    assert "header_image_disagree" not in plain.qc_flags
+
+
+def _rows_of(case: SimulatedCase, name: str) -> tuple[float, float]:
+    pts = case.vertebrae[name]
+    return float(pts[:, 1].min()), float(pts[:, 1].max())
+
+
+def test_a_film_cut_through_l1_is_field_incomplete(
+    case: SimulatedCase, score_model: ScoreModel
+) -> None:
+    top, bottom = _rows_of(case, "L1")
+    cut = int((top + bottom) / 2)  # the film starts in the middle of L1: T12 and T12/L1 are off
+    img, labels = case.image[cut:], case.labels[cut:]
+    scorer = _scorer([(labels, case.anterior_side)], score_model)
+    res = scorer.score_radiograph(_film(img), "cut.png")
+    assert res.status is Status.FAILED and res.error_code is ErrorCode.FIELD_INCOMPLETE, res.error
+    assert "L1 cut by the edge of the film" in res.error  # not "implausible size"
+    assert res.stages is not None and res.stages.band is None  # refused before the band
+
+
+def _anterior_cut(case: SimulatedCase, fraction_of_depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """The film with its anterior side cut off ``fraction_of_depth`` body depths in front of the
+    most anterior L1-L4 corner (negative: into the bodies)."""
+    pts = np.concatenate([case.vertebrae[n] for n in ("L1", "L2", "L3", "L4")])
+    depth = float(np.median([np.ptp(case.vertebrae[n][:, 0]) for n in ("L1", "L2", "L3", "L4")]))
+    if case.anterior_side == "left":
+        x = max(0, int(pts[:, 0].min() - fraction_of_depth * depth))
+        return case.image[:, x:], case.labels[:, x:]
+    x = min(case.image.shape[1], int(pts[:, 0].max() + fraction_of_depth * depth))
+    return case.image[:, :x], case.labels[:, :x]
+
+
+def test_band_coverage_refuses_or_flags_a_cut_anterior_edge(
+    case: SimulatedCase, score_model: ScoreModel
+) -> None:
+    fractions = {}
+    codes = {}
+    for f in (2.0, 0.5, 0.05):
+        img, labels = _anterior_cut(case, f)
+        res = _scorer([(labels, case.anterior_side)], score_model).score_radiograph(
+            _film(img), "c.png"
+        )
+        assert res.stages is not None
+        band = res.stages.band
+        fractions[f] = None if band is None else band.inside_fraction
+        codes[f] = (res.error_code, res.qc_flags)
+        if band is not None and band.inside_fraction < 0.75:
+            assert res.error_code is ErrorCode.BAND_OUTSIDE_FILM and res.stages.prediction is None
+        elif band is not None and band.inside_fraction < 0.9:
+            assert res.ok and "band_partly_outside" in res.qc_flags
+        elif band is not None:
+            assert res.ok and "band_partly_outside" not in res.qc_flags
+    # the tighter the cut, the less of the band is on the film, down to a refusal
+    assert fractions[2.0] is not None and fractions[2.0] >= 0.9, fractions
+    assert codes[0.05][0] is ErrorCode.BAND_OUTSIDE_FILM, (fractions, codes)
+
+
+def test_quality_is_measured_only_with_the_models_of_its_reference(
+    case: SimulatedCase, score_model: ScoreModel
+) -> None:
+    from aacscore.gate.quality import QualityReference
+
+    scorer = _scorer([(case.labels, case.anterior_side)], score_model)
+    assert scorer.quality_reference is None  # the shipped reference is for the shipped model
+    res = scorer.score_radiograph(_film(case.image), "film.png")
+    assert res.ok and res.quality is None and "low_quality" not in res.qc_flags
+    # a reference given explicitly is used, whatever the model
+    ref = QualityReference.load()
+    strict = replace(ref, threshold=1.01)  # everything is below it
+    forced = _scorer([(case.labels, case.anterior_side)], score_model, quality_reference=strict)
+    res = forced.score_radiograph(_film(case.image), "film.png")
+    assert res.quality is not None and 0.0 <= res.quality <= 1.0
+    assert "low_quality" in res.qc_flags and res.status is Status.WARNING
+    assert res.stages is not None and res.stages.quality is not None
+    assert case_document(res)["quality"]["value"] == pytest.approx(res.quality)
+    off = _scorer([(case.labels, case.anterior_side)], score_model, quality_reference=False)
+    assert off.quality_reference is None and "quality" not in off.models_info()
