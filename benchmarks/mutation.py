@@ -255,8 +255,6 @@ NOT_KILLED: dict[str, str] = {
                 "x__decode__mutmut_2",
                 "xǁ_PluginFailuresǁ__init____mutmut_1",
             ),
-            "the name in _fix_bits' masks: 64-bit data is the only place where the dtype "
-            "matters and pydicom's decoding of it is not a case worth pinning": (),
             "needs a header value whose conversion raises inside pydicom; the string VRs of "
             "METADATA_KEYS do not raise under the default reading validation": (
                 "x__metadata__mutmut_8",
