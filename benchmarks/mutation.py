@@ -160,6 +160,68 @@ EQUIVALENT: dict[str, str] = {
         "`ref = L1/L2 height if name == 'T12/L1' else None` -> always the L1/L2 height: for "
         "L4/L5 the next statement replaces ref with the L3/L4 height anyway"
     ),
+    **{
+        f"aacscore.io.dicom.{k}": why
+        for why, keys in {
+            "the default index of apply_voi / apply_windowing is 0, the same": (
+                "x__grey_pipeline__mutmut_99",
+                "x__grey_pipeline__mutmut_108",
+                "x__grey_pipeline__mutmut_135",
+                "x__grey_pipeline__mutmut_151",
+            ),
+            "window index 1 for the ends: apply_windowing maps -inf/inf to the output range's "
+            "ends whatever the centre/width (and ignores the index for a single value)": (
+                "x__grey_pipeline__mutmut_154",
+            ),
+            "np.errstate over/invalid: apply_windowing on -inf/inf raises no floating-point "
+            "warning for LINEAR or SIGMOID (checked with numpy 2.4, pydicom 3.0)": (
+                "x__grey_pipeline__mutmut_137",
+                "x__grey_pipeline__mutmut_138",
+                "x__grey_pipeline__mutmut_139",
+                "x__grey_pipeline__mutmut_140",
+            ),
+            "np.issubdtype(None, integer) is False: integer values are then rinted and cast to "
+            "int64, the same values": ("x__grey_pipeline__mutmut_86",),
+            "np.arange of Python ints is int64 anyway": (
+                "x__lut_entries__mutmut_11",
+                "x__lut_entries__mutmut_14",
+            ),
+            "more LUT entries than the LUT holds: apply_voi clips them to the last entry, so "
+            "the range's maximum is the same": (
+                "x__lut_entries__mutmut_7",
+                "x__lut_entries__mutmut_8",
+            ),
+            "a LUT has at least one entry (a descriptor count of 0 means 2**16), so the "
+            "empty-array branch is never taken": (
+                "x__lut_range__mutmut_3",
+                "x__lut_range__mutmut_6",
+            ),
+            "PhotometricInterpretation default '' -> None / missing: `None or ''` is ''": (
+                "x_read_dicom__mutmut_52",
+                "x_read_dicom__mutmut_54",
+            ),
+            "PixelRepresentation default 0 -> None: `None == 1` is False, like `0 == 1`": (
+                "x_read_dicom__mutmut_213",
+            ),
+            "ascontiguousarray dtype float32 -> None: the pixels are float32 already": (
+                "x_read_dicom__mutmut_350",
+                "x_read_dicom__mutmut_352",
+            ),
+            "name in unit_range for a colour image: its range [0, 2**bits - 1] is always "
+            "valid, so the error naming the file cannot happen": ("x_read_dicom__mutmut_262",),
+            "getattr(ds, 'file_meta') without a default in _header: _transfer_syntax always "
+            "sets file_meta first": ("x__header__mutmut_14",),
+            "codec name 'ascii' -> 'ASCII': codec names are case-insensitive": (
+                "x__raw_text__mutmut_13",
+            ),
+            "`elem is not None or True`: both callers check that the keyword is in the "
+            "dataset, so elem is never None": ("x__raw_text__mutmut_18",),
+            "'' -> 'XXXX' for a missing element: never missing (see _raw_text__mutmut_18)": (
+                "x__raw_text__mutmut_21",
+            ),
+        }.items()
+        for k in keys
+    },
 }
 """Surviving mutants that change no observable behaviour: mutant name -> why."""
 
@@ -185,6 +247,21 @@ NOT_KILLED: dict[str, str] = {
         "max(ref, 1e-6) -> max(ref, 1.000001) in the message's ratio only: differs only for a "
         "neighbouring disc under 1 px high"
     ),
+    **{
+        f"aacscore.io.dicom.{k}": why
+        for why, keys in {
+            "the file name only reaches a debug log line": (
+                "x_read_dicom__mutmut_12",
+                "x__decode__mutmut_2",
+                "xǁ_PluginFailuresǁ__init____mutmut_1",
+            ),
+            "needs a header value whose conversion raises inside pydicom; the string VRs of "
+            "METADATA_KEYS do not raise under the default reading validation": (
+                "x__metadata__mutmut_8",
+            ),
+        }.items()
+        for k in keys
+    },
 }
 """Surviving mutants left alive on purpose (not equivalent, not worth a test): name -> why."""
 
@@ -281,6 +358,35 @@ def relabel(results: dict[str, Any]) -> None:
             phase["survived_equivalent"] = sum(1 for e in alive if "equivalent" in e)
             phase["survived_not_killed_on_purpose"] = sum(1 for e in alive if "not_killed" in e)
             phase["survived_not_equivalent"] = sum(1 for e in alive if "equivalent" not in e)
+
+
+def coverage(results: dict[str, Any]) -> dict[str, Any]:
+    """Which modules have full 'before' and 'after' runs, which are partial, which not run.
+
+    Derived from the stored phases, so it cannot go stale: a phase is partial when some of its
+    mutants were not checked (a run stopped early).
+    """
+    modules = results.get("modules", {})
+    full: list[str] = []
+    partial: dict[str, str] = {}
+    not_run: list[str] = []
+    for name in MODULES:
+        phases = {k: modules.get(name, {}).get(k) for k in ("before", "after")}
+        if all(ph is None for ph in phases.values()):
+            not_run.append(name)
+            continue
+        problems = [
+            f"{key}: {ph.get('not_checked', 0)} of {ph['mutants']} mutants not checked"
+            if ph is not None
+            else f"no {key} run"
+            for key, ph in phases.items()
+            if ph is None or ph.get("not_checked", 0)
+        ]
+        if problems:
+            partial[name] = "; ".join(problems)
+        else:
+            full.append(name)
+    return {"full_before_and_after": full, "partial": partial, "not_run": not_run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             1,
         )
         relabel(results)
+        results["coverage"] = coverage(results)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
