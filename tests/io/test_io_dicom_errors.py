@@ -127,11 +127,6 @@ def test_other_colour_layouts_are_refused(
     refused(dicom_factory.write("col.dcm", ds), problem)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: MONOCHROME2 is assumed but not set on the dataset, so pydicom then refuses to "
-    "decode ('Missing required element: (0028,0004)')",
-)
 def test_missing_photometric_is_monochrome2(
     dicom_factory: Any, ramp: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -234,19 +229,12 @@ def test_multiframe_names_the_file(dicom_factory: Any) -> None:
     )
 
 
-_NOT_PASSED_ON = pytest.mark.xfail(
-    strict=True,
-    reason="bug: the reader's default is not set on the dataset, so pydicom refuses to decode "
-    "('Missing required element')",
-)
-
-
 @pytest.mark.parametrize(
     "keyword",
     [
-        pytest.param("SamplesPerPixel", marks=_NOT_PASSED_ON),
-        pytest.param("BitsStored", marks=_NOT_PASSED_ON),
-        pytest.param("PixelRepresentation", marks=_NOT_PASSED_ON),
+        "SamplesPerPixel",
+        "BitsStored",
+        "PixelRepresentation",
         "HighBit",
     ],
 )
@@ -298,11 +286,6 @@ def test_one_bit_image(dicom_factory: Any, rows: int, cols: int) -> None:
     np.testing.assert_array_equal(rad.pixels, bits.astype(np.float32))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: BitsStored is replaced by BitsAllocated for the reader only; pydicom still "
-    "sees the invalid BitsStored and refuses to decode",
-)
 def test_one_bit_image_with_too_many_bits_stored(
     dicom_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -119,6 +119,7 @@ def read_dicom(
         raise RadiographError(name, "DICOM header has no valid BitsAllocated/BitsStored")
     signed = _header_int(ds, "PixelRepresentation", 0, name) == 1
 
+    _set_assumed(ds, samples, photometric, bits_stored, int(signed))
     if not ts.is_compressed:
         _check_native_length(ds, name, rows, cols, samples, bits_allocated, photometric)
     arr = _decode(ds, name, ts)
@@ -235,6 +236,17 @@ def _transfer_syntax(ds: Dataset, name: str) -> tuple[UID, bool]:
         ds.file_meta = meta = FileMetaDataset()
     meta.TransferSyntaxUID = ts  # pydicom needs it to decode the pixel data
     return ts, False
+
+
+def _set_assumed(
+    ds: Dataset, samples: int, photometric: str, bits_stored: int, representation: int
+) -> None:
+    """Write the values the reader assumed (missing or invalid elements, each noted in the
+    warnings) into the dataset, so that pydicom decodes the pixels with them too."""
+    ds.SamplesPerPixel = samples
+    ds.PhotometricInterpretation = photometric
+    ds.BitsStored = bits_stored
+    ds.PixelRepresentation = representation
 
 
 def _header_int(ds: Dataset, keyword: str, default: int, name: str) -> int:
