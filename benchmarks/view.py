@@ -159,6 +159,20 @@ def _markdown(res: dict[str, Any]) -> str:
             + ", ".join(f"{k} {v:.3f}" for k, v in top)
             + f" | {'yes' if r['correct'] else '**NO**'} |"
         )
+    wrong = [r["file"] for r in res["real_films"] if not r.get("missing") and not r["correct"]]
+    lines += [
+        "",
+        (
+            f"**{len(wrong)} of {len(res['real_films'])} real images are misclassified** ("
+            + ", ".join(wrong)
+            + "). The negatives of other regions are realistic films, while our drawings of "
+            "those regions are cartoons; the network has partly learned 'realistic film = "
+            "simulated lateral lumbar film'. Do not rely on the gate for real negatives until "
+            "it is trained or checked on real films."
+        )
+        if wrong
+        else "All real images are classified as expected (only a handful were checked).",
+    ]
     return "\n".join(lines)
 
 
