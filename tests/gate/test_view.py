@@ -79,12 +79,15 @@ def test_decision_rule_and_reason() -> None:
     assert "chest" in chest.reason and "0.97" in chest.reason and "not a lateral" in chest.reason
     lat = prediction(_probs(lateral_lumbar=0.9, lumbar_spot=0.1))
     assert lat.refuse_code is None and lat.accepted
-    spot = prediction(_probs(lumbar_spot=0.6, lateral_lumbar=0.4))
+    spot = prediction(_probs(lumbar_spot=0.95, lateral_lumbar=0.05))
     assert spot.refuse_code == ErrorCode.FIELD_INCOMPLETE
-    # p_lateral >= 0.5 is never refused, even if not the argmax (cannot happen with 9 classes
-    # summing to 1 unless ties, but the rule holds for any input)
+    # p_lateral >= ACCEPT_P_LATERAL is never refused, even if not the argmax
+    # (the classifier must be nearly sure to refuse)
     tie = ViewPrediction(ViewClass.AP_LUMBAR, {"ap_lumbar": 0.5, "lateral_lumbar": 0.5}, 0.5)
     assert tie.refuse_code is None
+    unsure = prediction(_probs(chest=0.85, lateral_lumbar=0.15))
+    assert unsure.label == ViewClass.CHEST and unsure.refuse_code is None  # 0.15 >= 0.1
+    assert prediction(_probs(chest=0.95, lateral_lumbar=0.05)).refuse_code == ErrorCode.WRONG_REGION
     assert prediction(_probs(not_radiograph=1.0)).as_dict()["refuse_code"] == "not_radiograph"
 
 

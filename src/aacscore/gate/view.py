@@ -34,8 +34,13 @@ CONFIG_FILE = "config.json"
 INPUT_SIZE = 128
 """Side of the square network input (px)."""
 FILTERS: tuple[int, ...] = (8, 16, 32, 64, 128)
-ACCEPT_P_LATERAL = 0.5
-"""A film with at least this probability of being a lateral lumbar film is never refused."""
+ACCEPT_P_LATERAL = 0.1
+"""A film with at least this probability of being a lateral lumbar film is never refused.
+
+Low on purpose: the classifier is trained on procedural images only and on real films it is a
+weak signal (see the model card: a real lateral film gets p_lateral 0.29); a refusal needs the
+classifier to be nearly sure. Between this and 0.8 the film is scored and flagged
+``view_uncertain`` (:data:`aacscore.pipeline.VIEW_UNCERTAIN_BELOW`)."""
 PERCENTILES = (1.0, 99.0)
 """Grey levels mapped to 0 and 1 by :func:`preprocess`."""
 
@@ -105,7 +110,7 @@ class ViewPrediction:
 
     @property
     def refuse_code(self) -> ErrorCode | None:
-        """Why the film is refused, or None (lateral lumbar, or ``p_lateral >= 0.5``)."""
+        """Why the film is refused, or None (``p_lateral >= ACCEPT_P_LATERAL``)."""
         if self.p_lateral >= ACCEPT_P_LATERAL:
             return None
         return VIEW_ERROR_CODES[self.label]

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from aacscore._files import atomic_savez, atomic_write_text, json_safe, sha256_file
 from aacscore.gate.view import (
+    ACCEPT_P_LATERAL,
     CLASSES,
     CONFIG_FILE,
     PACKAGE_MODEL_DIR,
@@ -139,11 +140,11 @@ def view_metrics(probs: npt.NDArray[np.floating[Any]], y: npt.NDArray[np.int64])
     """Accuracy per class, confusion table and the gate's error rates of mirror-averaged
     probabilities ``(n, classes)`` against the true classes ``y``.
 
-    A film is accepted when its label is lateral_lumbar or ``p_lateral >= 0.5`` (the decision
-    rule of :class:`aacscore.gate.view.ViewPrediction`).
+    A film is accepted when its label is lateral_lumbar or ``p_lateral >= ACCEPT_P_LATERAL``
+    (the decision rule of :class:`aacscore.gate.view.ViewPrediction`).
     """
     pred = probs.argmax(axis=1)
-    accepted = (pred == LATERAL) | (probs[:, LATERAL] >= 0.5)
+    accepted = (pred == LATERAL) | (probs[:, LATERAL] >= ACCEPT_P_LATERAL)
     per_class: dict[str, float | None] = {}
     accept_rate: dict[str, float | None] = {}
     confusion: dict[str, dict[str, int]] = {}
