@@ -198,6 +198,57 @@ def _visibility_rows() -> list[Row]:
     ]
 
 
+def _gate_rows() -> list[Row]:
+    def lateral(d: dict[str, Any]) -> str:
+        lat = d["lateral"]
+        codes = ", ".join(f"{k} {v}" for k, v in sorted(lat["refused_codes"].items())) or "none"
+        return f"{100 * lat['refused_fraction']:.1f}% ({lat['refused']} of {lat['n']}: {codes})"
+
+    def negatives(d: dict[str, Any]) -> str:
+        c = d["negatives"]["classes"]
+        return ", ".join(
+            f"{k} {100 * v['refused_fraction']:.0f}/{100 * v['right_code_fraction']:.0f}%"
+            for k, v in c.items()
+        )
+
+    def reference(d: dict[str, Any]) -> str:
+        return "; ".join(
+            f"{Path(r['file']).name}: {r['error_code'] or r['status']}" for r in d["reference"]
+        )
+
+    return [
+        Row(
+            "input gate, final test set + synthetic negatives (`benchmarks/results/gate.json`)",
+            "simulated lateral films refused",
+            "gate.json",
+            lateral,
+            "≤ 1 %",
+        ),
+        Row(
+            "",
+            "scored lateral films flagged `low_quality`",
+            "gate.json",
+            lambda d: f"{100 * d['lateral']['low_quality_fraction']:.1f}%",
+            "≈ 2 %",
+        ),
+        Row(
+            "",
+            "synthetic negatives refused / with the right code, per class",
+            "gate.json",
+            negatives,
+            "≥ 99 %",
+        ),
+        Row("", "real films in `../shared/reference/`: code", "gate.json", reference),
+        Row(
+            "",
+            "median seconds per film: view classifier; whole pipeline",
+            "gate.json",
+            lambda d: f"{d['lateral']['median_view_s']:.3f}; {d['lateral']['median_total_s']:.2f}",
+            "< 0.01 (network)",
+        ),
+    ]
+
+
 ROWS: list[Row] = [
     *_simulator_rows(),
     *_spine_rows("spine_final.json", "spine, final test set"),
@@ -214,6 +265,7 @@ ROWS: list[Row] = [
     ),
     *_e2e_rows("score_600.json", "end to end, dev set + 300 more films of its seed (2026-11-27)"),
     *_visibility_rows(),
+    *_gate_rows(),
 ]
 
 
