@@ -47,3 +47,18 @@ def test_each_flag_fires() -> None:
     assert "reader_warning" in check_radiograph(_rad(_film(), warnings=["x"])).flags
     assert set(check_radiograph(_rad(flat, None)).flags) <= set(QC_FLAGS)
     assert set(QC_FLAGS) <= set(FLAGS)  # every qc flag is documented in aacscore.codes
+
+
+def test_grey_levels_tell_a_label_map_from_a_film() -> None:
+    from aacscore.qc import MIN_GREY_LEVELS, grey_levels
+
+    rng = np.random.default_rng(0)
+    film = np.clip(rng.normal(0.5, 0.15, (400, 300)), 0, 1).astype(np.float32)
+    assert grey_levels(film) > 500
+    labels = np.zeros((400, 300), np.float32)
+    labels[100:200, 50:150] = 3 / 7
+    labels[220:300, 60:160] = 5 / 7
+    assert grey_levels(labels) == 3 < MIN_GREY_LEVELS
+    eight_bit = np.round(film * 255) / 255  # an 8-bit film still has many levels
+    assert 100 < grey_levels(eight_bit) <= 256
+    assert grey_levels(np.zeros((0, 0), np.float32)) == 0

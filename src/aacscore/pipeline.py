@@ -29,7 +29,7 @@ from aacscore.gate.quality import assess_quality
 from aacscore.io import InputItem, RadiographError, read_radiograph
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups
-from aacscore.qc import check_radiograph
+from aacscore.qc import MIN_GREY_LEVELS, check_radiograph
 from aacscore.results import Result, StageResults, Status, failed
 
 if TYPE_CHECKING:
@@ -207,6 +207,12 @@ class Scorer:
                     problem = f"{header.reason}; use --ignore-header to score it anyway"
                     raise ScoringError(header.code, problem)
                 flags.append("header_ignored")
+            if qc.grey_levels is not None and qc.grey_levels < MIN_GREY_LEVELS:
+                raise ScoringError(
+                    ErrorCode.NOT_RADIOGRAPH,
+                    f"99 % of the image's pixels take only {qc.grey_levels} grey levels: a label "
+                    "map, mask or drawing, not a radiograph",
+                )
             view = None
             if self.view_check:
                 with timed(timings, "view_s"):

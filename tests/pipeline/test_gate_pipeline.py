@@ -246,3 +246,15 @@ def test_quality_is_measured_only_with_the_models_of_its_reference(
     assert case_document(res)["quality"]["value"] == pytest.approx(res.quality)
     off = _scorer([(case.labels, case.anterior_side)], score_model, quality_reference=False)
     assert off.quality_reference is None and "quality" not in off.models_info()
+
+
+def test_a_label_map_is_not_a_radiograph(case: SimulatedCase, score_model: ScoreModel) -> None:
+    view = StubView(ViewClass.LATERAL_LUMBAR, 0.99)  # even a classifier fooled by it
+    scorer = _scorer([(case.labels, case.anterior_side)], score_model, view)
+    labels = case.labels.astype(np.float32) / 7.0
+    res = scorer.score_radiograph(_film(labels), "case_labels.png")
+    assert res.status is Status.FAILED and res.error_code is ErrorCode.NOT_RADIOGRAPH
+    assert "grey levels: a label map, mask or drawing" in res.error
+    assert view.calls == 0 and res.stages is not None and res.stages.qc is not None
+    assert res.stages.qc.grey_levels is not None and res.stages.qc.grey_levels <= 8
+    assert case_document(res)["qc"]["grey_levels"] == res.stages.qc.grey_levels

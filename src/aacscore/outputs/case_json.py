@@ -110,6 +110,7 @@ def qc_summary(qc: QCReport) -> dict[str, Any]:
         "flags": list(qc.flags),
         "contrast_range": qc.contrast_range,
         "saturated_fraction": qc.saturated_fraction,
+        "grey_levels": qc.grey_levels,
     }
 
 
