@@ -91,3 +91,15 @@ def test_a_result_without_stages_gets_only_its_title() -> None:
     rgb = overlay_image(_film(), res)
     assert rgb[100:, :].max() == 0
     assert rgb[:40, :].max() == 255
+
+
+def test_the_title_names_the_flags_of_a_warning() -> None:
+    from aacscore.outputs.overlay import _title
+
+    res = Result(
+        file="x.png", status=Status.WARNING, aac24=4.5, aac24_sd=3.8, group="moderate",
+        qc_flags=("view_uncertain", "low_quality"),
+    )  # fmt: skip
+    assert _title(res).endswith("group: moderate  [warning: view_uncertain, low_quality]")
+    ok = Result(file="x.png", status=Status.OK, aac24=1.0, group="low")
+    assert "[" not in _title(ok)

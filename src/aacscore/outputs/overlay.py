@@ -128,4 +128,5 @@ def _title(result: Result) -> str:
     sd = f" ± {result.aac24_sd:.1f}" if result.aac24_sd is not None else ""
     lc = " (low confidence)" if result.low_confidence else ""
     aac8 = f"  AAC-8 {result.aac8:.1f}" if result.aac8 is not None else ""
-    return f"AAC-24 {result.aac24:.1f}{sd}{aac8}  group: {result.group}{lc}"
+    flags = f"  [{result.status.value}: {', '.join(result.qc_flags)}]" if result.qc_flags else ""
+    return f"AAC-24 {result.aac24:.1f}{sd}{aac8}  group: {result.group}{lc}{flags}"
