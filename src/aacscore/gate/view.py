@@ -4,7 +4,7 @@ A small strided CNN (:class:`ViewNet`) on a letterboxed, percentile-normalised c
 (:func:`preprocess`) gives the probabilities of nine classes (:class:`ViewClass`); the film and
 its horizontal mirror image are averaged (patients face either way). The label is the most
 probable class; its :data:`VIEW_ERROR_CODES` entry says why such a film is refused, except that
-a film with ``p_lateral >= 0.5`` is never refused.
+a film with ``p_lateral >= ACCEPT_P_LATERAL`` (0.1) is never refused.
 
 The weights (``models/view``) were trained on procedural images only (see the model card).
 """
