@@ -64,10 +64,10 @@ FLAGS: dict[str, str] = {
     "reader_warning": "the reader corrected or ignored a header value (see the case JSON)",
     "header_ignored": "the DICOM header said this is not a lateral lumbar film; scored because "
     "--ignore-header was given",
-    "header_image_disagree": "the DICOM header and the view classifier disagree on the view or "
-    "region",
+    "header_image_disagree": "the DICOM header names another view or region than the image's: "
+    "lateral lumbar, or the view classifier's class when it doubts that (p_lateral below 0.5)",
     "view_uncertain": "the view classifier is not confident that this is a lateral lumbar film "
-    "(p_lateral below 0.8), or refused it and --ignore-view was given",
+    "(p_lateral below 0.5), or refused it and --ignore-view was given",
     "orientation_uncertain": "the anterior side of the patient could not be told with confidence",
     "level_uncertain": "the level labels L1-L4 rest on weak evidence (T12 or the sacrum barely "
     "found, or a level was inferred)",

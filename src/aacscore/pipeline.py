@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VIEW_UNCERTAIN_BELOW = 0.8
+VIEW_UNCERTAIN_BELOW = 0.5
 """``p_lateral`` of the view classifier below which an accepted film is flagged
 ``view_uncertain``."""
 
@@ -193,6 +193,7 @@ class Scorer:
         ``raise_errors``)."""
         from aacscore.gate.field import check_band_coverage, check_field
         from aacscore.gate.header import disagrees
+        from aacscore.gate.view import ViewClass
 
         timings: dict[str, float] = {"read_s": read_s}
         with timed(timings, "qc_s"):
@@ -222,9 +223,12 @@ class Scorer:
                     raise ScoringError(
                         view.refuse_code, f"{view.reason}; use --ignore-view to score it anyway"
                     )
+                # the image's class: lateral lumbar unless the classifier doubts it
+                image_class = ViewClass.LATERAL_LUMBAR
                 if view.p_lateral < VIEW_UNCERTAIN_BELOW:
                     flags.append("view_uncertain")
-                if disagrees(header, view.label.value):
+                    image_class = view.label
+                if disagrees(header, image_class.value):
                     flags.append("header_image_disagree")
             stage = ErrorCode.SPINE_NOT_FOUND
             with timed(timings, "spine_s"):

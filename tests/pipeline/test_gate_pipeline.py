@@ -134,7 +134,7 @@ def test_an_accepted_but_unsure_view_is_flagged(
     unsure = _scorer(
         [(case.labels, case.anterior_side)],
         score_model,
-        StubView(ViewClass.CHEST, 0.3, p_lateral=0.6),  # argmax lateral, but only 0.6
+        StubView(ViewClass.CHEST, 0.3, p_lateral=0.4),  # argmax lateral, but only 0.4
     )
     res = unsure.score_radiograph(_film(case.image), "film.png")
     assert res.ok and "view_uncertain" in res.qc_flags
@@ -163,6 +163,23 @@ def test_header_and_image_disagreeing_is_flagged(
     res = scorer.score_radiograph(rad, film.name)
     assert res.ok, res.error
     assert {"header_ignored", "header_image_disagree"} <= set(res.qc_flags)
+    # the simulator's header (lateral, LSPINE) against a classifier that doubts and says chest
+    write_case(case, tmp_path / "plain", fmt="dicom")
+    plain_film = read_radiograph(next((tmp_path / "plain").glob("*.dcm")))
+    doubting = _scorer(
+        [(case.labels, case.anterior_side)],
+        score_model,
+        StubView(ViewClass.CHEST, 0.6, p_lateral=0.3),
+    )
+    res = doubting.score_radiograph(plain_film, "plain.dcm")
+    assert res.ok and {"view_uncertain", "header_image_disagree"} <= set(res.qc_flags)
+    sure = _scorer(
+        [(case.labels, case.anterior_side)],
+        score_model,
+        StubView(ViewClass.CHEST, 0.4, p_lateral=0.55),  # chest second, p_lateral >= 0.5
+    )
+    res = sure.score_radiograph(plain_film, "plain.dcm")
+    assert res.ok and not {"view_uncertain", "header_image_disagree"} & set(res.qc_flags)
     # a header that agrees raises no flag
     agree = _scorer(
         [(case.labels, case.anterior_side)], score_model, StubView(ViewClass.LATERAL_LUMBAR, 0.95)

@@ -39,7 +39,7 @@ ACCEPT_P_LATERAL = 0.1
 
 Low on purpose: the classifier is trained on procedural images only and on real films it is a
 weak signal (see the model card: a real lateral film gets p_lateral 0.29); a refusal needs the
-classifier to be nearly sure. Between this and 0.8 the film is scored and flagged
+classifier to be nearly sure. Between this and 0.5 the film is scored and flagged
 ``view_uncertain`` (:data:`aacscore.pipeline.VIEW_UNCERTAIN_BELOW`)."""
 PERCENTILES = (1.0, 99.0)
 """Grey levels mapped to 0 and 1 by :func:`preprocess`."""

@@ -365,7 +365,7 @@ def write_view_card(model_dir: Path, config: Mapping[str, Any], metrics: Mapping
         f"p_lateral >= {ACCEPT_P_LATERAL} (codes: `ap_lumbar` wrong_view; chest, "
         "lateral_thoracic, cervical, pelvis_hip, other_body_part wrong_region; "
         "lumbar_spot field_incomplete; "
-        "not_radiograph not_radiograph); below 0.8 an accepted film is flagged "
+        "not_radiograph not_radiograph); below 0.5 an accepted film is flagged "
         "`view_uncertain`. The low refusal threshold is deliberate: on real films this model is "
         "a weak signal (see below).",
         "",
