@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from aacscore.aorta.roi import extract_band
 from aacscore.codes import ScoringError
 from aacscore.gate.field import check_band_coverage, check_field
 from aacscore.gate.quality import QualityReference, assess_quality
 from aacscore.io import read_radiograph
+from aacscore.pipeline import band_along_spine
 from aacscore.score.predict import ScoreModel
 from aacscore.spine.predict import load_spine_model
 
@@ -48,14 +48,7 @@ def run_film(
         out["spine_flags"] = list(spine.flags)
         field = check_field(spine)
         out["field"] = field.to_dict()
-        band = extract_band(
-            rad.pixels,
-            spine.vertebrae,
-            spine.anterior_side,
-            rad.spacing_mm,
-            bounds=spine.bounds,
-            geometry=score_model.band_geometry,
-        )
+        band = band_along_spine(rad, spine, score_model.band_geometry)
         cov = check_band_coverage(band)
         out["coverage"] = cov.to_dict()
         pred = score_model.predict(band)

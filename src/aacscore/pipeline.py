@@ -33,7 +33,7 @@ from aacscore.qc import MIN_GREY_LEVELS, check_radiograph
 from aacscore.results import Result, StageResults, Status, failed
 
 if TYPE_CHECKING:
-    from aacscore.aorta.roi import Band
+    from aacscore.aorta.roi import Band, BandGeometry
     from aacscore.gate.quality import QualityReference
     from aacscore.gate.view import ViewClassifier
     from aacscore.score.predict import ScoreModel
@@ -284,16 +284,22 @@ class Scorer:
 
     def _band(self, rad: Radiograph, spine: SpineResult) -> Band:
         """The aortic band cut along the spine result's Kauppila bounds."""
-        from aacscore.aorta.roi import extract_band
+        return band_along_spine(rad, spine, self.score_model.band_geometry)
 
-        return extract_band(
-            rad.pixels,
-            spine.vertebrae,
-            spine.anterior_side,
-            rad.spacing_mm,
-            bounds=spine.bounds,
-            geometry=self.score_model.band_geometry,
-        )
+
+def band_along_spine(rad: Radiograph, spine: SpineResult, geometry: BandGeometry) -> Band:
+    """The aortic band of a film cut along its spine result's Kauppila bounds, at a score
+    model's ``band_geometry`` (exactly as :class:`Scorer` cuts it)."""
+    from aacscore.aorta.roi import extract_band
+
+    return extract_band(
+        rad.pixels,
+        spine.vertebrae,
+        spine.anterior_side,
+        rad.spacing_mm,
+        bounds=spine.bounds,
+        geometry=geometry,
+    )
 
 
 def model_weights_info(model: object) -> dict[str, Any]:

@@ -32,22 +32,15 @@ def reference() -> QualityReference:
 def scored_film(simulated_film: dict[str, Path]) -> tuple:
     """The conftest's simulated film (seed 3: not the reference's seed 3000) through the
     shipped spine and score models, as the pipeline runs them."""
-    from aacscore.aorta import extract_band
     from aacscore.io import read_radiograph
+    from aacscore.pipeline import band_along_spine
     from aacscore.score.predict import ScoreModel
     from aacscore.spine.predict import SpineModel
 
     rad = read_radiograph(simulated_film["dicom"])
     spine = SpineModel.load().predict(rad)
     score = ScoreModel.load()
-    band = extract_band(
-        rad.pixels,
-        spine.vertebrae,
-        spine.anterior_side,
-        rad.spacing_mm,
-        bounds=spine.bounds,
-        geometry=score.band_geometry,
-    )
+    band = band_along_spine(rad, spine, score.band_geometry)
     return spine, band, score.predict(band), score
 
 

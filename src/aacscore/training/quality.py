@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from aacscore.aorta.roi import extract_band
 from aacscore.gate.quality import (
     DEFAULT_THRESHOLD,
     REFERENCE_NAME,
@@ -46,6 +45,7 @@ from aacscore.gate.quality import (
     shrunk_covariance,
 )
 from aacscore.io import read_radiograph
+from aacscore.pipeline import band_along_spine
 from aacscore.score.predict import ScoreModel
 from aacscore.spine.predict import SpineModelProtocol, load_spine_model
 
@@ -67,14 +67,7 @@ def measure_film(
     """Read, segment, cut the band (as the pipeline does) and take the features of one film."""
     rad = read_radiograph(path)
     spine = spine_model.predict(rad)
-    band = extract_band(
-        rad.pixels,
-        spine.vertebrae,
-        spine.anterior_side,
-        rad.spacing_mm,
-        bounds=spine.bounds,
-        geometry=score_model.band_geometry,
-    )
+    band = band_along_spine(rad, spine, score_model.band_geometry)
     feats = score_model.features(band)
     return FilmMeasurement(path.name, film_statistics(spine, None), feats)
 
