@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aacscore.outputs import summary_html
 from aacscore.outputs.summary_html import (
     SUMMARY_NAME,
     SummaryError,
@@ -402,3 +406,20 @@ def test_page_in_headless_chromium(folder: Path) -> None:
     assert errors == []
     assert requests and requests[0] == path.as_uri()
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
+
+
+def test_thumbnails_are_cached_while_newer_than_their_overlay(folder: Path) -> None:
+    _page(folder)
+    cached = folder / summary_html.THUMBNAIL_CACHE / "ok1_1.jpg"
+    assert cached.is_file()
+    marker = io.BytesIO()
+    Image.new("RGB", (7, 9), (255, 0, 255)).save(marker, format="JPEG")
+    cached.write_bytes(marker.getvalue())  # newer than the overlay: reused as it is
+    uri = "data:image/jpeg;base64," + base64.b64encode(marker.getvalue()).decode("ascii")
+    assert f'<img src="{uri}" width="7" height="9"' in _page(folder)
+    overlay = folder / "overlays" / "ok1_1.png"
+    later = cached.stat().st_mtime_ns + 10**9
+    os.utime(overlay, ns=(later, later))  # the overlay was re-drawn: thumbnail made again
+    assert uri not in _page(folder)
+    with Image.open(cached) as img:
+        assert img.size != (7, 9)

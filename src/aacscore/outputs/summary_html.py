@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aacscore._files import atomic_write_text
+from aacscore._files import atomic_write_bytes, atomic_write_text
 from aacscore._version import __version__
 from aacscore.codes import ERROR_CODES, FLAGS
 from aacscore.kauppila import MAX_AAC24
@@ -57,6 +57,9 @@ THUMBNAIL_BOX = (180, 240)
 
 THUMBNAIL_THREADS = 8
 """Most threads decoding overlays for thumbnails."""
+
+THUMBNAIL_CACHE = "thumbnails"
+"""Folder of ``OUT`` where the thumbnails are kept between writes of the page."""
 
 LOW_QUALITY_FLAG = "low_quality"
 """The flag of a film whose familiarity score is below its threshold."""
@@ -475,11 +478,22 @@ def _review_section(cases: Sequence[CaseRow]) -> str:
     return "\n".join(parts)
 
 
-def _thumbnail(path: Path) -> tuple[str, int, int] | None:
-    """A JPEG thumbnail of an overlay as a ``data:`` URI with its size, or None (logged)."""
+def _thumbnail(path: Path, cache: Path | None = None) -> tuple[str, int, int] | None:
+    """A JPEG thumbnail of an overlay as a ``data:`` URI with its size, or None (logged).
+
+    With ``cache`` (a folder), the JPEG is kept there as ``<overlay stem>.jpg`` and reused while
+    it is newer than the overlay, so re-writing the page of a large batch decodes only the new
+    overlays."""
     from PIL import Image
 
+    cached = None if cache is None else cache / f"{path.stem}.jpg"
     try:
+        if cached is not None and cached.is_file():
+            if cached.stat().st_mtime_ns >= path.stat().st_mtime_ns:
+                with Image.open(cached) as img:
+                    w, h = img.size
+                data = base64.b64encode(cached.read_bytes()).decode("ascii")
+                return f"data:image/jpeg;base64,{data}", w, h
         with Image.open(path) as img:
             img.draft("RGB", THUMBNAIL_BOX)
             img.thumbnail(THUMBNAIL_BOX)
@@ -489,6 +503,11 @@ def _thumbnail(path: Path) -> tuple[str, int, int] | None:
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         log.warning("%s: no thumbnail: %s", path, e)
         return None
+    if cached is not None:
+        try:
+            atomic_write_bytes(cached, buf.getvalue())
+        except OSError as e:  # a read-only folder: the page is still written
+            log.debug("%s: thumbnail not cached: %s", cached, e)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f"data:image/jpeg;base64,{data}", rgb.width, rgb.height
 
@@ -517,7 +536,8 @@ def _contact_sheet_section(content: FolderContent, max_thumbnails: int) -> str:
     missing = 0
     paths = [c.overlay for c in shown if c.overlay is not None]
     with ThreadPoolExecutor(max_workers=max(1, min(THUMBNAIL_THREADS, os.cpu_count() or 1))) as ex:
-        thumbs = list(ex.map(_thumbnail, paths))  # PNG decoding releases the GIL
+        cache = content.out_dir / THUMBNAIL_CACHE
+        thumbs = list(ex.map(lambda p: _thumbnail(p, cache), paths))  # decoding frees the GIL
     for c, thumb in zip(shown, thumbs, strict=True):
         assert c.overlay is not None
         if thumb is None:
