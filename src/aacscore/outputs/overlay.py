@@ -507,7 +507,7 @@ def render_overlay(rad: Radiograph, result: Result) -> Overlay:
     was drawn and the boxes of its texts."""
     px = np.clip(rad.pixels, 0.0, 1.0)
     scale = min(1.0, MAX_SIDE / max(px.shape))
-    film = Image.fromarray((px * 255).astype(np.uint8), mode="L")
+    film = Image.fromarray((px * 255).astype(np.uint8))
     if scale < 1.0:
         size = (max(1, round(px.shape[1] * scale)), max(1, round(px.shape[0] * scale)))
         film = film.resize(size, Image.BILINEAR, reducing_gap=2.0)
@@ -827,7 +827,7 @@ def _ramp(painter: _Painter, font: Font, x0: int, y_mid: float, w: int, fs: floa
     y0 = round(y_mid - fs * 0.7)
     colours = np.array([grade_colour(3.0 * i / max(1, w - 1)) for i in range(w)], np.uint8)
     bar = np.repeat(colours[None, :, :], bar_h + 1, axis=0)
-    painter.img.paste(Image.fromarray(bar, mode="RGB"), (x0, y0))
+    painter.img.paste(Image.fromarray(bar), (x0, y0))
     for g in range(4):
         text = str(g)
         tw, th = painter.text_size(text, font)
