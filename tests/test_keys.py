@@ -65,6 +65,11 @@ def test_case_key_same_for_path_spellings() -> None:
         ("/data/batch.zip:p1/IM0001.dcm", "/data/batch.zip", "p1/IM0001"),
         ("/data/p1/1.2.840.113619.2.55", "/data", "p1/1.2.840.113619.2.55"),
         ("/data/p1/scan.nii.gz", "/", "data/p1/scan"),
+        ("/data/batch.zip:/p1/IM0001.dcm", "/data", "batch.zip:p1/IM0001"),
+        # a last part that is only a suffix is kept whole, as case_key does
+        ("/data/p1/x/.dcm", "/data", "p1/x/.dcm"),
+        ("/data/p1/a.dcm", "/data", "p1/a"),
+        ("/data/batch.zip:.dcm", "/data", "batch.zip:.dcm"),
         ("", "/data", ""),
     ],
 )
@@ -93,13 +98,32 @@ def test_relative_key_of_table_values(value: str, key: str) -> None:
         ("/database/p1/IM0001.dcm", False, "is outside --root /data"),  # a prefix is not inside
         ("p1/IM0001.dcm", False, "'p1/IM0001.dcm' is outside --root /data"),  # cwd is /work
         ("../p1/IM0001.dcm", True, "is outside --root /data"),
+        ("..", True, "'..' is outside --root /data"),
+        (".", True, "'.' is the --root folder itself"),
+        ("C:/data/IM0001.dcm", False, "'C:/data/IM0001.dcm' is outside --root /data"),
         ("/other/IM0001.dcm", True, "is outside --root /data"),
-        ("/data", False, "is the --root folder itself"),
+        ("/data", False, "'/data' is the --root folder itself, not a file in it"),
     ],
 )
 def test_relative_key_errors(value: str, table: bool, text: str) -> None:
     with pytest.raises(CaseKeyError, match=re.escape(text)):
         relative_key(value, "/data", "/work", table=table)
+
+
+def test_relative_key_outside_message_says_what_to_give() -> None:
+    with pytest.raises(CaseKeyError) as info:
+        relative_key("/other/a.dcm", "/data", "/work")
+    assert str(info.value) == (
+        "'/other/a.dcm' is outside --root /data: give the folder that holds every input "
+        "(as given to aacscore score, or its absolute path)"
+    )
+
+
+def test_relative_key_reads_relative_paths_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert relative_key("export/p1/IM0001.dcm", f"{tmp_path}/export") == "p1/IM0001"
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,6 +149,19 @@ def test_join_key_relpath_root_is_absolute(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(CaseKeyError, match="outside --root"):
         j.of_result("p1/IM0001.dcm")
     assert str(tmp_path.name) in j.describe() and "relative" in j.describe()
+    assert j.of_table(f"{tmp_path}/export/p2/IM0002.dcm") == "p2/IM0002"
+    # relative paths are read from the folder current when the key was made
+    monkeypatch.chdir(tmp_path / "..")
+    with pytest.raises(CaseKeyError, match="is outside --root"):
+        j.of_result(f"{tmp_path.name}/export/p1/IM0001.dcm")
+    assert j.of_result("export/p1/IM0001.dcm") == "p1/IM0001"
+    assert j.of_table("export/p1/IM0001.dcm") == "p1/IM0001"
+
+
+def test_join_key_windows_root() -> None:
+    j = JoinKey("relpath", r"c:\exp")
+    assert j.root == "C:/exp"
+    assert j.of_result(r"C:\exp\p1\IM0001.dcm") == j.of_table("c:/exp/p1/IM0001") == "p1/IM0001"
 
 
 def test_join_key_uid_sources() -> None:
@@ -191,12 +228,35 @@ def test_duplicate_message_lists_at_most_five_rows() -> None:
     msg = JoinKey().duplicate_problem(d)
     assert "row 5: f4; and 3 more; 1 more key(s) are duplicated" in msg
     assert "f5" not in msg
+    five = find_duplicate(["k"] * 5, [f"f{i}" for i in range(5)])
+    assert five is not None
+    assert (
+        JoinKey()
+        .duplicate_problem(five)
+        .startswith(
+            "duplicated case key 'k' (row 1: f0; row 2: f1; row 3: f2; row 4: f3; row 5: f4): "
+        )
+    )
 
 
 def test_missing_uid_messages_say_what_to_do() -> None:
     j = JoinKey("sop_uid")
-    assert "no 'sop_uid' column for --key-from sop_uid" in j.missing_column_problem("sop_uid")
-    assert "--key-from relpath --root DIR" in j.missing_column_problem("sop_uid")
-    msg = j.missing_values_problem([2, 5], ["a.png", "b.png"])
-    assert msg.startswith("2 scored row(s) have no sop_uid (row 2: a.png; row 5: b.png)")
-    assert "not DICOM" in msg and "--key-from relpath --root DIR" in msg
+    assert j.missing_column_problem("sop_uid") == (
+        "no 'sop_uid' column for --key-from sop_uid (a results.csv written before aacscore "
+        "recorded DICOM identifiers, or not a results.csv): score the films again, or join on "
+        "--key-from relpath --root DIR"
+    )
+    assert j.missing_values_problem([2, 5], ["a.png", "b.png"]) == (
+        "2 scored row(s) have no sop_uid (row 2: a.png; row 5: b.png): they are not DICOM "
+        "files, or lack this attribute; join on --key-from relpath --root DIR (or --key-from "
+        "name), or remove those rows"
+    )
+
+
+def test_relpath_needs_root_message() -> None:
+    with pytest.raises(CaseKeyError) as info:
+        JoinKey("relpath")
+    assert str(info.value) == (
+        "--key-from relpath needs --root DIR: the folder the input paths are relative to (the "
+        "folder given to aacscore score)"
+    )
