@@ -18,9 +18,10 @@ known image or archive suffix (case-insensitive, a compression suffix first: ``P
   that does not lie inside the root that way is taken as already relative to the root
   (``p1/IM0001.dcm``).
 * ``sop_uid``, ``study_uid``, ``accession``: that column of ``results.csv``, as written (spaces
-  around it removed). In the reference / cohort table the UIDs also go through
-  :func:`case_key`, so ``1.2.840.1.dcm`` file names match. ``study_uid`` and ``accession`` allow
-  one usable film per study.
+  around it removed). In the reference / cohort table, SOP and Study Instance UIDs also go
+  through :func:`case_key`, so UID file names (``/pacs/1.2.840.1.dcm``) match; accession numbers
+  are taken as written (leading zeros kept). ``study_uid`` and ``accession`` allow one usable
+  film per study (other films of the study may have failed).
 """
 
 from __future__ import annotations
