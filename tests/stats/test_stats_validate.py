@@ -424,7 +424,8 @@ def test_error_duplicated_keys(tmp_path: Path) -> None:
     ref = write_ref_totals(tmp_path, [["/other/dir/case03.dcm", 3]])
     _expect_error(
         write_pred(tmp_path), ref, ref, 13, "file",
-        "duplicated case key 'case03' (from '/other/dir/case03.dcm'), first seen in row 4",
+        "duplicated case key 'case03' (row 4: case03.png; row 13: /other/dir/case03.dcm): "
+        "join on --key-from sop_uid or --key-from relpath --root DIR",
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from aacscore.cli._app import app, console, err_console
+from aacscore.keys import KeyFrom
 
 
 @app.command("cohort")
@@ -17,9 +18,25 @@ def cohort(
     event: str = typer.Option(..., "--event", help="Event column (0/1), e.g. MACE."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     aac: str = typer.Option("aac24", "--aac", help="AAC-24 total column."),
-    key: str | None = typer.Option(None, "--key", help="Patient / image key column."),
+    key: str | None = typer.Option(
+        None,
+        "--key",
+        help="Patient / image key column (with --results: default file, or the --key-from UID "
+        "column).",
+    ),
     results: Path | None = typer.Option(
-        None, "--results", help="aacscore results.csv joined on --key by file stem."
+        None, "--results", help="aacscore results.csv joined on --key (see --key-from)."
+    ),
+    key_from: KeyFrom = typer.Option(
+        KeyFrom.NAME,
+        "--key-from",
+        case_sensitive=False,
+        help="Join --results on: name (file name without folder and extension), relpath (path "
+        "relative to --root), sop_uid, study_uid or accession (that column of --results; --key "
+        "defaults to the column of the same name).",
+    ),
+    root: Path | None = typer.Option(
+        None, "--root", help="Folder the input paths are relative to (with --key-from relpath)."
     ),
     exposure: str | None = typer.Option(
         None, "--exposure", help="Binary exposure / matching group (e.g. dialysis)."
@@ -82,6 +99,8 @@ def cohort(
             time_unit=time_unit,
             horizons=parse_horizons(horizons),
             matched_model=matched_model,
+            key_from=key_from,
+            root=root,
         )
         result = run_cohort(table, options)
         paths = write_outputs(result, out_dir)

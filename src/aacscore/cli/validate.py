@@ -8,6 +8,7 @@ import typer
 from rich.text import Text
 
 from aacscore.cli._app import app, console, err_console
+from aacscore.keys import KeyFrom
 
 
 @app.command("validate")
@@ -18,7 +19,19 @@ def validate_cmd(
     groups: str = typer.Option(
         "lewis", "--groups", help="Severity groups: lewis, ckd or cut-offs such as 0,4,15."
     ),
-    key: str = typer.Option("file", "--key", help="Key column in both files."),
+    key_from: KeyFrom = typer.Option(
+        KeyFrom.NAME,
+        "--key-from",
+        case_sensitive=False,
+        help="Join on: name (file name without folder and extension), relpath (path relative "
+        "to --root), sop_uid, study_uid or accession (that column of --pred).",
+    ),
+    root: Path | None = typer.Option(
+        None, "--root", help="Folder the input paths are relative to (with --key-from relpath)."
+    ),
+    key: str | None = typer.Option(
+        None, "--key", help="Key column in both files (default: file, or the --key-from column)."
+    ),
     pred_key: str | None = typer.Option(None, "--pred-key", help="Key column of --pred."),
     ref_key: str | None = typer.Option(None, "--ref-key", help="Key column of --ref."),
     reader_columns: list[str] | None = typer.Option(
@@ -50,7 +63,18 @@ def validate_cmd(
             seed=seed,
             loa_ci_method=loa_ci.lower(),
         )
-        result = validate(pred, ref, out, settings, key, pred_key, ref_key, readers or None)
+        result = validate(
+            pred,
+            ref,
+            out,
+            settings,
+            key,
+            pred_key,
+            ref_key,
+            readers or None,
+            key_from=key_from,
+            root=root,
+        )
     except ValidationInputError as e:
         err_console.print(Text("error: ", style="bold red") + Text(str(e)), soft_wrap=True)
         raise typer.Exit(code=2) from None

@@ -18,13 +18,15 @@ Outputs (:func:`aacscore.cohort.run.write_outputs`): ``cohort.json``, ``report.m
 that cannot be computed are ``null``):
 
 - ``schema_version`` (1); ``input``: ``table``, ``results``, ``time``, ``event``, ``aac``,
-  ``key``, ``exposure``, ``competing``, ``time_unit``; ``options``: ``matched_model``,
+  ``key``, ``key_from`` (how ``results`` is joined: name, relpath, sop_uid, study_uid or
+  accession), ``root`` (absolute ``--root`` of relpath, else null), ``exposure``, ``competing``,
+  ``time_unit``; ``options``: ``matched_model``,
   ``match_on``, ``exact_on``, ``ratio``, ``caliper``, ``adjust``, ``horizons``.
 - ``groups``: ``name``, ``description``, ``labels`` (lowest first; the Cox reference).
 - ``n``, ``events``, ``competing_events``, ``person_years``, ``median_follow_up`` (reverse
   Kaplan-Meier): the full analysed cohort.
 - ``excluded``: ``{n, rows: [{row, key, reason}]}`` — table rows without a usable result when
-  joining ``--results`` (no result / failed status).
+  joining ``--results`` (no result / failed status / empty key column).
 - ``matched`` (bool), ``matched_n`` (patients in the matched set, else null), ``matching``: null
   or ``{covariates, exact_on, ratio, caliper_sd, caliper_width, n_exposed, n_unexposed,
   n_exposed_matched, n_unexposed_matched, n_sets, n_incomplete_sets, propensity_model:

@@ -1,15 +1,24 @@
 """Reading and validating the cohort table of ``aacscore cohort`` (and joining ``--results``).
 
 One row per patient: follow-up time, event indicator (0/1), the AAC-24 total (or ``--results
-results.csv`` joined on a key column by :func:`aacscore.keys.case_key`), optionally an exposure
-(e.g. dialysis yes/no), covariates and a competing event (0/1). Bad input raises
-:class:`~aacscore.cohort.errors.CohortInputError` naming the file, row and column.
+results.csv`` joined on a key column), optionally an exposure (e.g. dialysis yes/no), covariates
+and a competing event (0/1). Bad input raises :class:`~aacscore.cohort.errors.CohortInputError`
+naming the file, row and column.
+
+The ``--results`` join (:class:`aacscore.keys.JoinKey`, ``--key-from``): by default the
+:func:`aacscore.keys.case_key` of ``results.csv``'s ``file`` and of the table's ``--key`` column
+(default ``file``); ``relpath`` the paths relative to ``--root``; ``sop_uid``, ``study_uid`` or
+``accession`` that column of ``results.csv`` and the table's ``--key`` column (default: the
+column of that name). Keys must be unique in the table and in ``results.csv`` (with
+``study_uid``/``accession``: among its scored rows, ok/warning). Table rows with an empty key or
+no usable result are excluded and listed.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +30,7 @@ from aacscore.cohort.design import coerce_binary, encode_columns
 from aacscore.cohort.errors import CohortInputError
 from aacscore.cohort.options import TIME_UNITS, CohortOptions
 from aacscore.kauppila import MAX_AAC24, SeverityGroups, parse_groups
-from aacscore.keys import case_key
+from aacscore.keys import CaseKeyError, JoinKey, KeyFrom, find_duplicate
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +52,18 @@ class CohortData:
     notes: tuple[str, ...] = ()
 
 
-def _read_csv(path: str | Path) -> pd.DataFrame:
+def _read_csv(
+    path: str | Path, text_columns: Sequence[str | None] = (), all_text: bool = False
+) -> pd.DataFrame:
+    """The CSV; ``text_columns`` (or every column) are read as text (``00123`` stays)."""
     p = Path(path)
     if not p.is_file():
         raise CohortInputError("file not found", file=p)
     try:
-        df = pd.read_csv(p)
+        if all_text:
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, na_filter=False)
+        else:
+            df = pd.read_csv(p, dtype={c: str for c in text_columns if c})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CohortInputError(f"cannot read CSV ({exc})", file=p) from None
     if df.empty:
@@ -88,22 +103,28 @@ def _numeric(
 def load_cohort(table: str | Path, options: CohortOptions) -> CohortData:
     """Read and validate the cohort table (and join ``options.results``)."""
     file = str(table)
-    df = _read_csv(table)
+    join = options.join
+    df = _read_csv(table, (options.key, join.kind.results_column))
     groups = parse_groups(options.groups)
     if options.time_unit not in TIME_UNITS:
         raise CohortInputError(
             f"unknown time unit {options.time_unit!r}; use one of {', '.join(TIME_UNITS)}",
             file=file,
         )
+    if options.results is None and join.kind is not KeyFrom.NAME:
+        raise CohortInputError(
+            f"--key-from {join.kind} chooses how --results is joined; give --results results.csv",
+            file=file,
+        )
     key = options.key
     if options.results is not None and key is None:
-        if "file" not in df.columns:
+        key = join.kind.results_column
+        if key not in df.columns:
             raise CohortInputError(
-                "--results needs --key: the column of the cohort table that holds the image file "
-                "name or stem",
+                f"--results needs --key: the column of the cohort table that holds the "
+                f"{join.describe()} (there is no {key!r} column)",
                 file=file,
             )
-        key = "file"
     needed = [options.time, options.event]
     if options.results is None:
         needed.append(options.aac)
@@ -156,8 +177,8 @@ def load_cohort(table: str | Path, options: CohortOptions) -> CohortData:
         miss = np.flatnonzero(df[c].isna().to_numpy())
         if miss.size:
             raise CohortInputError("missing value", file=file, row=int(miss[0]) + 1, column=c)
-    if key is not None:
-        dup = out[key].astype(str).map(case_key if options.results is not None else str.strip)
+    if key is not None and options.results is None:
+        dup = out[key].astype(str).map(str.strip)
         d = np.flatnonzero(dup.duplicated().to_numpy())
         if d.size:
             raise CohortInputError(
@@ -168,7 +189,10 @@ def load_cohort(table: str | Path, options: CohortOptions) -> CohortData:
     notes: list[str] = []
     if options.results is not None:
         assert key is not None
-        out, excluded, notes = _join_results(out, key, options.results, options.aac, file)
+        keys = _table_keys(out[key], join, file, key)
+        out, excluded, notes = _join_results(
+            out, keys, key, join, options.results, options.aac, file
+        )
     else:
         out[options.aac] = _numeric(
             df[options.aac], options.aac, file, what="AAC total", low=0.0, high=float(MAX_AAC24)
@@ -185,44 +209,95 @@ def load_cohort(table: str | Path, options: CohortOptions) -> CohortData:
     )
 
 
+def _text(values: pd.Series) -> list[str]:
+    return ["" if pd.isna(v) else str(v).strip() for v in values.tolist()]
+
+
+def _table_keys(values: pd.Series, join: JoinKey, file: str, column: str) -> list[str]:
+    """Keys of the cohort table's key column; unique apart from empty ones."""
+    raw = _text(values)
+    keys: list[str] = []
+    for i, v in enumerate(raw):
+        try:
+            keys.append(join.of_table(v))
+        except CaseKeyError as exc:
+            raise CohortInputError(str(exc), file=file, row=i + 1, column=column) from None
+    dup = find_duplicate(keys, raw)
+    if dup is not None:
+        raise CohortInputError(
+            join.duplicate_problem(dup), file=file, row=dup.rows[1], column=column
+        )
+    return keys
+
+
+def _result_keys(res: pd.DataFrame, join: JoinKey, rfile: str, used: Sequence[bool]) -> list[str]:
+    """Keys of ``results.csv``: every scored row has one, and they are unique."""
+    col = join.kind.results_column
+    if col not in res.columns:
+        problem = (
+            join.missing_column_problem(col)
+            if col != "file"
+            else f"results table needs a 'file' column; found {', '.join(res.columns)}"
+        )
+        raise CohortInputError(problem, file=rfile)
+    raw = _text(res[col])
+    labels = _text(res["file"]) if "file" in res.columns else raw
+    keys: list[str] = []
+    for i, v in enumerate(raw):
+        try:
+            keys.append(join.of_result(v))
+        except CaseKeyError as exc:
+            raise CohortInputError(str(exc), file=rfile, row=i + 1, column=col) from None
+    empty = [i for i, k in enumerate(keys) if not k and used[i]]
+    if empty and col != "file":
+        raise CohortInputError(
+            join.missing_values_problem([i + 1 for i in empty], [labels[i] for i in empty]),
+            file=rfile,
+            row=empty[0] + 1,
+            column=col,
+        )
+    dup = find_duplicate(keys, labels, None if join.kind.per_film else used)
+    if dup is not None:
+        raise CohortInputError(join.duplicate_problem(dup), file=rfile, row=dup.rows[1], column=col)
+    return keys
+
+
 def _join_results(
-    table: pd.DataFrame, key: str, results: str | Path, aac: str, file: str
+    table: pd.DataFrame,
+    table_keys: list[str],
+    key: str,
+    join: JoinKey,
+    results: str | Path,
+    aac: str,
+    file: str,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], list[str]]:
     rfile = str(results)
-    res = _read_csv(results)
-    if "file" not in res.columns:
-        raise CohortInputError(
-            f"results table needs a 'file' column; found {', '.join(res.columns)}", file=rfile
-        )
+    res = _read_csv(results, all_text=True)
     rcol = aac if aac in res.columns else "aac24"
     if rcol not in res.columns:
         raise CohortInputError(f"results table has no {aac!r} or 'aac24' column", file=rfile)
-    keys = res["file"].map(case_key)
-    d = np.flatnonzero(keys.duplicated().to_numpy())
-    if d.size:
-        raise CohortInputError(
-            f"duplicate result for {keys.iloc[int(d[0])]!r}",
-            file=rfile,
-            row=int(d[0]) + 1,
-            column="file",
-        )
     status = (
         res["status"].astype(str).str.strip().str.lower()
         if "status" in res.columns
         else pd.Series("ok", index=res.index)
     )
     ok = status.isin(RESULT_OK_STATUS)
-    by_key: dict[str, tuple[int, str, object]] = {
-        s: (i, st, v) for i, (s, st, v) in enumerate(zip(keys, status, res[rcol], strict=True))
-    }
+    keys = _result_keys(res, join, rfile, ok.tolist())
+    by_key: dict[str, tuple[int, str, object]] = {}
+    for i, (k, st, v) in enumerate(zip(keys, status, res[rcol], strict=True)):
+        if k and (k not in by_key or ok.iloc[i]):  # a study's usable film wins over failed ones
+            by_key[k] = (i, st, v)
     notes: list[str] = []
     if aac in table.columns:
         notes.append(f"column {aac!r} of the cohort table is replaced by the AAC of {rfile}")
     values: list[float] = []
     keep: list[int] = []
     excluded: list[dict[str, Any]] = []
-    for pos, k in enumerate(table[key].map(case_key)):
+    for pos, k in enumerate(table_keys):
         row = int(table[SOURCE_ROW].iloc[pos])
+        if not k:
+            excluded.append({"row": row, "key": k, "reason": f"empty key column {key!r}"})
+            continue
         hit = by_key.get(k)
         if hit is None:
             excluded.append({"row": row, "key": k, "reason": "no result"})
@@ -243,8 +318,8 @@ def _join_results(
         keep.append(pos)
     if not keep:
         raise CohortInputError(
-            f"no cohort row matched a usable result in {rfile} (key column {key!r} compared by "
-            "file stem)",
+            f"no cohort row matched a usable result in {rfile} (key column {key!r}; keys are "
+            f"{join.describe()}, --key-from {join.kind})",
             file=file,
             column=key,
         )

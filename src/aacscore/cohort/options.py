@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+
+from aacscore.keys import JoinKey, KeyFrom
 
 TIME_UNITS: dict[str, float] = {
     "years": 1.0,
@@ -34,6 +36,9 @@ class CohortOptions:
     """Column names and analysis choices of :func:`aacscore.cohort.run_cohort`.
 
     ``matched_model`` accepts a :class:`MatchedModel` or its value and is stored as the member.
+    ``key_from`` and ``root`` choose how ``results`` is joined on ``key``
+    (:class:`aacscore.keys.JoinKey`, built into ``join``; a bad choice raises
+    :class:`aacscore.keys.CaseKeyError`, a ``ValueError``).
     """
 
     time: str
@@ -52,8 +57,14 @@ class CohortOptions:
     time_unit: str = "years"
     horizons: tuple[float, ...] = ()
     matched_model: str | MatchedModel = MatchedModel.STRATIFIED
+    key_from: str | KeyFrom = KeyFrom.NAME
+    root: str | Path | None = None
+    join: JoinKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        join = JoinKey(self.key_from, self.root)
+        object.__setattr__(self, "key_from", join.kind)
+        object.__setattr__(self, "join", join)
         try:
             object.__setattr__(self, "matched_model", MatchedModel(self.matched_model))
         except ValueError:

@@ -74,6 +74,11 @@ def build_report(result: CohortResult) -> Report:
     )
     if s["competing_events"] is not None:
         text += f" {s['competing_events']} competing events ({o.competing})."
+    if o.results is not None:
+        text += (
+            f" AAC-24 from {Path(o.results).name}, joined on {o.join.describe()} "
+            f"(--key-from {o.join.kind})."
+        )
     if s["excluded"]["n"]:
         text += f" {s['excluded']['n']} table rows without a usable AAC result were excluded."
     if result.match is not None:

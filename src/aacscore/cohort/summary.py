@@ -69,6 +69,7 @@ def cohort_summary(
             "event": options.event,
             "aac": options.aac,
             "key": options.key,
+            **options.join.settings(),
             "exposure": options.exposure,
             "competing": options.competing,
             "time_unit": options.time_unit,

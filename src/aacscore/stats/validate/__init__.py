@@ -64,14 +64,18 @@ key                    meaning
 ``unmatched``          ``{n_pred_only, n_ref_only, pred_only: [keys], ref_only: [keys]}``:
                        prediction rows without a reference row and vice versa
 ``failed``             ``{n, cases: [{key, file, status, error, row, in_reference}]}``:
-                       prediction rows not ``ok``/``warning``
+                       prediction rows not ``ok``/``warning`` (``key`` is ``""`` when
+                       the row has no value of the ``key_from`` UID column)
 ``n_pred_rows``,       data rows in each file; ``n_warning`` and ``n_low_confidence``: matched
 ``n_ref_rows``,        cases whose prediction has status ``warning`` / ``low_confidence``
 ``n_warning``,         true (they are used)
 ``n_low_confidence``
 ``reference_source``   ``"aac24"``, ``"segments"`` or ``"readers_mean"``
 ``warnings``           human-readable warnings (also logged)
-``settings``           inputs, key columns, confidence, bootstrap settings, LoA CI method
+``settings``           inputs, key columns (``pred_key``, ``ref_key``), the case key
+                       (``key_from``: name, relpath, sop_uid, study_uid or accession;
+                       ``root``: the absolute ``--root`` of relpath, else ``null``),
+                       confidence, bootstrap settings, LoA CI method
 =====================  ====================================================================
 """
 

@@ -38,7 +38,7 @@ class ValidationResult:
     categorical: CategoricalAgreement
     segments: tuple[SegmentAgreement, ...] | None
     warnings: tuple[str, ...]
-    inputs: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -63,7 +63,7 @@ def compute_metrics(data: MatchedData, settings: ValidationSettings) -> Validati
     if data.failed:
         warnings.append(
             f"{len(data.failed)} prediction row(s) failed and were excluded: "
-            + preview([f.key for f in data.failed])
+            + preview([f.key or f.file for f in data.failed])
         )
     if data.n < MIN_CORRELATION_N:
         raise ValidationInputError(

@@ -14,9 +14,14 @@
   individual readers, 0-24) are ``--reader-columns`` or, by default, every column whose name
   starts with ``aac24_reader``; they feed the inter-reader ICC. When both ``aac24`` and the 8
   grades are given they must agree.
-* Case keys are :func:`aacscore.keys.case_key` of the ``file`` column (``/data/P001.dcm`` ->
-  ``P001``; DICOM UIDs such as ``1.2.840.1`` stay whole). ``--key`` names another column for
-  both files, ``--pred-key``/``--ref-key`` one per side; the same reduction is applied.
+* Case keys (:class:`aacscore.keys.JoinKey`, ``--key-from``): by default
+  :func:`aacscore.keys.case_key` of the ``file`` column (``/data/P001.dcm`` -> ``P001``; DICOM
+  UIDs such as ``1.2.840.1`` stay whole); ``relpath`` the path relative to ``--root``
+  (``p1/IM0001``); ``sop_uid``, ``study_uid``, ``accession`` that column of both files. ``--key``
+  names another column for both files, ``--pred-key``/``--ref-key`` one per side; the same
+  reduction is applied. Keys must be unique in each file; with ``study_uid``/``accession`` only
+  among the scored (ok/warning) prediction rows, so a study may hold failed films besides its
+  one usable film. Failed rows without a UID are listed with an empty key.
 
 Bad input raises :class:`ValidationInputError` naming the file, row (data row, 1-based; the CSV
 line is row + 1) and column.
@@ -34,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from aacscore.kauppila import MAX_AAC24, MAX_GRADE, SEGMENTS
-from aacscore.keys import case_key
+from aacscore.keys import CaseKeyError, JoinKey, find_duplicate
 from aacscore.stats._common import FloatArray
 
 logger = logging.getLogger(__name__)
@@ -188,38 +193,83 @@ def _number(
     return x
 
 
-def _keys(df: pd.DataFrame, path: str | Path, key_column: str) -> list[str]:
+def _labels(df: pd.DataFrame, key_column: str) -> list[str]:
+    col = "file" if "file" in df.columns else key_column
+    return [str(v).strip() for v in df[col].tolist()]
+
+
+def _key_column(
+    df: pd.DataFrame, path: str | Path, key_column: str, join: JoinKey, flag: str
+) -> None:
+    """Require the key column; a missing UID column says how to get or choose one."""
+    uid_column = join.kind.results_column != "file" and key_column == join.kind.results_column
+    if key_column in df.columns or not uid_column:
+        _require_columns(df, path, [key_column])
+        return
+    have = ", ".join(repr(c) for c in df.columns)
+    problem = (
+        join.missing_column_problem(key_column)
+        if flag == "--pred-key"
+        else f"no {key_column!r} column for --key-from {join.kind}: add the key of each case, "
+        f"or name the column that holds it with {flag} COLUMN"
+    )
+    raise ValidationInputError(f"{problem} (columns present: {have})", path, column=key_column)
+
+
+def _keys(
+    df: pd.DataFrame,
+    path: str | Path,
+    key_column: str,
+    join: JoinKey,
+    used: Sequence[bool] | None = None,
+) -> list[str]:
+    """Case keys of every row; ``used`` (predictions) marks the scored rows."""
     keys: list[str] = []
-    first: dict[str, int] = {}
     for i, raw in enumerate(df[key_column].tolist()):
-        row = i + 1
-        k = case_key(raw)
-        if k == "":
-            raise ValidationInputError("empty case key", path, row, key_column)
-        if k in first:
-            shown = f"{k!r}" if str(raw).strip() == k else f"{k!r} (from {str(raw).strip()!r})"
+        try:
+            k = join.of_result(raw) if used is not None else join.of_table(raw)
+        except CaseKeyError as e:
+            raise ValidationInputError(str(e), path, i + 1, key_column) from None
+        keys.append(k)
+    labels = _labels(df, key_column)
+    empty = [i for i, k in enumerate(keys) if k == ""]
+    if used is not None and join.kind.results_column != "file":
+        empty = [i for i in empty if used[i]]
+        if empty:
             raise ValidationInputError(
-                f"duplicated case key {shown}, first seen in row {first[k]}",
+                join.missing_values_problem([i + 1 for i in empty], [labels[i] for i in empty]),
                 path,
-                row,
+                empty[0] + 1,
                 key_column,
             )
-        first[k] = row
-        keys.append(k)
+    if empty:
+        raise ValidationInputError("empty case key", path, empty[0] + 1, key_column)
+    counted = used if used is not None and not join.kind.per_film else None
+    dup = find_duplicate(keys, labels, counted)
+    if dup is not None:
+        raise ValidationInputError(join.duplicate_problem(dup), path, dup.rows[1], key_column)
     return keys
 
 
-def load_predictions(path: str | Path, key_column: str = "file") -> PredictionTable:
-    """Read an aacscore ``results.csv``; keep rows with status ok/warning, list the others."""
+def load_predictions(
+    path: str | Path, key_column: str | None = None, join: JoinKey | None = None
+) -> PredictionTable:
+    """Read an aacscore ``results.csv``; keep rows with status ok/warning, list the others.
+
+    ``key_column`` defaults to the column of ``join`` (``file``, or the UID column).
+    """
+    jk = join or JoinKey()
+    key_column = key_column or jk.kind.results_column
     df = _read_csv(path)
-    _require_columns(df, path, [key_column, "aac24"])
+    _key_column(df, path, key_column, jk, "--pred-key")
+    _require_columns(df, path, ["aac24"])
     has_segments = _segment_columns(df, path)
-    keys = _keys(df, path, key_column)
     status = (
         [str(s).strip().lower() for s in df["status"].tolist()]
         if "status" in df.columns
         else ["ok"] * len(df)
     )
+    keys = _keys(df, path, key_column, jk, [s in USED_STATUSES for s in status])
     if "status" not in df.columns:
         logger.info("%s has no 'status' column: every row is used", path)
     errors = df["error"].tolist() if "error" in df.columns else [""] * len(df)
@@ -267,7 +317,7 @@ def load_predictions(path: str | Path, key_column: str = "file") -> PredictionTa
         if has_segments
         else None,
         failed=tuple(failed),
-        all_keys=tuple(keys),
+        all_keys=tuple(dict.fromkeys(k for k in keys if k)),
         n_rows=len(df),
         warning=tuple(warn_flags),
         low_confidence=tuple(low_flags),
@@ -287,11 +337,19 @@ def _reader_columns(
 
 
 def load_reference(
-    path: str | Path, key_column: str = "file", reader_columns: Sequence[str] | None = None
+    path: str | Path,
+    key_column: str | None = None,
+    reader_columns: Sequence[str] | None = None,
+    join: JoinKey | None = None,
 ) -> ReferenceTable:
-    """Read a reference CSV with ``aac24``, the 8 segment grades and/or reader totals."""
+    """Read a reference CSV with ``aac24``, the 8 segment grades and/or reader totals.
+
+    ``key_column`` defaults to the column of ``join`` (``file``, or the UID column).
+    """
+    jk = join or JoinKey()
+    key_column = key_column or jk.kind.results_column
     df = _read_csv(path)
-    _require_columns(df, path, [key_column])
+    _key_column(df, path, key_column, jk, "--ref-key")
     has_segments = _segment_columns(df, path)
     readers = _reader_columns(df, path, reader_columns)
     has_total = "aac24" in df.columns and "aac24" not in readers
@@ -304,7 +362,7 @@ def load_reference(
             path,
             column="aac24",
         )
-    keys = _keys(df, path, key_column)
+    keys = _keys(df, path, key_column, jk)
     n = len(df)
     seg = np.zeros((n, len(SEGMENTS)))
     rv = np.zeros((n, len(readers)))

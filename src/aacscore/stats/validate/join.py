@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aacscore.keys import KEY_SOURCES, JoinKey
 from aacscore.stats._common import FloatArray
 from aacscore.stats.validate.inputs import (
     FailedCase,
@@ -42,8 +43,13 @@ class MatchedData:
         return len(self.keys)
 
 
-def match_tables(pred: PredictionTable, ref: ReferenceTable) -> MatchedData:
-    """Join predictions and reference on their keys; unmatched and failed rows are recorded."""
+def match_tables(
+    pred: PredictionTable, ref: ReferenceTable, join: JoinKey | None = None
+) -> MatchedData:
+    """Join predictions and reference on their keys; unmatched and failed rows are recorded.
+
+    ``join`` (how the keys were made) only words the error when no case matches.
+    """
     p_index = {k: i for i, k in enumerate(pred.keys)}
     pi: list[int] = []
     ri: list[int] = []
@@ -59,8 +65,9 @@ def match_tables(pred: PredictionTable, ref: ReferenceTable) -> MatchedData:
         raise ValidationInputError(
             f"no case in common with {ref.path} (prediction keys from column "
             f"{pred.key_column!r}, e.g. {ex_p}; reference keys from column {ref.key_column!r}, "
-            f"e.g. {ex_r}); keys are file names without directory and extension. "
-            "Use --key/--pred-key/--ref-key to choose the columns",
+            f"e.g. {ex_r}); keys are {(join or JoinKey()).describe()}. "
+            "Use --key/--pred-key/--ref-key to choose the columns, --key-from "
+            f"({'/'.join(KEY_SOURCES)}) to choose the key",
             pred.path,
             column=pred.key_column,
         )

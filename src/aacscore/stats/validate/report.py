@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from aacscore._version import __version__
+from aacscore.keys import JoinKey, KeyFrom
 from aacscore.report import (
     Block,
     Heading,
@@ -28,6 +29,13 @@ def _ci_text(value: float, low: float, high: float, conf: float, digits: int = 3
     if not (math.isfinite(low) and math.isfinite(high)):
         return f"{value:.{digits}f}"
     return fmt_ci(value, low, high, digits, level=conf)
+
+
+def _key_text(result: ValidationResult) -> str:
+    """The case key in words (``key_from`` and ``root`` of ``result.inputs``)."""
+    key_from = result.inputs.get("key_from") or KeyFrom.NAME
+    root = result.inputs.get("root") if key_from == KeyFrom.RELPATH else None
+    return f"{JoinKey(key_from, root).describe()} (--key-from {key_from})"
 
 
 def build_report(result: ValidationResult) -> Report:
@@ -57,7 +65,7 @@ def build_report(result: ValidationResult) -> Report:
     b.append(
         Paragraph(
             f"{d.n} radiographs were matched between {result.inputs.get('pred', 'predictions')} "
-            f"and {result.inputs.get('ref', 'reference')}"
+            f"and {result.inputs.get('ref', 'reference')} on {_key_text(result)}"
             + (f" (excluded: {'; '.join(excluded)})" if excluded else "")
             + f". Reference AAC-24 from: {d.reference_source.replace('_', ' ')}."
         )
