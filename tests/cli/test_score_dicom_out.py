@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 from aacscore.batch import case_stem, score_batch
 from aacscore.cli import app
 from aacscore.io import collect_inputs
+from aacscore.outputs.dicom import replacement_uid
 from aacscore.outputs.results_csv import read_results
 from aacscore.pipeline import Scorer
 from aacscore.results import RESULT_COLUMNS
+from tests.outputs.dicom_sources import BAD_STUDY, variant
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +106,36 @@ def test_batch_dicom_error_keeps_the_score(
     case = json.loads((tmp_path / "cases" / f"{case_stem(items[0].name)}.json").read_text())
     assert case["dicom_error"] == "DicomOutputError: film.dcm: cannot write (disk full)"
     assert case["aac24"] is not None
+
+
+def test_cli_library_warnings_name_the_file_once(
+    simulated_film: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = variant(simulated_film["dicom"], tmp_path / "films", "bad_uids")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app, ["score", str(source), "-o", str(out), "--dicom-out", "--overlay"]
+    )
+    assert res.exit_code == 0, res.output
+    # nothing raw on the console: no Python warning, no pydicom line without the file name
+    assert "UserWarning" not in res.output and "Invalid value" not in res.output
+    assert not [r for r in caplog.records if r.name.startswith(("pydicom", "highdicom"))]
+    invalid = [
+        r.getMessage() for r in caplog.records if "Invalid value for VR UI" in r.getMessage()
+    ]
+    # four invalid values, each reported once, while reading, with the file name
+    assert len(invalid) == len(set(invalid)) == 4
+    assert all(m.startswith(f"{source}: Invalid value for VR UI: '") for m in invalid)
+    stem = case_stem(str(source))
+    case = json.loads((out / "cases" / f"{stem}.json").read_text())
+    assert len(case["reader"]["warnings"]) == 4
+    assert [w.split()[0] for w in case["dicom_warnings"]] == [
+        "SOPInstanceUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+    ]
+    (row,) = read_results(out / "results.csv")
+    assert row["status"] == "warning" and "reader_warning" in row["qc_flags"]
+    sr = pydicom.dcmread(out / "dicom" / f"{stem}_sr.dcm")
+    assert sr.StudyInstanceUID == replacement_uid(BAD_STUDY)

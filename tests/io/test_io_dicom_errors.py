@@ -32,9 +32,18 @@ from pydicom.uid import (
 
 from aacscore.io import Radiograph, RadiographError, read_radiograph, read_radiograph_bytes
 from aacscore.io import dicom as dicom_mod
+from aacscore.io._common import LIBRARY_LOGGERS
 from aacscore.io.dicom import read_dicom
 
 DICOM_LOGGER = "aacscore.io.dicom"
+
+
+def library_loggers() -> dict[str, tuple[bool, list[logging.Handler]]]:
+    """Propagation and handlers of the loggers the reader captures."""
+    return {
+        n: (logging.getLogger(n).propagate, list(logging.getLogger(n).handlers))
+        for n in LIBRARY_LOGGERS
+    }
 
 
 def refused(path: Path, problem: str) -> RadiographError:
@@ -219,7 +228,12 @@ def test_empty_number_of_frames_is_one_frame(dicom_factory: Any, ramp: Any) -> N
     raw = ramp(300, 300, 12)
     rad = read_radiograph(dicom_factory.write("nf.dcm", pixels=raw, NumberOfFrames=""))
     np.testing.assert_allclose(rad.pixels, raw / 4095.0, atol=1e-6)
-    assert rad.warnings == ()
+    # pydicom's own correction is kept as a reader warning
+    (warning,) = rad.warnings
+    assert (
+        warning
+        == "A value of 'None' for (0028,0008) 'Number of Frames' is invalid, assuming 1 frame"
+    )
 
 
 def test_multiframe_names_the_file(dicom_factory: Any) -> None:
@@ -411,40 +425,67 @@ def test_decoder_failures_go_to_the_debug_log_only(
     ds.compress(RLELossless)
     ds.PixelData = encapsulate([b"\x00" * 10])
     path = dicom_factory.write("rle.dcm", ds)
-    before = {n: list(logging.getLogger(n).filters) for n in dicom_mod._PYDICOM_DECODE_LOGGERS}
+    before = library_loggers()
     with caplog.at_level(logging.DEBUG):
         refused_like(
             path,
             r"cannot decode pixel data \(RLE Lossless\); the file may be truncated or corrupt: "
             r"Unable to decode (.|\n)*",
         )
-    # the plugin failure is summarised in the debug log, under this module and the file name
-    debug = [r.getMessage() for r in caplog.records if r.name == DICOM_LOGGER]
+    # the plugin failure is summarised in the debug log, with the file name
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert f"{path}: pydicom: The RLE header can only be 64 bytes long" in debug
     assert not [r for r in caplog.records if r.name.startswith("pydicom")]
-    # and the filter is removed again
-    after = {n: list(logging.getLogger(n).filters) for n in dicom_mod._PYDICOM_DECODE_LOGGERS}
-    assert after == before
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # and the capture is removed again
+    assert library_loggers() == before
 
 
-def test_pydicom_warnings_during_decoding_are_kept(
-    dicom_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_pydicom_messages_during_decoding_become_reader_warnings(
+    dicom_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     path = dicom_factory.write("warn.dcm")
     original = pydicom.dataset.Dataset.pixel_array
 
     def noisy(self: Dataset) -> Any:
         logging.getLogger("pydicom").warning("a pydicom warning")
-        logging.getLogger("pydicom").error("a plugin failure")
+        warnings.warn("a pydicom warning", UserWarning, stacklevel=1)  # as warn_and_log does
+        warnings.warn("another one", UserWarning, stacklevel=1)
+        logging.getLogger("pydicom.pixels.decoders.base").error("a plugin failure")
         return original.fget(self)  # type: ignore[attr-defined]
 
     monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(noisy))
     with caplog.at_level(logging.DEBUG):
-        read_radiograph(path)
-    pyd = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pydicom"]
-    assert pyd == [(logging.WARNING, "a pydicom warning")]
-    debug = [r.getMessage() for r in caplog.records if r.name == DICOM_LOGGER]
+        rad = read_radiograph(path)
+    assert rad.warnings == ("a pydicom warning", "another one")
+    # logged once each, with the file name, by the reader; nothing under pydicom's name
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == [f"{path}: a pydicom warning", f"{path}: another one"]
+    assert not [r for r in caplog.records if r.name.startswith("pydicom")]
+    # a decoding plugin that failed before another succeeded is only in the debug log
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert f"{path}: pydicom: a plugin failure" in debug
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_deprecation_warnings_are_passed_on(
+    dicom_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = dicom_factory.write("dep.dcm")
+    original = pydicom.dataset.Dataset.pixel_array
+
+    def deprecated(self: Dataset) -> Any:
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+        return original.fget(self)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(deprecated))
+    with pytest.warns(DeprecationWarning, match="old API"):
+        rad = read_radiograph(path)
+    assert rad.warnings == ()  # about code, not the file
 
 
 # --- parsing -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@ the header the reader kept."""
 
 from __future__ import annotations
 
+import logging
 import re
 import zipfile
 from collections.abc import Iterator
@@ -21,12 +22,23 @@ from aacscore.io import InputItem
 from aacscore.kauppila import SEGMENTS, parse_groups
 from aacscore.outputs.dicom import (
     CODES,
+    DEIDENTIFICATION_UNSTATED,
     SCHEME,
     SERIES_DESCRIPTION,
     DicomOutputError,
+    replacement_uid,
     write_dicom_outputs,
 )
 from aacscore.results import Result, StageResults, failed
+from tests.outputs.dicom_sources import (
+    BAD_FRAME,
+    BAD_SERIES,
+    BAD_SOP,
+    BAD_STUDY,
+    METHOD,
+    TYPE2,
+    variant,
+)
 
 GRADES = dict(zip(SEGMENTS, (0.0, 0.4, 1.25, 2.0, 3.0, 0.75, 1.5, 2.5), strict=True))
 MODELS = {
@@ -254,3 +266,152 @@ def test_exact_zero_grades_are_written_as_numeric_values(
     assert outs.sr is not None
     values = _numbers(pydicom.dcmread(outs.sr))
     assert len(values) == 11 and set(values.values()) == {0.0, 1.234}
+
+
+# --- values copied from the source, made valid ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "removed", "method", "coded"),
+    [
+        ("simulated", "YES", DEIDENTIFICATION_UNSTATED, False),
+        ("method", "YES", METHOD, False),
+        ("method_code", "YES", None, True),
+        ("identity_kept", None, None, False),
+        ("identity_odd", None, None, False),  # "Y" is no valid value: left out
+    ],
+)
+def test_de_identification_mark_and_method(
+    simulated_film: dict[str, Path],
+    tmp_path: Path,
+    kind: str,
+    removed: str | None,
+    method: str | None,
+    coded: bool,
+) -> None:
+    source = variant(simulated_film["dicom"], tmp_path / "src", kind)
+    outs = write_dicom_outputs(_result(source), np.zeros((30, 20, 3), np.uint8), tmp_path, kind)
+    assert outs.sr is not None and outs.sc is not None and outs.warnings == ()
+    for path in (outs.sr, outs.sc):
+        ds = pydicom.dcmread(path)
+        assert ds.get("PatientIdentityRemoved") == removed, path.name
+        assert ds.get("DeidentificationMethod") == method, path.name
+        codes_ = ds.get("DeidentificationMethodCodeSequence")
+        assert (codes_[0].CodeValue if codes_ else None) == ("113100" if coded else None)
+
+
+def test_sc_laterality_and_burned_in_annotation(
+    simulated_film: dict[str, Path], tmp_path: Path
+) -> None:
+    rgb = np.zeros((30, 20, 3), np.uint8)
+    source = variant(simulated_film["dicom"], tmp_path / "src", "type2_missing")
+    plain = write_dicom_outputs(_result(source), rgb, tmp_path, "p")
+    assert plain.sc is not None
+    sc = pydicom.dcmread(plain.sc)
+    assert (sc.ImageLaterality, sc.BurnedInAnnotation) == ("U", "NO")  # unpaired; none burned in
+    assert "Laterality" not in sc
+    source = variant(simulated_film["dicom"], tmp_path / "src", "lateral_burned")
+    marked = write_dicom_outputs(_result(source), rgb, tmp_path, "m")
+    assert marked.sc is not None
+    sc = pydicom.dcmread(marked.sc)
+    assert (sc.ImageLaterality, sc.BurnedInAnnotation) == ("L", "YES")
+
+
+def test_sr_declares_its_private_coding_scheme(
+    simulated_film: dict[str, Path], tmp_path: Path
+) -> None:
+    outs = write_dicom_outputs(_result(simulated_film["dicom"]), None, tmp_path, "s")
+    assert outs.sr is not None
+    (scheme,) = pydicom.dcmread(outs.sr).CodingSchemeIdentificationSequence
+    assert scheme.CodingSchemeDesignator == SCHEME
+    assert scheme.CodingSchemeName and scheme.CodingSchemeResponsibleOrganization
+
+
+def test_invalid_source_uids_are_replaced_the_same_way_everywhere(
+    simulated_film: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    source = variant(simulated_film["dicom"], tmp_path / "src", "bad_uids")
+    res = _result(source)
+    assert len(res.stages.radiograph.warnings) == 4  # type: ignore[union-attr]
+    caplog.clear()
+    capfd.readouterr()
+    rgb = np.zeros((30, 20, 3), np.uint8)
+    outs = write_dicom_outputs(res, rgb, tmp_path / "a", "u")
+    again = write_dicom_outputs(res, rgb, tmp_path / "b", "u")
+    assert outs.sr is not None and outs.sc is not None and again.sr is not None
+    study = replacement_uid(BAD_STUDY)
+    assert study.is_valid and study.startswith("2.25.") and study == replacement_uid(BAD_STUDY)
+    sr, sc = pydicom.dcmread(outs.sr), pydicom.dcmread(outs.sc)
+    assert sr.StudyInstanceUID == sc.StudyInstanceUID == study
+    assert pydicom.dcmread(again.sr).StudyInstanceUID == study  # and in every later run
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    assert evidence.StudyInstanceUID == study
+    series = evidence.ReferencedSeriesSequence[0]
+    assert series.SeriesInstanceUID == replacement_uid(BAD_SERIES)
+    assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == replacement_uid(BAD_SOP)
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == replacement_uid(BAD_SOP)
+    assert outs.warnings == (
+        f"SOPInstanceUID '{BAD_SOP}' of the source is not a valid UID; the DICOM outputs use "
+        f"{replacement_uid(BAD_SOP)} instead",
+        f"StudyInstanceUID '{BAD_STUDY}' of the source is not a valid UID; the DICOM outputs "
+        f"use {study} instead",
+        f"SeriesInstanceUID '{BAD_SERIES}' of the source is not a valid UID; the DICOM outputs "
+        f"use {replacement_uid(BAD_SERIES)} instead",
+        f"FrameOfReferenceUID '{BAD_FRAME}' of the source is not a valid UID; the DICOM outputs "
+        f"use {replacement_uid(BAD_FRAME)} instead",
+    )
+    assert outs.details()["dicom_warnings"] == list(outs.warnings)
+    # logged once per write with the file name; pydicom does not repeat its complaints
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert logged == [f"{res.file}: {w}" for w in outs.warnings + again.warnings]
+    assert capfd.readouterr() == ("", "")
+    # the header the reader kept is unchanged
+    assert res.stages.radiograph.header.StudyInstanceUID == BAD_STUDY  # type: ignore[union-attr]
+
+
+def test_missing_type2_attributes_are_written_empty(
+    simulated_film: dict[str, Path], tmp_path: Path
+) -> None:
+    source = variant(simulated_film["dicom"], tmp_path / "src", "type2_missing")
+    outs = write_dicom_outputs(_result(source), np.zeros((30, 20, 3), np.uint8), tmp_path, "t")
+    assert outs.sr is not None and outs.sc is not None
+    for path in (outs.sr, outs.sc):
+        ds = pydicom.dcmread(path)
+        for keyword in TYPE2:
+            assert keyword in ds and not ds[keyword].value, (path.name, keyword)
+
+
+def test_library_warnings_while_writing_are_kept_and_logged_once(
+    simulated_film: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    source = variant(simulated_film["dicom"], tmp_path / "src", "lateral_burned")
+    res = _result(source)
+    caplog.clear()
+    outs = write_dicom_outputs(res, np.zeros((30, 20, 3), np.uint8), tmp_path, "w")
+    # highdicom doubts the one-component Referring Physician's Name "ward" (SR and SC)
+    (message,) = outs.warnings
+    assert message.startswith('The string "ward" is unlikely to represent the intended person')
+    assert outs.details()["dicom_warnings"] == [message]
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.getMessage()) for r in logged] == [
+        ("aacscore.outputs.dicom", f"{res.file}: {message}")
+    ]
+    assert capfd.readouterr() == ("", "")
+
+
+def test_invalid_sop_class_is_skipped(simulated_film: dict[str, Path], tmp_path: Path) -> None:
+    res = _result(simulated_film["dicom"])
+    header = res.stages.radiograph.header  # type: ignore[union-attr]
+    del header.SOPClassUID  # a new element: an existing one validates with its own mode
+    with pydicom.config.disable_value_validation():
+        header.SOPClassUID = "1.2.840.10008.5.1.4.1.1.01"
+    outs = write_dicom_outputs(res, None, tmp_path / "o", "k")
+    assert outs.sr is None
+    assert outs.skipped == "source SOPClassUID '1.2.840.10008.5.1.4.1.1.01' is not a valid UID"
+    assert not (tmp_path / "o").exists()

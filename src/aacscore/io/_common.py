@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeAlias
 
 import numpy as np
@@ -23,6 +26,20 @@ MAX_SPACING_MM = 2.0
 
 SpacingArg: TypeAlias = float | Sequence[float] | None
 """A user spacing: one value (square pixels) or (row, column) in mm, or None."""
+
+LIBRARY_LOGGERS: tuple[str, ...] = ("pydicom", "highdicom", "PIL")
+"""Loggers whose warnings :func:`library_messages` captures while it is active."""
+
+_CODE_WARNINGS: tuple[type[Warning], ...] = (
+    DeprecationWarning,
+    PendingDeprecationWarning,
+    FutureWarning,
+    ImportWarning,
+    ResourceWarning,
+)
+"""Warning categories about the calling code, not the file: passed on, never captured."""
+
+_log = logging.getLogger(__name__)
 
 # ITU-R BT.601 luma weights, as used by Pillow's RGB -> L conversion.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
@@ -87,3 +104,78 @@ def unit_range(
     out *= np.float32(1.0 / (hi - lo))
     np.clip(out, 0.0, 1.0, out=out)
     return out
+
+
+class _Capture(logging.Handler):
+    """Collects the text of library log records at WARNING and above; lower records and the
+    per-plugin decode failures of ``pydicom.pixels`` (summarised in a RadiographError when
+    decoding fails) go to the debug log with the file name."""
+
+    def __init__(self, name: str, messages: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.file = name
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        library = record.name.split(".", 1)[0]
+        plugin_failure = record.levelno >= logging.ERROR and record.name.startswith(
+            "pydicom.pixels"
+        )
+        if record.levelno < logging.WARNING or plugin_failure:
+            _log.debug("%s: %s: %s", self.file, library, text)
+        else:
+            self.messages.append(text)
+
+
+@contextmanager
+def library_messages(name: str) -> Iterator[list[str]]:
+    """Capture what pydicom, highdicom and Pillow report about file ``name`` while active.
+
+    Yields a list that receives the text of every Python warning (except those about code,
+    such as DeprecationWarning, which are passed on unchanged) and every log record at WARNING
+    or above from :data:`LIBRARY_LOGGERS`, in order and possibly repeated. Nothing reaches the
+    console meanwhile; pass the list to :func:`distinct_messages`. Not thread-safe (Python's
+    warning filters and the loggers are process-wide).
+    """
+    messages: list[str] = []
+    handler = _Capture(name, messages)
+    loggers = [logging.getLogger(n) for n in LIBRARY_LOGGERS]
+    propagate = [lg.propagate for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
+    passed_on: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always")
+            try:
+                yield messages
+            finally:
+                for w in recorded:
+                    if issubclass(w.category, _CODE_WARNINGS):
+                        passed_on.append(w)
+                    else:
+                        messages.append(str(w.message))
+    finally:
+        for lg, prop in zip(loggers, propagate, strict=True):
+            lg.removeHandler(handler)
+            lg.propagate = prop
+        for w in passed_on:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def distinct_messages(
+    name: str, messages: Iterable[str], logger: logging.Logger, known: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """The distinct, non-empty ``messages`` not in ``known``, in order; each is logged once at
+    WARNING as ``"<name>: <message>"``."""
+    seen = set(known)
+    out: list[str] = []
+    for message in messages:
+        text = message.strip()
+        if text and text not in seen:
+            seen.add(text)
+            out.append(text)
+            logger.warning("%s: %s", name, text)
+    return tuple(out)

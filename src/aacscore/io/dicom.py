@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,11 +17,11 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 import pydicom
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing, get_decoder
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -64,7 +63,6 @@ _DEFER_BYTES = 1 << 20
 """Elements larger than this (the pixel data) are read from a file only when used."""
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-_PYDICOM_DECODE_LOGGERS = ("pydicom", "pydicom.pixels.decoders.base", "pydicom.pixels.utils")
 
 
 def read_dicom(
@@ -161,19 +159,37 @@ the header (as ``pydicom.dcmread(stop_before_pixels=True)`` does)."""
 
 
 def _header(ds: Dataset) -> Dataset:
-    """The dataset's elements before the pixel data (deferred values read now), with its file
-    meta, so that outputs can be built after the source is gone."""
+    """The dataset's elements before the pixel data, with its file meta, so that outputs can
+    be built after the source is gone.
+
+    Values are converted now, nested sequences included, so that pydicom's complaints about
+    them (e.g. an invalid UID) are made while the file is read, not when an output uses them;
+    an element that cannot be converted is kept as read.
+    """
     header = Dataset()
     for tag in sorted(ds.keys()):
         if tag >= _FIRST_PIXEL_TAG:
             break
-        elem = ds.get_item(tag)
+        elem = _converted(ds, tag)
         if elem is not None:
             header[tag] = elem
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         header.file_meta = FileMetaDataset(meta)
     return header
+
+
+def _converted(ds: Dataset, tag: BaseTag) -> DataElement | RawDataElement | None:
+    try:
+        elem = ds[tag]
+    except Exception as exc:  # an unconvertible value is kept as read
+        logger.debug("element %s kept unconverted (%s)", tag, exc)
+        return ds.get_item(tag)
+    if elem.VR == "SQ":
+        for item in elem.value:
+            for inner in list(item.keys()):
+                _converted(item, inner)
+    return elem
 
 
 def _note(notes: list[str], name: str, message: str) -> None:
@@ -184,18 +200,14 @@ def _note(notes: list[str], name: str, message: str) -> None:
 
 def _parse(source: str | Path | BinaryIO, name: str, force: bool) -> Dataset:
     defer = _DEFER_BYTES if isinstance(source, (str, Path)) else None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            ds = pydicom.dcmread(source, force=force, defer_size=defer)
-        except InvalidDicomError as exc:
+    try:
+        ds = pydicom.dcmread(source, force=force, defer_size=defer)
+    except InvalidDicomError as exc:
+        raise RadiographError(name, "not a DICOM or image file") from exc
+    except Exception as exc:
+        if force:
             raise RadiographError(name, "not a DICOM or image file") from exc
-        except Exception as exc:
-            if force:
-                raise RadiographError(name, "not a DICOM or image file") from exc
-            raise RadiographError(name, f"truncated or corrupt DICOM file ({exc})") from exc
-    for w in caught:
-        logger.debug("%s: pydicom: %s", name, w.message)
+        raise RadiographError(name, f"truncated or corrupt DICOM file ({exc})") from exc
     if force and not any(k in ds for k in ("Rows", "Columns", "PixelData", "SOPClassUID")):
         raise RadiographError(name, "not a DICOM or image file")
     _check_truncated_header(ds, name)
@@ -307,41 +319,14 @@ def _check_native_length(
         )
 
 
-class _PluginFailures(logging.Filter):
-    """Keeps pydicom's per-plugin decode tracebacks out of the user's log (they are summarised
-    in the RadiographError); they still go to this module's debug log."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.file = name
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR:
-            logger.debug("%s: pydicom: %s", self.file, record.getMessage())
-            return False
-        return True
-
-
 def _decode(ds: Dataset, name: str, ts: UID) -> npt.NDArray[Any]:
-    quiet = _PluginFailures(name)
-    plugin_loggers = [logging.getLogger(n) for n in _PYDICOM_DECODE_LOGGERS]
-    for plugin_logger in plugin_loggers:
-        plugin_logger.addFilter(quiet)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            arr = ds.pixel_array
-        except Exception as exc:
-            raise RadiographError(
-                name,
-                f"cannot decode pixel data ({ts.name}); the file may be truncated or corrupt: "
-                f"{exc}",
-            ) from exc
-        finally:
-            for plugin_logger in plugin_loggers:
-                plugin_logger.removeFilter(quiet)
-    for w in caught:
-        logger.debug("%s: pydicom: %s", name, w.message)
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise RadiographError(
+            name,
+            f"cannot decode pixel data ({ts.name}); the file may be truncated or corrupt: {exc}",
+        ) from exc
     return np.asarray(arr)
 
 

@@ -3,16 +3,28 @@
 The format is recognised from the content (DICOM "DICM" prefix, PNG/JPEG/TIFF signatures);
 a DICOM dataset without the preamble is accepted when the name ends in .dcm/.dicom or has no
 extension.
+
+What pydicom and Pillow report while a file is read and decoded (Python warnings and their
+log messages, e.g. pydicom's "Invalid value for VR UI") is not printed: each distinct message
+is added to ``Radiograph.warnings`` and logged once at WARNING as ``"<file>: <message>"``.
+Like the reader's own corrections, it raises the ``reader_warning`` flag.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from pathlib import Path
 from typing import BinaryIO
 
-from aacscore.io._common import MIN_SIZE, SpacingArg, user_spacing
+from aacscore.io._common import (
+    MIN_SIZE,
+    SpacingArg,
+    distinct_messages,
+    library_messages,
+    user_spacing,
+)
 from aacscore.io.dicom import read_dicom
 from aacscore.io.image import read_image
 from aacscore.io.types import Radiograph, RadiographError
@@ -94,6 +106,30 @@ def read_radiograph_bytes(
 
 
 def _dispatch(
+    source: Path | BinaryIO,
+    head: bytes,
+    suffix: str,
+    name: str,
+    spacing: tuple[float, float] | None,
+    include_patient: bool,
+    min_size: int,
+) -> Radiograph:
+    """Read with the libraries' warnings captured and added to the radiograph's warnings
+    (only logged at debug level when the file is refused: the error says what is wrong)."""
+    try:
+        with library_messages(name) as caught:
+            rad = _read(source, head, suffix, name, spacing, include_patient, min_size)
+    except RadiographError:
+        for message in dict.fromkeys(caught):
+            logger.debug("%s: %s", name, message)
+        raise
+    extra = distinct_messages(name, caught, logger, known=rad.warnings)
+    if not extra:
+        return rad
+    return dataclasses.replace(rad, warnings=(*rad.warnings, *extra))
+
+
+def _read(
     source: Path | BinaryIO,
     head: bytes,
     suffix: str,

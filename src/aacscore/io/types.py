@@ -32,7 +32,8 @@ class Radiograph:
     view position, body part, manufacturer); patient name/ID only when asked for.
     ``source`` is the file format ("dicom", "png", "jpeg", "tiff"), ``photometric`` the stored
     photometric interpretation ("MONOCHROME1", "MONOCHROME2", "RGB", ...), ``bits_stored`` the
-    stored bit depth. ``warnings`` lists problems that were worked around (also logged), and
+    stored bit depth. ``warnings`` lists problems that were worked around and what pydicom or
+    Pillow reported about the file (each also logged once with the file name), and
     ``spacing_source`` says where ``spacing_mm`` came from ("PixelSpacing",
     "ImagerPixelSpacing", "user") or is None when the spacing is unknown. ``header`` is the
     parsed DICOM dataset without its pixel data (None for other formats).

@@ -35,13 +35,34 @@ AACSCORE        Automated Kauppila AAC-24 scoring (procedure and method)
 Only DICOM inputs get DICOM outputs. They are built from the source header the reader kept
 (:attr:`aacscore.io.RadiographInfo.header`, in ``result.stages.radiograph``); the source file is
 not read again.
+
+Both objects pass dicom3tools' ``dciodvfy`` without errors. What is copied from the source is
+made valid first:
+
+- a UID that is not a valid DICOM UID (e.g. ``1.2.03.4`` or letters) is replaced by a
+  ``2.25.`` UID derived from it (the same replacement in every output of every run), noted in
+  :attr:`DicomOutputs.warnings`; the outputs then sit in a study of that replaced UID;
+- a source marked ``PatientIdentityRemoved`` YES keeps that mark, with its
+  DeidentificationMethod (Code Sequence), or a DeidentificationMethod saying the method is not
+  stated; a value other than YES/NO is left out;
+- Type 2 patient and study attributes the source lacks are written empty;
+- the SC carries the source's ImageLaterality (``U``, unpaired, when it has none) and its
+  BurnedInAnnotation YES (the overlay shows the film's pixels).
+
+The SR declares its private coding scheme in the Coding Scheme Identification Sequence.
+Warnings that pydicom or highdicom raise while the outputs are built and written are captured,
+not printed: they are logged once each with the source file name and returned in
+:attr:`DicomOutputs.warnings` (``dicom_warnings`` in the case JSON).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import logging
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +71,14 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 import numpy.typing as npt
+from pydicom import config
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import RE_VALID_UID, UID, ExplicitVRLittleEndian, generate_uid
 
 from aacscore._files import atomic_write_bytes
 from aacscore._version import __version__
+from aacscore.io._common import distinct_messages, library_messages
 from aacscore.kauppila import LEVELS, SEGMENTS, WALLS
 from aacscore.results import Result
 from aacscore.vertebrae import Side
@@ -69,6 +92,23 @@ SERIES_DESCRIPTION = "aacscore AAC-24 (research use, not a medical device)"
 SR_SERIES_NUMBER = 9901
 SC_SERIES_NUMBER = 9902
 MANUFACTURER = "aacscore"
+DEIDENTIFICATION_UNSTATED = "Not stated in the source film (PatientIdentityRemoved YES)"
+"""DeidentificationMethod of outputs of a de-identified source that names no method."""
+
+_DEIDENTIFICATION = ("DeidentificationMethod", "DeidentificationMethodCodeSequence")
+_TYPE2_PATIENT_STUDY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+"""Type 2 attributes of the Patient and General Study modules (present, possibly empty)."""
+_LATERALITIES = frozenset({"R", "L", "U", "B"})
 
 _WALL_ABBREV = {"anterior": "ANT", "posterior": "POS"}
 
@@ -105,21 +145,29 @@ class DicomOutputError(RuntimeError):
 
 @dataclass(frozen=True)
 class DicomOutputs:
-    """What :func:`write_dicom_outputs` did: the files written, or why nothing was written."""
+    """What :func:`write_dicom_outputs` did: the files written, or why nothing was written.
+
+    ``warnings`` holds the distinct messages of the libraries while the outputs were built and
+    the source values that had to be replaced (invalid UIDs).
+    """
 
     sr: Path | None = None
     sc: Path | None = None
     skipped: str | None = None
+    warnings: tuple[str, ...] = ()
 
-    def details(self) -> dict[str, str]:
-        """Entries for the case JSON: ``dicom_sr``/``dicom_sc`` paths or ``dicom_skipped``."""
-        out: dict[str, str] = {}
+    def details(self) -> dict[str, Any]:
+        """Entries for the case JSON: ``dicom_sr``/``dicom_sc`` paths or ``dicom_skipped``,
+        and ``dicom_warnings`` (a list) when there are any."""
+        out: dict[str, Any] = {}
         if self.sr is not None:
             out["dicom_sr"] = str(self.sr)
         if self.sc is not None:
             out["dicom_sc"] = str(self.sc)
         if self.skipped is not None:
             out["dicom_skipped"] = self.skipped
+        if self.warnings:
+            out["dicom_warnings"] = list(self.warnings)
         return out
 
 
@@ -136,6 +184,8 @@ def write_dicom_outputs(
     The source is the DICOM header in ``result.stages.radiograph``. ``models`` is
     :meth:`aacscore.pipeline.Scorer.models_info` output. Failed results, non-DICOM inputs and
     results without a usable header write nothing and return the reason in ``skipped``.
+    Replaced source values and the libraries' warnings are logged once each with the file
+    name and returned in ``warnings``.
 
     Raises:
         DicomOutputError: the SR or SC could not be built or written.
@@ -147,6 +197,26 @@ def write_dicom_outputs(
     if source is None:
         return DicomOutputs(skipped=reason)
     out_dir = Path(out_dir)
+    try:
+        with library_messages(name) as caught:
+            source, replaced = _prepared_source(source)
+            sr_path, sc_path = _write(source, result, overlay_rgb, out_dir, stem, models)
+    finally:  # also when writing failed: the messages may say why
+        messages = distinct_messages(name, caught, log)
+    notes = distinct_messages(name, replaced, log, known=messages)
+    log.debug("%s: DICOM output written to %s", name, out_dir)
+    return DicomOutputs(sr=sr_path, sc=sc_path, warnings=(*notes, *messages))
+
+
+def _write(
+    source: Dataset,
+    result: Result,
+    overlay_rgb: npt.NDArray[np.uint8] | None,
+    out_dir: Path,
+    stem: str,
+    models: Mapping[str, Any] | None,
+) -> tuple[Path, Path | None]:
+    name = result.file
     try:
         sr = build_sr(source, result, models)
     except Exception as e:
@@ -163,8 +233,64 @@ def write_dicom_outputs(
                 f"{name}: cannot build the DICOM secondary capture ({type(e).__name__}: {e})"
             ) from e
         sc_path = _save(sc, out_dir / f"{stem}_sc.dcm", name)
-    log.debug("%s: DICOM output written to %s", name, out_dir)
-    return DicomOutputs(sr=sr_path, sc=sc_path)
+    return sr_path, sc_path
+
+
+def _prepared_source(source: Dataset) -> tuple[Dataset, list[str]]:
+    """A copy of ``source`` to build the outputs on, and a note per replaced value.
+
+    Every invalid UID value, nested ones included, is replaced by :func:`replacement_uid`;
+    the Type 2 patient and study attributes it lacks are added empty (highdicom needs them,
+    and the outputs must have them).
+    """
+    notes: list[str] = []
+    with config.disable_value_validation():  # the copy would repeat pydicom's complaints
+        prepared = copy.deepcopy(source)
+    _replace_invalid_uids(prepared, "", notes)
+    for keyword in _TYPE2_PATIENT_STUDY:
+        if keyword not in prepared:
+            setattr(prepared, keyword, None)
+    return prepared, notes
+
+
+def is_valid_uid(value: str) -> bool:
+    """Whether ``value`` is a valid DICOM UID (digits in dot-separated components without
+    leading zeros, at most 64 characters), checked without pydicom's warning."""
+    return len(value) <= 64 and re.match(RE_VALID_UID, value) is not None
+
+
+def replacement_uid(value: str) -> UID:
+    """The valid UID that stands for the invalid UID ``value`` in the outputs: ``2.25.`` and
+    the name-based UUID (RFC 4122 version 5, OID namespace) of ``value``, so that every output
+    of a study, in any run, lands in the same study."""
+    return UID(f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, value).int}")
+
+
+def _replace_invalid_uids(ds: Dataset, path: str, notes: list[str]) -> None:
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+        except Exception as e:  # an unconvertible value is left to the writer
+            log.debug("element %s not checked (%s)", tag, e)
+            continue
+        label = f"{path}{elem.keyword or elem.tag}"
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value):
+                _replace_invalid_uids(item, f"{label}[{i}].", notes)
+            continue
+        if elem.VR != "UI" or elem.value is None or elem.value == "":
+            continue
+        multi = elem.VM > 1
+        values = [str(v) for v in (elem.value if multi else [elem.value])]
+        valid = [v if is_valid_uid(v) else replacement_uid(v) for v in values]
+        for old, new in zip(values, valid, strict=True):
+            if old != new:
+                notes.append(
+                    f"{label} {old!r} of the source is not a valid UID; the DICOM outputs use "
+                    f"{new} instead"
+                )
+        if valid != values:
+            elem.value = valid if multi else valid[0]
 
 
 def _source_header(result: Result) -> tuple[Dataset | None, str]:
@@ -183,6 +309,9 @@ def _source_header(result: Result) -> tuple[Dataset | None, str]:
     ]
     if missing:
         return None, f"source DICOM header lacks {', '.join(missing)}"
+    sop_class = str(info.header.SOPClassUID)
+    if not is_valid_uid(sop_class):
+        return None, f"source SOPClassUID {sop_class!r} is not a valid UID"
     return info.header, ""
 
 
@@ -259,6 +388,8 @@ def build_sr(
         is_final=False,
         is_verified=False,
     )
+    _deidentification(source, sr)
+    sr.CodingSchemeIdentificationSequence = [_coding_scheme()]
     _mark_derived(sr, result)
     return sr
 
@@ -294,9 +425,47 @@ def build_sc(
     ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
     sc.SourceImageSequence = [ref]
     sc.DerivationDescription = "aacscore overlay: vertebrae, aortic band and segment grades"
-    sc.BurnedInAnnotation = "NO"
+    sc.BurnedInAnnotation = "YES" if _text(source, "BurnedInAnnotation") == "YES" else "NO"
+    # without it, General Series Laterality would be required (the spine is unpaired: "U")
+    laterality = _text(source, "ImageLaterality")
+    sc.ImageLaterality = laterality if laterality in _LATERALITIES else "U"
+    _deidentification(source, sc)
     _mark_derived(sc, None)
     return sc
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None or not isinstance(value, str) else value.strip().upper()
+
+
+def _deidentification(source: Dataset, out: Dataset) -> None:
+    """PatientIdentityRemoved of ``source`` (YES/NO) in ``out``; with YES, the source's
+    de-identification method, or one saying it is not stated (it is required then)."""
+    removed = _text(source, "PatientIdentityRemoved")
+    if removed not in ("YES", "NO"):
+        for keyword in ("PatientIdentityRemoved", *_DEIDENTIFICATION):
+            if keyword in out:
+                del out[keyword]
+        if removed:
+            log.debug("PatientIdentityRemoved %r is neither YES nor NO: left out", removed)
+        return
+    out.PatientIdentityRemoved = removed
+    for keyword in _DEIDENTIFICATION:
+        if source.get(keyword):
+            setattr(out, keyword, copy.deepcopy(source[keyword].value))
+        elif keyword in out:
+            del out[keyword]
+    if removed == "YES" and not any(out.get(k) for k in _DEIDENTIFICATION):
+        out.DeidentificationMethod = DEIDENTIFICATION_UNSTATED
+
+
+def _coding_scheme() -> Dataset:
+    item = Dataset()
+    item.CodingSchemeDesignator = SCHEME
+    item.CodingSchemeName = "aacscore private codes"
+    item.CodingSchemeResponsibleOrganization = MANUFACTURER
+    return item
 
 
 _BIPED = frozenset("APLRHF")
