@@ -228,8 +228,9 @@ def test_empty_number_of_frames_is_one_frame(dicom_factory: Any, ramp: Any) -> N
     raw = ramp(300, 300, 12)
     rad = read_radiograph(dicom_factory.write("nf.dcm", pixels=raw, NumberOfFrames=""))
     np.testing.assert_allclose(rad.pixels, raw / 4095.0, atol=1e-6)
-    # pydicom's own correction is kept as a reader warning
-    (warning,) = rad.warnings
+    # pydicom's own correction is kept as a library warning
+    assert rad.warnings == ()
+    (warning,) = rad.library_warnings
     assert (
         warning
         == "A value of 'None' for (0028,0008) 'Number of Frames' is invalid, assuming 1 frame"
@@ -441,7 +442,7 @@ def test_decoder_failures_go_to_the_debug_log_only(
     assert library_loggers() == before
 
 
-def test_pydicom_messages_during_decoding_become_reader_warnings(
+def test_pydicom_messages_during_decoding_become_library_warnings(
     dicom_factory: Any,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -460,7 +461,7 @@ def test_pydicom_messages_during_decoding_become_reader_warnings(
     monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(noisy))
     with caplog.at_level(logging.DEBUG):
         rad = read_radiograph(path)
-    assert rad.warnings == ("a pydicom warning", "another one")
+    assert rad.library_warnings == ("a pydicom warning", "another one")
     # logged once each, with the file name, by the reader; nothing under pydicom's name
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warned == [f"{path}: a pydicom warning", f"{path}: another one"]
@@ -485,7 +486,7 @@ def test_deprecation_warnings_are_passed_on(
     monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(deprecated))
     with pytest.warns(DeprecationWarning, match="old API"):
         rad = read_radiograph(path)
-    assert rad.warnings == ()  # about code, not the file
+    assert rad.library_warnings == ()  # about code, not the file
 
 
 # --- parsing -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What pydicom and Pillow report while a file is read becomes the file's reader warnings: kept
+"""What pydicom and Pillow report while a file is read becomes the file's library warnings: kept
 with their text, logged once per file and message with the file name, never printed raw."""
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ def warned(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_invalid_uids_are_reader_warnings_logged_once_with_the_file_name(
+def test_invalid_uids_are_library_warnings_logged_once_with_the_file_name(
     dicom_factory: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     path = bad_uid_film(dicom_factory)
     with caplog.at_level(logging.DEBUG):
         rad = read_radiograph(path)
-    study, series = rad.info.warnings
+    study, series = rad.info.library_warnings
+    assert rad.warnings == ()  # the reader itself corrected nothing
     assert study.startswith(INVALID_UI.format(BAD_STUDY))
     assert series.startswith(INVALID_UI.format(BAD_SERIES))
     assert "allowed values for each VR" in study  # pydicom's text is kept
@@ -56,8 +57,8 @@ def test_invalid_uids_are_reader_warnings_logged_once_with_the_file_name(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert str(rad.info.header.SeriesInstanceUID) == BAD_SERIES  # type: ignore[union-attr]
-    # a library warning raises the reader_warning flag, as the reader's own corrections do
-    assert "reader_warning" in check_radiograph(rad).flags
+    # a library warning raises no flag: the pixels and spacing handed on are as read
+    assert "reader_warning" not in check_radiograph(rad).flags
 
 
 def test_nested_invalid_uid_is_reported_while_reading(
@@ -70,7 +71,7 @@ def test_nested_invalid_uid_is_reported_while_reading(
         ds = dicom_factory.dataset(ReferencedImageSequence=[ref])
     path = dicom_factory.write("nested.dcm", ds)
     rad = read_radiograph(path)
-    (warning,) = rad.warnings
+    (warning,) = rad.library_warnings
     assert warning.startswith(INVALID_UI.format("1.2.0099.7"))
     assert warned(caplog) == [f"{path}: {warning}"]
 
@@ -80,7 +81,7 @@ def test_zip_member_names_the_member(
 ) -> None:
     data = bad_uid_film(dicom_factory).read_bytes()
     rad = read_radiograph_bytes(data, "films.zip:sub/baduid.dcm")
-    assert len(rad.warnings) == 2
+    assert len(rad.library_warnings) == 2
     assert all(m.startswith("films.zip:sub/baduid.dcm: Invalid value") for m in warned(caplog))
     assert len(warned(caplog)) == 2
     assert capfd.readouterr() == ("", "")
@@ -90,7 +91,7 @@ def test_each_read_reports_again(dicom_factory: Any, caplog: pytest.LogCaptureFi
     # "once" is per file read: a second file with the same problem is reported too
     first = bad_uid_film(dicom_factory, "a.dcm")
     second = bad_uid_film(dicom_factory, "b.dcm")
-    assert read_radiograph(first).warnings == read_radiograph(second).warnings
+    assert read_radiograph(first).library_warnings == read_radiograph(second).library_warnings
     names = [m.split(": ", 1)[0] for m in warned(caplog)]
     assert names == [str(first), str(first), str(second), str(second)]
 
@@ -111,7 +112,7 @@ def test_messages_of_a_refused_file_go_to_the_debug_log(
     assert f"{path}: odd data" in [r.getMessage() for r in caplog.records]
 
 
-def test_pillow_warnings_are_reader_warnings(
+def test_pillow_warnings_are_library_warnings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from PIL import Image
@@ -127,7 +128,7 @@ def test_pillow_warnings_are_reader_warnings(
 
     monkeypatch.setattr(aacscore.io.image, "_convert", noisy)
     rad = read_radiograph(path)
-    assert rad.warnings == ("odd chunk", "Corrupt EXIF data")
+    assert rad.library_warnings == ("odd chunk", "Corrupt EXIF data")
     assert warned(caplog) == [f"{path}: odd chunk", f"{path}: Corrupt EXIF data"]
 
 
@@ -135,7 +136,7 @@ def test_valid_file_has_no_library_warnings(
     dicom_factory: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     rad = read_radiograph(dicom_factory.write("ok.dcm"))
-    assert rad.warnings == () and warned(caplog) == []
+    assert rad.warnings == rad.library_warnings == () and warned(caplog) == []
     assert capfd.readouterr() == ("", "")
 
 

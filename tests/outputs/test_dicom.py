@@ -335,7 +335,7 @@ def test_invalid_source_uids_are_replaced_the_same_way_everywhere(
 ) -> None:
     source = variant(simulated_film["dicom"], tmp_path / "src", "bad_uids")
     res = _result(source)
-    assert len(res.stages.radiograph.warnings) == 4  # type: ignore[union-attr]
+    assert len(res.stages.radiograph.library_warnings) == 4  # type: ignore[union-attr]
     caplog.clear()
     capfd.readouterr()
     rgb = np.zeros((30, 20, 3), np.uint8)

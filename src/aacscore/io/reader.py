@@ -6,8 +6,9 @@ extension.
 
 What pydicom and Pillow report while a file is read and decoded (Python warnings and their
 log messages, e.g. pydicom's "Invalid value for VR UI") is not printed: each distinct message
-is added to ``Radiograph.warnings`` and logged once at WARNING as ``"<file>: <message>"``.
-Like the reader's own corrections, it raises the ``reader_warning`` flag.
+is added to ``Radiograph.library_warnings`` and logged once at WARNING as
+``"<file>: <message>"``. Unlike the reader's own corrections (``Radiograph.warnings``), they
+raise no flag: they do not change the pixels or the spacing handed on.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def _dispatch(
     include_patient: bool,
     min_size: int,
 ) -> Radiograph:
-    """Read with the libraries' warnings captured and added to the radiograph's warnings
+    """Read with the libraries' warnings captured into the radiograph's ``library_warnings``
     (only logged at debug level when the file is refused: the error says what is wrong)."""
     try:
         with library_messages(name) as caught:
@@ -126,7 +127,7 @@ def _dispatch(
     extra = distinct_messages(name, caught, logger, known=rad.warnings)
     if not extra:
         return rad
-    return dataclasses.replace(rad, warnings=(*rad.warnings, *extra))
+    return dataclasses.replace(rad, library_warnings=extra)
 
 
 def _read(

@@ -32,8 +32,10 @@ class Radiograph:
     view position, body part, manufacturer); patient name/ID only when asked for.
     ``source`` is the file format ("dicom", "png", "jpeg", "tiff"), ``photometric`` the stored
     photometric interpretation ("MONOCHROME1", "MONOCHROME2", "RGB", ...), ``bits_stored`` the
-    stored bit depth. ``warnings`` lists problems that were worked around and what pydicom or
-    Pillow reported about the file (each also logged once with the file name), and
+    stored bit depth. ``warnings`` lists the header values the reader corrected or ignored
+    (each also logged; they raise the ``reader_warning`` flag), ``library_warnings`` what
+    pydicom or Pillow reported about the file (each logged once with the file name; no flag:
+    they do not change the pixels or the spacing the reader hands on), and
     ``spacing_source`` says where ``spacing_mm`` came from ("PixelSpacing",
     "ImagerPixelSpacing", "user") or is None when the spacing is unknown. ``header`` is the
     parsed DICOM dataset without its pixel data (None for other formats).
@@ -48,6 +50,7 @@ class Radiograph:
     warnings: tuple[str, ...] = ()
     spacing_source: str | None = None
     header: Dataset | None = field(default=None, compare=False, repr=False)
+    library_warnings: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -74,6 +77,7 @@ class Radiograph:
             metadata=dict(self.metadata),
             warnings=self.warnings,
             header=self.header,
+            library_warnings=self.library_warnings,
         )
 
 
@@ -90,3 +94,4 @@ class RadiographInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     header: Dataset | None = field(default=None, repr=False)
+    library_warnings: tuple[str, ...] = ()

@@ -100,6 +100,7 @@ def reader_summary(info: RadiographInfo) -> dict[str, Any]:
         "shape": list(info.shape),
         "spacing_mm": None if info.spacing_mm is None else list(info.spacing_mm),
         "warnings": list(info.warnings),
+        "library_warnings": list(info.library_warnings),
         "metadata": {k: str(v) for k, v in info.metadata.items()},
     }
 
