@@ -1,0 +1,50 @@
+"""PyTorch networks as a :class:`~aacscore.backend.Net` (the ``torch`` backend; needs
+``aacscore[train]``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from aacscore.backend import Backend
+
+
+class TorchNet:
+    """A torch module in eval mode: numpy in, named numpy outputs out.
+
+    The module may return one tensor (named ``output_names[0]``), a tuple of tensors (named in
+    order) or a dict (the named entries). Inputs go to the module's device."""
+
+    backend = Backend.TORCH
+
+    def __init__(self, module: torch.nn.Module, output_names: Sequence[str]) -> None:
+        self.module = module
+        self.output_names = tuple(output_names)
+
+    @torch.inference_mode()
+    def __call__(self, x: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
+        m = self.module
+        was_training = bool(getattr(m, "training", False))
+        m.eval()
+        try:
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            p = next(iter(m.parameters()), None)
+            if p is not None and p.device.type != "cpu":
+                t = t.to(p.device)
+            out: Any = m(t)
+        finally:
+            m.train(was_training)
+        if isinstance(out, torch.Tensor):
+            outs = {self.output_names[0]: out}
+        elif isinstance(out, dict):
+            outs = {k: out[k] for k in self.output_names}
+        else:
+            outs = dict(zip(self.output_names, out, strict=True))
+        return {k: v.detach().float().cpu().numpy() for k, v in outs.items()}
+
+    def __repr__(self) -> str:
+        return f"TorchNet({type(self.module).__name__})"
