@@ -199,10 +199,15 @@ def test_band_is_cut_on_the_spine_results_bounds_an_unusable_t12_extrapolated() 
         assert np.max(np.abs(off)) < 0.05, name
 
 
-def test_spine_model_weight_files_are_plans_and_safetensors() -> None:
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_spine_model_weight_files_are_plans_and_safetensors(backend: str) -> None:
     from aacscore.spine.network import default_model_dir
 
-    model = SpineModel.load()
+    model = SpineModel.load(backend=backend)
+    assert model.backend == backend
     files = model.weight_files()
-    assert {p.name for p in files} == {"plans.json", "unet.safetensors", "orientation.safetensors"}
+    names = {"plans.json", "unet.safetensors", "orientation.safetensors"}
+    if backend == "onnx":  # the graphs that run in place of the weights are named too
+        names |= {"unet.onnx", "orientation.onnx"}
+    assert {p.name for p in files} == names
     assert all(p.parent == default_model_dir() and p.is_file() for p in files)

@@ -6,11 +6,11 @@
 >>> result.anterior_side, result.bounds["L1/L2"].point  # doctest: +SKIP
 
 Inference only (training: :mod:`aacscore.training.spine`). Modules: :mod:`.plans` (plans.json),
-:mod:`.network` (DynUNet, orientation net), :mod:`.preprocess` (letterbox, z-score),
-:mod:`.predict` (:class:`SpineModel`), :mod:`.result` (scores -> :class:`SpineResult`),
-:mod:`.geometry` (masks -> landmarks -> bounds), :mod:`.flags` (confidence, trust flags),
-:mod:`.orientation`, :mod:`.classifier`,
-:mod:`.nnunet` (nnU-Net v2 predictor).
+:mod:`.weights` (model files), :mod:`.network` (DynUNet, orientation net: the torch backend),
+:mod:`.preprocess` (letterbox, z-score), :mod:`.predict` (:class:`SpineModel`), :mod:`.result`
+(scores -> :class:`SpineResult`), :mod:`.geometry` (masks -> landmarks -> bounds), :mod:`.flags`
+(confidence, trust flags), :mod:`.orientation`, :mod:`.classifier`, :mod:`.nnunet` (nnU-Net v2
+predictor, torch only).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 
 from aacscore.spine.flags import SpineConfidence
 from aacscore.spine.geometry import SpineGeometry, geometry_from_labels
-from aacscore.spine.network import WeightsError
 from aacscore.spine.orientation import CanonicalFrame, OrientationResult
 from aacscore.spine.plans import Plans
 from aacscore.spine.predict import (
@@ -29,6 +28,7 @@ from aacscore.spine.predict import (
     default_model_dir,
     load_spine_model,
 )
+from aacscore.spine.weights import WeightsError
 from aacscore.vertebrae import (
     CLASS_NAMES,
     CORNER_NAMES,

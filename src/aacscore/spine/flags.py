@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from aacscore.spine.orientation import OrientationResult
 from aacscore.vertebrae import (
@@ -106,36 +105,41 @@ class SpineConfidence:
         }
 
 
-def _as_probabilities(scores: torch.Tensor) -> torch.Tensor:
+def _as_probabilities(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     """Class probabilities from (C, ...) scores: kept when they already are probabilities
     (in [0, 1], summing to 1 over the classes, as nnU-Net's), else a softmax of the logits."""
-    s = scores.float()
-    if float(s.min()) >= 0.0 and float(s.max()) <= 1.0:
-        if bool(torch.allclose(s.sum(dim=0), torch.ones_like(s[0]), atol=1e-3)):
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size and float(s.min()) >= 0.0 and float(s.max()) <= 1.0:
+        if np.allclose(s.sum(axis=0), 1.0, atol=1e-3):
             return s
-    return torch.softmax(s, dim=0)
+    e = np.exp(s - s.max(axis=0, keepdims=True))
+    out: npt.NDArray[np.float64] = e / e.sum(axis=0, keepdims=True)
+    return out
 
 
-def spine_confidence(scores: torch.Tensor, labels: npt.NDArray[np.integer[Any]]) -> SpineConfidence:
-    """:class:`SpineConfidence` from (C, h, w) logits or probabilities and the cleaned labels
-    on the same grid (the largest component of each body)."""
+def spine_confidence(
+    scores: npt.ArrayLike, labels: npt.NDArray[np.integer[Any]]
+) -> SpineConfidence:
+    """:class:`SpineConfidence` from (C, h, w) logits or probabilities (numpy or a CPU torch
+    tensor) and the cleaned labels on the same grid (the largest component of each body)."""
     flat = np.ascontiguousarray(labels).reshape(-1)
     idx = np.flatnonzero(flat)
     if idx.size == 0:
         return SpineConfidence(0.0, 0.0)
-    c = int(scores.shape[0])
-    picked = scores.reshape(c, -1).index_select(1, torch.from_numpy(idx))
-    prob = _as_probabilities(picked)  # (C, n) over body pixels only
-    own_lab = torch.from_numpy(flat[idx].astype(np.int64))
-    pmax = prob.max(dim=0).values
-    own = prob.gather(0, own_lab[None])[0]
-    others = prob[1:].clone()  # vertebra classes only: the margin is against another level
-    others.scatter_(0, (own_lab - 1)[None], -1.0)
-    margin = own - others.max(dim=0).values
+    arr = np.asarray(scores, dtype=np.float32)
+    c = int(arr.shape[0])
+    prob = _as_probabilities(arr.reshape(c, -1)[:, idx])  # (C, n) over body pixels only
+    own_lab = flat[idx].astype(np.int64)
+    cols = np.arange(idx.size)
+    pmax = prob.max(axis=0)
+    own = prob[own_lab, cols]
+    others = prob[1:].copy()  # vertebra classes only: the margin is against another level
+    others[own_lab - 1, cols] = -1.0
+    margin = own - others.max(axis=0)
     level_p: dict[str, float] = {}
     level_m: dict[str, float] = {}
     level_n: dict[str, int] = {}
-    core = torch.zeros_like(own_lab, dtype=torch.bool)
+    core = np.zeros(own_lab.shape, dtype=bool)
     for name in LEVEL_ORDER:
         m = own_lab == LABEL_VALUES[name]
         n = int(m.sum())
@@ -151,16 +155,11 @@ def spine_confidence(scores: torch.Tensor, labels: npt.NDArray[np.integer[Any]])
     pc = pmax[core]
     return SpineConfidence(
         float(pc.mean()),
-        float((pc > CONFIDENT_PROBABILITY).float().mean()),
+        float((pc > CONFIDENT_PROBABILITY).mean()),
         level_p,
         level_m,
         level_n,
     )
-
-
-# -------------------------------------------------------------------------------------------
-# Flags
-# -------------------------------------------------------------------------------------------
 
 
 def fracture_findings(vertebrae: Mapping[str, Vertebra]) -> list[str]:

@@ -1,6 +1,8 @@
-"""The networks: nnU-Net's 2D U-Net as MONAI ``DynUNet`` and a tiny orientation classifier.
+"""The networks: nnU-Net's 2D U-Net as MONAI ``DynUNet`` and a tiny orientation classifier
+(PyTorch: the torch backend, training and the ONNX export).
 
-Weights are stored as safetensors (optionally fp16) next to ``plans.json``.
+Weights are stored as safetensors (optionally fp16) next to ``plans.json``; the file names and
+:class:`WeightsError` live in :mod:`aacscore.spine.weights` (no torch needed).
 """
 
 from __future__ import annotations
@@ -13,22 +15,27 @@ from safetensors.torch import load_file
 from torch import nn
 
 from aacscore.spine.plans import Plans
+from aacscore.spine.weights import (
+    MODEL_CARD,
+    ORIENTATION_WEIGHTS,
+    PLANS_FILE,
+    UNET_WEIGHTS,
+    WeightsError,
+    default_model_dir,
+)
 
-UNET_WEIGHTS = "unet.safetensors"
-ORIENTATION_WEIGHTS = "orientation.safetensors"
-PLANS_FILE = "plans.json"
-MODEL_CARD = "MODEL_CARD.md"
-
-
-def default_model_dir() -> Path:
-    """``aacscore/models/spine`` inside the installed package."""
-    from aacscore.info import MODELS_DIR
-
-    return MODELS_DIR / "spine"
-
-
-class WeightsError(RuntimeError):
-    """Missing or incompatible model weights."""
+__all__ = [
+    "MODEL_CARD",
+    "ORIENTATION_WEIGHTS",
+    "PLANS_FILE",
+    "UNET_WEIGHTS",
+    "OrientationNet",
+    "WeightsError",
+    "build_orientation_net",
+    "build_unet",
+    "default_model_dir",
+    "load_weights",
+]
 
 
 def build_unet(plans: Plans) -> DynUNet:

@@ -1,4 +1,5 @@
-"""nnU-Net v2 backed spine model (optional extra ``aacscore[nnunet]``).
+"""nnU-Net v2 backed spine model (optional extras ``aacscore[train,nnunet]``: PyTorch only,
+whatever the backend; the backend runs its orientation classifier).
 
 ``--spine-model nnunet:RESULTS_FOLDER`` (the folder holding ``dataset.json``, ``plans.json`` and
 ``fold_*``) segments films with nnU-Net's predictor. nnU-Net sees pixels (spacing 999, 1, 1), so
@@ -17,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from aacscore.backend.resample import resize_bilinear
 from aacscore.io import Radiograph
 from aacscore.spine.classifier import OrientationClassifier
-from aacscore.spine.network import default_model_dir
 from aacscore.spine.orientation import (
     OrientationResult,
     cue_only_orientation,
@@ -31,6 +30,7 @@ from aacscore.spine.orientation import (
 )
 from aacscore.spine.preprocess import Letterbox
 from aacscore.spine.result import SpineResult, clean_labels, result_from_label_scores
+from aacscore.spine.weights import default_model_dir
 from aacscore.vertebrae import CLASS_NAMES, Side
 
 logger = logging.getLogger(__name__)
@@ -153,6 +153,8 @@ class NnUNetSpineModel:
         ``dataset.json``; with neither, films are segmented at full resolution.
         """
         predictor_cls = _import_predictor()
+        import torch
+
         path = Path(folder)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: nnU-Net results folder not found")
@@ -225,14 +227,11 @@ class NnUNetSpineModel:
         seg, probs = self.predictor.predict_single_npy_array(
             net_img[None, None], {"spacing": [999.0, 1.0, 1.0]}, None, None, True
         )
-        scores = torch.from_numpy(
-            np.asarray(probs, dtype=np.float32).reshape(len(CLASS_NAMES), *net_img.shape)
-        )
+        scores = np.asarray(probs, dtype=np.float32).reshape(len(CLASS_NAMES), *net_img.shape)
         if box is not None:
             # back to the film's pixels (pixel centres, as Letterbox maps points)
-            up = F.interpolate(scores[None], size=shape, mode="bilinear", align_corners=False)
-            scores = up[0]
-            seg = scores.argmax(dim=0).numpy().astype(np.uint8)
+            scores = resize_bilinear(scores, shape)
+            seg = scores.argmax(axis=0).astype(np.uint8)
         timings = {"network_s": time.perf_counter() - t0}
         if anterior_side is not None:
             side = Side.parse(anterior_side)

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
-from aacscore.spine.network import OrientationNet
+from aacscore.backend import Net, as_net
+from aacscore.spine.weights import ORIENTATION_OUTPUTS
 from aacscore.vertebrae import ANTERIOR_SIDES, LABEL_VALUES, REQUIRED_LEVELS, Side
 
 CLASSIFIER_CONFIDENT = 0.9
@@ -104,12 +104,12 @@ class OrientationResult:
         return p if self.anterior_side == Side.RIGHT else 1.0 - p
 
 
-@torch.inference_mode()
-def classifier_probability_right(net: OrientationNet, image: torch.Tensor) -> float:
-    """Antisymmetrised P(anterior right) for a normalised (1, 1, h, w) input."""
-    net.eval()
-    batch = torch.cat([image, torch.flip(image, dims=[3])], dim=0)
-    logits = net(batch)
+def classifier_probability_right(net: Net | Any, image: npt.ArrayLike) -> float:
+    """Antisymmetrised P(anterior right) for a normalised (1, 1, h, w) input; ``net`` is a
+    :class:`~aacscore.backend.Net` or an :class:`~aacscore.spine.network.OrientationNet`."""
+    x = np.asarray(image, dtype=np.float32)
+    batch = np.concatenate([x, x[..., ::-1]], axis=0)
+    logits = as_net(net, ORIENTATION_OUTPUTS)(batch)[ORIENTATION_OUTPUTS[0]].reshape(-1)
     z = 0.5 * (float(logits[0]) - float(logits[1]))
     return 1.0 / (1.0 + math.exp(-z))
 

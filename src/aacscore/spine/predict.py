@@ -12,29 +12,18 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from aacscore._timing import timed
+from aacscore.backend import Backend, Net, as_net, graph_path, load_net, resolve_backend
 from aacscore.io import Radiograph
-from aacscore.spine.classifier import probability_right
+from aacscore.spine.classifier import load_orientation_net, probability_right
 from aacscore.spine.flags import spine_confidence, spine_flags
 from aacscore.spine.geometry import (
     check_plausibility,
-)
-from aacscore.spine.network import (
-    MODEL_CARD,
-    ORIENTATION_WEIGHTS,
-    PLANS_FILE,
-    UNET_WEIGHTS,
-    OrientationNet,
-    WeightsError,
-    build_orientation_net,
-    build_unet,
-    default_model_dir,
-    load_weights,
 )
 from aacscore.spine.orientation import (
     CanonicalFrame,
@@ -44,7 +33,7 @@ from aacscore.spine.orientation import (
     posterior_cue,
 )
 from aacscore.spine.plans import Plans
-from aacscore.spine.preprocess import Letterbox, zscore
+from aacscore.spine.preprocess import Letterbox, zscore_array
 from aacscore.spine.result import (
     FINE_FACTOR,
     SpineModelProtocol,
@@ -55,6 +44,16 @@ from aacscore.spine.result import (
     fine_label_map,
     geometry_from_logits,
     result_from_label_scores,
+)
+from aacscore.spine.weights import (
+    MODEL_CARD,
+    ORIENTATION_OUTPUTS,
+    ORIENTATION_WEIGHTS,
+    PLANS_FILE,
+    UNET_OUTPUTS,
+    UNET_WEIGHTS,
+    WeightsError,
+    default_model_dir,
 )
 from aacscore.vertebrae import (
     CLASS_NAMES,
@@ -67,24 +66,46 @@ logger = logging.getLogger(__name__)
 
 
 class SpineModel:
-    """The CPU U-Net spine model: ``SpineModel.load(dir).predict(radiograph)``."""
+    """The CPU U-Net spine model: ``SpineModel.load(dir).predict(radiograph)``.
+
+    ``unet`` and ``orientation_net`` are :class:`~aacscore.backend.Net` objects (ONNX Runtime or
+    torch) or torch modules (run on the torch backend)."""
 
     def __init__(
         self,
         plans: Plans,
-        unet: torch.nn.Module,
-        orientation_net: OrientationNet | None,
+        unet: Net | Any,
+        orientation_net: Net | Any | None,
         model_dir: Path | None = None,
     ) -> None:
         self.plans = plans
-        self.unet = unet.eval()
-        self.orientation_net = orientation_net.eval() if orientation_net is not None else None
+        self.unet = unet if isinstance(unet, Net) else unet.eval()
+        self.orientation_net = (
+            orientation_net
+            if orientation_net is None or isinstance(orientation_net, Net)
+            else orientation_net.eval()
+        )
+        self._unet = as_net(self.unet, UNET_OUTPUTS)
+        self._orientation = (
+            None
+            if self.orientation_net is None
+            else as_net(self.orientation_net, ORIENTATION_OUTPUTS)
+        )
         self.model_dir = model_dir
 
+    @property
+    def backend(self) -> Backend:
+        """The backend that runs the U-Net (``onnx`` or ``torch``)."""
+        return self._unet.backend
+
     @classmethod
-    def load(cls, dir: str | Path | None = None) -> SpineModel:
+    def load(
+        cls, dir: str | Path | None = None, backend: str | Backend | None = None
+    ) -> SpineModel:
         """Load ``plans.json``, ``unet.safetensors`` and ``orientation.safetensors`` from ``dir``
-        (default: the weights shipped under ``aacscore/models/spine``)."""
+        (default: the weights shipped under ``aacscore/models/spine``), run by ``backend``
+        (``onnx``: their exported graphs; ``torch``; ``auto``/None: onnx when the graphs fit
+        the weights)."""
         d = Path(dir) if dir is not None else default_model_dir()
         plans_path, unet_path = d / PLANS_FILE, d / UNET_WEIGHTS
         if not plans_path.is_file() or not unet_path.is_file():
@@ -95,40 +116,51 @@ class SpineModel:
                 f"{default_model_dir()}) or pass another model folder / 'nnunet:RESULTS_FOLDER'."
             )
         plans = Plans.load(plans_path)
-        unet = build_unet(plans)
-        load_weights(unet, unet_path)
-        orient: OrientationNet | None = None
-        if (d / ORIENTATION_WEIGHTS).is_file():
-            orient = build_orientation_net(plans)
-            load_weights(orient, d / ORIENTATION_WEIGHTS)
+        orient_path = d / ORIENTATION_WEIGHTS
+        which = resolve_backend(backend, unet_path)
+        if which == Backend.ONNX and orient_path.is_file():
+            # one backend for both networks (auto: torch for both when this graph is missing)
+            which = resolve_backend(backend, orient_path)
+
+        def build_unet() -> Any:
+            from aacscore.spine.network import build_unet, load_weights
+
+            return load_weights(build_unet(plans), unet_path)
+
+        unet = load_net(which, unet_path, build_unet, UNET_OUTPUTS)
+        orient: Net | None = None
+        if orient_path.is_file():
+            orient = load_orientation_net(plans, orient_path, which)
         else:
             logger.warning("%s: no orientation weights; using the image cue only", d)
         return cls(plans, unet, orient, d)
 
-    @torch.inference_mode()
-    def logits(self, image: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]) -> torch.Tensor:
+    def logits(
+        self, image: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.float32]:
         """(C, h, w) logits for a raw padded model-size input."""
-        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
-        v = torch.from_numpy(valid.astype(np.float32))[None, None]
-        out = self.unet(zscore(x, v))
-        return out[0]
+        x = zscore_array(image, valid)[None, None]
+        return self._unet(x)[UNET_OUTPUTS[0]][0]
 
-    @torch.inference_mode()
     def probability_right(
         self, image: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]
     ) -> float | None:
         """Antisymmetrised classifier P(anterior right) for a raw padded model-size input."""
-        if self.orientation_net is None:
+        if self._orientation is None:
             return None
-        return probability_right(self.orientation_net, self.plans, image, valid)
+        return probability_right(self._orientation, self.plans, image, valid)
 
     def weight_files(self) -> list[Path]:
-        """Files that determine the predictions: ``plans.json`` and the safetensors weights."""
+        """Files that determine the predictions: ``plans.json`` and the safetensors weights
+        (and, on the onnx backend, the graphs exported from them)."""
         d = self.model_dir if self.model_dir is not None else default_model_dir()
         names = [PLANS_FILE, UNET_WEIGHTS]
         if self.orientation_net is not None:
             names.append(ORIENTATION_WEIGHTS)
-        return [d / n for n in names]
+        files = [d / n for n in names]
+        if self.backend == Backend.ONNX:
+            files += [graph_path(d / n) for n in names[1:]]
+        return files
 
     def predict(
         self,
@@ -162,7 +194,7 @@ class SpineModel:
             else:
                 side = Side.parse(anterior_side)
 
-        def run(side: Side) -> tuple[npt.NDArray[np.float32], torch.Tensor]:
+        def run(side: Side) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
             canon = box.pad(
                 np.ascontiguousarray(resized[:, ::-1] if side == Side.RIGHT else resized)
             )
@@ -172,7 +204,7 @@ class SpineModel:
             canon, logits = run(side)
         with timed(timings, "orientation_check_s"):
             if anterior_side is None:
-                coarse = clean_labels(logits.argmax(dim=0).numpy().astype(np.uint8))[0]
+                coarse = clean_labels(logits.argmax(axis=0).astype(np.uint8))[0]
                 cue = posterior_cue(canon, coarse)
                 if p_right is None:
                     orientation = cue_only_orientation(cue)
@@ -243,17 +275,30 @@ class SpineModel:
         )
 
 
-def load_spine_model(spec: str | os.PathLike[str] | None = None) -> SpineModelProtocol:
+def load_spine_model(
+    spec: str | os.PathLike[str] | None = None, backend: str | Backend | None = None
+) -> SpineModelProtocol:
     """A spine model from a folder of aacscore weights (default: shipped) or ``nnunet:FOLDER``.
 
     ``nnunet:RESULTS_FOLDER`` uses nnU-Net v2's predictor on a trained nnU-Net model folder
-    (needs ``pip install 'aacscore[nnunet]'``).
+    (needs PyTorch and nnU-Net: ``pip install 'aacscore[train,nnunet]'``; ``backend`` then
+    applies to its orientation classifier only).
     """
     if spec is not None and str(spec).startswith("nnunet:"):
+        from aacscore.backend import torch_available
+
+        if not torch_available():
+            from aacscore.spine.nnunet import NnUNetUnavailableError
+
+            raise NnUNetUnavailableError(
+                f"--spine-model {spec}: the nnU-Net spine model runs on PyTorch only, which is "
+                "not installed: pip install 'aacscore[train,nnunet]' (or score with the shipped "
+                "spine model on the onnx backend)"
+            )
         from aacscore.spine.nnunet import NnUNetSpineModel
 
         return NnUNetSpineModel.load(str(spec)[len("nnunet:") :])
-    return SpineModel.load(None if spec is None else Path(spec))
+    return SpineModel.load(None if spec is None else Path(spec), backend=backend)
 
 
 __all__ = [

@@ -1,14 +1,18 @@
-"""Network input: the letterbox (resize + pad + coordinate maps) and the per-image z-score."""
+"""Network input: the letterbox (resize + pad + coordinate maps) and the per-image z-score
+(numpy for inference; :func:`zscore` on torch tensors for training)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
+
+from aacscore.backend.resample import resize_bilinear
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,12 @@ class Letterbox:
         return p
 
     def resize_image(self, img: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
-        """Antialiased bilinear resize to the ``resized`` shape (no padding)."""
-        t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
-        if tuple(t.shape[2:]) == self.resized:
-            return t[0, 0].numpy().copy()
-        out = F.interpolate(
-            t, size=self.resized, mode="bilinear", antialias=True, align_corners=False
-        )
-        return out[0, 0].numpy()
+        """Antialiased bilinear resize to the ``resized`` shape (no padding), as
+        ``F.interpolate(mode="bilinear", antialias=True, align_corners=False)``."""
+        a = np.asarray(img, dtype=np.float32)
+        if tuple(a.shape) == self.resized:
+            return a.copy()
+        return resize_bilinear(a, self.resized, antialias=True)
 
     def resize_labels(self, labels: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint8]:
         """Area-weighted majority label per output pixel (one-hot antialiased resize + argmax)."""
@@ -123,8 +125,22 @@ def canonical_model_input(
     return box.pad(np.ascontiguousarray(r), 0.0)
 
 
+def zscore_array(image: npt.ArrayLike, valid: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Per-image z-score over the film area (``valid`` > 0.5); padding set to 0. Shapes
+    (..., h, w); the statistics are taken over the last two axes (float64)."""
+    x = np.asarray(image, dtype=np.float64)
+    v = (np.asarray(valid) > 0.5).astype(np.float64)
+    v = np.broadcast_to(v, x.shape)
+    axes = (-2, -1)
+    n = np.maximum(v.sum(axis=axes, keepdims=True), 1.0)
+    mean = (x * v).sum(axis=axes, keepdims=True) / n
+    var = (((x - mean) * v) ** 2).sum(axis=axes, keepdims=True) / n
+    return ((x - mean) / np.maximum(np.sqrt(var), 1e-6) * v).astype(np.float32)
+
+
 def zscore(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-image z-score over the film area (``valid`` > 0); padding set to 0. Shapes (B,1,h,w)."""
+    """Per-image z-score over the film area (``valid`` > 0); padding set to 0. Shapes (B,1,h,w)
+    (torch tensors: training; inference uses :func:`zscore_array`)."""
     v = (valid > 0.5).to(image.dtype)
     n = v.sum(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
     mean = (image * v).sum(dim=(1, 2, 3), keepdim=True) / n

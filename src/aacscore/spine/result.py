@@ -9,10 +9,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
+from aacscore.backend.resample import resize_bilinear
 from aacscore.io import Radiograph
 from aacscore.spine.flags import SpineConfidence, spine_confidence, spine_flags
 from aacscore.spine.geometry import (
@@ -140,8 +139,19 @@ def clean_labels(labels: npt.NDArray[np.integer[Any]]) -> tuple[npt.NDArray[np.u
     return out, warnings
 
 
+def as_scores(scores: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """(C, h, w) class scores as a float32 array (from numpy or a CPU torch tensor)."""
+    a = np.asarray(scores, dtype=np.float32)
+    if a.ndim != 3:
+        raise ValueError(f"expected (classes, rows, cols) scores, got shape {a.shape}")
+    return a
+
+
 def contours_from_logits(
-    logits: torch.Tensor, labels: npt.NDArray[np.uint8], factor: int = FINE_FACTOR, margin: int = 3
+    logits: npt.ArrayLike,
+    labels: npt.NDArray[np.uint8],
+    factor: int = FINE_FACTOR,
+    margin: int = 3,
 ) -> dict[str, FloatArray]:
     """Sub-pixel outline of each labelled body from (C, h, w) logits (or probabilities).
 
@@ -149,6 +159,7 @@ def contours_from_logits(
     the body's class stops being the arg-max is traced; other components of the same class are
     masked out. Returned points are in the logits' pixel coordinates.
     """
+    logits = as_scores(logits)
     _c, h, w = logits.shape
     out: dict[str, FloatArray] = {}
     for name, v in LABEL_VALUES.items():
@@ -158,11 +169,11 @@ def contours_from_logits(
         rows, cols = np.nonzero(m)
         y0, y1 = max(int(rows.min()) - margin, 0), min(int(rows.max()) + margin + 1, h)
         x0, x1 = max(int(cols.min()) - margin, 0), min(int(cols.max()) + margin + 1, w)
-        crop = logits[:, y0:y1, x0:x1][None].float()
+        crop = logits[:, y0:y1, x0:x1]
         size = ((y1 - y0) * factor, (x1 - x0) * factor)
-        fine = F.interpolate(crop, size=size, mode="bilinear", align_corners=False)[0]
-        others = torch.cat([fine[:v], fine[v + 1 :]], dim=0).amax(dim=0)
-        score = (fine[v] - others).numpy().astype(np.float64)
+        fine = resize_bilinear(crop, size)
+        others = np.concatenate([fine[:v], fine[v + 1 :]], axis=0).max(axis=0)
+        score = (fine[v] - others).astype(np.float64)
         keep = ndimage.binary_dilation(m[y0:y1, x0:x1], iterations=1)
         keep_f = np.kron(keep, np.ones((factor, factor), dtype=bool))
         score[~keep_f] = np.minimum(score[~keep_f], -1e-3)
@@ -176,13 +187,17 @@ def contours_from_logits(
 
 
 def fine_label_map(
-    logits: torch.Tensor, labels: npt.NDArray[np.uint8], factor: int = FINE_FACTOR, margin: int = 2
+    logits: npt.ArrayLike,
+    labels: npt.NDArray[np.uint8],
+    factor: int = FINE_FACTOR,
+    margin: int = 2,
 ) -> npt.NDArray[np.uint8]:
     """Arg-max of the logits upsampled bilinearly ``factor`` times, (h * factor, w * factor).
 
     Only the region around the cleaned coarse ``labels`` is upsampled; each class is kept only
     next to its own (largest) coarse component.
     """
+    logits = as_scores(logits)
     _, h, w = logits.shape
     out = np.zeros((h * factor, w * factor), dtype=np.uint8)
     rows, cols = np.nonzero(labels)
@@ -190,10 +205,10 @@ def fine_label_map(
         return out
     y0, y1 = max(int(rows.min()) - margin, 0), min(int(rows.max()) + margin + 1, h)
     x0, x1 = max(int(cols.min()) - margin, 0), min(int(cols.max()) + margin + 1, w)
-    crop = logits[:, y0:y1, x0:x1][None].float()
+    crop = logits[:, y0:y1, x0:x1]
     size = ((y1 - y0) * factor, (x1 - x0) * factor)
-    fine = F.interpolate(crop, size=size, mode="bilinear", align_corners=False)[0]
-    arg = fine.argmax(dim=0).numpy().astype(np.uint8)
+    fine = resize_bilinear(crop, size)
+    arg = fine.argmax(axis=0).astype(np.uint8)
     sub = labels[y0:y1, x0:x1]
     for v in np.unique(arg):
         if v == 0:
@@ -206,14 +221,15 @@ def fine_label_map(
 
 
 def geometry_from_logits(
-    logits: torch.Tensor,
+    logits: npt.ArrayLike,
     spacing_mm: tuple[float, float] | None,
     source: str | None = None,
     check: bool = True,
     factor: int = FINE_FACTOR,
 ) -> tuple[SpineGeometry, npt.NDArray[np.uint8]]:
     """Canonical-frame geometry (anterior left) from (C, h, w) logits, and the cleaned labels."""
-    coarse = logits.argmax(dim=0).numpy().astype(np.uint8)
+    logits = as_scores(logits)
+    coarse = logits.argmax(axis=0).astype(np.uint8)
     labels, warnings = clean_labels(coarse)
     contours = contours_from_logits(logits, labels, factor)
     geo = geometry_from_contours(
@@ -244,7 +260,7 @@ def _map_geometry(
 
 def result_from_label_scores(
     radiograph: Radiograph,
-    scores: torch.Tensor,
+    scores: npt.ArrayLike,
     orientation: OrientationResult,
     check: bool = True,
     timings: Mapping[str, float] | None = None,
@@ -254,10 +270,11 @@ def result_from_label_scores(
 
     ``scores`` may be probabilities (nnU-Net's) or logits: :func:`spine_confidence` tells them
     apart."""
+    scores = as_scores(scores)
     shape = (int(scores.shape[1]), int(scores.shape[2]))
     frame = CanonicalFrame(shape, orientation.anterior_side)
-    canon_scores = torch.flip(scores, dims=[2]) if frame.mirrored else scores
-    coarse = canon_scores.argmax(dim=0).numpy().astype(np.uint8)
+    canon_scores = np.ascontiguousarray(scores[:, :, ::-1]) if frame.mirrored else scores
+    coarse = canon_scores.argmax(axis=0).astype(np.uint8)
     labels, warnings = clean_labels(coarse)
     confidence = spine_confidence(canon_scores, labels)
     contours = contours_from_logits(canon_scores, labels, factor=1)
