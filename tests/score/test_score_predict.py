@@ -176,9 +176,12 @@ def test_predict_band_object_gives_aac8(tmp_path: Path) -> None:
     assert all((f == 0.0) == (g == 0) for f, g in zip(p.fractions, rounded, strict=True))
 
 
-def test_score_model_weight_files_are_weights_and_config() -> None:
-    model = ScoreModel.load()
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_score_model_weight_files_are_weights_and_config(backend: str) -> None:
+    model = ScoreModel.load(backend=backend)
+    assert model.backend == backend
     files = model.weight_files()
-    assert [p.name for p in files] == ["model.safetensors", "config.json"]
+    graph = ["model.onnx"] if backend == "onnx" else []  # the graph run in place of the weights
+    assert [p.name for p in files] == ["model.safetensors", "config.json", *graph]
     assert all(p.is_file() for p in files)
     assert ScoreModel(model.net, model.config).weight_files() == []

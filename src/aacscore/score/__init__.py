@@ -7,10 +7,15 @@
 >>> band = extract_band(image, corners, "right", spacing, geometry=geo)  # doctest: +SKIP
 >>> model.predict(band, groups="lewis").aac24  # doctest: +SKIP
 
-Inference only; training is :mod:`aacscore.training.score`.
+Inference only; training is :mod:`aacscore.training.score`. The torch network
+(:class:`~aacscore.score.network.ScoreNet`) is imported on first use.
 """
 
-from aacscore.score.network import HEADS, Head, NetworkConfig, ScoreNet
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aacscore.score.config import HEADS, Head, NetworkConfig
 from aacscore.score.predict import (
     PACKAGE_MODEL_DIR,
     ModelNotFoundError,
@@ -19,6 +24,18 @@ from aacscore.score.predict import (
     ScorePrediction,
     is_low_confidence,
 )
+
+if TYPE_CHECKING:
+    from aacscore.score.network import ScoreNet
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ScoreNet":
+        from aacscore.score.network import ScoreNet
+
+        return ScoreNet
+    raise AttributeError(f"module 'aacscore.score' has no attribute {name!r}")
+
 
 __all__ = [
     "HEADS",

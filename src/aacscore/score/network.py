@@ -18,9 +18,7 @@ The two segment heads can also predict the calcified fraction of wall length of 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from enum import Enum
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,69 +26,31 @@ import torch.nn.functional as F
 from monai.networks.nets import ResNet
 from torch import nn
 
-from aacscore.kauppila import LEVELS, MAX_AAC24, MAX_GRADE, SEGMENTS
+from aacscore.kauppila import LEVELS, MAX_AAC24, MAX_GRADE
+from aacscore.score.config import (
+    HEADS,
+    N_SEG,
+    N_THRESH,
+    Head,
+    NetworkConfig,
+    output_names,
+)
 
-
-class Head(str, Enum):
-    """The score network's head."""
-
-    SEGMENTS = "segments"
-    ORDINAL = "ordinal"
-    TOTAL = "total"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-HEADS: tuple[str, ...] = tuple(h.value for h in Head)
-N_SEG = len(SEGMENTS)
-N_THRESH = MAX_GRADE
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Architecture of the score network (stored in ``config.json``)."""
-
-    head: str = "segments"
-    layers: tuple[int, ...] = (2, 2, 2, 2)
-    block_inplanes: tuple[int, ...] = (16, 32, 64, 128)
-    conv1_stride: int = 2
-    col_bins: int = 4
-    dropout: float = 0.2
-    predict_fractions: bool = True
-
-    def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ValueError(f"unknown head {self.head!r}; expected one of {', '.join(HEADS)}")
-        object.__setattr__(self, "head", Head(self.head).value)
-        if len(self.layers) != 4 or len(self.block_inplanes) != 4:
-            raise ValueError("layers and block_inplanes need 4 entries each")
-
-    @property
-    def has_fractions(self) -> bool:
-        """Whether the network outputs segment fractions (never for the total head)."""
-        return self.predict_fractions and self.head != Head.TOTAL
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready description."""
-        d = asdict(self)
-        d["layers"] = list(self.layers)
-        d["block_inplanes"] = list(self.block_inplanes)
-        d["backbone"] = "monai.networks.nets.ResNet(block='basic', spatial_dims=2)"
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> NetworkConfig:
-        """Inverse of :meth:`as_dict`."""
-        return cls(
-            head=str(d["head"]),
-            layers=tuple(int(x) for x in d["layers"]),
-            block_inplanes=tuple(int(x) for x in d["block_inplanes"]),
-            conv1_stride=int(d.get("conv1_stride", 2)),
-            col_bins=int(d.get("col_bins", 4)),
-            dropout=float(d.get("dropout", 0.0)),
-            predict_fractions=bool(d.get("predict_fractions", False)),
-        )
+__all__ = [
+    "HEADS",
+    "N_SEG",
+    "N_THRESH",
+    "Head",
+    "NetworkConfig",
+    "ScoreGraph",
+    "ScoreNet",
+    "Targets",
+    "count_parameters",
+    "decode_ordinal",
+    "ordinal_targets",
+    "output_names",
+    "score_loss",
+]
 
 
 def _logit(p: float) -> float:
@@ -177,6 +137,23 @@ class ScoreNet(nn.Module):
         if self.config.has_fractions:
             out["fractions"] = torch.sigmoid(raw[:, self.n_main :])
         return out
+
+
+class ScoreGraph(nn.Module):
+    """What the exported graph computes (and the torch backend runs): normalised bands
+    (B, 1, H, W) -> the tuple of :func:`~aacscore.score.config.output_names` (penultimate
+    ``features``, ``total``, ``grades`` and ``fractions`` where the head has them)."""
+
+    def __init__(self, net: ScoreNet) -> None:
+        super().__init__()
+        self.net = net
+        self.names = output_names(net.config)
+        self.train(net.training)  # a wrapper of a network in eval mode is in eval mode
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats = self.net.features(x)
+        out = self.net.heads(feats)
+        return tuple(feats if n == "features" else out[n] for n in self.names)
 
 
 @dataclass(frozen=True)

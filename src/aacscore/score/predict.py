@@ -28,13 +28,21 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from aacscore.aorta.roi import Band, BandGeometry
+from aacscore.backend import (
+    Backend,
+    Net,
+    as_net,
+    graph_path,
+    load_onnx,
+    require_torch,
+    resolve_backend,
+)
 from aacscore.kauppila import (
     LEVELS,
     MAX_AAC24,
@@ -43,8 +51,11 @@ from aacscore.kauppila import (
     aac8_wall_score,
     parse_groups,
 )
-from aacscore.score.augment import TTA_TRANSFORMS, TTATransform, normalize, tta_batch
-from aacscore.score.network import Head, NetworkConfig, ScoreNet
+from aacscore.score.augment import TTA_TRANSFORMS, TTATransform, normalize_bands, tta_bands
+from aacscore.score.config import NetworkConfig, output_names
+
+if TYPE_CHECKING:
+    from aacscore.score.network import ScoreNet
 
 logger = logging.getLogger(__name__)
 
@@ -350,8 +361,20 @@ class NetworkOutputs:
     """(N, F) penultimate features of the first transform (the identity), or None."""
 
 
+def score_net_runner(net: ScoreNet | Net) -> Net:
+    """``net`` as a :class:`~aacscore.backend.Net` with the score graph's outputs (a torch
+    :class:`~aacscore.score.network.ScoreNet` is wrapped in its
+    :class:`~aacscore.score.network.ScoreGraph`)."""
+    if isinstance(net, Net):
+        return net
+    from aacscore.score.network import ScoreGraph
+
+    graph = ScoreGraph(net)
+    return as_net(graph, graph.names)
+
+
 def run_network(
-    net: ScoreNet,
+    net: ScoreNet | Net,
     bands: npt.ArrayLike,
     geometry: BandGeometry,
     transforms: tuple[TTATransform, ...] | None = TTA_TRANSFORMS,
@@ -359,42 +382,40 @@ def run_network(
 ) -> NetworkOutputs:
     """Evaluate raw bands (N, H, W) with each test-time transform (None: the identity only).
 
-    The penultimate features of each band's first transform come along (``features``) at no
-    extra cost: they are the backbone output the heads read."""
+    ``net`` is a :class:`~aacscore.backend.Net` (ONNX Runtime or torch) or a torch
+    ``ScoreNet`` (on its device; its train/eval mode is kept). The transforms and the
+    normalisation are numpy on both. The penultimate features of each band's first transform
+    come along (``features``) at no extra cost: they are the backbone output the heads read."""
+    runner = score_net_runner(net)
     arr = np.asarray(bands)
     if arr.ndim == 2:
         arr = arr[None]
     n = arr.shape[0]
     t = len(transforms) if transforms else 1
     totals = np.zeros((n, t))
-    grades = np.zeros((n, t, len(SEGMENTS))) if net.config.head != Head.TOTAL else None
-    fracs = np.zeros((n, t, len(SEGMENTS))) if net.config.has_fractions else None
+    grades: npt.NDArray[np.float64] | None = None
+    fracs: npt.NDArray[np.float64] | None = None
     feats: npt.NDArray[np.float32] | None = None
-    was_training = net.training
-    dev = next(net.parameters()).device
-    net.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, n, batch_size):
-                x = torch.from_numpy(np.asarray(arr[start : start + batch_size], np.float32))
-                x = x[:, None]
-                b = x.shape[0]
-                if transforms:
-                    x = tta_batch(x, geometry, transforms)
-                f = net.features(normalize(x).to(dev))
-                out = {k: v.cpu() for k, v in net.heads(f).items()}
-                sl = slice(start, start + b)
-                f0 = f.reshape(b, t, -1)[:, 0].float().cpu().numpy()
-                if feats is None:
-                    feats = np.zeros((n, f0.shape[1]), dtype=np.float32)
-                feats[sl] = f0
-                totals[sl] = out["total"].double().numpy().reshape(b, t)
-                if grades is not None:
-                    grades[sl] = out["grades"].double().numpy().reshape(b, t, -1)
-                if fracs is not None:
-                    fracs[sl] = out["fractions"].double().numpy().reshape(b, t, -1)
-    finally:
-        net.train(was_training)
+    for start in range(0, n, batch_size):
+        x = np.asarray(arr[start : start + batch_size], np.float32)[:, None]
+        b = x.shape[0]
+        if transforms:
+            x = tta_bands(x, geometry, transforms)
+        out = runner(normalize_bands(x))
+        sl = slice(start, start + b)
+        f0 = out["features"].reshape(b, t, -1)[:, 0]
+        if feats is None:
+            feats = np.zeros((n, f0.shape[1]), dtype=np.float32)
+        feats[sl] = f0
+        totals[sl] = out["total"].astype(np.float64).reshape(b, t)
+        if "grades" in out:
+            if grades is None:
+                grades = np.zeros((n, t, len(SEGMENTS)))
+            grades[sl] = out["grades"].astype(np.float64).reshape(b, t, -1)
+        if "fractions" in out:
+            if fracs is None:
+                fracs = np.zeros((n, t, len(SEGMENTS)))
+            fracs[sl] = out["fractions"].astype(np.float64).reshape(b, t, -1)
     return NetworkOutputs(total=totals, grades=grades, fractions=fracs, features=feats)
 
 
@@ -405,27 +426,58 @@ def calibrated_sd(tta_sd: npt.ArrayLike, scale: float, floor: float) -> npt.NDAr
 
 
 class ScoreModel:
-    """The trained score network with its band geometry and uncertainty calibration."""
+    """The trained score network with its band geometry and uncertainty calibration.
+
+    ``net`` is a :class:`~aacscore.backend.Net` (the exported graph on ONNX Runtime, or torch)
+    or a torch ``ScoreNet`` (run on the torch backend)."""
 
     def __init__(
         self,
-        net: ScoreNet,
+        net: ScoreNet | Net,
         config: ScoreModelConfig,
         path: Path | None = None,
         weights_path: Path | None = None,
     ) -> None:
-        self.net = net.eval()
         self.config = config
         self.path = path
         self.weights_path = weights_path
+        self._torch_net: ScoreNet | None = None
+        if isinstance(net, Net):
+            self.runner = net
+        else:
+            self._torch_net = net.eval()
+            self.runner = score_net_runner(net)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend that runs the network (``onnx`` or ``torch``)."""
+        return self.runner.backend
+
+    @property
+    def net(self) -> ScoreNet:
+        """The torch ``ScoreNet`` (built from the weights on first use when the model runs on
+        ONNX Runtime; needs PyTorch)."""
+        if self._torch_net is None:
+            weights = self.weights_path or (
+                None if self.path is None else self.path / self.config.weights
+            )
+            if weights is None:
+                raise ValueError("a score model built from a graph alone has no torch network")
+            require_torch("the score model's torch network")
+            self._torch_net = _load_score_net(self.config.network, weights).eval()
+        return self._torch_net
 
     def weight_files(self) -> list[Path]:
         """Files that determine the predictions: the safetensors weights and ``config.json``
-        (empty for a model built in memory)."""
+        (and the ONNX graph exported from the weights, on the onnx backend; empty for a model
+        built in memory)."""
         if self.path is None:
             return []
         weights = self.weights_path or self.path / self.config.weights
-        return [weights, self.path / CONFIG_NAME]
+        files = [weights, self.path / CONFIG_NAME]
+        if self.backend == Backend.ONNX:
+            files.append(graph_path(weights))
+        return files
 
     @property
     def head(self) -> str:
@@ -438,17 +490,20 @@ class ScoreModel:
         return self.config.band
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> ScoreModel:
-        """Load a model folder (``config.json`` + weights) or a weights file next to its config.
+    def load(
+        cls, path: str | Path | None = None, backend: str | Backend | None = None
+    ) -> ScoreModel:
+        """Load a model folder (``config.json`` + weights) or a weights file next to its config,
+        run by ``backend`` (``onnx``: the graph exported from the weights; ``torch``;
+        ``auto``/None: onnx when the graph fits the weights).
 
         Without ``path`` the shipped model in :data:`PACKAGE_MODEL_DIR` is loaded.
 
         Raises:
             ModelNotFoundError: no weights/config there.
             ValueError: the config or weights are invalid or do not match each other.
+            BackendError: the backend cannot run here (package or graph missing).
         """
-        from safetensors.torch import load_file
-
         p = Path(path) if path is not None else PACKAGE_MODEL_DIR
         folder = p if p.is_dir() or p.suffix != ".safetensors" else p.parent
         cfg_path = folder / CONFIG_NAME
@@ -467,14 +522,16 @@ class ScoreModel:
         weights = p if p.suffix == ".safetensors" else folder / config.weights
         if not weights.is_file():
             raise ModelNotFoundError(f"{weights}: score model weights not found")
-        net = ScoreNet(config.network)
-        try:
-            state = load_file(str(weights))
-            state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-            net.load_state_dict(state, strict=True)
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise ValueError(f"{weights}: weights do not fit the config ({exc})") from exc
-        return cls(net, config, folder, weights)
+        if resolve_backend(backend, weights) == Backend.ONNX:
+            graph = load_onnx(graph_path(weights), weights)
+            missing = set(output_names(config.network)) - set(graph.output_names)
+            if missing:
+                raise ValueError(
+                    f"{graph.path}: the graph lacks the outputs {', '.join(sorted(missing))} "
+                    f"of a {config.network.head} head (export it again)"
+                )
+            return cls(graph, config, folder, weights)
+        return cls(_load_score_net(config.network, weights), config, folder, weights)
 
     def _check(self, pixels: npt.NDArray[Any]) -> None:
         want = self.config.band.shape
@@ -494,7 +551,7 @@ class ScoreModel:
         if p.ndim != 2:
             raise ValueError(f"a band must be a 2-D array, got shape {p.shape}")
         self._check(p)
-        out = run_network(self.net, p[None], self.config.band, None)
+        out = run_network(self.runner, p[None], self.config.band, None)
         assert out.features is not None
         return out.features[0]
 
@@ -521,7 +578,7 @@ class ScoreModel:
                 raise ValueError(f"a band must be a 2-D array, got shape {p.shape}")
             self._check(p)
         out = run_network(
-            self.net,
+            self.runner,
             np.stack(pix),
             self.config.band,
             self.config.tta if tta else None,
@@ -581,3 +638,20 @@ class ScoreModel:
             fractions=fractions,
             features=feats,
         )
+
+
+def _load_score_net(network: NetworkConfig, weights: Path) -> ScoreNet:
+    """The torch ``ScoreNet`` of ``network`` with the safetensors ``weights`` (float32)."""
+    require_torch()
+    from safetensors.torch import load_file
+
+    from aacscore.score.network import ScoreNet
+
+    net = ScoreNet(network)
+    try:
+        state = load_file(str(weights))
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ValueError(f"{weights}: weights do not fit the config ({exc})") from exc
+    return net
