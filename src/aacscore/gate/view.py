@@ -7,6 +7,7 @@ probable class; its :data:`VIEW_ERROR_CODES` entry says why such a film is refus
 a film with ``p_lateral >= ACCEPT_P_LATERAL`` (0.1) is never refused.
 
 The weights (``models/view``) were trained on procedural images only (see the model card).
+The torch network (:class:`~aacscore.gate.view_net.ViewNet`) is imported on first use.
 """
 
 from __future__ import annotations
@@ -16,16 +17,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file
-from torch import nn
 
+from aacscore.backend import (
+    Backend,
+    Net,
+    as_net,
+    graph_path,
+    load_net,
+    require_torch,
+    resolve_backend,
+)
+from aacscore.backend.resample import resize_bilinear
 from aacscore.codes import ErrorCode
+
+if TYPE_CHECKING:
+    from aacscore.gate.view_net import ViewNet
 
 PACKAGE_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "view"
 """The shipped view model."""
@@ -158,10 +168,9 @@ def preprocess(pixels: npt.ArrayLike, size: int = INPUT_SIZE) -> npt.NDArray[np.
     h, w = a.shape
     scale = size / max(h, w)
     nh, nw = max(1, min(size, round(h * scale))), max(1, min(size, round(w * scale)))
-    t = torch.from_numpy(np.ascontiguousarray(a))[None, None]
-    if (nh, nw) != (h, w):
-        t = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=nh < h, align_corners=False)
-    r = t[0, 0].numpy().astype(np.float64)
+    r = a.astype(np.float64)
+    if (nh, nw) != (h, w):  # as F.interpolate(bilinear, antialias=nh < h, align_corners=False)
+        r = resize_bilinear(a, (nh, nw), antialias=nh < h).astype(np.float64)
     lo, hi = np.percentile(r, PERCENTILES)
     span = float(hi - lo)
     if span <= 1e-6 * max(1.0, abs(float(hi))):
@@ -178,42 +187,21 @@ def preprocess(pixels: npt.ArrayLike, size: int = INPUT_SIZE) -> npt.NDArray[np.
 # Network
 
 
-class ViewNet(nn.Module):
-    """Strided CNN: per block a stride-2 3x3 conv (+ a 3x3 conv from the second block on),
-    batch norm and ReLU; global average and max pooling; a linear head over the classes."""
-
-    def __init__(
-        self, filters: Sequence[int] = FILTERS, n_classes: int = len(CLASSES), dropout: float = 0.2
-    ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        cin = 1
-        for i, f in enumerate(filters):
-            layers += [nn.Conv2d(cin, f, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(f)]
-            layers.append(nn.ReLU(inplace=True))
-            if i > 0:
-                layers += [nn.Conv2d(f, f, 3, padding=1, bias=False), nn.BatchNorm2d(f)]
-                layers.append(nn.ReLU(inplace=True))
-            cin = f
-        self.features = nn.Sequential(*layers)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * cin, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
-        out: torch.Tensor = self.head(self.dropout(pooled))
-        return out
+VIEW_OUTPUTS: tuple[str, ...] = ("logits",)
+"""Output of the view graph: (B, classes) logits of preprocessed (B, 1, s, s) inputs."""
 
 
-@torch.inference_mode()
-def mirrored_probabilities(net: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Class probabilities of ``(n, 1, s, s)`` inputs, averaged with their mirror images."""
-    net.eval()
-    n = batch.shape[0]
-    logits = net(torch.cat([batch, torch.flip(batch, dims=[3])], dim=0))
-    p = torch.softmax(logits.float(), dim=1)
-    return 0.5 * (p[:n] + p[n:])
+def mirrored_probabilities_array(net: Net | Any, batch: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Class probabilities of ``(n, 1, s, s)`` inputs, averaged with their mirror images
+    (``net``: a :class:`~aacscore.backend.Net` or a torch ``ViewNet``)."""
+    x = np.asarray(batch, dtype=np.float32)
+    n = x.shape[0]
+    logits = as_net(net, VIEW_OUTPUTS)(np.concatenate([x, x[..., ::-1]], axis=0))
+    z = logits[VIEW_OUTPUTS[0]].astype(np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    out: npt.NDArray[np.float64] = 0.5 * (p[:n] + p[n:])
+    return out
 
 
 def prediction(probs: Sequence[float]) -> ViewPrediction:
@@ -230,20 +218,45 @@ def prediction(probs: Sequence[float]) -> ViewPrediction:
 
 
 class ViewClassifier:
-    """``config.json`` + ``view.safetensors`` of a view model folder."""
+    """``config.json`` + ``view.safetensors`` (or its ONNX graph) of a view model folder;
+    ``net`` is a :class:`~aacscore.backend.Net` or a torch ``ViewNet``."""
 
-    def __init__(self, net: ViewNet, config: Mapping[str, Any], model_dir: Path) -> None:
-        self.net = net.eval()
+    def __init__(self, net: ViewNet | Net, config: Mapping[str, Any], model_dir: Path) -> None:
         self.config = dict(config)
         self.model_dir = model_dir
         self.input_size = int(self.config.get("input_size", INPUT_SIZE))
+        self._torch_net: ViewNet | None = None
+        if isinstance(net, Net):
+            self.runner = net
+        else:
+            self._torch_net = net.eval()
+            self.runner = as_net(net, VIEW_OUTPUTS)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend that runs the network (``onnx`` or ``torch``)."""
+        return self.runner.backend
+
+    @property
+    def net(self) -> ViewNet:
+        """The torch ``ViewNet`` (built from the weights on first use when the classifier runs
+        on ONNX Runtime; needs PyTorch)."""
+        if self._torch_net is None:
+            require_torch("the view classifier's torch network")
+            self._torch_net = _load_view_net(self.config, self.model_dir)
+        return self._torch_net
 
     @classmethod
-    def load(cls, dir: str | Path | None = None) -> ViewClassifier:
-        """The model of folder ``dir`` (default: the shipped ``aacscore/models/view``).
+    def load(
+        cls, dir: str | Path | None = None, backend: str | Backend | None = None
+    ) -> ViewClassifier:
+        """The model of folder ``dir`` (default: the shipped ``aacscore/models/view``), run by
+        ``backend`` (``onnx``: the exported graph; ``torch``; ``auto``/None: onnx when the graph
+        fits the weights).
 
         Raises:
             ViewModelError: files missing or not matching.
+            BackendError: the backend cannot run here (package or graph missing).
         """
         d = Path(dir) if dir is not None else PACKAGE_MODEL_DIR
         cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
@@ -253,25 +266,16 @@ class ViewClassifier:
         classes = tuple(config.get("classes", [c.value for c in CLASSES]))
         if classes != tuple(c.value for c in CLASSES):
             raise ViewModelError(f"{cfg_path}: classes {classes} do not match {CLASSES}")
-        net = ViewNet(tuple(config.get("filters", FILTERS)), len(CLASSES))
-        try:
-            state = load_file(str(w_path))
-        except Exception as exc:  # safetensors raises its own error types
-            raise ViewModelError(f"{w_path}: cannot read safetensors file ({exc})") from exc
-        ref = net.state_dict()
-        fixed = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-        try:
-            net.load_state_dict(fixed, strict=True)
-        except RuntimeError as exc:
-            raise ViewModelError(f"{w_path}: weights do not match {cfg_path} ({exc})") from exc
+        which = resolve_backend(backend, w_path)
+        net = load_net(which, w_path, lambda: _load_view_net(config, d), VIEW_OUTPUTS)
         return cls(net, config, d)
 
     def predict_inputs(self, inputs: npt.ArrayLike) -> list[ViewPrediction]:
         """Predictions of preprocessed ``(n, s, s)`` inputs (mirror-averaged)."""
-        x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+        x = np.ascontiguousarray(inputs, dtype=np.float32)
         if x.ndim == 2:
             x = x[None]
-        probs = mirrored_probabilities(self.net, x[:, None])
+        probs = mirrored_probabilities_array(self.runner, x[:, None])
         return [prediction(p.tolist()) for p in probs]
 
     def predict(self, pixels: npt.ArrayLike) -> ViewPrediction:
@@ -279,5 +283,39 @@ class ViewClassifier:
         return self.predict_inputs(preprocess(pixels, self.input_size)[None])[0]
 
     def weight_files(self) -> list[Path]:
-        """The files that determine the classifier's output."""
-        return [self.model_dir / CONFIG_FILE, self.model_dir / WEIGHTS_FILE]
+        """The files that determine the classifier's output (and the ONNX graph run in place
+        of the weights on the onnx backend)."""
+        files = [self.model_dir / CONFIG_FILE, self.model_dir / WEIGHTS_FILE]
+        if self.backend == Backend.ONNX:
+            files.append(graph_path(self.model_dir / WEIGHTS_FILE))
+        return files
+
+
+def _load_view_net(config: Mapping[str, Any], d: Path) -> ViewNet:
+    """The torch ``ViewNet`` of a model folder (float32 weights)."""
+    from safetensors.torch import load_file
+
+    from aacscore.gate.view_net import ViewNet
+
+    w_path, cfg_path = d / WEIGHTS_FILE, d / CONFIG_FILE
+    net = ViewNet(tuple(config.get("filters", FILTERS)), len(CLASSES))
+    try:
+        state = load_file(str(w_path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ViewModelError(f"{w_path}: cannot read safetensors file ({exc})") from exc
+    ref = net.state_dict()
+    fixed = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    try:
+        net.load_state_dict(fixed, strict=True)
+    except RuntimeError as exc:
+        raise ViewModelError(f"{w_path}: weights do not match {cfg_path} ({exc})") from exc
+    return net.eval()
+
+
+def __getattr__(name: str) -> Any:
+    """The torch network and its helper, imported on first use (training imports them here)."""
+    if name in ("ViewNet", "mirrored_probabilities"):
+        from aacscore.gate import view_net
+
+        return getattr(view_net, name)
+    raise AttributeError(f"module 'aacscore.gate.view' has no attribute {name!r}")
