@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aacscore._files import sha256_file
 from aacscore._timing import timed
 from aacscore._version import __version__
+from aacscore.backend import Backend, parse_backend, require_torch
 from aacscore.codes import ErrorCode, ScoringError
 from aacscore.gate.header import check_header
 from aacscore.gate.quality import assess_quality
@@ -68,6 +69,10 @@ class Scorer:
         quality_reference: a folder holding a familiarity reference (``reference.json``), a
             loaded ``QualityReference``, None for the shipped one (used only with the shipped
             score model it was measured with), or False for no familiarity score.
+        backend: what runs the networks of the models loaded from folders: ``onnx`` (ONNX
+            Runtime on the graphs exported beside the weights; no PyTorch needed), ``torch``
+            (needs ``aacscore[train]``) or ``auto`` (None: onnx where a model's graphs fit its
+            weights, else torch). Loaded models keep their own; nnU-Net is torch only.
     """
 
     def __init__(
@@ -81,7 +86,11 @@ class Scorer:
         view_model: str | Path | ViewClassifier | bool | None = None,
         ignore_view: bool = False,
         quality_reference: str | Path | QualityReference | bool | None = None,
+        backend: str | Backend | None = None,
     ) -> None:
+        self.backend = parse_backend(backend)
+        if self.backend == Backend.TORCH:
+            require_torch()
         self._spine_spec = spine_model
         self._score_spec = score_model
         self.groups = parse_groups(groups)
@@ -100,7 +109,7 @@ class Scorer:
 
         spec = self._spine_spec
         if spec is None or isinstance(spec, (str, Path)):
-            return load_spine_model(spec)
+            return load_spine_model(spec, backend=self.backend)
         return spec
 
     @cached_property
@@ -110,7 +119,7 @@ class Scorer:
 
         spec = self._score_spec
         if spec is None or isinstance(spec, (str, Path)):
-            return ScoreModel.load(spec)
+            return ScoreModel.load(spec, backend=self.backend)
         return spec
 
     @cached_property
@@ -120,7 +129,7 @@ class Scorer:
 
         spec = self._view_spec
         if spec is None or isinstance(spec, (str, Path)):
-            return ViewClassifier.load(spec)
+            return ViewClassifier.load(spec, backend=self.backend)
         assert not isinstance(spec, bool)
         return spec
 
@@ -303,7 +312,8 @@ def band_along_spine(rad: Radiograph, spine: SpineResult, geometry: BandGeometry
 
 
 def model_weights_info(model: object) -> dict[str, Any]:
-    """``{"path": folder, "sha256": {file: digest}}`` of a model's weights.
+    """``{"path": folder, "sha256": {file: digest}}`` of a model's weights (and ``"backend"``,
+    ``onnx`` or ``torch``, when the model says which runs it).
 
     The files are the model's ``weight_files()`` when it has that method, else the
     ``*.safetensors`` in its folder (``path``, ``model_dir`` or ``folder`` attribute). Files are
@@ -313,6 +323,9 @@ def model_weights_info(model: object) -> dict[str, Any]:
     folder = next((f for a in _FOLDER_ATTRIBUTES if (f := getattr(model, a, None))), None)
     root = Path(folder) if folder else None
     entry: dict[str, Any] = {"path": str(root) if root is not None else None}
+    backend = getattr(model, "backend", None)
+    if isinstance(backend, Backend):
+        entry["backend"] = backend.value
     files: Iterable[Path] | None = None
     weight_files = getattr(model, "weight_files", None)
     if callable(weight_files):
