@@ -55,7 +55,9 @@ def test_a_missing_graph_is_an_error_for_onnx_and_torch_for_auto(tmp_path: Path)
     assert resolve_backend("torch", weights) == Backend.TORCH
 
 
-def test_a_graph_of_other_weights_is_refused(copied: Path) -> None:
+def test_a_graph_of_other_weights_is_refused(
+    copied: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     assert resolve_backend("onnx", copied) == Backend.ONNX
     data = bytearray(copied.read_bytes())
     data[-1] ^= 1  # the weights change after the export (a retrained model, say)
@@ -64,7 +66,9 @@ def test_a_graph_of_other_weights_is_refused(copied: Path) -> None:
         resolve_backend("onnx", copied)
     with pytest.raises(BackendError, match="exported from other weights"):
         OnnxNet.load(graph_path(copied), copied)
-    assert resolve_backend("auto", copied) == Backend.TORCH
+    with caplog.at_level("WARNING", logger="aacscore.backend"):
+        assert resolve_backend("auto", copied) == Backend.TORCH
+    assert "exported from other weights" in caplog.text and "using the torch backend" in caplog.text
 
 
 def test_a_graph_without_a_weights_record_is_refused(copied: Path) -> None:

@@ -140,7 +140,9 @@ def resolve_backend(requested: str | Backend | None, weights: Path | None) -> Ba
     if want == Backend.ONNX:
         raise BackendError(problem)
     if torch_available():
-        log.info("%s; using the torch backend", problem)
+        # a graph that is there but stale deserves a word; a folder without graphs is normal
+        stale = weights is not None and graph_path(weights).is_file()
+        log.log(logging.WARNING if stale else logging.INFO, "%s; using the torch backend", problem)
         return Backend.TORCH
     raise BackendError(f"{problem}; or install PyTorch for the torch backend: {TORCH_INSTALL}")
 
