@@ -8,11 +8,12 @@ Usage::
 Simulates ``--n`` films (:func:`aacscore.simulate.simulate_case`, DICOM), then times
 ``aacscore score FILMS -o OUT --jobs J`` for each ``J``, each in a fresh process and a fresh
 output folder, with the shipped models, exactly as a user runs it (start-up, model loading and
-worker spawning included; the best of ``--repeat`` runs). ``J`` workers share the cores:
-``cores // J`` torch threads each; ``--jobs 1`` is one process with torch's default threads,
-``1@T`` one process limited to ``T`` threads (``OMP_NUM_THREADS``; to see how much of a film's
-time the threads shorten). Each measurement is recorded with the machine's core count; the
-results file keeps one entry per core count (a run on another machine adds its own).
+worker spawning included). The settings are run in turn ``--repeat`` times (interleaved, so that
+a busy spell of other work on the machine hits them all) and the best run of each is kept, with
+the 1-minute load average before it. ``J`` workers share the cores: ``cores // J`` torch threads
+each; ``--jobs 1`` is one process with torch's default threads, ``1@T`` one process limited to
+``T`` threads (``OMP_NUM_THREADS``). Each measurement is recorded with the machine's core count;
+the results file keeps one entry per core count (a run on another machine adds its own).
 """
 
 from __future__ import annotations
@@ -87,20 +88,27 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cores = cpu_cores()
-    runs: list[dict[str, Any]] = []
+    specs = [j.strip() for j in args.jobs.split(",")]
+    walls: dict[str, list[float]] = {j: [] for j in specs}
+    best: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="batch_jobs_") as tmp:
         films = Path(tmp) / "films"
         simulate(films, args.n, args.seed, args.spacing)
-        for jobs in args.jobs.split(","):
-            best: dict[str, Any] | None = None
-            for k in range(args.repeat):
-                run = time_score(films, Path(tmp) / f"out_{jobs}_{k}", jobs.strip())
-                log.info("--jobs %s: %.1f s (%s)", jobs, run["wall_s"], run)
-                if best is None or run["wall_s"] < best["wall_s"]:
-                    best = run
-            assert best is not None
-            best["s_per_film"] = round(best["wall_s"] / args.n, 3)
-            runs.append(best)
+        for k in range(args.repeat):  # interleaved, so that a busy spell hits every setting
+            for spec in specs:
+                load = os.getloadavg()[0]
+                run = time_score(films, Path(tmp) / f"out_{spec}_{k}", spec)
+                log.info("--jobs %s: %.1f s (load %.1f) %s", spec, run["wall_s"], load, run)
+                walls[spec].append(run["wall_s"])
+                run["load_average_before"] = round(load, 2)
+                if spec not in best or run["wall_s"] < best[spec]["wall_s"]:
+                    best[spec] = run
+    runs = []
+    for spec in specs:
+        run = best[spec]
+        run["s_per_film"] = round(run["wall_s"] / args.n, 3)
+        run["all_wall_s"] = walls[spec]
+        runs.append(run)
     fastest = min(runs, key=lambda r: r["wall_s"])
     entry = {
         "command": "python benchmarks/batch_jobs.py " + shlex.join(argv or sys.argv[1:]),

@@ -196,8 +196,11 @@ def test_jobs_and_processes() -> None:
     assert parse_jobs(3) == 3 and parse_jobs("2") == 2
     assert auto_processes(1) == auto_processes(2) == auto_processes(7) == 1
     assert auto_processes(8) == 1 and auto_processes(16) == 2 and auto_processes(64) == 8
+    assert auto_processes(64, 100) == 8 and auto_processes(64, 20) == 2  # 8 films a process
+    assert auto_processes(64, 7) == auto_processes(16, 0) == 1
     assert resolve_workers("auto", 100, cores=2) == (1, 0)  # one process, threads as they are
     assert resolve_workers("auto", 100, cores=32) == (4, 8)
+    assert resolve_workers("auto", 12, cores=32) == (1, 0)
     assert resolve_workers(2, 100, cores=2) == (2, 1)
     assert resolve_workers(4, 2, cores=16) == (2, 8)  # never more processes than films
     assert resolve_workers(4, 1, cores=16) == (1, 0)

@@ -83,6 +83,9 @@ SPACING_RANGE_MM: tuple[float, float] = (0.01, 5.0)
 """The pixel spacings a user may impose (``spacing_mm``, ``--spacing``), in mm."""
 CORES_PER_PROCESS = 8
 """``jobs="auto"``: one worker process per this many CPU cores (at least one process)."""
+CASES_PER_PROCESS = 8
+"""``jobs="auto"``: no more processes than one per this many films to score (a worker's
+start-up, spawning and loading the models, costs about as much as scoring a few films)."""
 JOBS_AUTO = "auto"
 
 _HASHED_OPTIONS: tuple[str, ...] = ("tta", "spacing_mm", "ignore_header", "ignore_view")
@@ -241,13 +244,17 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def auto_processes(cores: int) -> int:
-    """Worker processes for ``jobs="auto"``: ``cores // CORES_PER_PROCESS``, at least 1.
+def auto_processes(cores: int, n_cases: int | None = None) -> int:
+    """Worker processes for ``jobs="auto"``: ``cores // CORES_PER_PROCESS``, and at most one
+    per :data:`CASES_PER_PROCESS` films to score; at least 1.
 
-    Measured (``benchmarks/batch_jobs.py``): one process with all the cores' torch threads is
-    faster than several processes sharing them until there are many cores; each process also
-    pays its start-up (spawn and model loading)."""
-    return max(1, cores // CORES_PER_PROCESS)
+    On 2 cores one process (with 2 torch threads) is faster than two processes of one thread
+    each (``benchmarks/batch_jobs.py``); several processes pay off only when each still gets
+    several cores, and each pays its start-up (spawning, loading the models)."""
+    processes = max(1, cores // CORES_PER_PROCESS)
+    if n_cases is not None:
+        processes = min(processes, max(1, n_cases // CASES_PER_PROCESS))
+    return processes
 
 
 def resolve_workers(jobs: int | str, n_cases: int, cores: int | None = None) -> tuple[int, int]:
@@ -257,7 +264,7 @@ def resolve_workers(jobs: int | str, n_cases: int, cores: int | None = None) -> 
     enough for the cases."""
     cores = cpu_cores() if cores is None else cores
     asked = parse_jobs(jobs)
-    processes = auto_processes(cores) if asked is None else asked
+    processes = auto_processes(cores, n_cases) if asked is None else asked
     processes = max(1, min(processes, n_cases))
     if processes == 1:
         return 1, 0
@@ -361,6 +368,17 @@ def plan_batch(
     input's."""
     locs = [item_location(it) for it in items]
     row_locs = {rid: row_location(r["file"]) for rid, r in rows.items()}
+    position = {rid: k for k, rid in enumerate(rows)}
+    by_loc: dict[Location, list[int]] = {}
+    by_key: dict[tuple[str, str], list[int]] = {}
+    by_sha: dict[str, list[int]] = {}
+    by_file: dict[str, list[int]] = {}
+    for rid, r in rows.items():  # row ids in file order
+        by_loc.setdefault(row_locs[rid], []).append(rid)
+        by_key.setdefault((r.get("sha256", ""), r.get("settings", "")), []).append(rid)
+        by_file.setdefault(r["file"], []).append(rid)
+        if r.get("sha256"):
+            by_sha.setdefault(r["sha256"], []).append(rid)
     first: dict[Any, str] = {}
     duplicate_of: dict[int, str] = {}
     for i, (it, loc, sha) in enumerate(zip(items, locs, digests, strict=True)):
@@ -376,61 +394,43 @@ def plan_batch(
     claimed: set[int] = set()
     resumed: dict[int, int] = {}
 
-    def done(r: Mapping[str, str], sha: str) -> bool:
-        return (
-            r.get("settings") == settings
-            and r.get("sha256") == sha
-            and not (retry_failed and r.get("status") == Status.FAILED.value)
-        )
+    def resumable(rid: int) -> bool:
+        failed_row = rows[rid].get("status") == Status.FAILED.value
+        return rid not in claimed and not (retry_failed and failed_row)
 
     for i in live:  # the row at the input's own path
-        rid = next(
-            (
-                rid
-                for rid, r in rows.items()
-                if rid not in claimed and row_locs[rid] == locs[i] and done(r, digests[i])
-            ),
-            None,
-        )
-        if rid is not None:
-            claimed.add(rid)
-            resumed[i] = rid
+        same_key = set(by_key.get((digests[i], settings), ()))
+        at = next((r for r in by_loc.get(locs[i], ()) if r in same_key and resumable(r)), None)
+        if at is not None:
+            claimed.add(at)
+            resumed[i] = at
     for i in live:  # the film given by another path
         if i in resumed or not digests[i]:
             continue
-        rid = next(
+        moved = next(
             (
-                rid
-                for rid, r in rows.items()
-                if rid not in claimed
-                and row_locs[rid] not in own_locs
-                and r["file"] not in own_names
-                and done(r, digests[i])
+                r
+                for r in by_key.get((digests[i], settings), ())
+                if resumable(r) and row_locs[r] not in own_locs and rows[r]["file"] not in own_names
             ),
             None,
         )
-        if rid is not None:
-            claimed.add(rid)
-            resumed[i] = rid
+        if moved is not None:
+            claimed.add(moved)
+            resumed[i] = moved
     plans: list[PlannedCase] = []
     for i, (it, sha) in enumerate(zip(items, digests, strict=True)):
         if i in duplicate_of:
             plans.append(PlannedCase(it, Action.DUPLICATE, sha, same_as=duplicate_of[i]))
-        elif i in resumed:
+            continue
+        if i in resumed:
             plans.append(PlannedCase(it, Action.RESUME, sha, row=resumed[i]))
-        else:
-            gone = tuple(
-                rid
-                for rid, r in rows.items()
-                if rid not in claimed
-                and (
-                    row_locs[rid] == locs[i]
-                    or r["file"] == it.name
-                    or (sha and r.get("sha256") == sha and row_locs[rid] not in own_locs)
-                )
-            )
-            claimed.update(gone)
-            plans.append(PlannedCase(it, Action.RESCORE if gone else Action.SCORE, sha, None, gone))
+            continue
+        same_bytes = [r for r in by_sha.get(sha, ()) if row_locs[r] not in own_locs] if sha else []
+        candidates = {*by_loc.get(locs[i], ()), *by_file.get(it.name, ()), *same_bytes}
+        gone = tuple(sorted((r for r in candidates if r not in claimed), key=position.__getitem__))
+        claimed.update(gone)
+        plans.append(PlannedCase(it, Action.RESCORE if gone else Action.SCORE, sha, None, gone))
     return plans
 
 
@@ -656,6 +656,7 @@ def _worker_failed(task: _Task, out_dir: Path, problem: str) -> Result:
 
 def _run_pool(
     tasks: Sequence[_Task],
+    start: Callable[[_Task], None],
     done: Callable[[_Task, Result], None],
     *,
     processes: int,
@@ -666,8 +667,9 @@ def _run_pool(
     dicom_out: bool,
     include_patient_id: bool,
 ) -> int:
-    """Score ``tasks`` in ``processes`` spawned workers; returns how often the pool was
-    restarted after a worker died.
+    """Score ``tasks`` in ``processes`` spawned workers, calling ``start`` before a task is
+    first submitted and ``done`` with its result; returns how often the pool was restarted
+    after a worker died.
 
     At most two tasks per process are in flight. When a worker dies every task in flight is
     lost; they are run again one at a time in a new pool, and a task that kills a worker while
@@ -692,6 +694,8 @@ def _run_pool(
                 limit = 1 if suspects else 2 * processes
                 while source and len(pending) < limit:
                     task = source.popleft()
+                    if source is queue:
+                        start(task)
                     try:
                         fut = pool.submit(_work, task.item, *args, task.ids, include_patient_id)
                     except BrokenProcessPool:
@@ -882,16 +886,19 @@ def score_batch(
         if on_result is not None:
             on_result(res)
 
-    tasks = []
-    for i in todo:
-        p = plans[i]
-        for rid in p.replaces:
+    def start(task: _Task) -> None:
+        for rid in task.replaces:  # drawn from what is scored again
             _remove_outputs(out, writer.rows[rid]["file"])
-        ids = CaseIds(sha256=p.sha256, settings=settings.hash)
-        tasks.append(_Task(i, p.item, ids, p.replaces))
+
+    ids = CaseIds(settings=settings.hash)
+    tasks = [
+        _Task(i, plans[i].item, replace(ids, sha256=plans[i].sha256), plans[i].replaces)
+        for i in todo
+    ]
     restarts = 0
     if processes == 1:
         for task in tasks:
+            start(task)
             res = process_item(
                 scorer,
                 task.item,
@@ -905,6 +912,7 @@ def score_batch(
     else:
         restarts = _run_pool(
             tasks,
+            start,
             done,
             processes=processes,
             threads=threads,

@@ -41,8 +41,8 @@ def score(
         "auto",
         "--jobs",
         "-j",
-        help="Worker processes, or auto: one process per 8 CPU cores (at least one), which is "
-        "never slower than one process.",
+        help="Worker processes, or auto: one process per 8 CPU cores and per 8 films to score "
+        "(one below 16 cores), each with cores/processes torch threads.",
     ),
     spacing: float | None = typer.Option(
         None,
