@@ -47,6 +47,8 @@ class ResultsWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._rows: dict[int, Row] = {}
+        self._lines: dict[int, str] = {}  # each row as written (a rewrite only joins them)
+        self._by_file: dict[str, int] = {}
         self._next_id = 0
         self.migrated = False
         """True when the file was written by an older aacscore (its rows have no ids)."""
@@ -59,7 +61,7 @@ class ResultsWriter:
 
     def _recover(self) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:
-            atomic_write_text(self.path, _csv_text([]), fsync=True)
+            self._rewrite()
             return
         with self.path.open(encoding="utf-8", newline="") as f:  # line ends as written
             text = f.read()
@@ -94,6 +96,8 @@ class ResultsWriter:
         rid = self._next_id
         self._next_id += 1
         self._rows[rid] = row
+        self._lines[rid] = _line(row)
+        self._by_file.setdefault(row["file"], rid)
         return rid
 
     def write(self, result: Result, replaces: Iterable[int] = ()) -> int:
@@ -111,21 +115,25 @@ class ResultsWriter:
         unknown = [i for i in gone if i not in self._rows]
         if unknown:
             raise ValueError(f"{self.path}: no rows {unknown} to replace")
-        clash = [i for i, r in self._rows.items() if r["file"] == row["file"] and i not in gone]
-        if clash:
+        holder = self._by_file.get(row["file"])
+        if holder is not None and holder not in gone:
             raise ValueError(f"{result.file}: already has a row in {self.path}")
         if not gone:
+            rid = self._add(row)
             with self.path.open("a", newline="", encoding="utf-8") as f:
-                csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writerow(row)
+                f.write(self._lines[rid])
                 f.flush()
                 os.fsync(f.fileno())
-            return self._add(row)
+            return rid
         keep = gone[0]
-        self._rows = {
-            i: (row if i == keep else r)
-            for i, r in self._rows.items()
-            if i == keep or i not in gone
-        }
+        for i in gone:
+            if self._by_file.get(self._rows[i]["file"]) == i:
+                del self._by_file[self._rows[i]["file"]]
+            if i != keep:
+                del self._rows[i], self._lines[i]
+        self._rows[keep] = row
+        self._lines[keep] = _line(row)
+        self._by_file[row["file"]] = keep
         self._rewrite()
         return keep
 
@@ -139,8 +147,10 @@ class ResultsWriter:
         changed = False
         for rid, values in changes.items():
             row = self._rows[rid]
-            changed |= any(row[c] != v for c, v in values.items())
-            row.update(values)
+            if any(row[c] != v for c, v in values.items()):
+                row.update(values)
+                self._lines[rid] = _line(row)
+                changed = True
         if changed:
             self._rewrite()
 
@@ -156,7 +166,8 @@ class ResultsWriter:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        atomic_write_text(self.path, _csv_text(list(self._rows.values())), fsync=True)
+        text = _HEADER + "".join(self._lines[i] for i in self._rows)
+        atomic_write_text(self.path, text, fsync=True)
 
 
 def _complete_records(text: str) -> str:
@@ -170,12 +181,14 @@ def _complete_records(text: str) -> str:
     return text[:end]
 
 
-def _csv_text(rows: list[Row]) -> str:
+def _line(row: Mapping[str, str]) -> str:
+    """One CSV record, CRLF-terminated, of the columns of ``row`` (as ``csv.DictWriter``)."""
     buf = io.StringIO(newline="")
-    w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS)
-    w.writeheader()
-    w.writerows(rows)
+    csv.writer(buf).writerow([row[c] for c in RESULT_COLUMNS])
     return buf.getvalue()
+
+
+_HEADER = _line({c: c for c in RESULT_COLUMNS})
 
 
 def read_results(path: str | Path) -> list[dict[str, str]]:
