@@ -1,12 +1,11 @@
 """Failure isolation of the batch runner (:mod:`aacscore.batch`): an unexpected exception in any
 stage of one film fails that film only, in process (``jobs=1``) and in worker processes
-(``jobs=2``).
+(``jobs=2``), and a worker process that dies fails only the film it was scoring.
 
 The three films are copies of the simulated film, padded at the bottom by 0, 4 and 8 rows so that
-a fake stage can tell them apart by their shape. The spine result, band and score prediction of
-the real pipeline are computed once (oracle spine, untrained score network) and handed back by
-fake stages, so the tests check the plumbing, not the models. The fakes that travel to worker
-processes are module-level classes (picklable); monkeypatching does not cross processes.
+a fake stage can tell them apart by their shape (:mod:`tests.batch_fixtures`). The spine result,
+band and score prediction of the real pipeline are computed once (oracle spine, untrained score
+network) and handed back by fake stages, so the tests check the plumbing, not the models.
 """
 
 from __future__ import annotations
@@ -19,127 +18,27 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pydicom
 import pytest
-import torch
-from PIL import Image
-from pydicom.uid import generate_uid
 
-from aacscore.aorta.roi import Band, BandGeometry
+from aacscore.aorta.roi import Band
 from aacscore.batch import BatchSummary, case_stem, score_batch
-from aacscore.io import InputItem, Radiograph
+from aacscore.io import InputItem
 from aacscore.outputs.results_csv import read_results
-from aacscore.pipeline import Scorer
 from aacscore.results import Result
-from aacscore.score.network import NetworkConfig, ScoreNet
-from aacscore.score.predict import ScoreModel, ScoreModelConfig, ScorePrediction
-from aacscore.spine.orientation import OrientationResult
-from aacscore.spine.predict import SpineResult, result_from_label_scores
+from tests.batch_fixtures import (
+    BAD,
+    BOOM,
+    DyingSpine,
+    ExplodingItem,
+    FakeSpine,
+    Reference,
+    films,
+    reference,
+    rows_of,
+)
+from tests.batch_fixtures import fake_kwargs as _kwargs
 
-PAD_ROWS = (0, 4, 8)
-"""Rows added below each film: films a, b, c differ in height only."""
-BAD = 1
-"""Index of the film that fails (film b, in the middle of the batch)."""
-BOOM = "simulated crash (device-side assert triggered)"
-
-
-class FakeSpine:
-    """Spine model handing back one precomputed result; raises RuntimeError on a film of
-    ``fail_rows`` rows."""
-
-    def __init__(self, spine: SpineResult, fail_rows: int | None = None) -> None:
-        self.spine = spine
-        self.fail_rows = fail_rows
-
-    def predict(self, radiograph: Radiograph, anterior_side: str | None = None) -> SpineResult:
-        if radiograph.shape[0] == self.fail_rows:
-            raise RuntimeError(BOOM)
-        return self.spine
-
-
-class FakeScore:
-    """Score model handing back one precomputed prediction (``band_geometry`` as the real one)."""
-
-    def __init__(self, prediction: ScorePrediction, geometry: BandGeometry) -> None:
-        self.prediction = prediction
-        self.band_geometry = geometry
-
-    def predict(self, band: Band, groups: Any = "lewis", tta: bool = True) -> ScorePrediction:
-        return self.prediction
-
-
-@dataclass(frozen=True)
-class ExplodingItem(InputItem):
-    """An input whose reader raises an unexpected error (in whichever process reads it)."""
-
-    def read(self, *args: Any, **kwargs: Any) -> Radiograph:
-        raise RuntimeError(BOOM)
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What the real pipeline made of the simulated film."""
-
-    spine: SpineResult
-    band: Band
-    prediction: ScorePrediction
-    geometry: BandGeometry
-
-
-@pytest.fixture(scope="module")
-def reference(simulated_film: dict[str, Path]) -> Reference:
-    folder, stem = simulated_film["dicom"].parent, simulated_film["dicom"].stem
-    labels = np.asarray(Image.open(folder / f"{stem}_labels.png"))
-    side = json.loads((folder / f"{stem}.json").read_text())["anterior_side"]
-
-    class Oracle:
-        def predict(self, radiograph: Radiograph, anterior_side: str | None = None) -> SpineResult:
-            scores = torch.from_numpy(np.eye(8, dtype=np.float32)[labels]).permute(2, 0, 1)
-            orient = OrientationResult(side, 1.0 if side == "right" else 0.0, None, "oracle")
-            return result_from_label_scores(radiograph, scores * 10.0, orient)
-
-    torch.manual_seed(0)
-    net = ScoreNet(NetworkConfig(head="segments", layers=(1, 1, 1, 1)))
-    geometry = BandGeometry()
-    model = ScoreModel(net.eval(), ScoreModelConfig(network=net.config, band=geometry))
-    res = Scorer(spine_model=Oracle(), score_model=model, tta=False).score(simulated_film["dicom"])  # type: ignore[arg-type]
-    st = res.stages
-    assert res.ok and st is not None, res.error
-    assert st.spine is not None and st.band is not None and st.prediction is not None
-    assert st.prediction.aac24 is not None
-    return Reference(st.spine, st.band, st.prediction, geometry)
-
-
-@pytest.fixture(scope="module")
-def films(simulated_film: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Three DICOM films (film_a, film_b, film_c) of different heights."""
-    out = tmp_path_factory.mktemp("batch_films")
-    src = pydicom.dcmread(simulated_film["dicom"])
-    pixels = src.pixel_array
-    paths = []
-    for name, pad in zip("abc", PAD_ROWS, strict=True):
-        ds = src.copy()
-        padded = np.ascontiguousarray(np.pad(pixels, ((0, pad), (0, 0))), dtype=pixels.dtype)
-        ds.Rows = padded.shape[0]
-        ds.PixelData = padded.tobytes()
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        path = out / f"film_{name}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
-
-
-def _rows_of(films: list[Path]) -> list[int]:
-    return [int(pydicom.dcmread(p, stop_before_pixels=True).Rows) for p in films]
-
-
-def _kwargs(reference: Reference, fail_rows: int | None = None) -> dict[str, Any]:
-    return {
-        "spine_model": FakeSpine(reference.spine, fail_rows),
-        "score_model": FakeScore(reference.prediction, reference.geometry),
-        "tta": False,
-    }
+__all__ = ["films", "reference"]  # fixtures
 
 
 def _case(out: Path, name: str) -> dict[str, Any]:
@@ -185,8 +84,10 @@ def _check_batch(
     assert summary.n_inputs == 3 and summary.n_skipped == 0
     assert summary.counts["failed"] == n_failed
     assert summary.counts["ok"] + summary.counts["warning"] == 3 - n_failed
-    run = json.loads((out / "run.json").read_text())
-    assert run["finished"] and run["counts"] == summary.counts
+    (run,) = json.loads((out / "run.json").read_text())["runs"]
+    assert run["finished"] and run["counts"] == summary.counts == summary.input_counts
+    assert run["scored"] == 3 and run["resumed"] == run["rescored"] == run["duplicates"] == 0
+    assert summary.exit_code == n_failed
     return by_name[bad], _case(out, bad)
 
 
@@ -275,12 +176,13 @@ def test_unexpected_error_in_one_stage_fails_only_that_film(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     items = [InputItem(p) for p in films]
-    kwargs = _install_failure(stage, monkeypatch, reference, films[BAD], _rows_of(films)[BAD])
+    kwargs = _install_failure(stage, monkeypatch, reference, films[BAD], rows_of(films)[BAD])
     seen: list[Result] = []
     summary = score_batch(
         items,
         tmp_path,
         kwargs,
+        jobs=1,
         overlay=stage == "overlay",
         dicom_out=stage == "dicom",
         on_result=seen.append,
@@ -305,16 +207,28 @@ def test_unexpected_error_in_one_stage_fails_only_that_film(
 
 
 @pytest.mark.slow
-def test_workers_isolate_a_spine_model_crash(
+def test_workers_isolate_a_spine_model_crash_and_write_what_one_process_writes(
     films: list[Path], reference: Reference, tmp_path: Path
 ) -> None:
-    # the failure travels with the (pickled) model; band extraction and QC run for real
+    # the failure travels with the (pickled) model; band extraction and QC run for real; the
+    # first film takes longest, so its row is likely appended after the others
     items = [InputItem(p) for p in films]
-    kwargs = _kwargs(reference, fail_rows=_rows_of(films)[BAD])
-    summary = score_batch(items, tmp_path, kwargs, jobs=2)
-    row, doc = _check_batch(summary, tmp_path, items, reference, bad_fails=True)
+    rows = rows_of(films)
+    kwargs = _kwargs(reference)
+    kwargs["spine_model"] = FakeSpine(reference.spine, fail_rows=rows[BAD], slow_rows=rows[0])
+    summary = score_batch(items, tmp_path / "two", kwargs, jobs=2)
+    row, doc = _check_batch(summary, tmp_path / "two", items, reference, bad_fails=True)
     assert f"unexpected RuntimeError: {BOOM}" in row["error"]
     assert "RuntimeError" in doc["traceback"]
+    one = score_batch(items, tmp_path / "one", kwargs, jobs=1)
+    assert one.counts == summary.counts
+    two_csv = (tmp_path / "two" / "results.csv").read_bytes()
+    assert two_csv == (tmp_path / "one" / "results.csv").read_bytes()
+    assert [r["file"] for r in read_results(tmp_path / "two" / "results.csv")] == [
+        it.name for it in items
+    ]
+    (run,) = json.loads((tmp_path / "two" / "run.json").read_text())["runs"]
+    assert run["jobs"] == 2 and run["processes"] == 2 and run["threads"] >= 1
 
 
 @pytest.mark.slow
@@ -345,6 +259,29 @@ def test_a_result_that_cannot_come_back_from_a_worker_is_worker_failed(
     assert all(rows[it.name]["error_code"] == "" for i, it in enumerate(items) if i != BAD)
 
 
+@pytest.mark.slow
+def test_a_worker_that_dies_fails_only_its_film_and_the_batch_goes_on(
+    films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    # the spine model kills its process on film b: the pool breaks with every film in flight
+    films = [*films, films[0].with_name("film_a2.dcm")]
+    films[-1].write_bytes(films[0].read_bytes() + b"\0\0")  # other bytes: a film of its own
+    items = [InputItem(p) for p in films]
+    kwargs = _kwargs(reference, fail_rows=rows_of(films)[BAD], spine=DyingSpine)
+    summary = score_batch(items, tmp_path, kwargs, jobs=2)
+    rows = read_results(tmp_path / "results.csv")
+    assert [r["file"] for r in rows] == [it.name for it in items]  # none lost, in input order
+    bad = rows[BAD]
+    assert bad["status"] == "failed" and bad["error_code"] == "worker_failed"
+    assert Path(films[BAD]).name in bad["error"] and "worker process died" in bad["error"]
+    assert bad["sha256"] and bad["settings"]  # a film that is known: resumable like any other
+    assert all(r["status"] != "failed" for i, r in enumerate(rows) if i != BAD), rows
+    assert summary.counts["failed"] == 1 and summary.exit_code == 1
+    assert _case(tmp_path, items[BAD].name)["error_code"] == "worker_failed"
+    (run,) = json.loads((tmp_path / "run.json").read_text())["runs"]
+    assert run["worker_restarts"] >= 1 and run["finished"]
+
+
 @dataclass(frozen=True)
 class UnsendableItem(InputItem):
     """An input that cannot be sent to a worker process (its pickling fails)."""
@@ -359,7 +296,7 @@ def test_an_unreadable_film_is_unreadable(
     bad = tmp_path / "junk.dcm"
     bad.write_bytes(b"DICM" * 40)
     items = [InputItem(films[0]), InputItem(bad)]
-    score_batch(items, tmp_path / "out", _kwargs(reference))
+    score_batch(items, tmp_path / "out", _kwargs(reference), jobs=1)
     rows = read_results(tmp_path / "out" / "results.csv")
     assert [r["error_code"] for r in rows] == ["", "unreadable"]
     assert _case(tmp_path / "out", str(bad))["error_meaning"].startswith("the file could not")
@@ -385,12 +322,13 @@ def test_run_json_lists_the_skipped_inputs_and_reruns_never_read_the_output_fold
             list(found.items),
             out,
             _kwargs(reference),
+            jobs=1,
             overlay=True,
             dicom_out=True,
             skipped_inputs=found.skipped,
         )
         assert summary.n_skipped == (0 if run == 1 else 2)
-        record = json.loads((out / "run.json").read_text())
+        record = json.loads((out / "run.json").read_text())["runs"][-1]
         skipped = {Path(s["file"]).name: s["reason"] for s in record["skipped_inputs"]}
         assert set(skipped) == (
             {f"{stem}.json", f"{stem}_labels.png", f"{stem}_calc.png"}

@@ -6,7 +6,16 @@ import pytest
 from aacscore.codes import ErrorCode
 from aacscore.kauppila import SEGMENTS
 from aacscore.outputs.case_json import case_document
-from aacscore.results import RESULT_COLUMNS, STATUSES, Result, Status, counts, failed
+from aacscore.results import (
+    ID_COLUMNS,
+    RESULT_COLUMNS,
+    STATUSES,
+    CaseIds,
+    Result,
+    Status,
+    counts,
+    failed,
+)
 from tests.results_fixtures import ok_result as _ok
 
 
@@ -21,7 +30,15 @@ def test_columns_are_the_documented_order() -> None:
         "orientation",
         "spacing_mm",
         "qc_flags",
+        "study_uid",
+        "series_uid",
+        "sop_uid",
+        "accession",
+        "patient_id",
+        "sha256",
+        "settings",
     )
+    assert RESULT_COLUMNS[-len(ID_COLUMNS) :] == ID_COLUMNS
 
 
 def test_csv_row_formatting() -> None:
@@ -83,3 +100,18 @@ def test_quality_is_written_with_three_decimals() -> None:
 
     assert replace(_ok("a"), quality=0.43219).csv_row()["quality"] == "0.432"
     assert replace(_ok("a"), quality=float("nan")).csv_row()["quality"] == ""
+
+
+def test_identifier_columns_come_from_the_ids() -> None:
+    r = _ok("a.dcm")
+    assert all(r.csv_row()[c] == "" for c in ID_COLUMNS)  # none unless the batch sets them
+    r2 = r.with_ids(study_uid="1.2.3", sop_uid="1.2.3.4", sha256="ab" * 32, settings="0123")
+    row = r2.csv_row()
+    assert row["study_uid"] == "1.2.3" and row["sop_uid"] == "1.2.3.4"
+    assert row["sha256"] == "ab" * 32 and row["settings"] == "0123"
+    assert row["series_uid"] == row["accession"] == row["patient_id"] == ""
+    assert r2.ids == CaseIds.from_mapping(row) and r2 != r
+    assert r2.with_ids(patient_id="P1").ids.study_uid == "1.2.3"  # the others kept
+    assert CaseIds.from_mapping({"study_uid": None}) == CaseIds()
+    assert pickle.loads(pickle.dumps(r2)) == r2
+    assert list(case_document(r2))[16:23] == list(ID_COLUMNS)  # after qc_flags and flags

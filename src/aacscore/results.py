@@ -3,6 +3,9 @@
 ``Result`` is what :class:`aacscore.pipeline.Scorer` returns: the reading (the row of
 ``results.csv``, columns in :data:`RESULT_COLUMNS` order) plus, in ``stages``, the typed output
 of every stage that ran. The case JSON is built from both by :mod:`aacscore.outputs.case_json`.
+``ids`` (:class:`CaseIds`) holds the columns that join a row with other tables (the film's DICOM
+identifiers) and those that let a batch recognise it on resume (the input's SHA-256 and the
+settings hash); the batch runner (:mod:`aacscore.batch`) fills them.
 """
 
 from __future__ import annotations
@@ -43,7 +46,26 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "orientation",
     "spacing_mm",
     "qc_flags",
+    "study_uid",
+    "series_uid",
+    "sop_uid",
+    "accession",
+    "patient_id",
+    "sha256",
+    "settings",
 )
+"""The columns of ``results.csv``, in order."""
+
+ID_COLUMNS: tuple[str, ...] = (
+    "study_uid",
+    "series_uid",
+    "sop_uid",
+    "accession",
+    "patient_id",
+    "sha256",
+    "settings",
+)
+"""The :class:`CaseIds` columns (the last of :data:`RESULT_COLUMNS`)."""
 
 
 class Status(str, Enum):
@@ -58,6 +80,35 @@ class Status(str, Enum):
 
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+
+
+@dataclass(frozen=True)
+class CaseIds:
+    """What identifies a case outside its reading.
+
+    ``study_uid``, ``series_uid``, ``sop_uid`` and ``accession`` are the film's
+    StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID and AccessionNumber ("" for inputs that
+    are not DICOM or lack them); ``patient_id`` its PatientID, only when asked for (identifying).
+    ``sha256`` is the hex digest of the input's bytes ("" when they could not be read) and
+    ``settings`` the short hash of the options that change results (see :mod:`aacscore.batch`).
+    """
+
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_uid: str = ""
+    accession: str = ""
+    patient_id: str = ""
+    sha256: str = ""
+    settings: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """The columns, in :data:`ID_COLUMNS` order."""
+        return {c: str(getattr(self, c)) for c in ID_COLUMNS}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> CaseIds:
+        """From a ``results.csv`` row or case document (missing or null values: "")."""
+        return cls(**{c: str(values.get(c) or "") for c in ID_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -96,9 +147,9 @@ class Result:
     from test-time augmentation. ``orientation`` is the side the patient's anterior faces on the
     film (``left``/``right``). ``error_code`` says why a failed case was refused (always set
     for a failed case, never for another); ``quality`` is the familiarity score of the film to
-    the models (None when not measured). ``stages`` holds the typed stage results (landmarks,
-    bounds, band, versions, timings); ``details`` extra entries for the case JSON (output
-    paths, errors).
+    the models (None when not measured). ``ids`` are the identifier columns (:class:`CaseIds`).
+    ``stages`` holds the typed stage results (landmarks, bounds, band, versions, timings);
+    ``details`` extra entries for the case JSON (output paths, errors).
     """
 
     file: str
@@ -115,6 +166,7 @@ class Result:
     orientation: str | None = None
     spacing_mm: float | None = None
     qc_flags: tuple[str, ...] = ()
+    ids: CaseIds = field(default_factory=CaseIds)
     details: Mapping[str, Any] = field(default_factory=dict)
     stages: StageResults | None = field(default=None, compare=False, repr=False)
 
@@ -142,6 +194,10 @@ class Result:
         """A copy with ``extra`` added to ``details``."""
         return replace(self, details={**self.details, **extra})
 
+    def with_ids(self, **values: str) -> Result:
+        """A copy with the given :class:`CaseIds` fields replaced."""
+        return replace(self, ids=replace(self.ids, **values))
+
     def without_stages(self) -> Result:
         """A copy without the stage results (light to send between processes)."""
         return replace(self, stages=None)
@@ -165,6 +221,7 @@ class Result:
         row["orientation"] = self.orientation or ""
         row["spacing_mm"] = _fmt(self.spacing_mm, 4)
         row["qc_flags"] = ";".join(self.qc_flags)
+        row.update(self.ids.as_dict())
         return row
 
 

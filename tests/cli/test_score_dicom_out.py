@@ -68,7 +68,7 @@ def test_cli_dicom_out_writes_sr_and_sc(simulated_film: dict[str, Path], tmp_pat
     overlay = out / "overlays" / f"{stem}.png"
     assert case["overlay"] == str(overlay)
     assert Image.open(overlay).size == (sc.Columns, sc.Rows)
-    run = json.loads((out / "run.json").read_text())
+    (run,) = json.loads((out / "run.json").read_text())["runs"]
     assert run["arguments"]["dicom_out"] is True
 
 

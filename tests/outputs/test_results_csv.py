@@ -6,12 +6,21 @@ import pytest
 
 from aacscore.codes import ErrorCode
 from aacscore.kauppila import SEGMENTS
-from aacscore.outputs.results_csv import LEGACY_COLUMNS, ResultsWriter, read_results
-from aacscore.results import RESULT_COLUMNS, Status, counts, failed
+from aacscore.outputs.results_csv import (
+    LEGACY_COLUMNS,
+    PREVIOUS_COLUMNS,
+    ResultsWriter,
+    read_results,
+)
+from aacscore.results import ID_COLUMNS, RESULT_COLUMNS, Status, counts, failed
 from tests.results_fixtures import ok_result as _ok
 
 
-def test_writer_resume_skips_done_and_drops_torn_line(tmp_path: Path) -> None:
+def _done(w: ResultsWriter) -> dict[str, str]:
+    return {r["file"]: r["status"] for r in w.rows.values()}
+
+
+def test_writer_reopens_its_rows_and_drops_a_torn_line(tmp_path: Path) -> None:
     p = tmp_path / "results.csv"
     w = ResultsWriter(p)
     w.write(_ok("a.dcm"))
@@ -21,9 +30,8 @@ def test_writer_resume_skips_done_and_drops_torn_line(tmp_path: Path) -> None:
     with p.open("a") as f:
         f.write("c.dcm,ok,,1.0")  # torn line: a crash mid-write
     w2 = ResultsWriter(p)
-    assert w2.is_done("a.dcm")
-    assert w2.is_done("b.dcm")
-    assert not w2.is_done("c.dcm")
+    assert _done(w2) == {"a.dcm": "ok", "b.dcm": "failed"}
+    assert list(w2.rows.values()) == [dict(r) for r in w.rows.values()]
     w2.write(_ok("c.dcm"))
     rows = read_results(p)
     assert [r["file"] for r in rows] == ["a.dcm", "b.dcm", "c.dcm"]
@@ -41,18 +49,52 @@ def test_status_values_in_the_csv_are_unchanged(tmp_path: Path) -> None:
     assert [line.split(",")[1] for line in lines[1:4]] == ["ok", "warning", "failed"]
     assert lines[1].startswith("a.dcm,ok,,,3.250,0.400,0.406,")
     assert lines[3].startswith("c.dcm,failed,unreadable,broken,,")
-    assert w.done == {"a.dcm": "ok", "b.dcm": "warning", "c.dcm": "failed"}
+    assert _done(w) == {"a.dcm": "ok", "b.dcm": "warning", "c.dcm": "failed"}
 
 
-def test_writer_retry_failed_removes_failed_rows(tmp_path: Path) -> None:
+def test_a_replacing_row_takes_the_place_of_the_first_and_removes_the_others(
+    tmp_path: Path,
+) -> None:
     p = tmp_path / "results.csv"
     w = ResultsWriter(p)
-    w.write(_ok("a.dcm"))
-    w.write(failed("b.dcm", "broken", ErrorCode.UNREADABLE))
-    w2 = ResultsWriter(p, retry_failed=True)
-    assert not w2.is_done("b.dcm")
-    assert [r["file"] for r in read_results(p)] == ["a.dcm"]
-    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+    ids = [w.write(_ok(n)) for n in ("a.dcm", "b.dcm", "c.dcm", "d.dcm")]
+    assert ids == [0, 1, 2, 3]
+    new = failed("B.dcm", "broken", ErrorCode.UNREADABLE).with_ids(sha256="ff")
+    assert w.write(new, replaces=[ids[1], ids[3], ids[1]]) == ids[1]
+    rows = read_results(p)
+    assert [r["file"] for r in rows] == ["a.dcm", "B.dcm", "c.dcm"]
+    assert rows[1]["status"] == "failed" and rows[1]["sha256"] == "ff"
+    assert rows == [dict(r) for r in w.rows.values()] == read_results(p)
+    assert list(w.rows) == [0, 1, 2]
+    assert not list(tmp_path.glob(".*"))  # the rewrite leaves no temporary file
+    # a replaced row frees its file name; a row that stays keeps it
+    assert w.write(_ok("a.dcm"), replaces=[ids[0]]) == ids[0]
+    with pytest.raises(ValueError, match=r"c\.dcm: already has a row"):
+        w.write(_ok("c.dcm"), replaces=[ids[0]])
+    with pytest.raises(ValueError, match="no rows"):
+        w.write(_ok("e.dcm"), replaces=[99])
+    assert [r["file"] for r in read_results(p)] == ["a.dcm", "B.dcm", "c.dcm"]
+    assert [r["file"] for r in ResultsWriter(p).rows.values()] == ["a.dcm", "B.dcm", "c.dcm"]
+
+
+def test_update_and_reorder_rewrite_only_when_something_changes(tmp_path: Path) -> None:
+    p = tmp_path / "results.csv"
+    w = ResultsWriter(p)
+    a, b, c = (w.write(_ok(n)) for n in ("a.dcm", "b.dcm", "c.dcm"))
+    before = p.stat().st_mtime_ns, p.read_bytes()
+    w.update({a: {"patient_id": ""}})  # already so
+    w.reorder([a, b, c])  # already so
+    w.reorder([b, c])  # a stays in front
+    assert (p.stat().st_mtime_ns, p.read_bytes()) == before
+    w.update({a: {"patient_id": "P1"}, c: {"patient_id": "P3"}})
+    assert [r["patient_id"] for r in read_results(p)] == ["P1", "", "P3"]
+    w.reorder([c, a])
+    assert [r["file"] for r in read_results(p)] == ["b.dcm", "c.dcm", "a.dcm"]
+    assert list(w.rows) == [b, c, a]
+    with pytest.raises(ValueError, match="file"):
+        w.update({a: {"file": "x.dcm"}})
+    with pytest.raises(ValueError, match="nonsense"):
+        w.update({a: {"nonsense": "1"}})
 
 
 def test_writer_refuses_foreign_csv(tmp_path: Path) -> None:
@@ -64,47 +106,52 @@ def test_writer_refuses_foreign_csv(tmp_path: Path) -> None:
     assert p.read_text() == "case,score\nx,1\n"  # left as it was
 
 
-def _legacy_file(p: Path) -> list[dict[str, str]]:
-    """A results.csv as written before error_code and quality: one ok and one failed row."""
-    ok = {c: v for c, v in _ok("a.dcm").csv_row().items() if c in LEGACY_COLUMNS}
-    bad = {c: "" for c in LEGACY_COLUMNS} | {"file": "b.dcm", "status": "failed", "error": "x"}
+def _legacy_file(p: Path, columns: tuple[str, ...] = LEGACY_COLUMNS) -> list[dict[str, str]]:
+    """A results.csv as written by an older aacscore: one ok and one failed row."""
+    ok = {c: v for c, v in _ok("a.dcm").csv_row().items() if c in columns}
+    bad = {c: "" for c in columns} | {"file": "b.dcm", "status": "failed", "error": "x"}
+    if "error_code" in columns:
+        bad["error_code"] = "unreadable"
     with p.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=LEGACY_COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows([ok, bad])
     return [ok, bad]
 
 
-def test_legacy_columns_are_the_current_ones_without_error_code_and_quality() -> None:
-    assert LEGACY_COLUMNS == tuple(c for c in RESULT_COLUMNS if c not in ("error_code", "quality"))
-    assert len(LEGACY_COLUMNS) == len(RESULT_COLUMNS) - 2
+def test_older_headers_are_the_current_one_without_the_newer_columns() -> None:
+    assert PREVIOUS_COLUMNS == tuple(c for c in RESULT_COLUMNS if c not in ID_COLUMNS)
+    assert PREVIOUS_COLUMNS == RESULT_COLUMNS[: -len(ID_COLUMNS)]
+    assert LEGACY_COLUMNS == tuple(
+        c for c in PREVIOUS_COLUMNS if c not in ("error_code", "quality")
+    )
+    assert len(LEGACY_COLUMNS) == len(RESULT_COLUMNS) - 2 - len(ID_COLUMNS)
 
 
+@pytest.mark.parametrize("columns", [LEGACY_COLUMNS, PREVIOUS_COLUMNS], ids=["legacy", "previous"])
 def test_resume_into_an_old_results_file_migrates_it(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, columns: tuple[str, ...]
 ) -> None:
     p = tmp_path / "results.csv"
-    old = _legacy_file(p)
+    old = _legacy_file(p, columns)
     with caplog.at_level("WARNING", logger="aacscore.outputs.results_csv"):
         w = ResultsWriter(p)
-    assert any(str(p) in r.getMessage() and "error_code" in r.getMessage() for r in caplog.records)
-    assert w.done == {"a.dcm": "ok", "b.dcm": "failed"}
+    added = [c for c in RESULT_COLUMNS if c not in columns]
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert str(p) in message and ", ".join(added) in message
+    assert w.migrated and _done(w) == {"a.dcm": "ok", "b.dcm": "failed"}
     raw = _read_rows(p)
     assert tuple(raw[0]) == RESULT_COLUMNS  # rewritten with the new header
     rows = read_results(p)
     for new, before in zip(rows, old, strict=True):
         assert new == {**dict.fromkeys(RESULT_COLUMNS, ""), **before}
-        assert new["error_code"] == "" and new["quality"] == ""
+        assert all(new[c] == "" for c in added)
     _assert_ok_values(rows[0], "a.dcm")
     w.write(failed("c.dcm", "broken", ErrorCode.UNREADABLE))
     rows = read_results(p)
     assert rows[2]["error_code"] == "unreadable" and len(rows) == 3
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
-    # retry_failed on an old file drops its failed row while migrating
-    _legacy_file(p)
-    assert ResultsWriter(p, retry_failed=True).done == {"a.dcm": "ok"}
-    assert [r["file"] for r in read_results(p)] == ["a.dcm"]
-    assert tuple(_read_rows(p)[0]) == RESULT_COLUMNS
+    assert not ResultsWriter(p).migrated  # once migrated, an ordinary file
 
 
 def test_codes_and_quality_round_trip_through_the_file(tmp_path: Path) -> None:
@@ -115,7 +162,7 @@ def test_codes_and_quality_round_trip_through_the_file(tmp_path: Path) -> None:
     rows = read_results(p)
     assert rows[0]["error_code"] == "wrong_view" and rows[0]["status"] == "failed"
     assert rows[1]["error_code"] == "" and rows[1]["quality"] == "0.812"
-    assert ResultsWriter(p).done == {"b.dcm": "failed", "a.dcm": "ok"}
+    assert _done(ResultsWriter(p)) == {"b.dcm": "failed", "a.dcm": "ok"}
 
 
 def _read_rows(path: Path) -> list[list[str]]:
@@ -155,7 +202,7 @@ def test_resume_after_a_torn_line_keeps_every_value_intact(tmp_path: Path, torn:
     with p.open("a", newline="") as f:
         f.write(torn)
     w2 = ResultsWriter(p)
-    assert w2.done == {"a.dcm": "ok", "b.dcm": "failed"}
+    assert _done(w2) == {"a.dcm": "ok", "b.dcm": "failed"}
     w2.write(_ok("c.dcm"))
     w2.write(_ok("d.dcm"))
     raw = _read_rows(p)
@@ -172,7 +219,12 @@ def test_resume_after_a_torn_line_keeps_every_value_intact(tmp_path: Path, torn:
     _assert_ok_values(rows[3], "d.dcm")
     assert rows == read_results(p)
     # a further resume sees the same, complete file
-    assert ResultsWriter(p).done == {"a.dcm": "ok", "b.dcm": "failed", "c.dcm": "ok", "d.dcm": "ok"}
+    assert _done(ResultsWriter(p)) == {
+        "a.dcm": "ok",
+        "b.dcm": "failed",
+        "c.dcm": "ok",
+        "d.dcm": "ok",
+    }
     assert _read_rows(p) == raw
 
 
@@ -214,5 +266,5 @@ def test_an_empty_results_file_gets_a_header(tmp_path: Path) -> None:
     p = tmp_path / "results.csv"
     p.touch()
     w = ResultsWriter(p)
-    assert w.done == {}
+    assert dict(w.rows) == {}
     assert p.read_text(encoding="utf-8").splitlines() == [",".join(RESULT_COLUMNS)]

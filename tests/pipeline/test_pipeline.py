@@ -140,7 +140,7 @@ def test_batch_isolates_failures_resumes_and_writes_outputs(
         assert (out / "cases" / f"{case_stem(it.name)}.json").is_file()
     overlay = out / "overlays" / f"{case_stem(items[0].name)}.png"
     assert Image.open(overlay).size[0] > 100
-    run = json.loads((out / "run.json").read_text())
+    run = json.loads((out / "run.json").read_text())["runs"][-1]
     assert sum(run["counts"].values()) == 4 and run["counts"]["failed"] == 1
     assert run["finished"] and run["n_skipped_already_done"] == 2
 

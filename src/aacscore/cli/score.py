@@ -11,8 +11,20 @@ from aacscore._progress import progress_bar
 from aacscore.cli._app import app, console, err_console
 from aacscore.io import RadiographError, find_inputs
 
+EPILOG = (
+    "Exit status: 0 every input scored (ok or warning); 1 some or all inputs failed (see "
+    "error_code in OUT/results.csv; a missing file is a failed row, unreadable); 2 nothing was "
+    "scored because of a problem found before any work (a bad option, an unreadable zip or "
+    "list file, no radiograph among the inputs)."
+)
 
-@app.command("score")
+
+def _usage_error(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(2)
+
+
+@app.command("score", epilog=EPILOG)
 def score(
     inputs: list[str] = typer.Argument(..., help="DICOM/PNG/JPEG/TIFF files, folders, zips."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
@@ -25,9 +37,17 @@ def score(
         "in the film's study, plus a Secondary Capture of the overlay (<case>_sc.dcm) when "
         "--overlay is given. Research use, not a medical device.",
     ),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
+    jobs: str = typer.Option(
+        "auto",
+        "--jobs",
+        "-j",
+        help="Worker processes, or auto: one process per 8 CPU cores and per 8 films to score "
+        "(one below 16 cores), each with cores/processes torch threads.",
+    ),
     spacing: float | None = typer.Option(
-        None, "--spacing", help="Pixel spacing in mm for every input (overrides the header)."
+        None,
+        "--spacing",
+        help="Pixel spacing in mm for every input (overrides the header); 0.01 to 5.",
     ),
     spine_model: str | None = typer.Option(
         None, "--spine-model", help="Spine weights folder or nnunet:RESULTS_FOLDER."
@@ -51,27 +71,23 @@ def score(
         "lumbar films); they are flagged view_uncertain. For films from a site where the "
         "classifier has been checked to be wrong.",
     ),
+    include_patient_id: bool = typer.Option(
+        False,
+        "--include-patient-id",
+        help="Fill the patient_id column of results.csv from the DICOM header (identifying "
+        "data; empty by default).",
+    ),
 ) -> None:
     """Score lateral lumbar radiographs (Kauppila AAC-24) into OUT/results.csv.
 
-    Nothing under OUT is read as input; sidecar files (*.json, the simulator's label maps) and
-    aacscore's own outputs (overlay PNGs, DICOM SR and secondary captures) are skipped and
-    listed in OUT/run.json (skipped_inputs)."""
-    from aacscore.batch import score_batch
-    from aacscore.kauppila import parse_groups
+    Re-running into the same OUT scores only what is new or changed: a film whose bytes and
+    settings (models, groups, spacing, TTA, --ignore-*) match a row is done, and outputs asked
+    for now (--overlay, --dicom-out) are added without scoring it again. Nothing under OUT is
+    read as input; sidecar files (*.json, the simulator's label maps) and aacscore's own
+    outputs (overlay PNGs, DICOM SR and secondary captures) are skipped and listed in
+    OUT/run.json (skipped_inputs)."""
+    from aacscore.batch import BatchOptionError, check_options, score_batch
 
-    try:
-        parse_groups(groups)
-        found = find_inputs(inputs, exclude=[out])
-    except (ValueError, RadiographError) as e:
-        err_console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    items = list(found.items)
-    if not items:
-        err_console.print("[red]error:[/red] no radiographs found in the inputs")
-        for skip in found.skipped[:5]:
-            err_console.print(f"  skipped {skip.file}: {skip.reason}")
-        raise typer.Exit(2)
     kwargs = {
         "spine_model": spine_model,
         "score_model": score_model,
@@ -81,6 +97,22 @@ def score(
         "ignore_header": ignore_header,
         "ignore_view": ignore_view,
     }
+    try:
+        check_options(kwargs, jobs, out)
+        found = find_inputs(inputs, exclude=[out], missing_ok=True)
+    except (BatchOptionError, RadiographError) as e:
+        raise _usage_error(str(e)) from None
+    items = list(found.items)
+    if not any(it.path.exists() for it in items):
+        what = "none of the inputs exists" if items else "no radiographs found"
+        err_console.print(
+            f"[red]error:[/red] nothing to score: {what} in {', '.join(inputs)}", highlight=False
+        )
+        for skip in found.skipped[:5]:
+            err_console.print(f"  skipped {skip.file}: {skip.reason}", highlight=False)
+        if len(found.skipped) > 5:
+            err_console.print(f"  ... and {len(found.skipped) - 5} more", highlight=False)
+        raise typer.Exit(2)
     args = {
         "inputs": inputs,
         "out": str(out),
@@ -88,6 +120,8 @@ def score(
         "dicom_out": dicom_out,
         **kwargs,
         "jobs": jobs,
+        "retry_failed": retry_failed,
+        "include_patient_id": include_patient_id,
     }
     with progress_bar(
         "scoring", extra_columns=[TextColumn("{task.description}")], console=err_console
@@ -101,23 +135,35 @@ def score(
         def on_result(r: object) -> None:
             progress.update(task, advance=1, description=str(getattr(r, "file", "")))
 
-        summary = score_batch(
-            items,
-            out,
-            kwargs,
-            jobs=jobs,
-            overlay=overlay,
-            dicom_out=dicom_out,
-            retry_failed=retry_failed,
-            arguments=args,
-            skipped_inputs=found.skipped,
-            on_result=on_result,
-            on_skip=on_skip,
-        )
-    c = summary.counts
+        try:
+            summary = score_batch(
+                items,
+                out,
+                kwargs,
+                jobs=jobs,
+                overlay=overlay,
+                dicom_out=dicom_out,
+                retry_failed=retry_failed,
+                include_patient_id=include_patient_id,
+                arguments=args,
+                skipped_inputs=found.skipped,
+                on_result=on_result,
+                on_skip=on_skip,
+            )
+        except BatchOptionError as e:
+            raise _usage_error(str(e)) from None
+    c = summary.input_counts
     if found.skipped:
         err_console.print(f"{len(found.skipped)} file(s) skipped (see {summary.run_json})")
+    done = f"{summary.n_skipped} already done"
+    if summary.rescored:
+        done += f", {summary.rescored} scored again"
+    if summary.duplicates:
+        done += f", {summary.duplicates} duplicate(s)"
+    if summary.outputs_added:
+        done += f", outputs added to {summary.outputs_added}"
     console.print(
-        f"{summary.n_inputs} inputs ({summary.n_skipped} already done): "
-        f"{c['ok']} ok, {c['warning']} warning, {c['failed']} failed -> {summary.results_csv}"
+        f"{summary.n_inputs} inputs ({done}): {c['ok']} ok, {c['warning']} warning, "
+        f"{c['failed']} failed -> {summary.results_csv}"
     )
+    raise typer.Exit(summary.exit_code)

@@ -79,6 +79,17 @@ class FieldCheck:
             "measurements": dict(self.measurements),
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FieldCheck:
+        """Inverse of :meth:`to_dict`."""
+        code = d.get("code")
+        return cls(
+            None if code is None else ErrorCode(code),
+            str(d.get("problem", "")),
+            tuple(d.get("flags", ())),
+            dict(d.get("measurements", {})),
+        )
+
 
 def _edge_distance(p: np.ndarray, shape: tuple[int, int]) -> float:
     """Signed distance of ``(x, y)`` to the nearest image edge (negative outside)."""

@@ -305,6 +305,22 @@ class Quality:
             "statistics": dict(self.statistics),
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Quality:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            float(d["value"]),
+            {k: _number(v) for k, v in d.get("components", {}).items()},
+            float(d["threshold"]),
+            bool(d["low"]),
+            {k: _number(v) for k, v in d.get("statistics", {}).items()},
+        )
+
+
+def _number(value: Any) -> float:
+    """A JSON number back to float (``null``, written for NaN, back to NaN)."""
+    return float("nan") if value is None else float(value)
+
 
 def film_statistics(
     spine: SpineResult,

@@ -146,6 +146,15 @@ class ViewPrediction:
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ViewPrediction:
+        """The prediction back from :meth:`as_dict` (probabilities as rounded there)."""
+        return cls(
+            ViewClass(d["label"]),
+            {k: float(v) for k, v in d["probabilities"].items()},
+            float(d["p_lateral"]),
+        )
+
 
 # -------------------------------------------------------------------------------------------
 # Preprocessing (shared by training and inference)

@@ -152,7 +152,7 @@ def collect_inputs(
 
 
 def find_inputs(
-    inputs: Sequence[str | Path], *, exclude: Sequence[str | Path] = ()
+    inputs: Sequence[str | Path], *, exclude: Sequence[str | Path] = (), missing_ok: bool = False
 ) -> CollectedInputs:
     """Expand inputs into items, in order, without duplicates, and say what was skipped.
 
@@ -166,9 +166,12 @@ def find_inputs(
       skips.
 
     Hidden files and folders and DICOMDIR files are skipped without a note (logged only).
+    With ``missing_ok`` a path that does not exist (given or listed) is kept as an item, whose
+    reading fails ("file not found"), instead of raising.
 
     Raises:
-        RadiographError: an input does not exist or a zip archive is unreadable.
+        RadiographError: an input does not exist (unless ``missing_ok``) or a zip archive is
+            unreadable.
     """
     items: list[InputItem] = []
     skipped: list[SkippedInput] = []
@@ -179,7 +182,7 @@ def find_inputs(
         logger.info("%s: skipped (%s)", name, reason)
         skipped.append(SkippedInput(str(name), reason))
 
-    walker = _Walker(excluded, skip)
+    walker = _Walker(excluded, skip, missing_ok)
     for item in walker.expand(inputs, lists_open=()):
         key = (item.path.resolve(), item.member)
         if key not in seen:
@@ -193,9 +196,15 @@ def find_inputs(
 class _Walker:
     """Expands inputs, reporting every skipped file through ``skip``."""
 
-    def __init__(self, excluded: frozenset[Path], skip: Callable[[str | Path, str], None]) -> None:
+    def __init__(
+        self,
+        excluded: frozenset[Path],
+        skip: Callable[[str | Path, str], None],
+        missing_ok: bool = False,
+    ) -> None:
         self.excluded = excluded
         self.skip = skip
+        self.missing_ok = missing_ok
 
     def is_excluded(self, path: Path) -> bool:
         resolved = path.resolve()
@@ -207,8 +216,10 @@ class _Walker:
         for raw in inputs:
             path = Path(raw)
             if not path.exists():
-                raise RadiographError(path, "file not found")
-            if self.is_excluded(path):
+                if not self.missing_ok:
+                    raise RadiographError(path, "file not found")
+                yield InputItem(path)
+            elif self.is_excluded(path):
                 self.skip(path, OUTPUT_FOLDER_REASON)
             elif path.is_dir():
                 yield from self.folder(path)
@@ -225,7 +236,8 @@ class _Walker:
                     yield InputItem(path)
 
     def list_file(self, path: Path, lists_open: tuple[Path, ...]) -> Iterator[InputItem]:
-        yield from self.expand(_list_entries(path, lists_open), (*lists_open, path.resolve()))
+        entries = _list_entries(path, lists_open, self.missing_ok)
+        yield from self.expand(entries, (*lists_open, path.resolve()))
 
     def folder(self, root: Path) -> Iterator[InputItem]:
         files: list[Path] = []
@@ -297,7 +309,9 @@ class _Walker:
             yield InputItem(path, member_name)
 
 
-def _list_entries(path: Path, lists_open: tuple[Path, ...]) -> list[str | Path]:
+def _list_entries(
+    path: Path, lists_open: tuple[Path, ...], missing_ok: bool = False
+) -> list[str | Path]:
     resolved = path.resolve()
     if resolved in lists_open:
         raise RadiographError(path, "list file includes itself")
@@ -312,7 +326,7 @@ def _list_entries(path: Path, lists_open: tuple[Path, ...]) -> list[str | Path]:
             continue
         entry = Path(text)
         entry = entry if entry.is_absolute() else path.parent / entry
-        if not entry.exists():
+        if not entry.exists() and not missing_ok:
             raise RadiographError(entry, f"file not found (listed in {path} line {number})")
         entries.append(entry)
     return entries

@@ -26,6 +26,7 @@ from aacscore.spine.orientation import (
     OrientationResult,
 )
 from aacscore.vertebrae import (
+    CORNER_NAMES,
     LABEL_VALUES,
     Bound,
     FloatArray,
@@ -109,6 +110,76 @@ class SpineResult:
             "confidence": None if self.confidence is None else self.confidence.to_dict(),
             "timings": dict(self.timings),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SpineResult:
+        """The result back from :meth:`to_dict` (e.g. a case JSON's ``spine`` section).
+
+        Corners, discs, bounds, orientation, flags and confidence come back as written; what
+        :meth:`to_dict` leaves out does not: the label map is empty (0 x 0), vertebra areas
+        are NaN, the orientation has no warnings and the confidence no pixel counts."""
+        spacing = _pair(d.get("spacing_mm"))
+        side = Side.parse(d["anterior_side"])
+        o = d["orientation"]
+        orientation = OrientationResult(
+            side,
+            float(o["probability_right"]),
+            None if o.get("cue") is None else float(o["cue"]),
+            str(o["method"]),
+        )
+        vertebrae = {
+            name: Vertebra(
+                name,
+                np.array([v["corners"][c] for c in CORNER_NAMES], dtype=np.float64),
+                fit_rms_px=_float(v.get("fit_rms_px")),
+                spacing_mm=spacing,
+            )
+            for name, v in d["vertebrae"].items()
+        }
+        bounds = {
+            name: Bound(
+                name,
+                np.asarray(b["anterior"], dtype=np.float64),
+                np.asarray(b["posterior"], dtype=np.float64),
+                bool(b.get("extrapolated", False)),
+            )
+            for name, b in d["bounds"].items()
+        }
+        c = d.get("confidence")
+        confidence = None
+        if c is not None:
+            confidence = SpineConfidence(
+                float(c["mean_probability"]),
+                float(c["fraction_confident"]),
+                {k: float(v) for k, v in c.get("level_probability", {}).items()},
+                {k: float(v) for k, v in c.get("level_margin", {}).items()},
+            )
+        shape = d["shape"]
+        return cls(
+            source=str(d["source"]),
+            shape=(int(shape[0]), int(shape[1])),
+            anterior_side=side,
+            orientation=orientation,
+            vertebrae=vertebrae,
+            discs={n: np.asarray(p, dtype=np.float64) for n, p in d.get("discs", {}).items()},
+            bounds=bounds,
+            spacing_mm=spacing,
+            model_mm_per_px=_pair(d.get("model_mm_per_px")),
+            labels=np.zeros((0, 0), dtype=np.uint8),
+            warnings=tuple(d.get("warnings", ())),
+            timings={k: float(v) for k, v in d.get("timings", {}).items()},
+            flags=tuple(d.get("flags", ())),
+            confidence=confidence,
+        )
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    return None if value is None else (float(value[0]), float(value[1]))
+
+
+def _float(value: Any) -> float:
+    """A JSON number back to float (``null``, written for NaN, back to NaN)."""
+    return float("nan") if value is None else float(value)
 
 
 class SpineModelProtocol(Protocol):
