@@ -342,3 +342,4 @@ def test_run_json_lists_the_skipped_inputs_and_reruns_never_read_the_output_fold
     reasons = " | ".join(s.reason for s in again.skipped)
     assert "aacscore overlay picture" in reasons and "structured report" in reasons
     assert "aacscore secondary capture" in reasons
+    assert "aacscore thumbnail" in reasons  # summary.html's, in results/thumbnails

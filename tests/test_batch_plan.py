@@ -173,6 +173,7 @@ def test_locations_of_rows_and_inputs_agree(here: Path) -> None:
         ({"spine_model": "/no/such/spine"}, 1, "--spine-model: /no/such/spine: no such"),
         ({"spine_model": "nnunet:/no/such/nn"}, 1, "--spine-model: nnunet:/no/such/nn: no such"),
         ({"score_model": "/no/such/score"}, 1, "--score-model: /no/such/score: no such"),
+        ({"backend": "tensorrt"}, 1, "--backend: unknown backend 'tensorrt'"),
     ],
 )
 def test_bad_options_are_refused_naming_option_and_value(
@@ -239,5 +240,9 @@ def test_the_settings_hash_follows_every_option_that_changes_results() -> None:
     assert len(hashes) == len(changed) and ref.hash not in hashes
     # the shipped view classifier is identified by its weights
     with_view = batch_settings(Scorer(**{**base, "view_model": None}))
-    assert set(with_view.values["models"]["view"]["sha256"]) == {"config.json", "view.safetensors"}
+    assert set(with_view.values["models"]["view"]["sha256"]) == {
+        "config.json",
+        "view.safetensors",
+        "view.onnx",  # the default backend runs the ONNX graph
+    }
     assert with_view.hash != ref.hash

@@ -6,7 +6,8 @@ Layout of ``OUT``: ``results.csv`` (one row per film, see :mod:`aacscore.outputs
 DICOM inputs, when asked; see :mod:`aacscore.outputs.dicom`) and ``run.json``
 (``{"runs": [record, ...]}``, one record per run: versions, weight hashes, device, arguments,
 settings, start/end, what was scored, resumed, re-scored or a duplicate, and
-``skipped_inputs``: the files found but not taken as inputs, each with the reason).
+``skipped_inputs``: the files found but not taken as inputs, each with the reason), and
+``summary.html`` (:mod:`aacscore.outputs.summary_html`, rewritten at the end of every run).
 
 A failing input becomes a ``failed`` row with its reason and :class:`~aacscore.codes.ErrorCode`
 (a file that cannot be read, a missing path included: ``unreadable``; an unexpected exception:
@@ -32,7 +33,7 @@ Rows are appended in completion order while the batch runs (each flushed to disk
 earlier runs that are not among the inputs first), so ``jobs`` never changes the file.
 
 Processes. ``jobs="auto"`` (the default) picks :func:`auto_processes` of the CPU cores; more
-processes share the cores' threads (``cores // processes`` torch threads each). A worker
+processes share the cores' threads (``cores // processes`` network threads each). A worker
 process that dies (killed by the kernel for memory, a crash in native code) fails the film it
 was scoring with ``worker_failed``; the pool is restarted and the films that were in flight are
 run again one at a time, so only the film that kills a worker fails.
@@ -63,6 +64,7 @@ import numpy.typing as npt
 
 from aacscore._files import sha256_file, write_json
 from aacscore._version import __version__
+from aacscore.backend import Backend, BackendError, parse_backend, require_torch
 from aacscore.codes import ErrorCode
 from aacscore.info import environment_info
 from aacscore.io import InputItem, Radiograph, RadiographError, SkippedInput
@@ -203,8 +205,9 @@ def check_options(
 
     Raises:
         BatchOptionError: a pixel spacing that is not a finite number in
-            :data:`SPACING_RANGE_MM`, severity groups that do not parse, a bad ``jobs``, a
-            model folder that does not exist, or an output folder that is a file."""
+            :data:`SPACING_RANGE_MM`, severity groups that do not parse, a bad ``jobs``, an
+            unknown backend (or torch without PyTorch installed), a model folder that does
+            not exist, or an output folder that is a file."""
     spacing = scorer_kwargs.get("spacing_mm")
     if spacing is not None:
         values = spacing if isinstance(spacing, (list, tuple)) else [spacing]
@@ -226,6 +229,13 @@ def check_options(
     except (ValueError, TypeError) as e:
         raise BatchOptionError(f"--groups: {e}") from None
     parse_jobs(jobs)
+    backend = scorer_kwargs.get("backend")
+    try:
+        chosen = parse_backend(backend)
+        if chosen == Backend.TORCH:
+            require_torch()
+    except (ValueError, BackendError) as e:
+        raise BatchOptionError(f"--backend: {e}") from None
     for key, option in (("spine_model", "--spine-model"), ("score_model", "--score-model")):
         spec = scorer_kwargs.get(key)
         if isinstance(spec, (str, Path)):
@@ -248,7 +258,7 @@ def auto_processes(cores: int, n_cases: int | None = None) -> int:
     """Worker processes for ``jobs="auto"``: ``cores // CORES_PER_PROCESS``, and at most one
     per :data:`CASES_PER_PROCESS` films to score; at least 1.
 
-    On 2 cores one process (with 2 torch threads) is faster than two processes of one thread
+    On 2 cores one process (with 2 threads) is faster than two processes of one thread
     each (``benchmarks/batch_jobs.py``); several processes pay off only when each still gets
     several cores, and each pays its start-up (spawning, loading the models)."""
     processes = max(1, cores // CORES_PER_PROCESS)
@@ -258,7 +268,7 @@ def auto_processes(cores: int, n_cases: int | None = None) -> int:
 
 
 def resolve_workers(jobs: int | str, n_cases: int, cores: int | None = None) -> tuple[int, int]:
-    """``(processes, torch threads per process)`` for a batch of ``n_cases`` to score.
+    """``(processes, network threads per process)`` for a batch of ``n_cases`` to score.
 
     One process (the caller's, threads left as they are: 0) when one is asked for, chosen, or
     enough for the cases."""
@@ -631,9 +641,9 @@ class _Task:
 
 
 def _init_worker(scorer_kwargs: dict[str, Any], threads: int) -> None:
-    import torch
+    from aacscore.backend import set_threads
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     _WORKER["scorer"] = Scorer(**scorer_kwargs)
 
 
@@ -964,4 +974,15 @@ def score_batch(
         input_counts=summary.input_counts,
     )
     write_json(run_json, {"runs": [*runs, record]})
+    _write_summary(out)
     return summary
+
+
+def _write_summary(out: Path) -> None:
+    """Write ``OUT/summary.html``; a problem is logged, never raised (the batch is done)."""
+    from aacscore.outputs.summary_html import write_summary
+
+    try:
+        write_summary(out)
+    except Exception as e:  # the page is a convenience: it must not fail a finished batch
+        log.warning("%s: summary.html not written: %s", out, e)

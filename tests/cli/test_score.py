@@ -44,9 +44,10 @@ def test_cli_score_excludes_out_records_skips_and_passes_ignore_header(
 
     monkeypatch.setattr(batch, "score_batch", fake_batch)
     args = ["score", str(root), "-o", str(root / "results"), "--ignore-header"]
-    CliRunner().invoke(app, args)
+    CliRunner().invoke(app, [*args, "--backend", "onnx"])
     assert [it.path for it in seen["items"]] == [root / "a.png"]
     assert seen["kwargs"]["ignore_header"] is True
+    assert seen["kwargs"]["backend"] == "onnx"
     assert seen["arguments"]["ignore_header"] is True
     assert seen["jobs"] == "auto" and seen["include_patient_id"] is False
     skipped = {s.file: s.reason for s in seen["skipped_inputs"]}
@@ -106,6 +107,7 @@ def test_cli_exit_codes_and_a_missing_path_is_a_failed_row(
         (["--jobs", "many"], "--jobs: 'many' is not"),
         (["--spine-model", "/no/such/spine"], "--spine-model: /no/such/spine: no such"),
         (["--score-model", "/no/such/score"], "--score-model: /no/such/score: no such"),
+        (["--backend", "tensorrt"], "--backend: unknown backend 'tensorrt'"),
     ],
 )
 def test_cli_bad_options_exit_2_before_any_work(

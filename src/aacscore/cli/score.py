@@ -42,7 +42,7 @@ def score(
         "--jobs",
         "-j",
         help="Worker processes, or auto: one process per 8 CPU cores and per 8 films to score "
-        "(one below 16 cores), each with cores/processes torch threads.",
+        "(one below 16 cores), each with cores/processes threads.",
     ),
     spacing: float | None = typer.Option(
         None,
@@ -71,6 +71,13 @@ def score(
         "lumbar films); they are flagged view_uncertain. For films from a site where the "
         "classifier has been checked to be wrong.",
     ),
+    backend: str = typer.Option(
+        "auto",
+        "--backend",
+        help="What runs the networks: onnx (ONNX Runtime, no PyTorch needed), torch (needs "
+        "aacscore[train]) or auto: onnx where the model folder has graphs exported from its "
+        "weights, else torch.",
+    ),
     include_patient_id: bool = typer.Option(
         False,
         "--include-patient-id",
@@ -96,6 +103,7 @@ def score(
         "spacing_mm": spacing,
         "ignore_header": ignore_header,
         "ignore_view": ignore_view,
+        "backend": backend,
     }
     try:
         check_options(kwargs, jobs, out)

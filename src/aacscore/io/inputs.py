@@ -4,10 +4,11 @@
 (:class:`SkippedInput`): files that are not DICOM or images, the simulator's sidecars
 (``*.json`` annotations, ``<case>_labels.png`` and ``<case>_calc.png`` next to ``<case>.*``),
 aacscore's own outputs (overlay PNGs carrying the text chunk ``Software=aacscore <version>``,
-DICOM structured reports of any SR SOP class, and Secondary Captures whose Manufacturer or
-model is ``aacscore`` and whose series description starts with ``aacscore``), and anything
-under an ``exclude`` folder (the output folder of a batch is never read as input, on a first
-run or a rerun). :func:`collect_inputs` returns the items only.
+thumbnail JPEGs whose comment starts with ``aacscore``, DICOM structured reports of any SR SOP
+class, and Secondary Captures whose Manufacturer or model is ``aacscore`` and whose series
+description starts with ``aacscore``), and anything under an ``exclude`` folder (the output
+folder of a batch is never read as input, on a first run or a rerun). :func:`collect_inputs`
+returns the items only.
 """
 
 from __future__ import annotations
@@ -384,6 +385,8 @@ def _output_reason(fh: IO[bytes], suffix: str) -> str | None:
     kind = sniff(head)
     if kind == "png":
         return _png_reason(fh)
+    if kind == "jpeg":
+        return _jpeg_reason(fh)
     if kind == "dicom" or (kind is None and suffix in DICOM_SUFFIXES):
         return _dicom_reason(fh)
     return None
@@ -399,6 +402,20 @@ def _png_reason(fh: IO[bytes]) -> str | None:
         return None
     if software.split(" ", 1)[0] == OUTPUT_MARK:
         return f"an aacscore overlay picture (PNG {PNG_SOFTWARE_KEY}={software})"
+    return None
+
+
+def _jpeg_reason(fh: IO[bytes]) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(fh) as im:
+            comment = im.info.get("comment", b"")
+    except Exception:  # unreadable: the reader says why later
+        return None
+    text = comment.decode("latin-1") if isinstance(comment, bytes) else str(comment)
+    if text.split(" ", 1)[0] == OUTPUT_MARK:
+        return f"an aacscore thumbnail (JPEG comment {text!r})"
     return None
 
 

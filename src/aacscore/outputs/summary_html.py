@@ -40,6 +40,7 @@ from urllib.parse import quote
 from aacscore._files import atomic_write_bytes, atomic_write_text
 from aacscore._version import __version__
 from aacscore.codes import ERROR_CODES, FLAGS
+from aacscore.io.inputs import OUTPUT_MARK
 from aacscore.kauppila import MAX_AAC24
 from aacscore.results import STATUSES, Status
 
@@ -499,7 +500,9 @@ def _thumbnail(path: Path, cache: Path | None = None) -> tuple[str, int, int] | 
             img.thumbnail(THUMBNAIL_BOX)
             rgb = img.convert("RGB")
             buf = io.BytesIO()
-            rgb.save(buf, format="JPEG", quality=75, optimize=True)
+            # the comment marks it as ours: collecting inputs skips it (never scored as a film)
+            comment = f"{OUTPUT_MARK} {__version__} thumbnail".encode()
+            rgb.save(buf, format="JPEG", quality=75, optimize=True, comment=comment)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         log.warning("%s: no thumbnail: %s", path, e)
         return None
