@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/decode.py [--n 2] [--repeats 3] [--threads 2] [--no-pipeline]
-        [--out benchmarks/results/decode.json]
+    python benchmarks/decode.py [--n 2] [--repeats 3] [--threads 2] [--score-repeats 2]
+        [--no-pipeline] [--out benchmarks/results/decode.json]
 
 Films: ``--n`` simulated films (seed 7000) at 0.14 mm (a DR film: the reader keeps it at full
 resolution) and at 0.1 mm (a CR film: half resolution is enough for scoring), each written
@@ -20,8 +20,9 @@ Pillow at levels 0-2, and glymur (needs the system's OpenJPEG library) when inst
 Then the reader (``read_radiograph``, file to pixels): pydicom's path (fast path off), the
 default (multi-threaded full resolution) and ``decode_spacing_mm=0.2`` (the scoring rule); and,
 unless ``--no-pipeline``, each simulated film scored (``Scorer.score_radiograph``, TTA on, torch
-threads as given) from its full-resolution and from its scoring-rule read: stage timings, the
-spine stage's own timings, and the AAC-24 of both.
+threads as given) from its full-resolution and from its scoring-rule read, the fastest of
+``--score-repeats`` (read + score): stage timings, the spine stage's own timings, and the
+AAC-24 of both.
 
 The machine's load (``os.getloadavg``) is recorded before and after: other work on it slows every
 figure, threaded decoding most.
@@ -261,7 +262,7 @@ def bench_reader(films: list[Path], repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_pipeline(films: list[Path], threads: int) -> list[dict[str, Any]]:
+def bench_pipeline(films: list[Path], threads: int, repeats: int) -> list[dict[str, Any]]:
     import torch
 
     from aacscore.pipeline import Scorer
@@ -275,16 +276,23 @@ def bench_pipeline(films: list[Path], threads: int) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"film": path.name}
         for label, limit in (("full", None), ("scoring_rule", SCORING_DECODE_SPACING_MM)):
             scorer.score_radiograph(read_radiograph(path, decode_spacing_mm=limit), path.name)
-            t0 = time.perf_counter()
-            rad = read_radiograph(path, decode_spacing_mm=limit)
-            read_s = time.perf_counter() - t0
-            res = scorer.score_radiograph(rad, path.name, read_s=read_s)
+            best: tuple[float, Any, Any] | None = None
+            for _ in range(repeats):  # the fastest of the repeats, with its stage timings
+                t0 = time.perf_counter()
+                rad = read_radiograph(path, decode_spacing_mm=limit)
+                read_s = time.perf_counter() - t0
+                res = scorer.score_radiograph(rad, path.name, read_s=read_s)
+                secs = time.perf_counter() - t0
+                if best is None or secs < best[0]:
+                    best = (secs, rad, res)
+            assert best is not None
+            secs, rad, res = best
             stages = res.stages
             row[label] = {
                 "shape": list(rad.shape),
                 "status": res.status.value,
                 "aac24": res.aac24,
-                "seconds": time.perf_counter() - t0,
+                "seconds": secs,
                 "stage_s": {} if stages is None else dict(stages.timings),
                 "spine_s": (
                     {} if stages is None or stages.spine is None else dict(stages.spine.timings)
@@ -314,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=2, help="simulated films per spacing")
     ap.add_argument("--repeats", type=int, default=3, help="decodes per film and decoder")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (pipeline)")
+    ap.add_argument("--score-repeats", type=int, default=2, help="scorings per film and read")
     ap.add_argument("--no-pipeline", action="store_true", help="skip the scoring part")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -326,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         films = make_films(Path(tmp), args.n)
         decode_rows = bench_decoders(films, args.repeats, int(cpus or 1))
         reader_rows = bench_reader(films, args.repeats)
-        pipeline_rows = [] if args.no_pipeline else bench_pipeline(films, args.threads)
+        pipeline_rows = (
+            [] if args.no_pipeline else bench_pipeline(films, args.threads, args.score_repeats)
+        )
     record = {
         "command": "python benchmarks/decode.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "aacscore_version": __version__,
