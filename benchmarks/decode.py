@@ -155,19 +155,23 @@ def agreement(out: npt.NDArray[Any], ref: npt.NDArray[Any], level: int) -> dict[
     return row
 
 
-def spine_input_difference(full: Any, reduced: Any) -> dict[str, float]:
-    """Both reads resized as the spine network's input (the shipped plan's letterbox): the
+def spine_input_difference(full: Any, reduced: Any) -> dict[str, Any]:
+    """Both reads resized to the spine network's input of the full read (the shipped plan's
+    letterbox; the reduced read's own may be a row shorter, its sides being rounded up): the
     mean and largest absolute difference, in [0, 1] grey."""
     from aacscore.spine.plans import Plans
     from aacscore.spine.preprocess import Letterbox
 
-    patch = Plans.load(PLANS).patch_size
-    a = Letterbox.fit(full.shape, patch).resize_image(full.pixels)
-    b = Letterbox.fit(reduced.shape, patch).resize_image(reduced.pixels)
-    if a.shape != b.shape:
-        return {"shape_full": list(a.shape), "shape_reduced": list(b.shape)}
-    diff = np.abs(a - b)
-    return {"mean_abs_diff": float(diff.mean()), "max_abs_diff": float(diff.max())}
+    box = Letterbox.fit(full.shape, Plans.load(PLANS).patch_size)
+    same = Letterbox(reduced.shape, box.out_shape, box.resized, box.offset)
+    diff = np.abs(box.resize_image(full.pixels) - same.resize_image(reduced.pixels))
+    own = Letterbox.fit(reduced.shape, box.out_shape).resized
+    return {
+        "mean_abs_diff": float(diff.mean()),
+        "max_abs_diff": float(diff.max()),
+        "letterbox_full": list(box.resized),
+        "letterbox_reduced": list(own),
+    }
 
 
 def decoders(threads_all: int) -> dict[str, tuple[int, Callable[[bytes], Any]]]:
