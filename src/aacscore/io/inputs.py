@@ -136,12 +136,24 @@ class InputItem:
         include_patient: bool = False,
         *,
         min_size: int = MIN_SIZE,
+        decode_spacing_mm: float | None = None,
     ) -> Radiograph:
         """Decode this item with :func:`aacscore.io.read_radiograph`."""
         if self.member is None:
-            return read_radiograph(self.path, spacing_mm, include_patient, min_size=min_size)
+            return read_radiograph(
+                self.path,
+                spacing_mm,
+                include_patient,
+                min_size=min_size,
+                decode_spacing_mm=decode_spacing_mm,
+            )
         return read_radiograph_bytes(
-            self.read_bytes(), self.name, spacing_mm, include_patient, min_size=min_size
+            self.read_bytes(),
+            self.name,
+            spacing_mm,
+            include_patient,
+            min_size=min_size,
+            decode_spacing_mm=decode_spacing_mm,
         )
 
 

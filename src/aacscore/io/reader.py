@@ -57,6 +57,7 @@ def read_radiograph(
     include_patient: bool = False,
     *,
     min_size: int = MIN_SIZE,
+    decode_spacing_mm: float | None = None,
 ) -> Radiograph:
     """Read a DICOM, PNG, JPEG or TIFF radiograph.
 
@@ -64,6 +65,8 @@ def read_radiograph(
     (row, column) in mm) overrides the header spacing, or supplies it for PNG/JPEG/TIFF.
     ``include_patient`` adds PatientName/PatientID to the metadata. Images smaller than
     ``min_size`` on either side or larger than 100 megapixels are refused.
+    ``decode_spacing_mm`` lets a JPEG 2000 DICOM finer than half of it be decoded at a reduced
+    resolution, with its spacing scaled (:mod:`aacscore.io.dicom`); None: full resolution.
 
     Raises:
         RadiographError: the file is missing, empty, truncated, not an image, or unusable
@@ -84,7 +87,9 @@ def read_radiograph(
             head = fh.read(HEAD_BYTES)
     except OSError as exc:
         raise RadiographError(name, f"cannot be read ({exc.strerror or exc})") from exc
-    return _dispatch(p, head, p.suffix.lower(), name, spacing, include_patient, min_size)
+    return _dispatch(
+        p, head, p.suffix.lower(), name, spacing, include_patient, min_size, decode_spacing_mm
+    )
 
 
 def read_radiograph_bytes(
@@ -94,6 +99,7 @@ def read_radiograph_bytes(
     include_patient: bool = False,
     *,
     min_size: int = MIN_SIZE,
+    decode_spacing_mm: float | None = None,
 ) -> Radiograph:
     """Like :func:`read_radiograph` for a file's content held in memory (e.g. a zip member);
     ``name`` is used in messages and for the extension."""
@@ -102,7 +108,14 @@ def read_radiograph_bytes(
         raise RadiographError(name, "empty file")
     suffix = Path(name.rsplit(":", 1)[-1]).suffix.lower()
     return _dispatch(
-        io.BytesIO(data), data[:HEAD_BYTES], suffix, name, spacing, include_patient, min_size
+        io.BytesIO(data),
+        data[:HEAD_BYTES],
+        suffix,
+        name,
+        spacing,
+        include_patient,
+        min_size,
+        decode_spacing_mm,
     )
 
 
@@ -114,12 +127,15 @@ def _dispatch(
     spacing: tuple[float, float] | None,
     include_patient: bool,
     min_size: int,
+    decode_spacing_mm: float | None,
 ) -> Radiograph:
     """Read with the libraries' warnings captured into the radiograph's ``library_warnings``
     (only logged at debug level when the file is refused: the error says what is wrong)."""
     try:
         with library_messages(name) as caught:
-            rad = _read(source, head, suffix, name, spacing, include_patient, min_size)
+            rad = _read(
+                source, head, suffix, name, spacing, include_patient, min_size, decode_spacing_mm
+            )
     except RadiographError:
         for message in dict.fromkeys(caught):
             logger.debug("%s: %s", name, message)
@@ -138,12 +154,18 @@ def _read(
     spacing: tuple[float, float] | None,
     include_patient: bool,
     min_size: int,
+    decode_spacing_mm: float | None,
 ) -> Radiograph:
     kind = sniff(head)
     logger.debug("%s: recognised as %s", name, kind or "unknown")
     if kind == "dicom":
         return read_dicom(
-            source, name, spacing=spacing, include_patient=include_patient, min_size=min_size
+            source,
+            name,
+            spacing=spacing,
+            include_patient=include_patient,
+            min_size=min_size,
+            decode_spacing_mm=decode_spacing_mm,
         )
     if kind is not None:
         return read_image(source, name, spacing=spacing, min_size=min_size)
@@ -158,5 +180,6 @@ def _read(
             include_patient=include_patient,
             min_size=min_size,
             force=True,
+            decode_spacing_mm=decode_spacing_mm,
         )
     raise RadiographError(name, "not a DICOM or image file")

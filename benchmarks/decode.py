@@ -1,0 +1,419 @@
+"""Decode benchmark: JPEG 2000 decoders, threads and resolution levels on real-size films.
+
+Usage::
+
+    python benchmarks/decode.py [--n 2] [--repeats 3] [--threads 2] [--score-repeats 2]
+        [--no-pipeline] [--out benchmarks/results/decode.json]
+
+Films: ``--n`` simulated films (seed 7000, AAC-24 targets 12, 4, 20, 8 in turn) at 0.14 mm (a DR
+film: the scoring rule keeps it at full resolution) and at 0.1 mm (a CR film: half resolution
+is enough for scoring), each written JPEG 2000 lossless and lossy (compression ratio 15), plus
+pydicom-data's real CR films RG1 and RG3 (lossless and lossy; their spacing is unknown).
+
+Per film and decoder, on the codestream alone (the DICOM parse is not timed): the best and the
+median seconds of ``--repeats`` decodes, and the agreement with pydicom's decode (full
+resolution: the largest absolute difference; reduced levels: see :func:`agreement`).
+Decoders: pydicom (pylibjpeg-openjpeg, one thread), imagecodecs on 1, 2 and all CPUs, Pillow at
+levels 0-2, and glymur (needs the system's OpenJPEG library) when installed.
+
+Then the reader (``read_radiograph``, file to pixels): pydicom's path (fast path off), the
+default (multi-threaded full resolution) and ``decode_spacing_mm=0.2`` (the scoring rule, with
+how far its spine-network input is from the full read's: :func:`spine_input_difference`); and,
+unless ``--no-pipeline``, each simulated film that the rule reduces scored
+(``Scorer.score_radiograph``, TTA on, torch threads as given) from its full-resolution and from
+its scoring-rule read, the fastest of ``--score-repeats`` (read + score): stage timings, the
+spine stage's own timings, and the AAC-24 of both.
+
+The machine's load (``os.getloadavg``) is recorded before and after: other work on it slows every
+figure, threaded decoding most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import io
+import json
+import logging
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.encaps import get_frame
+from pydicom.pixels import pixel_array
+from pydicom.uid import JPEG2000, JPEG2000Lossless
+from scipy import ndimage
+
+from aacscore import __version__
+from aacscore.io import _j2k, read_radiograph
+from aacscore.io.dicom import SCORING_DECODE_SPACING_MM
+
+RESULTS = Path(__file__).resolve().parent / "results" / "decode.json"
+PLANS = Path(__file__).resolve().parents[1] / "src" / "aacscore" / "models" / "spine" / "plans.json"
+_LOWPASS_53 = np.array([-1.0, 2.0, 6.0, 2.0, -1.0]) / 8.0
+SEED = 7000
+SPACINGS_MM = (0.14, 0.1)
+LOSSY_RATIO = 15
+TARGETS = (12, 4, 20, 8)
+"""AAC-24 targets of the simulated films in turn (calcified, so the two reads' scores can
+differ)."""
+REAL_FILMS = ("RG1_J2KR.dcm", "RG1_J2KI.dcm", "RG3_J2KR.dcm", "RG3_J2KI.dcm")
+
+log = logging.getLogger("benchmarks.decode")
+
+
+def make_films(folder: Path, n: int) -> list[Path]:
+    """Simulated J2K films (lossless and lossy at each spacing), then the real ones found."""
+    from aacscore.simulate import simulate_case
+    from aacscore.simulate.dataset import write_case
+
+    films: list[Path] = []
+    for mm in SPACINGS_MM:
+        for i in range(n):
+            target = TARGETS[i % len(TARGETS)]
+            case = simulate_case(SEED, i, spacing_mm=mm, target_aac24=target)
+            write_case(case, folder / "raw", "dicom")
+            raw = folder / "raw" / f"{case.name}.dcm"
+            for syntax, tag, options in (
+                (JPEG2000Lossless, "j2kr", {}),
+                (JPEG2000, "j2ki", {"j2k_cr": [LOSSY_RATIO]}),
+            ):
+                ds = pydicom.dcmread(raw)
+                ds.compress(syntax, encoding_plugin="pylibjpeg", **options)
+                path = folder / f"sim{mm:g}mm_{i}_{tag}.dcm"
+                ds.save_as(path)
+                films.append(path)
+    for name in REAL_FILMS:
+        found = get_testdata_file(name, download=False)
+        if isinstance(found, str):
+            films.append(Path(found))
+        else:
+            log.warning("pydicom-data file %s not installed; skipped", name)
+    return films
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[dict[str, float], Any]:
+    """Best and median seconds of ``repeats`` calls, and the last result."""
+    secs: list[float] = []
+    out: Any = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        secs.append(time.perf_counter() - t0)
+    return {"best_s": min(secs), "median_s": statistics.median(secs)}, out
+
+
+def box_mean(a: npt.NDArray[Any], factor: int) -> npt.NDArray[np.float64]:
+    h, w = -(-a.shape[0] // factor), -(-a.shape[1] // factor)
+    pad = ((0, h * factor - a.shape[0]), (0, w * factor - a.shape[1]))
+    full = np.pad(a.astype(np.float64), pad, mode="edge")
+    return full.reshape(h, factor, w, factor).mean(axis=(1, 3))
+
+
+def lowpass_53(a: npt.NDArray[Any], level: int) -> npt.NDArray[np.float64]:
+    """``level`` times the JPEG 2000 reversible (5/3) analysis low-pass, kept at even samples:
+    what a lossless codestream's reduced level holds (up to the lifting's rounding)."""
+    out = a.astype(np.float64)
+    for _ in range(level):
+        for axis in (0, 1):
+            out = ndimage.convolve1d(out, _LOWPASS_53, axis=axis, mode="mirror")
+        out = out[::2, ::2]
+    return out
+
+
+def agreement(out: npt.NDArray[Any], ref: npt.NDArray[Any], level: int) -> dict[str, Any]:
+    """Full resolution: equality with pydicom's integers. Reduced: the mean and 99th percentile
+    absolute difference, as a share of the film's range, to the 2^k block mean of pydicom's
+    image (``box``: shifted by half a pixel and softer at edges, so never small on films with
+    hard collimation edges) and to its 5/3 low-pass at even samples (``53``: the transform's own
+    downsampling; lossy films use the 9/7 filter instead)."""
+    if level == 0:
+        if out.shape != ref.shape:
+            return {"shape": list(out.shape), "equal": False}
+        diff = np.abs(out.astype(np.int64) - ref.astype(np.int64))
+        return {"equal": bool(not diff.any()), "max_abs_diff": int(diff.max())}
+    row: dict[str, Any] = {"shape": list(out.shape)}
+    span = max(float(np.ptp(ref)), 1.0)
+    for label, expected in (("box", box_mean(ref, 2**level)), ("53", lowpass_53(ref, level))):
+        if out.shape != expected.shape:
+            row[f"{label}_shape"] = list(expected.shape)
+            continue
+        diff = np.abs(out.astype(np.float64) - expected) / span
+        row[f"{label}_mean_abs_diff_of_range"] = float(diff.mean())
+        row[f"{label}_p99_abs_diff_of_range"] = float(np.percentile(diff, 99))
+    return row
+
+
+def spine_input_difference(full: Any, reduced: Any) -> dict[str, Any]:
+    """Both reads resized to the spine network's input of the full read (the shipped plan's
+    letterbox; the reduced read's own may be a row shorter, its sides being rounded up): the
+    mean and largest absolute difference, in [0, 1] grey."""
+    from aacscore.spine.plans import Plans
+    from aacscore.spine.preprocess import Letterbox
+
+    box = Letterbox.fit(full.shape, Plans.load(PLANS).patch_size)
+    same = Letterbox(reduced.shape, box.out_shape, box.resized, box.offset)
+    diff = np.abs(box.resize_image(full.pixels) - same.resize_image(reduced.pixels))
+    own = Letterbox.fit(reduced.shape, box.out_shape).resized
+    return {
+        "mean_abs_diff": float(diff.mean()),
+        "max_abs_diff": float(diff.max()),
+        "letterbox_full": list(box.resized),
+        "letterbox_reduced": list(own),
+    }
+
+
+def decoders(threads_all: int) -> dict[str, tuple[int, Callable[[bytes], Any]]]:
+    """name -> (resolution level, decode function of a codestream)."""
+    out: dict[str, tuple[int, Callable[[bytes], Any]]] = {}
+    import openjpeg
+
+    out["pylibjpeg-openjpeg"] = (0, lambda d: openjpeg.decode(d))
+    try:
+        import imagecodecs
+    except ImportError:
+        log.warning("imagecodecs not installed")
+    else:
+        for t in sorted({1, 2, threads_all}):
+            out[f"imagecodecs threads={t}"] = (
+                0,
+                lambda d, t=t: imagecodecs.jpeg2k_decode(d, numthreads=t),
+            )
+    from PIL import Image
+
+    def pillow(d: bytes, level: int) -> Any:
+        with Image.open(io.BytesIO(d), formats=["JPEG2000"]) as img:
+            img.reduce = level  # type: ignore[assignment,method-assign]
+            img.load()
+            return np.asarray(img)
+
+    for level in (0, 1, 2):
+        out[f"pillow level={level}"] = (level, lambda d, level=level: pillow(d, level))
+    try:
+        import glymur
+
+        glymur.version.openjpeg_version  # noqa: B018 - fails without the library
+    except Exception as exc:
+        log.warning("glymur unavailable (%s)", exc)
+    else:
+
+        def gly(d: bytes, level: int, threads: int) -> Any:
+            glymur.set_option("lib.num_threads", threads)
+            with tempfile.NamedTemporaryFile(suffix=".j2k") as fh:
+                fh.write(d)
+                fh.flush()
+                step = 2**level
+                return glymur.Jp2k(fh.name)[::step, ::step]
+
+        for t in sorted({1, 2}):
+            for level in (0, 1):
+                out[f"glymur threads={t} level={level}"] = (
+                    level,
+                    lambda d, level=level, t=t: gly(d, level, t),
+                )
+    return out
+
+
+def pillow_shift(out: npt.NDArray[Any], precision: int) -> npt.NDArray[Any]:
+    """Pillow scales N-bit samples up to 8/16 bits; shift back to compare."""
+    container = 8 if out.dtype == np.uint8 else 16
+    return np.asarray(out) >> (container - precision)
+
+
+def bench_decoders(films: list[Path], repeats: int, threads_all: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    codecs = decoders(threads_all)
+    for path in films:
+        ds = pydicom.dcmread(path)
+        data = bytes(get_frame(ds.PixelData, 0, number_of_frames=1))
+        info = _j2k.parse_codestream(data)
+        ref_time, ref = timed(lambda ds=ds: pixel_array(ds), repeats)
+        row: dict[str, Any] = {
+            "film": path.name,
+            "transfer_syntax": ds.file_meta.TransferSyntaxUID.name,
+            "shape": [int(ds.Rows), int(ds.Columns)],
+            "codestream_bytes": len(data),
+            "precision": None if info is None else info.precision,
+            "levels": None if info is None else info.levels,
+            "decoders": {"pydicom (pixel_array)": {**ref_time, "equal": True}},
+        }
+        for name, (level, fn) in codecs.items():
+            try:
+                secs, out = timed(lambda fn=fn, data=data: fn(data), repeats)
+            except Exception as exc:
+                row["decoders"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+                continue
+            out = np.asarray(out)
+            if name.startswith("pillow") and info is not None:
+                out = pillow_shift(out, info.precision)
+            row["decoders"][name] = {**secs, **agreement(out, ref, level)}
+        rows.append(row)
+        best = {k: v.get("best_s") for k, v in row["decoders"].items()}
+        print(
+            path.name,
+            row["shape"],
+            {k: None if v is None else round(v, 3) for k, v in best.items()},
+        )
+    return rows
+
+
+def bench_reader(films: list[Path], repeats: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    original = _j2k.decode
+    for path in films:
+        row: dict[str, Any] = {"film": path.name}
+        try:
+            _j2k.decode = lambda *a, **k: None  # type: ignore[assignment]
+            secs, rad = timed(lambda p=path: read_radiograph(p), repeats)
+        finally:
+            _j2k.decode = original  # type: ignore[assignment]
+        row["pydicom"] = {**secs, "shape": list(rad.shape)}
+        secs, fast = timed(lambda p=path: read_radiograph(p), repeats)
+        row["fast_full"] = {
+            **secs,
+            "shape": list(fast.shape),
+            "pixels_equal": bool(np.array_equal(fast.pixels, rad.pixels)),
+        }
+        secs, red = timed(
+            lambda p=path: read_radiograph(p, decode_spacing_mm=SCORING_DECODE_SPACING_MM),
+            repeats,
+        )
+        level = int(red.metadata.get("ResolutionReduction", 0))
+        row["scoring_rule"] = {
+            **secs,
+            "shape": list(red.shape),
+            "level": level,
+            "spacing_mm": None if red.spacing_mm is None else list(red.spacing_mm),
+        }
+        if level:
+            row["scoring_rule"]["spine_input"] = spine_input_difference(fast, red)
+        rows.append(row)
+        print(
+            f"read {path.name}: pydicom {row['pydicom']['best_s']:.3f} s, fast "
+            f"{row['fast_full']['best_s']:.3f} s, rule {row['scoring_rule']['best_s']:.3f} s "
+            f"(level {row['scoring_rule']['level']})"
+        )
+    return rows
+
+
+def bench_pipeline(films: list[Path], threads: int, repeats: int) -> list[dict[str, Any]]:
+    import torch
+
+    from aacscore.pipeline import Scorer
+
+    torch.set_num_threads(threads)
+    scorer = Scorer()
+    rows: list[dict[str, Any]] = []
+    for path in films:
+        if not path.name.startswith("sim"):
+            continue
+        probe = read_radiograph(path, decode_spacing_mm=SCORING_DECODE_SPACING_MM)
+        if not probe.metadata.get("ResolutionReduction"):
+            continue  # read as at full resolution: nothing to compare
+        row: dict[str, Any] = {"film": path.name}
+        for label, limit in (("full", None), ("scoring_rule", SCORING_DECODE_SPACING_MM)):
+            scorer.score_radiograph(read_radiograph(path, decode_spacing_mm=limit), path.name)
+            best: tuple[float, Any, Any] | None = None
+            for _ in range(repeats):  # the fastest of the repeats, with its stage timings
+                t0 = time.perf_counter()
+                rad = read_radiograph(path, decode_spacing_mm=limit)
+                read_s = time.perf_counter() - t0
+                res = scorer.score_radiograph(rad, path.name, read_s=read_s)
+                secs = time.perf_counter() - t0
+                if best is None or secs < best[0]:
+                    best = (secs, rad, res)
+            assert best is not None
+            secs, rad, res = best
+            stages = res.stages
+            row[label] = {
+                "shape": list(rad.shape),
+                "status": res.status.value,
+                "aac24": res.aac24,
+                "seconds": secs,
+                "stage_s": {} if stages is None else dict(stages.timings),
+                "spine_s": (
+                    {} if stages is None or stages.spine is None else dict(stages.spine.timings)
+                ),
+            }
+        rows.append(row)
+        print(
+            f"score {path.name}: full {row['full']['seconds']:.3f} s aac24 {row['full']['aac24']}"
+            f" | rule {row['scoring_rule']['seconds']:.3f} s aac24 "
+            f"{row['scoring_rule']['aac24']} {row['scoring_rule']['shape']}"
+        )
+    return rows
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for pkg in ("pydicom", "pylibjpeg-openjpeg", "imagecodecs", "pillow", "glymur"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=2, help="simulated films per spacing")
+    ap.add_argument("--repeats", type=int, default=3, help="decodes per film and decoder")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (pipeline)")
+    ap.add_argument("--score-repeats", type=int, default=2, help="scorings per film and read")
+    ap.add_argument("--no-pipeline", action="store_true", help="skip the scoring part")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aacscore.io").setLevel(logging.ERROR)  # RG1: "spacing unknown"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        films = make_films(Path(tmp), args.n)
+        decode_rows = bench_decoders(films, args.repeats, int(cpus or 1))
+        reader_rows = bench_reader(films, args.repeats)
+        pipeline_rows = (
+            [] if args.no_pipeline else bench_pipeline(films, args.threads, args.score_repeats)
+        )
+    record = {
+        "command": "python benchmarks/decode.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "aacscore_version": __version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "cpus": cpus,
+            "platform": platform.platform(),
+            "loadavg_before": list(load_before),
+            "loadavg_after": list(os.getloadavg()),
+            "torch_threads": args.threads,
+        },
+        "versions": versions(),
+        "seed": SEED,
+        "aac24_targets": list(TARGETS),
+        "spacings_mm": list(SPACINGS_MM),
+        "lossy_ratio": LOSSY_RATIO,
+        "repeats": args.repeats,
+        "scoring_decode_spacing_mm": SCORING_DECODE_SPACING_MM,
+        "wall_s": time.perf_counter() - t_start,
+        "decoders": decode_rows,
+        "reader": reader_rows,
+        "pipeline": pipeline_rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"load {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}; -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,244 @@
+"""Faster decoding of single-frame grey JPEG 2000 pixel data.
+
+Two paths, both on OpenJPEG, each returning ``None`` (the caller then decodes with pydicom as
+before) when it is unavailable or fails on the codestream:
+
+* full resolution on several threads with ``imagecodecs.jpeg2k_decode(numthreads=...)``
+  (pylibjpeg-openjpeg, pydicom's plugin, decodes on one thread);
+* a reduced resolution level ``k`` (the 2^k-times smaller image JPEG 2000 holds in its wavelet
+  decomposition, so the finer levels are never decoded) with Pillow's ``reduce``.
+
+The decoded integers are converted as pydicom converts them (container size from the
+codestream's precision, signedness from PixelRepresentation, sign mismatches between the two
+corrected), so the full-resolution path gives pydicom's array exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import struct
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+MAX_THREADS = 8
+"""Most decoder threads used for one film."""
+
+MIN_REDUCED_SIDE = 512
+"""A reduced level is used only while both sides keep at least this many pixels."""
+
+_SOC = b"\xff\x4f"
+_SIZ = 0xFF51
+_COD = 0xFF52
+_COC = 0xFF53
+_SOT = 0xFF90
+
+
+@dataclass(frozen=True)
+class Codestream:
+    """What the main header of a raw JPEG 2000 codestream says (first component)."""
+
+    rows: int
+    columns: int
+    offset: tuple[int, int]
+    """(row, column) of the image area's origin on the reference grid (YOsiz, XOsiz)."""
+    components: int
+    precision: int
+    signed: bool
+    levels: int
+    """Wavelet decomposition levels (the smallest of COD and any COC): the most that
+    ``reduce`` can discard."""
+
+
+def parse_codestream(data: bytes) -> Codestream | None:
+    """The main header of a raw codestream (SOC, SIZ, ... up to the first SOT), or None for a
+    JP2 file, a damaged header or a header without COD."""
+    if not data.startswith(_SOC):
+        return None
+    try:
+        return _parse(data)
+    except (struct.error, IndexError, ValueError):
+        return None
+
+
+def _parse(data: bytes) -> Codestream | None:
+    pos = 2
+    siz: tuple[int, ...] | None = None
+    first_comp: tuple[int, int] | None = None
+    levels: list[int] = []
+    n_comp = 0
+    while pos + 4 <= len(data):
+        marker, length = struct.unpack_from(">HH", data, pos)
+        body = pos + 4
+        if marker == _SOT or length < 2:
+            break
+        if marker == _SIZ:
+            siz = struct.unpack_from(">HIIIIIIIIH", data, body)
+            n_comp = siz[9]
+            ssiz = data[body + 36]
+            first_comp = ((ssiz & 0x7F) + 1, ssiz >> 7)
+        elif marker == _COD:
+            levels.append(data[body + 5])
+        elif marker == _COC:
+            index = 2 if n_comp >= 257 else 1
+            levels.append(data[body + index + 1])
+        pos += 2 + length
+    if siz is None or first_comp is None or not levels:
+        return None
+    _, xsiz, ysiz, xo, yo = siz[:5]
+    return Codestream(
+        rows=ysiz - yo,
+        columns=xsiz - xo,
+        offset=(yo, xo),
+        components=n_comp,
+        precision=first_comp[0],
+        signed=bool(first_comp[1]),
+        levels=min(levels),
+    )
+
+
+def reduction_level(
+    spacing: tuple[float, float] | None,
+    coarsest_mm: float | None,
+    info: Codestream,
+    pixel_signed: bool,
+    min_side: int,
+) -> int:
+    """The largest level k with max(spacing) x 2^k <= ``coarsest_mm`` that the codestream
+    holds (k <= its decomposition levels, no image offset) and that keeps both sides at least
+    ``max(min_side, MIN_REDUCED_SIDE)`` pixels; 0 (full resolution) when the spacing or the
+    limit is unknown, or when the codestream's signedness is not PixelRepresentation's (its
+    samples are then reinterpreted bit by bit, which a low-pass image does not survive)."""
+    if spacing is None or coarsest_mm is None or info.offset != (0, 0):
+        return 0
+    if info.signed != pixel_signed:
+        return 0
+    finest = max(spacing)
+    if not (math.isfinite(finest) and finest > 0 and coarsest_mm > finest):
+        return 0
+    floor = max(min_side, MIN_REDUCED_SIDE)
+    shape = (info.rows, info.columns)
+    level = 0
+    while (
+        level < info.levels
+        and finest * 2 ** (level + 1) <= coarsest_mm * (1 + 1e-9)
+        and min(reduced_shape(shape, level + 1)) >= floor
+        and _pillow_shape(shape, level + 1) == reduced_shape(shape, level + 1)
+    ):
+        level += 1
+    return level
+
+
+def _pillow_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
+    """The shape Pillow (up to 13 at least) allocates for ``reduce = level``: it rounds
+    ``side / 2^level`` half up where JPEG 2000 takes the ceiling, and its decode then fails
+    ("broken data stream"), so such levels are not asked for."""
+    power = 2**level
+    adjust = power >> 1
+    return ((shape[0] + adjust) // power, (shape[1] + adjust) // power)
+
+
+def reduced_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
+    """(rows, columns) of resolution level ``level`` of an image at offset (0, 0)."""
+    f = 2**level
+    return (-(-shape[0] // f), -(-shape[1] // f))
+
+
+def decode_threads() -> int:
+    """Decoder threads: torch's thread count when torch is loaded (the CPU share the scorer
+    and each batch worker were given), else the CPUs this process may use; at most
+    :data:`MAX_THREADS`."""
+    torch = sys.modules.get("torch")
+    count: int | None = None
+    if torch is not None:
+        try:
+            count = int(torch.get_num_threads())
+        except Exception:  # a half-imported or stubbed torch
+            count = None
+    if count is None:
+        try:
+            count = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            count = os.cpu_count() or 1
+    return max(1, min(count, MAX_THREADS))
+
+
+def decode(
+    data: bytes,
+    info: Codestream,
+    pixel_signed: bool,
+    level: int,
+    name: str,
+) -> npt.NDArray[Any] | None:
+    """Stored values of the codestream at resolution ``level`` (0: full, on
+    :func:`decode_threads` threads), as pydicom would return them; None when this path cannot
+    decode it (logged at debug level with ``name``)."""
+    expected = reduced_shape((info.rows, info.columns), level)
+    try:
+        values = _decode_full(data) if level == 0 else _decode_reduced(data, info, level)
+    except Exception as exc:  # any decoder failure: pydicom decodes instead
+        logger.debug("%s: fast JPEG 2000 decode failed (%s: %s)", name, type(exc).__name__, exc)
+        return None
+    if values is None:
+        return None
+    if values.shape != expected:
+        logger.debug(
+            "%s: fast JPEG 2000 decode gave shape %s, not %s", name, values.shape, expected
+        )
+        return None
+    return as_stored(values, info.precision, info.signed, pixel_signed)
+
+
+def _decode_full(data: bytes) -> npt.NDArray[Any] | None:
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    return np.asarray(imagecodecs.jpeg2k_decode(data, numthreads=decode_threads()))
+
+
+def _decode_reduced(data: bytes, info: Codestream, level: int) -> npt.NDArray[Any] | None:
+    """Pillow's reduced decode; it scales N-bit samples to its 8/16-bit modes (shifted left,
+    signed ones offset by 2^(N-1)), which is undone here."""
+    from PIL import Image
+
+    if info.precision > 16:
+        return None
+    with warnings.catch_warnings():
+        # the reader checks sizes itself (MAX_PIXELS) before decoding
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data), formats=["JPEG2000"]) as img:
+            img.reduce = level  # type: ignore[assignment,method-assign]
+            img.load()
+            raw = np.asarray(img)
+    container = 8 if info.precision <= 8 else 16
+    values = raw.astype(np.int32) >> (container - info.precision)
+    if info.signed:
+        values -= 1 << (info.precision - 1)
+    return values
+
+
+def as_stored(
+    values: npt.NDArray[Any], precision: int, j2k_signed: bool, pixel_signed: bool
+) -> npt.NDArray[Any]:
+    """Decoded samples in pydicom's container: 1, 2 or 4 bytes by the codestream's precision,
+    signed as PixelRepresentation says; when the codestream's signedness differs, its low
+    ``precision`` bits are reinterpreted (as pydicom's J2K sign correction does)."""
+    size = 1 if precision <= 8 else 2 if precision <= 16 else 4
+    dtype = np.dtype(f"{'i' if pixel_signed else 'u'}{size}")
+    if j2k_signed == pixel_signed:
+        return np.ascontiguousarray(values, dtype=dtype)
+    low = values.astype(np.int64) & ((1 << precision) - 1)
+    if pixel_signed:
+        half = 1 << (precision - 1)
+        low = (low ^ half) - half
+    return low.astype(dtype)
