@@ -50,6 +50,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "vertebrae": ("src/aacscore/vertebrae.py", ("tests/test_vertebrae.py",)),
     "io.dicom": ("src/aacscore/io/dicom.py", ("tests/io",)),
     "aorta.roi": ("src/aacscore/aorta/roi.py", ("tests/aorta",)),
+    "results": ("src/aacscore/results.py", ("tests/test_results.py",)),
     "batch": (
         "src/aacscore/batch.py",
         ("tests/test_batch.py", "tests/pipeline/test_pipeline.py", "-m", "not slow"),

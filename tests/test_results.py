@@ -115,3 +115,74 @@ def test_identifier_columns_come_from_the_ids() -> None:
     assert CaseIds.from_mapping({"study_uid": None}) == CaseIds()
     assert pickle.loads(pickle.dumps(r2)) == r2
     assert list(case_document(r2))[16:23] == list(ID_COLUMNS)  # after qc_flags and flags
+
+
+def test_csv_row_of_a_full_result_is_exact() -> None:
+    res = Result(
+        file="p1/IM0001.dcm",
+        status=Status.WARNING,
+        aac24=3.25,
+        aac24_sd=0.4444,
+        grades=dict.fromkeys(SEGMENTS, 0.40625),
+        aac8=1.5,
+        group="moderate",
+        low_confidence=True,
+        quality=0.01234,
+        orientation="right",
+        spacing_mm=0.14321,
+        qc_flags=("low_quality",),
+        ids=CaseIds(study_uid="1.2.3", sop_uid="1.2.3.4", sha256="ab" * 32, settings="f" * 12),
+    )
+    expected = dict.fromkeys(RESULT_COLUMNS, "")
+    expected.update(
+        file="p1/IM0001.dcm",
+        status="warning",
+        aac24="3.250",
+        aac24_sd="0.444",
+        aac8="1.500",
+        group="moderate",
+        low_confidence="True",
+        quality="0.012",
+        orientation="right",
+        spacing_mm="0.1432",
+        qc_flags="low_quality",
+        study_uid="1.2.3",
+        sop_uid="1.2.3.4",
+        sha256="ab" * 32,
+        settings="f" * 12,
+    )
+    expected.update(dict.fromkeys(SEGMENTS, "0.406"))
+    assert res.csv_row() == expected
+    # nothing known: every value empty but file and status
+    bare = Result(file="b.png", status=Status.OK).csv_row()
+    assert bare == {**dict.fromkeys(RESULT_COLUMNS, ""), "file": "b.png", "status": "ok"}
+    # a non-finite value is written empty, never "nan"
+    assert Result(file="c", status=Status.OK, aac24=float("nan")).csv_row()["aac24"] == ""
+
+
+def test_failed_keeps_file_details_and_stages() -> None:
+    from aacscore.results import StageResults
+
+    stages = object.__new__(StageResults)  # any object: failed() must pass it through
+    res = failed("f.dcm", "f.dcm: bad", "unreadable", {"traceback": "t"}, stages)  # type: ignore[arg-type]
+    assert res.file == "f.dcm" and res.error == "f.dcm: bad"
+    assert res.error_code is ErrorCode.UNREADABLE  # a code given as its string is coerced
+    assert res.details == {"traceback": "t"} and res.stages is stages
+    assert failed("g", "g: x", ErrorCode.INTERNAL_ERROR).details == {}
+    light = res.without_stages()
+    assert light.stages is None and light.file == "f.dcm" and light.details == res.details
+
+
+def test_counts_every_status_including_unknown_ones() -> None:
+    assert counts([]) == {"ok": 0, "warning": 0, "failed": 0}
+    assert counts(["ok", "ok", Status.FAILED, "odd"]) == {
+        "ok": 2,
+        "warning": 0,
+        "failed": 1,
+        "odd": 1,
+    }
+
+
+def test_an_error_code_given_as_a_string_is_stored_as_the_enum() -> None:
+    res = Result(file="f", status="failed", error="f: x", error_code="not_radiograph")  # type: ignore[arg-type]
+    assert res.error_code is ErrorCode.NOT_RADIOGRAPH and res.status is Status.FAILED

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from aacscore.io._common import MIN_SIZE, SpacingArg
+from aacscore.io._common import MIN_SIZE, SpacingArg, library_messages
 from aacscore.io.reader import (
     DICOM_SUFFIXES,
     HEAD_BYTES,
@@ -436,7 +436,9 @@ def _dicom_reason(fh: IO[bytes]) -> str | None:
 
     tags = ["SOPClassUID", "Modality", "Manufacturer", "ManufacturerModelName", "SeriesDescription"]
     try:
-        ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True, specific_tags=tags)
+        # what pydicom says of the file here is said again, with the file name, when it is read
+        with library_messages(""):
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True, specific_tags=tags)
         meta = getattr(ds, "file_meta", None)
         sop = str(
             ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else "") or ""
