@@ -184,6 +184,50 @@ def _simulator_rows() -> list[Row]:
     ]
 
 
+def _speed_rows() -> list[Row]:
+    def kind(name: str) -> Callable[[dict[str, Any]], str]:
+        def value(d: dict[str, Any]) -> str:
+            k = d["kinds"][name]
+            b = k["backends"]
+            shape = "x".join(str(v) for v in k["shape_median"])
+            return (
+                f"{shape}: onnx {b['onnx']['median_s']:.2f} s (p95 {b['onnx']['p95_s']:.2f}, "
+                f"read {b['onnx']['stage_median_s']['read_s']:.2f}); "
+                f"torch {b['torch']['median_s']:.2f} s"
+            )
+
+        return value
+
+    return [
+        Row(
+            "speed by backend, one process, 2 threads, TTA on (`benchmarks/results/speed.json`)",
+            "median seconds per film, real-size JPEG 2000 DICOM (0.14 mm)",
+            "speed.json",
+            kind("real_size_j2k"),
+            "≤ 0.3 s",
+        ),
+        Row(
+            "",
+            "same, real-size uncompressed DICOM",
+            "speed.json",
+            kind("real_size_uncompressed"),
+            "",
+        ),
+        Row("", "same, small simulated films (0.3 mm)", "speed.json", kind("small"), ""),
+        Row(
+            "",
+            "films/s (onnx: small, real-size uncompressed); peak memory",
+            "speed.json",
+            lambda d: (
+                f"{d['kinds']['small']['backends']['onnx']['films_per_s']:.1f}, "
+                f"{d['kinds']['real_size_uncompressed']['backends']['onnx']['films_per_s']:.1f}; "
+                f"{d['peak_rss_mb']:.0f} MB"
+            ),
+            "≥ 3; ≤ 1.5 GB",
+        ),
+    ]
+
+
 def _visibility_rows() -> list[Row]:
     def by_cnr(d: dict[str, Any]) -> str:
         return ", ".join(f"{b['missed']} of {b['segments']}" for b in d["by_cnr"])
@@ -266,6 +310,7 @@ ROWS: list[Row] = [
     *_e2e_rows("score_600.json", "end to end, dev set + 300 more films of its seed (2026-11-27)"),
     *_visibility_rows(),
     *_gate_rows(),
+    *_speed_rows(),
 ]
 
 
