@@ -107,6 +107,8 @@ def test_missing_lumbar_levels_are_spine_not_found() -> None:
     ("fraction", "code", "flags"),
     [
         (0.74, ErrorCode.BAND_OUTSIDE_FILM, ()),
+        (0.7496, ErrorCode.BAND_OUTSIDE_FILM, ()),
+        (0.75, None, ("band_partly_outside",)),
         (0.8, None, ("band_partly_outside",)),
         (0.95, None, ()),
     ],
@@ -120,8 +122,9 @@ def test_band_coverage_thresholds(
     assert isinstance(fc, FieldCheck)
     assert fc.code == code and fc.flags == flags
     assert fc.measurements["band_inside_fraction"] == pytest.approx(fraction)
-    if code is not None:
-        assert "74%" in fc.problem
+    if code is not None:  # never "75% ... (at least 75% needed)"
+        assert f"only {fraction:.1%} of the aortic band" in fc.problem
+        assert "(at least 75% needed)" in fc.problem
 
 
 def test_a_band_cut_by_the_film_edge_is_measured() -> None:

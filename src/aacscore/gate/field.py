@@ -168,7 +168,7 @@ def check_band_coverage(band: Band) -> FieldCheck:
     if f < BAND_REFUSE_BELOW:
         return FieldCheck(
             ErrorCode.BAND_OUTSIDE_FILM,
-            f"only {f:.0%} of the aortic band in front of L1-L4 is inside the image "
+            f"only {f:.1%} of the aortic band in front of L1-L4 is inside the image "
             f"(at least {BAND_REFUSE_BELOW:.0%} needed)",
             measurements=m,
         )
