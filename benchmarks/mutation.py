@@ -51,6 +51,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "io.dicom": ("src/aacscore/io/dicom.py", ("tests/io",)),
     "aorta.roi": ("src/aacscore/aorta/roi.py", ("tests/aorta",)),
     "results": ("src/aacscore/results.py", ("tests/test_results.py",)),
+    "batch.plan": ("src/aacscore/batch.py", ("tests/test_batch_plan.py",)),
     "batch": (
         "src/aacscore/batch.py",
         ("tests/test_batch.py", "tests/pipeline/test_pipeline.py", "-m", "not slow"),

@@ -246,3 +246,47 @@ def test_the_settings_hash_follows_every_option_that_changes_results() -> None:
         "view.onnx",  # the default backend runs the ONNX graph
     }
     assert with_view.hash != ref.hash
+
+
+def test_the_settings_values_are_exact_and_their_hash_is_of_canonical_json() -> None:
+    import json
+
+    from aacscore._version import __version__
+
+    scorer = Scorer(
+        spine_model=_Model(), score_model=_Model(), view_model=False, quality_reference=False
+    )
+    settings = batch_settings(scorer)
+    model = {"path": None, "class": f"{__name__}._Model"}
+    assert settings.values == {
+        "aacscore": __version__,
+        "models": {"spine": model, "score": model},
+        "groups": {"name": "lewis", "upper_bounds": [1, 5], "labels": ["low", "moderate", "high"]},
+        "view_check": False,
+        "tta": True,
+        "spacing_mm": None,
+        "ignore_header": False,
+        "ignore_view": False,
+    }
+    canonical = json.dumps(settings.values, sort_keys=True, separators=(",", ":"))
+    assert settings.hash == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def test_a_scorer_whose_models_cannot_be_described_is_hashed_with_the_reason() -> None:
+    class Broken(Scorer):
+        def models_info(self) -> dict[str, Any]:
+            raise FileNotFoundError("no weights here")
+
+    settings = batch_settings(Broken(spine_model=_Model(), score_model=_Model(), view_model=False))
+    assert settings.values["models"] == {"error": "FileNotFoundError: no weights here"}
+
+
+def test_every_plan_carries_its_input_and_digest(here: Path) -> None:
+    rows = [_row("a.dcm", "A")]
+    items = [InputItem(Path("a.dcm")), InputItem(Path("b.dcm")), InputItem(Path("sub/c.dcm"))]
+    plans = plan_batch(items, ["A", "B", "B"], dict(enumerate(rows)), SETTINGS)
+    assert [(p.item, p.sha256, p.action) for p in plans] == [
+        (items[0], "A", Action.RESUME),
+        (items[1], "B", Action.SCORE),
+        (items[2], "B", Action.DUPLICATE),
+    ]
