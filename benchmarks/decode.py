@@ -308,11 +308,10 @@ def bench_reader(films: list[Path], repeats: int) -> list[dict[str, Any]]:
 
 
 def bench_pipeline(films: list[Path], threads: int, repeats: int) -> list[dict[str, Any]]:
-    import torch
-
+    from aacscore.backend import set_threads
     from aacscore.pipeline import Scorer
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     scorer = Scorer()
     rows: list[dict[str, Any]] = []
     for path in films:

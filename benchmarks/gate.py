@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from aacscore import __version__
+from aacscore.backend import set_threads
 from aacscore.gate.view import VIEW_ERROR_CODES, ViewClass
 from aacscore.io import Radiograph, read_radiograph
 from aacscore.pipeline import Scorer
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     scorer = Scorer()
     t0 = time.perf_counter()
     result: dict[str, Any] = {

@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 from scipy import ndimage
 
 from aacscore import __version__
 from aacscore.aorta import extract_band
+from aacscore.backend import set_threads
 from aacscore.io import read_radiograph
 from aacscore.kauppila import SEGMENTS, parse_groups
 from aacscore.score.predict import ScoreModel
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     t_start = time.time()
     model = ScoreModel.load(args.model)
     groups = parse_groups("lewis")

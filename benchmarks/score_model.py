@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from aacscore.aorta import BandGeometry
+from aacscore.backend import set_threads
 from aacscore.kauppila import parse_groups
 from aacscore.score import ScoreModel
 from aacscore.score.predict import aac8_from_fractions, confidence_interval
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
 
     specs = [m.split("=", 1) if "=" in m else (Path(m).name, m) for m in args.model]
     models = {name: ScoreModel.load(path) for name, path in specs} or {"shipped": ScoreModel.load()}

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aacscore.backend import set_threads
 from aacscore.io import read_radiograph
 from aacscore.spine.geometry import check_plausibility
 from aacscore.spine.predict import SpineModel
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/spine.json"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     model = SpineModel.load(args.model)
     t0 = time.perf_counter()
     figures = evaluate(args.data, model, args.max_cases)

@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--card", action="store_true", help="update the model card's benchmark")
     args = ap.parse_args(argv)
 
+    from aacscore.backend import set_threads
     from aacscore.gate.view import PACKAGE_MODEL_DIR, ViewClassifier
     from aacscore.training.view import (
         CARD_FILE,
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         view_metrics,
     )
 
-    torch.set_num_threads(1)
+    set_threads(1)
     clf = ViewClassifier.load(args.model)
     data = args.data or ROOT / "data" / f"views_{args.seed}"
     build_view_dataset(data, args.n_per_class, args.seed, jobs=args.jobs)
