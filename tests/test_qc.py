@@ -62,3 +62,16 @@ def test_grey_levels_tell_a_label_map_from_a_film() -> None:
     eight_bit = np.round(film * 255) / 255  # an 8-bit film still has many levels
     assert 100 < grey_levels(eight_bit) <= 256
     assert grey_levels(np.zeros((0, 0), np.float32)) == 0
+
+
+def test_contrast_of_a_large_film_is_measured_on_a_subsample_within_3e3() -> None:
+    import pytest
+
+    from aacscore.qc import SUBSAMPLE_ABOVE_PX
+
+    rng = np.random.default_rng(0)
+    px = np.clip(rng.normal(0.5, 0.15, (1200, 1000)), 0, 1).astype(np.float32)
+    assert px.size > SUBSAMPLE_ABOVE_PX
+    rad = Radiograph(px, (0.15, 0.15), "dicom", "MONOCHROME2", 12)
+    lo, hi = np.percentile(px, [1.0, 99.0])
+    assert check_radiograph(rad).contrast_range == pytest.approx(hi - lo, abs=3e-3)

@@ -51,13 +51,19 @@ def grey_levels(pixels: np.ndarray, coverage: float = 0.99) -> int:
     return int(np.searchsorted(np.cumsum(counts), need) + 1)
 
 
+SUBSAMPLE_ABOVE_PX = 1_000_000
+"""Films with more pixels than this have their contrast measured on every other row and column."""
+
+
 def check_radiograph(rad: Radiograph) -> QCReport:
     """Run the image-level checks on a decoded radiograph."""
     px = rad.pixels
     flags: list[str] = []
     if rad.spacing_mm is None:
         flags.append("spacing_unknown")
-    lo, hi = np.percentile(px, [1.0, 99.0])
+    # every other pixel of a large film: the same percentiles to a few 1e-3 (white noise; ~6e-4
+    # on films), a quarter of the work (the low_contrast threshold is 0.12)
+    lo, hi = np.percentile(px[::2, ::2] if px.size > SUBSAMPLE_ABOVE_PX else px, [1.0, 99.0])
     contrast = float(hi - lo)
     if contrast < 0.12:
         flags.append("low_contrast")
