@@ -114,3 +114,24 @@ def test_set_threads_reaches_new_sessions_and_torch(copied: Path) -> None:
         set_threads(None)
         torch.set_num_threads(before)
     assert threads() is None
+
+
+def test_load_safetensors_casts_fp16_and_names_the_file_in_its_errors(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from aacscore.backend.torch_net import load_safetensors
+
+    net = torch.nn.Linear(3, 2)
+    weights = {"weight": torch.ones(2, 3, dtype=torch.float16), "bias": torch.zeros(2).half()}
+    path = tmp_path / "w.safetensors"
+    save_file(weights, str(path))
+    loaded = load_safetensors(net, path, ValueError)
+    assert loaded is net and net.weight.dtype == torch.float32
+    assert torch.equal(net.weight, torch.ones(2, 3))
+    with pytest.raises(KeyError, match=r"w.safetensors: weights do not fit the plans \("):
+        load_safetensors(torch.nn.Linear(4, 2), path, KeyError, "the plans")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match=r"bad.safetensors: cannot read safetensors file \("):
+        load_safetensors(net, bad, ValueError)

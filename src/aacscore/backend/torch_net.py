@@ -3,14 +3,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from aacscore.backend import Backend
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def load_safetensors(
+    module: M, path: Path, error: Callable[[str], Exception], fits: str = "the network"
+) -> M:
+    """Load the safetensors weights at ``path`` into ``module`` (strictly; fp16 tensors are cast
+    to the module's dtypes) and return it. A file that cannot be read, or weights that do not
+    fit the module (``fits`` names what defines it), raise ``error(message)`` naming the file."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise error(f"{path}: cannot read safetensors file ({exc})") from exc
+    ref = module.state_dict()
+    fixed = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    try:
+        module.load_state_dict(fixed, strict=True)
+    except RuntimeError as exc:
+        raise error(f"{path}: weights do not fit {fits} ({exc})") from exc
+    return module
 
 
 class TorchNet:

@@ -302,23 +302,11 @@ class ViewClassifier:
 
 def _load_view_net(config: Mapping[str, Any], d: Path) -> ViewNet:
     """The torch ``ViewNet`` of a model folder (float32 weights)."""
-    from safetensors.torch import load_file
-
+    from aacscore.backend.torch_net import load_safetensors
     from aacscore.gate.view_net import ViewNet
 
-    w_path, cfg_path = d / WEIGHTS_FILE, d / CONFIG_FILE
     net = ViewNet(tuple(config.get("filters", FILTERS)), len(CLASSES))
-    try:
-        state = load_file(str(w_path))
-    except Exception as exc:  # safetensors raises its own error types
-        raise ViewModelError(f"{w_path}: cannot read safetensors file ({exc})") from exc
-    ref = net.state_dict()
-    fixed = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-    try:
-        net.load_state_dict(fixed, strict=True)
-    except RuntimeError as exc:
-        raise ViewModelError(f"{w_path}: weights do not match {cfg_path} ({exc})") from exc
-    return net.eval()
+    return load_safetensors(net, d / WEIGHTS_FILE, ViewModelError, str(d / CONFIG_FILE)).eval()
 
 
 def __getattr__(name: str) -> Any:

@@ -643,15 +643,7 @@ class ScoreModel:
 def _load_score_net(network: NetworkConfig, weights: Path) -> ScoreNet:
     """The torch ``ScoreNet`` of ``network`` with the safetensors ``weights`` (float32)."""
     require_torch()
-    from safetensors.torch import load_file
-
+    from aacscore.backend.torch_net import load_safetensors
     from aacscore.score.network import ScoreNet
 
-    net = ScoreNet(network)
-    try:
-        state = load_file(str(weights))
-        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        net.load_state_dict(state, strict=True)
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise ValueError(f"{weights}: weights do not fit the config ({exc})") from exc
-    return net
+    return load_safetensors(ScoreNet(network), weights, ValueError, "the config")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 from monai.networks.nets import DynUNet
-from safetensors.torch import load_file
 from torch import nn
 
+from aacscore.backend.torch_net import load_safetensors
 from aacscore.spine.plans import Plans
 from aacscore.spine.weights import (
     MODEL_CARD,
@@ -98,14 +98,4 @@ def load_weights(module: nn.Module, path: Path) -> nn.Module:
     """Load safetensors weights into ``module`` (fp16 tensors are cast to the module's dtype)."""
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    try:
-        state = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types
-        raise WeightsError(f"{path}: cannot read safetensors file ({exc})") from exc
-    ref = module.state_dict()
-    fixed = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-    try:
-        module.load_state_dict(fixed, strict=True)
-    except RuntimeError as exc:
-        raise WeightsError(f"{path}: weights do not match the plans ({exc})") from exc
-    return module
+    return load_safetensors(module, path, WeightsError, "the plans")
