@@ -17,11 +17,12 @@ M = TypeVar("M", bound=torch.nn.Module)
 
 
 def load_safetensors(
-    module: M, path: Path, error: Callable[[str], Exception], fits: str = "the network"
+    module: M, path: Path, error: Callable[[str], Exception], mismatch: str = "do not fit"
 ) -> M:
     """Load the safetensors weights at ``path`` into ``module`` (strictly; fp16 tensors are cast
     to the module's dtypes) and return it. A file that cannot be read, or weights that do not
-    fit the module (``fits`` names what defines it), raise ``error(message)`` naming the file."""
+    fit the module, raise ``error(message)`` naming the file (``"<path>: weights <mismatch>
+    (...)"`` for the latter; ``mismatch`` says against what, e.g. "do not match the plans")."""
     from safetensors.torch import load_file
 
     try:
@@ -33,7 +34,7 @@ def load_safetensors(
     try:
         module.load_state_dict(fixed, strict=True)
     except RuntimeError as exc:
-        raise error(f"{path}: weights do not fit {fits} ({exc})") from exc
+        raise error(f"{path}: weights {mismatch} ({exc})") from exc
     return module
 
 

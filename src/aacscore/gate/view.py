@@ -306,7 +306,8 @@ def _load_view_net(config: Mapping[str, Any], d: Path) -> ViewNet:
     from aacscore.gate.view_net import ViewNet
 
     net = ViewNet(tuple(config.get("filters", FILTERS)), len(CLASSES))
-    return load_safetensors(net, d / WEIGHTS_FILE, ViewModelError, str(d / CONFIG_FILE)).eval()
+    mismatch = f"do not match {d / CONFIG_FILE}"
+    return load_safetensors(net, d / WEIGHTS_FILE, ViewModelError, mismatch).eval()
 
 
 def __getattr__(name: str) -> Any:

@@ -646,4 +646,4 @@ def _load_score_net(network: NetworkConfig, weights: Path) -> ScoreNet:
     from aacscore.backend.torch_net import load_safetensors
     from aacscore.score.network import ScoreNet
 
-    return load_safetensors(ScoreNet(network), weights, ValueError, "the config")
+    return load_safetensors(ScoreNet(network), weights, ValueError, "do not fit the config")

@@ -98,4 +98,4 @@ def load_weights(module: nn.Module, path: Path) -> nn.Module:
     """Load safetensors weights into ``module`` (fp16 tensors are cast to the module's dtype)."""
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    return load_safetensors(module, path, WeightsError, "the plans")
+    return load_safetensors(module, path, WeightsError, "do not match the plans")
