@@ -211,3 +211,23 @@ def test_spine_model_weight_files_are_plans_and_safetensors(backend: str) -> Non
         names |= {"unet.onnx", "orientation.onnx"}
     assert {p.name for p in files} == names
     assert all(p.parent == default_model_dir() and p.is_file() for p in files)
+
+
+def test_predict_recounts_slipped_levels_from_the_sacrum() -> None:
+    film = make_film(12, shape=SHAPE)
+    truth = film["labels"]
+    slipped = truth.copy()
+    slipped[truth == LABEL_VALUES["T12"]] = 0
+    slipped[truth == LABEL_VALUES["L1"]] = LABEL_VALUES["T12"]
+    slipped[truth == LABEL_VALUES["L2"]] = LABEL_VALUES["L1"]
+    model = _model_for({**film, "labels": slipped})
+    res = model.predict(_radiograph(film), anterior_side="left")
+    assert "level_uncertain" in res.flags
+    assert any("count from the sacrum" in w for w in res.warnings)
+    for name in ("L1", "L2", "L3", "L4"):
+        err = np.hypot(*(res.vertebrae[name].corners - film["corners"][name]).T)
+        assert err.max() < 2.0, (name, err)
+    assert (
+        "T12" not in res.vertebrae
+        or np.hypot(*(res.vertebrae["T12"].center - film["corners"]["L1"].mean(axis=0))) > 5
+    )

@@ -17,7 +17,8 @@ Flags (each one means the reading needs a human look):
   found reliably (:func:`anchor_reliable`), a neighbour of L1-L4 is present but unusable for its
   bound or is spaced like a missed level, L5 is missing while the sacrum is found, or the
   network's margin between a body's level and the next likeliest level is below
-  :data:`MIN_LEVEL_MARGIN`.
+  :data:`MIN_LEVEL_MARGIN`, or the network's levels disagree with the count up from the sacrum
+  (:mod:`aacscore.spine.levels`, which then relabels the bodies by the count).
 * ``orientation_uncertain``: the orientation decision carries a warning (an unsure classifier
   without a clear image cue, or a confident classifier that disagrees with a clear cue), unless
   the classifier is decisive (:data:`ORIENTATION_DECISIVE`).
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,13 +269,17 @@ def spine_flags(
     vertebrae: Mapping[str, Vertebra],
     orientation: OrientationResult,
     confidence: SpineConfidence | None = None,
+    level_notes: Sequence[str] = (),
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(flags, their reasons) of a spine reading; flags are keys of :data:`aacscore.codes.FLAGS`."""
+    """(flags, their reasons) of a spine reading; flags are keys of :data:`aacscore.codes.FLAGS`.
+
+    ``level_notes``: further ``level_uncertain`` reasons found upstream (the count from the
+    sacrum overriding the network, :mod:`aacscore.spine.levels`)."""
     flags: list[str] = []
     reasons: list[str] = []
     for flag, found in (
         ("orientation_uncertain", orientation_findings(orientation)),
-        ("level_uncertain", level_findings(vertebrae, confidence)),
+        ("level_uncertain", [*level_notes, *level_findings(vertebrae, confidence)]),
         ("fracture_suspected", fracture_findings(vertebrae)),
     ):
         if found:

@@ -2,9 +2,10 @@
 
 Steps: resize the whole film to the plan's input (letterbox), decide the anterior side
 (classifier + posterior-elements cue), mirror into the canonical orientation, run the U-Net,
-take each body's largest component, upsample its logits bilinearly (x4) around the body and
-trace the sub-pixel arg-max boundary, fit the corners, check plausibility, and map everything
-back to the ORIGINAL pixels.
+count the bodies up from the sacrum and relabel them by the count when it overrides the network
+(:mod:`aacscore.spine.levels`), take each body's largest component, upsample its logits
+bilinearly (x4) around the body and trace the sub-pixel arg-max boundary, fit the corners,
+check plausibility, and map everything back to the ORIGINAL pixels.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aacscore.spine.flags import spine_confidence, spine_flags
 from aacscore.spine.geometry import (
     check_plausibility,
 )
+from aacscore.spine.levels import anchor_levels
 from aacscore.spine.orientation import (
     CanonicalFrame,
     OrientationResult,
@@ -220,6 +222,9 @@ class SpineModel:
                     side, 1.0 if side == Side.RIGHT else 0.0, None, "given"
                 )
 
+        with timed(timings, "levels_s"):
+            logits, count = anchor_levels(logits)
+            level_note = count.note()
         with timed(timings, "geometry_s"):
             model_spacing = box.model_spacing(radiograph.spacing_mm)
             geo, labels_model = geometry_from_logits(
@@ -249,7 +254,9 @@ class SpineModel:
                     edge_margin_px=margin,
                 )
             warnings += w
-            flags, reasons = spine_flags(verts, orientation, confidence)
+            flags, reasons = spine_flags(
+                verts, orientation, confidence, () if level_note is None else (level_note,)
+            )
             warnings += reasons
 
         with timed(timings, "labels_s"):
