@@ -459,7 +459,10 @@ def test_nnunet_predict_finds_vertebrae_and_orientation(
     res = model.predict(film.radiograph)
     assert isinstance(res, SpineResult)
     assert log.predict_calls == 1
-    assert res.orientation.method == "posterior-elements cue"
+    # a simulated film has a sacrum behind the L4-L5 line: it decides the side
+    assert res.orientation.method == "sacrum"
+    assert res.orientation.sacrum is not None
+    assert (res.orientation.sacrum > 0) == (side == "left")
     assert not any("orientation" in w for w in res.warnings)
     _check_geometry(res, film, side)
     assert "network_s" in res.timings
@@ -502,6 +505,15 @@ def test_nnunet_predict_uses_the_orientation_classifier(
 ) -> None:
     _install_nnunet(monkeypatch, list(films.values()))
     model = NnUNetSpineModel.load(results_folder)
+    # a confidently wrong classifier is overruled by the sacrum, with a warning
+    model.orientation_model = StubClassifier(0.02)
+    res = model.predict(films["right"].radiograph)
+    assert res.orientation.method == "sacrum" and res.anterior_side == "right"
+    assert "orientation_uncertain" in res.flags
+    assert any("decided by the sacrum" in w for w in res.warnings)
+    _check_geometry(res, films["right"], "right")
+    # without a clear sacrum the classifier decides
+    monkeypatch.setattr("aacscore.spine.nnunet.sacrum_cue", lambda labels: None)
     clf = StubClassifier(0.98)
     model.orientation_model = clf
     res = model.predict(films["right"].radiograph)
@@ -611,7 +623,7 @@ def test_nnunet_predict_downsizes_like_the_export(
     res = model.predict(film.radiograph)
     assert log.input_shapes == [exported[side].image.shape]
     assert max(log.input_shapes[0]) == MAX_SIDE
-    assert res.orientation.method == "posterior-elements cue"
+    assert res.orientation.method == "sacrum"
     # landmarks, bounds and labels in the film's own (full-resolution) pixels
     _check_geometry(res, film, side)
     given = model.predict(film.radiograph, anterior_side=side)

@@ -231,3 +231,35 @@ def test_predict_recounts_slipped_levels_from_the_sacrum() -> None:
         "T12" not in res.vertebrae
         or np.hypot(*(res.vertebrae["T12"].center - film["corners"]["L1"].mean(axis=0))) > 5
     )
+
+
+def _sacrum_labels(offset: float, mirror: bool = False) -> np.ndarray:
+    """L4, L5 stacked and the sacrum shifted sideways by ``offset`` of the L4-L5 distance."""
+    lab = np.zeros((120, 80), dtype=np.uint8)
+    for name, y in (("L4", 30), ("L5", 55)):
+        lab[y - 8 : y + 8, 30:50] = LABEL_VALUES[name]
+    dx = round(offset * 25)
+    lab[72:88, 30 + dx : 50 + dx] = LABEL_VALUES["S1"]
+    return np.ascontiguousarray(lab[:, ::-1]) if mirror else lab
+
+
+def test_sacrum_cue_measures_the_offset_and_mirrors() -> None:
+    from aacscore.spine.orientation import mirrored_cue, sacrum_cue
+
+    assert sacrum_cue(_sacrum_labels(0.4)) == pytest.approx(0.4, abs=0.03)
+    assert sacrum_cue(_sacrum_labels(0.4, mirror=True)) == pytest.approx(-0.4, abs=0.03)
+    assert mirrored_cue(sacrum_cue(_sacrum_labels(0.4))) == pytest.approx(-0.4, abs=0.03)
+    no_s1 = _sacrum_labels(0.4)
+    no_s1[no_s1 == LABEL_VALUES["S1"]] = 0
+    assert sacrum_cue(no_s1) is None
+
+
+def test_decide_lets_a_clear_sacrum_overrule_the_classifier() -> None:
+    r = decide(0.999, 0.8, sacrum=0.3)  # classifier and posterior cue say right, sacrum left
+    assert r.anterior_side == "left" and r.method == "sacrum" and r.sacrum == 0.3
+    assert any("decided by the sacrum" in w for w in r.warnings)
+    agree = decide(0.001, None, sacrum=0.3)
+    assert agree.anterior_side == "left" and agree.warnings == ()
+    # a sacrum in line with L4-L5 says nothing: the classifier decides
+    weak = decide(0.999, None, sacrum=0.05)
+    assert weak.anterior_side == "right" and weak.method == "classifier"

@@ -27,6 +27,7 @@ from aacscore.spine.orientation import (
     cue_only_orientation,
     decide,
     posterior_cue,
+    sacrum_cue,
 )
 from aacscore.spine.preprocess import Letterbox
 from aacscore.spine.result import SpineResult, clean_labels, result_from_label_scores
@@ -239,12 +240,17 @@ class NnUNetSpineModel:
         else:
             labels, _ = clean_labels(np.asarray(seg).reshape(img.shape).astype(np.uint8))
             cue = posterior_cue(img, labels)
+            sacrum = sacrum_cue(labels)
             if self.orientation_model is not None:
                 box = Letterbox.fit(img.shape, self.orientation_model.plans.patch_size)
                 p = self.orientation_model.probability_right(
                     box.pad(box.resize_image(img)), box.valid_mask()
                 )
-                orientation = decide(p, cue) if p is not None else cue_only_orientation(cue)
+                orientation = (
+                    decide(p, cue, sacrum)
+                    if p is not None
+                    else cue_only_orientation(cue, sacrum)
+                )
             else:
-                orientation = cue_only_orientation(cue)
+                orientation = cue_only_orientation(cue, sacrum)
         return result_from_label_scores(radiograph, scores, orientation, check, timings)

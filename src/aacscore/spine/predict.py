@@ -1,11 +1,11 @@
 """Inference: a radiograph -> :class:`SpineResult` (vertebrae, disc midpoints, Kauppila bounds).
 
-Steps: resize the whole film to the plan's input (letterbox), decide the anterior side
-(classifier + posterior-elements cue), mirror into the canonical orientation, run the U-Net,
-count the bodies up from the sacrum and relabel them by the count when it overrides the network
-(:mod:`aacscore.spine.levels`), take each body's largest component, upsample its logits
-bilinearly (x4) around the body and trace the sub-pixel arg-max boundary, fit the corners,
-check plausibility, and map everything back to the ORIGINAL pixels.
+Steps: resize the whole film to the plan's input (letterbox), decide the anterior side (the
+sacrum's position, the classifier, the posterior-elements cue), mirror into the canonical
+orientation, run the U-Net, count the bodies up from the sacrum and relabel them by the count
+when it overrides the network (:mod:`aacscore.spine.levels`), take each body's largest
+component, upsample its logits bilinearly (x4) around the body and trace the sub-pixel arg-max
+boundary, fit the corners, check plausibility, and map everything back to the ORIGINAL pixels.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from aacscore.spine.orientation import (
     OrientationResult,
     cue_only_orientation,
     decide,
+    mirrored_cue,
     posterior_cue,
+    sacrum_cue,
 )
 from aacscore.spine.plans import Plans
 from aacscore.spine.preprocess import Letterbox, zscore_array
@@ -207,13 +209,14 @@ class SpineModel:
         with timed(timings, "orientation_check_s"):
             if anterior_side is None:
                 coarse = clean_labels(logits.argmax(axis=0).astype(np.uint8))[0]
-                cue = posterior_cue(canon, coarse)
+                # both cues are measured on the canonicalised film: convert to the original
+                flip = mirrored_cue if side == Side.RIGHT else (lambda v: v)
+                cue = flip(posterior_cue(canon, coarse))
+                sacrum = flip(sacrum_cue(coarse))
                 if p_right is None:
-                    orientation = cue_only_orientation(cue)
+                    orientation = cue_only_orientation(cue, sacrum)
                 else:
-                    # the cue was measured on the canonicalised film: convert it to the original
-                    cue_orig = None if cue is None else (-cue if side == Side.RIGHT else cue)
-                    orientation = decide(p_right, cue_orig)
+                    orientation = decide(p_right, cue, sacrum)
                 if orientation.anterior_side != side:
                     side = orientation.anterior_side
                     canon, logits = run(side)

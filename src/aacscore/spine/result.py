@@ -98,6 +98,7 @@ class SpineResult:
             "orientation": {
                 "probability_right": self.orientation.probability_right,
                 "cue": self.orientation.cue,
+                "sacrum": self.orientation.sacrum,
                 "method": self.orientation.method,
             },
             "spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
@@ -126,6 +127,7 @@ class SpineResult:
             float(o["probability_right"]),
             None if o.get("cue") is None else float(o["cue"]),
             str(o["method"]),
+            sacrum=None if o.get("sacrum") is None else float(o["sacrum"]),
         )
         vertebrae = {
             name: Vertebra(
