@@ -180,7 +180,9 @@ def test_augment_batch_without_style_is_the_old_augmentation(
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("style_batch called with p_style 0")
 
-    out0 = augment_batch(img.clone(), lab.clone(), val.clone(), torch.Generator().manual_seed(5), base)
+    out0 = augment_batch(
+        img.clone(), lab.clone(), val.clone(), torch.Generator().manual_seed(5), base
+    )
     with monkeypatch.context() as mp:
         mp.setattr(spine_data, "style_batch", boom)
         out1 = augment_batch(

@@ -276,9 +276,7 @@ def warm_start(trainer: SegmentationTrainer, folder: Path, init_plans: Plans) ->
     diff = [k for k in ARCHITECTURE_FIELDS if run[k] != ref[k]]
     if diff:
         detail = "; ".join(f"{k}: model {ref[k]} vs run {run[k]}" for k in diff)
-        raise TrainingError(
-            f"{folder}: {PLANS_FILE} does not match this run's plans ({detail})"
-        )
+        raise TrainingError(f"{folder}: {PLANS_FILE} does not match this run's plans ({detail})")
     mismatch = f"do not match {folder / PLANS_FILE}"
     load_safetensors(trainer.unet, folder / UNET_WEIGHTS, TrainingError, mismatch)
     load_safetensors(trainer.orient, folder / ORIENTATION_WEIGHTS, TrainingError, mismatch)

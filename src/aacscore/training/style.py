@@ -123,8 +123,8 @@ def gin(image: FloatImage, rng: np.random.Generator, cfg: StyleConfig) -> FloatI
             )
             if i < n_layers - 1:
                 h = F.leaky_relu(h, 0.2)
-        g = h[0, 0].numpy().astype(np.float64)
-    g = _renorm(g)
+        raw = h[0, 0].numpy().astype(np.float64)
+    g = _renorm(raw)
     if np.corrcoef(g.ravel(), image.ravel())[0, 1] < 0:  # keep bone bright on the whole
         g = 1.0 - g
     a = _u(rng, cfg.gin_alpha)
