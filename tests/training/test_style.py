@@ -237,3 +237,10 @@ def test_band_style_is_opt_in_and_seeded() -> None:
     assert torch.equal(styled, run(styled_cfg))
     assert not torch.equal(styled, run(styled_cfg, seed=4))
     assert styled.shape == x.shape and torch.isfinite(styled).all()
+
+
+def test_style_config_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="p_jpeg must lie in"):
+        S.StyleConfig(p_jpeg=1.5)
+    with pytest.raises(ValueError, match="gamma_range must be"):
+        S.StyleConfig(gamma_range=(2.0, 0.5))

@@ -247,3 +247,10 @@ def test_init_from_rejects_other_plans_naming_the_folder(dataset: Path, tmp_path
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 1
     assert "other_model: plans.json does not match" in " ".join(res.output.split())
+    # the matching folder: the run takes its input size from it and records it
+    ok = [*args[:-4], "--init-from", str(src), "--style-prob", "0", "--out", str(tmp_path / "s")]
+    res = CliRunner().invoke(app, ok)
+    assert res.exit_code == 0, res.output
+    card = (tmp_path / "s" / "model" / "MODEL_CARD.md").read_text()
+    assert f"--init-from {src}" in card and "initial weights (warm start)" in card
+    assert '"p_style": 0.0' in card

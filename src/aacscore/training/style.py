@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +79,14 @@ class StyleConfig:
     p_anterior_crop: float = 0.1
     anterior_crop: Range = (0.05, 0.3)
     """Share of the film's width cut from the anterior edge."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name.startswith("p_") and not 0.0 <= v <= 1.0:
+                raise ValueError(f"StyleConfig.{f.name} must lie in [0, 1], got {v}")
+            if isinstance(v, tuple) and not v[0] <= v[1]:
+                raise ValueError(f"StyleConfig.{f.name} must be (low, high), got {v}")
 
 
 def _u(rng: np.random.Generator, r: Range) -> float:
@@ -190,9 +198,8 @@ def noise(image: FloatImage, rng: np.random.Generator, cfg: StyleConfig) -> Floa
     if kind < 2 / 3:
         c = ndimage.gaussian_filter(n, rng.uniform(0.7, 3.0))
         return _out(image + sd * c / max(float(c.std()), 1e-6))
-    # quantum noise: variance proportional to the detected signal (dark = many photons in a
-    # bone-bright image, so the signal is 1 - image)
-    return _out(image + 2.0 * sd * np.sqrt(np.clip(1.0 - image, 0.0, 1.0)) * n)
+    # quantum noise after the log transform: strongest where few photons arrive (bright, dense)
+    return _out(image + 2.0 * sd * np.sqrt(np.clip(image, 0.0, 1.0)) * n)
 
 
 def blur(image: FloatImage, rng: np.random.Generator, cfg: StyleConfig) -> FloatImage:
