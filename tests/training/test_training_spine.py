@@ -194,3 +194,63 @@ def test_config_and_settings_together_are_rejected(dataset: Path, tmp_path: Path
         train_spine(dataset, tmp_path / "run", _config(), epochs=3)
     with pytest.raises(TypeError, match="no setting"):
         train_spine(dataset, tmp_path / "run", no_such_option=1)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return {k: v.float() for k, v in load_file(str(path)).items()}
+
+
+def test_init_from_starts_from_the_given_weights(dataset: Path, tmp_path: Path) -> None:
+    first = _train(dataset, tmp_path / "a", epochs=1)
+    src = first.model_dir
+    # a learning rate of ~0: the fine-tuned run must export the weights it started from
+    tuned = _train(
+        dataset, tmp_path / "b", epochs=1, init_from=src, lr=1e-12, orientation_lr=1e-12, seed=5
+    )
+    for name in ("unet.safetensors", "orientation.safetensors"):
+        a, b = _weights(src / name), _weights(tuned.model_dir / name)
+        assert a.keys() == b.keys()
+        learned = [k for k in a if "running" not in k and "num_batches" not in k]  # batch norm
+        assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in learned), name
+    init = json.loads((tmp_path / "b" / "run" / "init_from.json").read_text())
+    assert init["folder"] == str(src.resolve())
+    assert init["unet.safetensors"] == sha256_file(src / "unet.safetensors")
+    card = (tuned.model_dir / "MODEL_CARD.md").read_text()
+    assert "initial weights (warm start)" in card and init["unet.safetensors"] in card
+    assert '"p_style": 0.7' in card  # style randomisation is on by default
+    # without init_from the same seed starts elsewhere
+    fresh = _train(dataset, tmp_path / "c", epochs=1, lr=1e-12, orientation_lr=1e-12, seed=5)
+    a, c = _weights(src / "unet.safetensors"), _weights(fresh.model_dir / "unet.safetensors")
+    assert not all(torch.allclose(a[k], c[k], atol=2e-3) for k in a)
+
+
+def test_init_from_rejects_other_plans_naming_the_folder(dataset: Path, tmp_path: Path) -> None:
+    src = _train(dataset, tmp_path / "a").model_dir
+    other = tmp_path / "other_model"
+    other.mkdir()
+    for name in ("unet.safetensors", "orientation.safetensors"):
+        (other / name).write_bytes((src / name).read_bytes())
+    d = json.loads((src / "plans.json").read_text())
+    d["filters"] = [f * 2 for f in d["filters"]]
+    (other / "plans.json").write_text(json.dumps(d))
+    with pytest.raises(TrainingError, match=r"other_model: plans.json does not match .*filters"):
+        _train(dataset, tmp_path / "b", init_from=other)
+    with pytest.raises(TrainingError, match=r"other_model: .*does not match"):
+        _train(dataset, tmp_path / "b", init_from=other, patch_size=(96, 64))
+    with pytest.raises(TrainingError, match="nowhere: --init-from model folder not found"):
+        _train(dataset, tmp_path / "b", init_from=tmp_path / "nowhere")
+    args = ["train", "spine", "--data", str(dataset), "--out", str(tmp_path / "r")]
+    args += ["--no-install", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2"]
+    args += ["--jobs", "1", "--no-progress", "--init-from", str(other), "--lr", "1e-3"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1
+    assert "other_model: plans.json does not match" in " ".join(res.output.split())
+    # the matching folder: the run takes its input size from it and records it
+    ok = [*args[:-4], "--init-from", str(src), "--style-prob", "0", "--out", str(tmp_path / "s")]
+    res = CliRunner().invoke(app, ok)
+    assert res.exit_code == 0, res.output
+    card = (tmp_path / "s" / "model" / "MODEL_CARD.md").read_text()
+    assert f"--init-from {src}" in card and "initial weights (warm start)" in card
+    assert '"p_style": 0.0' in card

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from aacscore.cli._app import app, console, err_console, require_device
+from aacscore.spine.weights import default_model_dir
 
 train_app = typer.Typer(
     name="train",
@@ -81,7 +82,25 @@ def train_spine_cmd(
     patience: int = typer.Option(
         5, "--patience", min=1, help="Early stopping: epochs without gain."
     ),
-    lr: float = typer.Option(1e-2, "--lr", help="Initial learning rate (AdamW, poly decay)."),
+    lr: float = typer.Option(
+        1e-2,
+        "--lr",
+        help="Initial learning rate (AdamW, poly decay); lower it (e.g. 1e-3) with --init-from.",
+    ),
+    init_from: Path | None = typer.Option(
+        None,
+        "--init-from",
+        help="Start from the U-Net and orientation weights of this spine model folder "
+        f"(fine-tuning; the shipped model is {default_model_dir()}); its plans.json must match "
+        "the run's.",
+    ),
+    style_prob: float = typer.Option(
+        0.7,
+        "--style-prob",
+        min=0.0,
+        max=1.0,
+        help="Share of training films restyled (other renderers, vendors, phone photos); 0: off.",
+    ),
     max_cases: int | None = typer.Option(
         None, "--max-cases", min=2, help="Use only the first N cases."
     ),
@@ -109,6 +128,7 @@ def train_spine_cmd(
     """Train the spine U-Net + orientation classifier and export them with a model card."""
     from aacscore.training.errors import SpineDataError, TrainingError
     from aacscore.training.spine import SpineTrainConfig, train_spine
+    from aacscore.training.spine_data import AugmentConfig
     from aacscore.vertebrae import Side
 
     try:
@@ -131,6 +151,8 @@ def train_spine_cmd(
         jobs=jobs,
         device=device,
         max_minutes=max_minutes,
+        init_from=init_from,
+        augment=AugmentConfig(p_style=style_prob),
     )
     try:
         result = train_spine(

@@ -1,15 +1,18 @@
-"""Training augmentation of aortic bands (row/column shifts, zoom, gamma, blur, noise)."""
+"""Training augmentation of aortic bands (row/column shifts, zoom, gamma, blur, noise and, opt-in,
+style randomisation)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from aacscore.aorta.roi import BandGeometry
 from aacscore.score.augment import affine
+from aacscore.training.style import StyleConfig, restyle_intensity
 
 
 def _gauss_kernel(sigma: float) -> torch.Tensor:
@@ -57,6 +60,10 @@ class AugmentConfig:
     sharpen_prob: float = 0.3
     sharpen_amount: float = 1.0
     ramp: float = 0.08
+    style_prob: float = 0.0
+    """Share of bands restyled by the intensity-only transforms of
+    :func:`aacscore.training.style.restyle_intensity` (0: off, the shipped recipe)."""
+    style: StyleConfig = field(default_factory=StyleConfig)
 
 
 def augment(
@@ -79,6 +86,13 @@ def augment(
         row_zoom=u(1 - cfg.row_zoom, 1 + cfg.row_zoom),
     )
     y = y.clamp(0.0, 1.0)
+    if cfg.style_prob > 0:
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
+        y = y.clone()
+        for i in range(b):
+            if rng.random() < cfg.style_prob:
+                band = y[i, 0].numpy().astype(np.float32)
+                y[i, 0] = torch.from_numpy(restyle_intensity(band, rng, cfg.style)).to(y.dtype)
     g = torch.exp(u(-cfg.gamma, cfg.gamma))
     y = y.clamp_min(1e-4) ** g[:, None, None, None]
     # Film processing: some bands blurred, some edge-enhanced (unsharp masking).

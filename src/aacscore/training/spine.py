@@ -3,15 +3,19 @@
 Recipe (nnU-Net's, scaled down): plans from the dataset fingerprint, whole films letterboxed to
 the plan's input, Dice + cross-entropy (MONAI ``DiceCELoss``, batch Dice without background),
 nnU-Net-style augmentation (rotation, scaling, elastic, mirroring, field-of-view cuts, gamma,
-brightness, contrast, noise, blur, low resolution), AdamW with nnU-Net's polynomial learning-rate
-decay (AdamW instead of SGD with momentum 0.99: it converges in the few thousand steps a CPU
-affords), a held-out validation split, a checkpoint every epoch, ``resume``, early stopping on
-the validation Dice of L1-L5, a JSONL + CSV log per epoch. The orientation classifier is trained
-on the same augmented batches (its target is the random mirroring).
-
-the validation Dice of L1-L5 (:mod:`aacscore.training.loop`, shared with the score stage). The
+brightness, contrast, noise, blur, low resolution) plus style randomisation
+(:mod:`aacscore.training.style`: other renderers, vendors' processing, phone photographs),
+AdamW with nnU-Net's polynomial learning-rate decay (AdamW instead of SGD with momentum 0.99: it
+converges in the few thousand steps a CPU affords), a held-out validation split, a checkpoint
+every epoch, ``resume``, early stopping on the validation Dice of L1-L5
+(:mod:`aacscore.training.loop`, shared with the score stage), a JSONL + CSV log per epoch. The
 orientation classifier is trained on the same augmented batches (its target is the random
-mirroring).
+mirroring), so it sees the same styles.
+
+With ``init_from`` (a spine model folder, e.g. the shipped
+:func:`aacscore.spine.weights.default_model_dir`) the U-Net and orientation weights start from
+that model (warm start, fine-tuning); its ``plans.json`` must describe the same networks and
+input as the run's plans (the run takes its input size from it unless ``patch_size`` is set).
 
 At the end the best epoch is exported to ``OUT/model``: ``unet.safetensors`` (fp16 when the
 validation Dice does not change), ``orientation.safetensors``, ``plans.json``, ``metrics.json``
@@ -32,7 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aacscore._files import write_json
+from aacscore._files import sha256_file, write_json
+from aacscore.backend.torch_net import load_safetensors
 from aacscore.spine.network import (
     MODEL_CARD,
     ORIENTATION_WEIGHTS,
@@ -40,7 +45,7 @@ from aacscore.spine.network import (
     UNET_WEIGHTS,
     default_model_dir,
 )
-from aacscore.spine.plans import Plans
+from aacscore.spine.plans import Plans, PlansError
 from aacscore.training.card import write_spine_card
 from aacscore.training.config import TrainConfig, resolve_config
 from aacscore.training.errors import TrainingError
@@ -91,6 +96,8 @@ class SpineTrainConfig(TrainConfig):
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     jobs: int = 2
     """Processes for decoding/preprocessing."""
+    init_from: Path | None = None
+    """Spine model folder whose weights start the run (warm start); None: random init."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -231,6 +238,56 @@ class SpineStage:
         self.trainer.total_steps = self.steps * epochs
 
 
+ARCHITECTURE_FIELDS: tuple[str, ...] = (
+    "patch_size",
+    "kernel_sizes",
+    "strides",
+    "filters",
+    "n_classes",
+    "class_names",
+    "resize_rule",
+    "normalization",
+    "norm",
+    "deep_supervision",
+    "deep_supr_num",
+    "orientation_downsample",
+    "orientation_filters",
+)
+"""Plans fields a warm start must share with the run (the fingerprint and notes may differ)."""
+
+
+def load_init_plans(folder: Path) -> Plans:
+    """The plans of a warm-start model folder (TrainingError naming the folder otherwise)."""
+    if not folder.is_dir():
+        raise TrainingError(f"{folder}: --init-from model folder not found")
+    for name in (PLANS_FILE, UNET_WEIGHTS, ORIENTATION_WEIGHTS):
+        if not (folder / name).is_file():
+            raise TrainingError(f"{folder}: not a spine model folder ({name} missing)")
+    try:
+        return Plans.load(folder / PLANS_FILE)
+    except PlansError as exc:
+        raise TrainingError(f"{folder}: {exc}") from exc
+
+
+def warm_start(trainer: SegmentationTrainer, folder: Path, init_plans: Plans) -> dict[str, str]:
+    """Load the U-Net and orientation weights of ``folder`` into ``trainer``; returns the
+    folder and the sha256 of each weights file. The plans must match the trainer's."""
+    run, ref = trainer.plans.to_dict(), init_plans.to_dict()
+    diff = [k for k in ARCHITECTURE_FIELDS if run[k] != ref[k]]
+    if diff:
+        detail = "; ".join(f"{k}: model {ref[k]} vs run {run[k]}" for k in diff)
+        raise TrainingError(f"{folder}: {PLANS_FILE} does not match this run's plans ({detail})")
+    mismatch = f"do not match {folder / PLANS_FILE}"
+    load_safetensors(trainer.unet, folder / UNET_WEIGHTS, TrainingError, mismatch)
+    load_safetensors(trainer.orient, folder / ORIENTATION_WEIGHTS, TrainingError, mismatch)
+    logger.info("warm start from %s", folder)
+    return {
+        "folder": str(folder.resolve()),
+        UNET_WEIGHTS: sha256_file(folder / UNET_WEIGHTS),
+        ORIENTATION_WEIGHTS: sha256_file(folder / ORIENTATION_WEIGHTS),
+    }
+
+
 def _plans(
     cases: Sequence[TrainingCase], config: SpineTrainConfig, advance: Advance | None
 ) -> Plans:
@@ -297,12 +354,17 @@ def train_spine(
         )
     plans_path = out / PLANS_FILE
     resuming = resume and plans_path.is_file()
+    init_dir = Path(cfg.init_from) if cfg.init_from is not None else None
+    init_plans = load_init_plans(init_dir) if init_dir is not None else None
     t_start = time.perf_counter()
     with progress_bar(progress) as prog:
         if resuming:
             plans = Plans.load(plans_path)
         else:
-            plans = _plans(cases, cfg, progress_task(prog, "fingerprint", len(cases)))
+            plan_cfg = cfg
+            if init_plans is not None and cfg.patch_size is None:
+                plan_cfg = replace(cfg, patch_size=init_plans.patch_size)
+            plans = _plans(cases, plan_cfg, progress_task(prog, "fingerprint", len(cases)))
         adv = progress_task(prog, "preprocess", len(cases))
         ds, _ = load_or_build_cache(cases, plans, out / CACHE_FILE, cfg.jobs, adv)
         if not resuming:
@@ -327,6 +389,10 @@ def train_spine(
             orientation_lr=cfg.orientation_lr,
             device=cfg.device,
         )
+        init: dict[str, str] | None = None
+        if init_dir is not None and init_plans is not None:
+            init = warm_start(trainer, init_dir, init_plans)  # a resumed checkpoint overrides
+            write_json(out / "init_from.json", init)
         eval_idx = val_idx if val_idx else train_idx
         stage = SpineStage(trainer, ds, train_idx, eval_idx, cfg, steps)
         loop = run_loop(stage, cfg, out, resume=resume, progress=prog, t_start=t_start)
@@ -344,6 +410,11 @@ def train_spine(
             "films mirrored (anterior right)": int(ds.mirrored.sum()),
             "class presence": plans.fingerprint.get("class_presence"),
         }
+        if init is not None:
+            data_summary["initial weights (warm start)"] = (
+                f"{init['folder']} ({UNET_WEIGHTS} sha256 {init[UNET_WEIGHTS]}, "
+                f"{ORIENTATION_WEIGHTS} sha256 {init[ORIENTATION_WEIGHTS]})"
+            )
         final = {**final, "best_epoch": loop.best_epoch, "epochs_run": loop.epochs_run}
         if loop.stopped_by_time:
             final["stopped_by_time_budget_minutes"] = cfg.max_minutes
@@ -400,11 +471,14 @@ def export_model(
 
 
 __all__ = [
+    "ARCHITECTURE_FIELDS",
     "SegmentationTrainer",
     "SpineStage",
     "SpineTrainConfig",
     "TrainResult",
     "TrainingError",
     "export_model",
+    "load_init_plans",
     "train_spine",
+    "warm_start",
 ]

@@ -44,6 +44,7 @@ from aacscore.spine.preprocess import Letterbox, canonical_model_input
 from aacscore.training.errors import MAX_LABEL, SpineDataError
 from aacscore.training.nifti import nifti_image, nifti_labels
 from aacscore.training.plans import CaseShape
+from aacscore.training.style import StyleConfig, style_batch
 from aacscore.vertebrae import ANTERIOR_SIDES, CLASS_NAMES, LABEL_VALUES, LEVEL_ORDER
 
 logger = logging.getLogger(__name__)
@@ -493,6 +494,10 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.5, 1.0)
     p_lowres: float = 0.2
     lowres_range: tuple[float, float] = (0.5, 1.0)
+    p_style: float = 0.7
+    """Share of films restyled by :func:`aacscore.training.style.style_batch` (other renderers,
+    vendors, phone photographs; applied to the canonical film before the spatial transforms)."""
+    style: StyleConfig = field(default_factory=StyleConfig)
 
 
 NO_AUGMENTATION = AugmentConfig(
@@ -508,6 +513,7 @@ NO_AUGMENTATION = AugmentConfig(
     p_noise=0.0,
     p_blur=0.0,
     p_lowres=0.0,
+    p_style=0.0,
 )
 
 
@@ -539,9 +545,19 @@ def augment_batch(
 
     ``images`` float (B,1,h,w) raw [0, 1]; ``labels`` int64 (B,1,h,w); ``valid`` float film mask.
     Mirroring flips the film left-right with its labels unchanged (a mirrored film shows the
-    same levels), so the returned flag is also the orientation target (anterior right).
+    same levels), so the returned flag is also the orientation target (anterior right). The
+    style randomisation (``p_style``) runs first, on the canonical (anterior-left) film; with
+    ``p_style`` 0 it draws nothing from ``gen``.
     """
     b, _, h, w = images.shape
+    # --- style: other renderers, vendors, phone photographs (canonical films) ------------
+    if cfg.p_style > 0:
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
+        images, styled_labels, valid = style_batch(
+            images, labels, valid, rng, cfg.p_style, cfg.style
+        )
+        assert styled_labels is not None
+        labels = styled_labels
     # --- spatial: one sampling grid per sample ---------------------------------------------
     ang = torch.where(
         _rand(b, gen) < cfg.p_rotate,
