@@ -101,6 +101,7 @@ def write_case(case: SimulatedCase, out_dir: str | Path, fmt: str = "dicom") -> 
 
 def _job(args: tuple[int, int, str, str, str, float | None, str]) -> dict[str, Any]:
     seed, index, distribution, out_dir, fmt, spacing, family = args
+    case: SimulatedCase
     if family == "b":
         from aacscore.simulate.family_b import simulate_case_b
 

@@ -74,8 +74,12 @@ class FamilyBCase(SimulatedCase):
 
 
 def _canvas(
-    rng: np.random.Generator, ov: dict[str, Any], roi: npt.NDArray[np.float64],
-    centre: npt.NDArray[np.float64], spacing: float | None, gp: dict[str, Any]
+    rng: np.random.Generator,
+    ov: dict[str, Any],
+    roi: npt.NDArray[np.float64],
+    centre: npt.NDArray[np.float64],
+    spacing: float | None,
+    gp: dict[str, Any],
 ) -> tuple[rd.Canvas, bool]:
     sp = float(rng.choice(SPACINGS_MM, p=np.array(_SPACING_P) / sum(_SPACING_P)))
     sp = float(spacing) if spacing is not None else sp
@@ -100,8 +104,9 @@ def _canvas(
     if mirror:
         m = m * np.array([[-1.0], [1.0]])
         tt = np.array([shape[1] - 1 - tt[0], tt[1]])
-    gp.update(spacing_mm=sp, rotation_deg=rot, fov_mm=[w_mm, h_mm], mirror=mirror,
-              shape=list(shape))
+    gp.update(
+        spacing_mm=sp, rotation_deg=rot, fov_mm=[w_mm, h_mm], mirror=mirror, shape=list(shape)
+    )
     return rd.Canvas(shape, m, tt), mirror
 
 
@@ -127,7 +132,7 @@ def simulate_case_b(
     corners_mm = {n: sk.bodies[n].corners() for n in VERTEBRA_NAMES}
     bounds_mm = segment_bounds(corners_mm, sc.walls)
     ranges = {s: (b[0].s, b[1].s) for s, b in bounds_mm.items()}
-    wall_len = {w: float(cumulative(sc.walls[w])[-1]) for w in WALLS}
+    wall_len = {wall: float(cumulative(sc.walls[wall])[-1]) for wall in WALLS}
     total = int(ov.get("target_aac24", rng.choice(25, p=target_probabilities(distribution))))
     if not 0 <= total <= 24:
         raise ValueError(f"target_aac24 must lie in 0..24, got {total}")
@@ -137,10 +142,10 @@ def simulate_case_b(
 
     roi = [corners_mm[n] for n in LEVELS]
     roi += [corners_mm["T12"][2:4], corners_mm["L5"][0:2]]
-    for w in WALLS:
-        s = cumulative(sc.walls[w])
-        sel = (s >= ranges[f"L1_{w}"][0] - 3) & (s <= ranges[f"L4_{w}"][1] + 3)
-        roi.append(sc.walls[w][sel])
+    for wall in WALLS:
+        arc = cumulative(sc.walls[wall])
+        sel = (arc >= ranges[f"L1_{wall}"][0] - 3) & (arc <= ranges[f"L4_{wall}"][1] + 3)
+        roi.append(sc.walls[wall][sel])
     roi_mm = np.concatenate(roi)
     gp: dict[str, Any] = {}
     cv, mirror = _canvas(rng, ov, roi_mm, sk.bodies["L3"].centre, spacing_mm, gp)
@@ -166,11 +171,13 @@ def simulate_case_b(
     spm = mid.spacing
     noise = rng.standard_normal(mid.shape).astype(np.float32)
     tex = ndimage.gaussian_filter(noise, (1.3 / spm, 0.5 / spm)) + 0.35 * ndimage.gaussian_filter(
-        noise, 0.6 / spm)
+        noise, 0.6 / spm
+    )
     tex /= max(float(tex.std()), 1e-6)
     tex_amp = float(rng.uniform(0.15, 0.35))
-    trab = (trab + rd.upsample(trab_m, shape, fm)) * (1 + np.float32(tex_amp) * rd.upsample(
-        tex, shape, fm))
+    trab = (trab + rd.upsample(trab_m, shape, fm)) * (
+        1 + np.float32(tex_amp) * rd.upsample(tex, shape, fm)
+    )
     cortical = float(rng.uniform(0.8, 1.2))
     bone = trab + np.float32(cortical) * (cort + rd.upsample(cort_m, shape, fm))
     rd.render_rings(cv, sc.distractors, bone)
@@ -181,9 +188,11 @@ def simulate_case_b(
 
     roi_px = cv.to_px(roi_mm)
     h, w = shape
-    box = (
-        max(int(roi_px[:, 1].min()), 0), min(int(roi_px[:, 1].max()) + 1, h),
-        max(int(roi_px[:, 0].min()), 0), min(int(roi_px[:, 0].max()) + 1, w),
+    box: tuple[int, int, int, int] = (
+        max(int(roi_px[:, 1].min()), 0),
+        min(int(roi_px[:, 1].max()) + 1, int(h)),
+        max(int(roi_px[:, 0].min()), 0),
+        min(int(roi_px[:, 0].max()) + 1, int(w)),
     )
     coll = rd.collimation(shape, chain, box)
     spine_xy = cv.to_px(sk.bodies["L3"].centre)
@@ -247,8 +256,9 @@ def simulate_case_b(
     )
 
 
-def _records(truth: Any, bounds: dict[str, tuple[WallPoint, WallPoint]], sp: float
-             ) -> dict[str, dict[str, Any]]:
+def _records(
+    truth: Any, bounds: dict[str, tuple[WallPoint, WallPoint]], sp: float
+) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for i, seg in enumerate(SEGMENTS):
         top, bot = bounds[seg]
@@ -257,8 +267,10 @@ def _records(truth: Any, bounds: dict[str, tuple[WallPoint, WallPoint]], sp: flo
             "grade": int(truth.score.grades[i]),
             "wall_length_mm": round(float(truth.length_px[seg] * sp), 4),
             "calcified_mm": round(float(truth.calcified_px[seg] * sp), 4),
-            "bounds": [[round(float(v), 3) for v in top.point],
-                       [round(float(v), 3) for v in bot.point]],
+            "bounds": [
+                [round(float(v), 3) for v in top.point],
+                [round(float(v), 3) for v in bot.point],
+            ],
         }
     return out
 

@@ -18,7 +18,8 @@ Imaging chain (ranges per film):
 * Quantum noise with a non-flat noise power spectrum: white plus 2x and 4x correlated
   components (mixing drawn per film), 100-2500 quanta per 0.2 mm pixel behind the spine,
   electronic noise.
-* Processing: dynamic range compression (30-75 % of a 30-80 mm low-pass removed), then one of
+* Processing: dynamic range compression (30-75 % of a 30-80 mm low-pass above its median at the
+  spine removed: thick parts such as the pelvis), then one of
   three look-up-table chains: ``film`` (unsharp mask 3-12 mm then an
   S-shaped film curve), ``equalise`` (partial histogram equalisation, gamma) or ``clahe``
   (contrast-limited adaptive equalisation at half resolution, its gain upsampled); percentile
@@ -91,8 +92,9 @@ class Canvas:
 
     def grid_mm(self, box: tuple[int, int, int, int]) -> tuple[F64, F64]:
         y0, y1, x0, x1 = box
-        xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64),
-                             np.arange(y0, y1, dtype=np.float64))
+        xs, ys = np.meshgrid(
+            np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64)
+        )
         mm = self.to_mm(np.stack([xs, ys], axis=-1))
         return mm[..., 0], mm[..., 1]
 
@@ -110,8 +112,9 @@ def upsample(a: F32, shape: tuple[int, int], factor: int) -> F32:
 def downsample(a: F32, factor: int) -> F32:
     h, w = a.shape
     img = Image.fromarray(a.astype(np.float32))
-    return np.asarray(img.resize((-(-w // factor), -(-h // factor)), Image.Resampling.BOX),
-                      dtype=np.float32)
+    return np.asarray(
+        img.resize((-(-w // factor), -(-h // factor)), Image.Resampling.BOX), dtype=np.float32
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,13 +160,13 @@ def body_distance(b: Body, u: F64, v: F64) -> tuple[F64, F64, F64]:
     r = b.radius
     corner = (dv < r) & (du < r)
     qd = r - np.hypot(np.clip(r - dv, 0, None), np.clip(r - du, 0, None))
-    d = np.where(corner, np.where((dv > 0) & (du > 0), qd, np.minimum(dv, du)),
-                 np.minimum(dv, du))
+    d = np.where(corner, np.where((dv > 0) & (du > 0), qd, np.minimum(dv, du)), np.minimum(dv, du))
     return d, dv, du
 
 
-def render_body(cv: Canvas, b: Body, trab: F32, cort: F32, labels: npt.NDArray[np.uint8] | None,
-                label: int) -> None:
+def render_body(
+    cv: Canvas, b: Body, trab: F32, cort: F32, labels: npt.NDArray[np.uint8] | None, label: int
+) -> None:
     box = cv.window(b.corners(), 6.0)
     if box is None:
         return
@@ -204,8 +207,7 @@ def render_slab(cv: Canvas, b: Body, s: Slab, off: F64, trab: F32, cort: F32) ->
     rr = max(min(s.hu, s.hv), 1.0)
     sl = np.s_[box[0] : box[1], box[2] : box[3]]
     trab[sl] += (s.density * s.width * _chord(d, rr) / (2 * rr) * inside).astype(np.float32)
-    cort[sl] += (0.45 * _shell(np.maximum(d, 0), s.width / 2, s.cortex) * inside).astype(
-        np.float32)
+    cort[sl] += (0.45 * _shell(np.maximum(d, 0), s.width / 2, s.cortex) * inside).astype(np.float32)
 
 
 def line_field(cv: Canvas, box: tuple[int, int, int, int], poly: F64) -> tuple[F64, F64]:
@@ -218,17 +220,16 @@ def line_field(cv: Canvas, box: tuple[int, int, int, int], poly: F64) -> tuple[F
     s = np.arange(0.0, cum[-1] + step, step)
     dense = np.stack([np.interp(s, cum, poly[:, 0]), np.interp(s, cum, poly[:, 1])], axis=1)
     q = cv.to_px(dense) - np.array([x0, y0])
-    img = Image.new("F", (x1 - x0, y1 - y0), 0.0)
+    img = Image.new("I", (x1 - x0, y1 - y0), 0)
     draw = ImageDraw.Draw(img)
     for i in range(len(q) - 1):
-        draw.line([tuple(q[i]), tuple(q[i + 1])], fill=float(s[i] + 1.0), width=1)
-    arr = np.asarray(img, dtype=np.float64)
+        draw.line([tuple(q[i]), tuple(q[i + 1])], fill=i + 1, width=1)
+    arr = np.asarray(img, dtype=np.int64)
     on = arr > 0
     if not on.any():
-        big = np.full(arr.shape, np.inf)
-        return big, np.zeros(arr.shape)
+        return np.full(arr.shape, np.inf), np.zeros(arr.shape)
     dist, (iy, ix) = ndimage.distance_transform_edt(~on, return_indices=True)
-    return dist * cv.spacing, arr[iy, ix] - 1.0
+    return dist * cv.spacing, s[arr[iy, ix] - 1]
 
 
 def render_tube(cv: Canvas, tb: Tube, trab: F32, cort: F32) -> None:
@@ -287,8 +288,8 @@ def soft_tissue(cv: Canvas, sc: Scene, rng: np.random.Generator) -> tuple[F32, F
         r = np.interp(s, seglen, radius)
         soft += 0.09 * 2 * np.sqrt(np.clip(r * r - d * d, 0, None))
     d, _ = line_field(cv, full, sc.lumen)
-    r = float(np.mean(sc.lumen_radius))
-    soft += 0.07 * 2 * np.sqrt(np.clip(r * r - d * d, 0, None))
+    rl = float(np.mean(sc.lumen_radius))
+    soft += 0.07 * 2 * np.sqrt(np.clip(rl * rl - d * d, 0, None))
     gas = np.zeros_like(soft)
     bubbles = ndimage.gaussian_filter(rng.standard_normal(soft.shape), 2.5 / cv.spacing)
     bubbles = np.clip((bubbles / (bubbles.std() + 1e-9) - 0.6) * 3.0, 0, 1)
@@ -343,13 +344,16 @@ def render_plaque(cv: Canvas, pl: Plaque, wall: F64, bone: F32) -> npt.NDArray[n
             ln = min(float(prng.uniform(0.6, 2.0)), pl.s1 - pos)
             c, nrm = _wall_frame(wall, np.array([pos + ln / 2]))
             tan = np.array([nrm[0, 1], -nrm[0, 0]])
-            wd = max(float(prng.uniform(0.5, 1.6)), 1.6 * sp)
+            fw = max(float(prng.uniform(0.5, 1.6)), 1.6 * sp)
             k = int(prng.integers(5, 9))
             ang = np.sort(prng.uniform(0, 2 * math.pi, k))
             rad = prng.uniform(0.7, 1.0, k)
             ctr = c[0] + nrm[0] * lumen_side * pl.offset * 0.5
-            pts = ctr + (np.cos(ang) * rad * ln / 2)[:, None] * tan + (
-                np.sin(ang) * rad * wd / 2)[:, None] * nrm[0]
+            pts = (
+                ctr
+                + (np.cos(ang) * rad * ln / 2)[:, None] * tan
+                + (np.sin(ang) * rad * fw / 2)[:, None] * nrm[0]
+            )
             polys.append((pts, pl.density * float(prng.uniform(0.6, 1.3))))
             pos += ln + float(prng.uniform(0.35, 0.65)) * ln / 0.62 * 0.62 + 0.2
     else:
@@ -376,12 +380,12 @@ def render_plaque(cv: Canvas, pl: Plaque, wall: F64, bone: F32) -> npt.NDArray[n
     if box is None:
         return np.zeros(0, dtype=np.intp)
     y0, y1, x0, x1 = box
-    img = Image.new("F", (x1 - x0, y1 - y0), 0.0)
+    img = Image.new("I", (x1 - x0, y1 - y0), 0)
     draw = ImageDraw.Draw(img)
-    for pts, val in polys:
+    for pts, val in polys:  # densities in 1/1000 mm
         q = cv.to_px(pts) - np.array([x0, y0])
-        draw.polygon([(float(a), float(b)) for a, b in q], fill=float(val))
-    arr = np.asarray(img, dtype=np.float32)
+        draw.polygon([(float(a), float(b)) for a, b in q], fill=max(1, round(val * 1000)))
+    arr = np.asarray(img, dtype=np.float32) / np.float32(1000.0)
     sub = bone[y0:y1, x0:x1]
     np.maximum(sub, sub + arr, out=sub)
     rr, cc = np.nonzero(arr > 0)
@@ -396,8 +400,10 @@ def render_rings(cv: Canvas, items: list[tuple[F64, float, float]], bone: F32) -
             continue
         x, y = cv.grid_mm(box)
         d = np.hypot(x - c[0], y - c[1])
-        val = dens * (2 * np.sqrt(np.clip(r * r - d * d, 0, None))
-                      - 1.4 * np.sqrt(np.clip((0.6 * r) ** 2 - d * d, 0, None)))
+        val = dens * (
+            2 * np.sqrt(np.clip(r * r - d * d, 0, None))
+            - 1.4 * np.sqrt(np.clip((0.6 * r) ** 2 - d * d, 0, None))
+        )
         bone[box[0] : box[1], box[2] : box[3]] += val.astype(np.float32)
 
 
@@ -415,8 +421,11 @@ def sample_chain(rng: np.random.Generator, habitus: float, ov: dict[str, Any]) -
         "quanta_per_0p2mm": float(math.exp(rng.uniform(math.log(100), math.log(2500)))),
         "electronic": float(rng.uniform(0.5, 3.0)),
         "grid": grid,
-        "spr": float(np.clip((0.4 + 1.4 * habitus) * (0.5 if grid else 1.0)
-                             * rng.uniform(0.8, 1.25), 0.3, 1.8)),
+        "spr": float(
+            np.clip(
+                (0.4 + 1.4 * habitus) * (0.5 if grid else 1.0) * rng.uniform(0.8, 1.25), 0.3, 1.8
+            )
+        ),
         "scatter_mm": float(rng.uniform(30, 80)),
         "aperture_mm": float(rng.uniform(0.2, 0.5)),
         "glare": float(rng.uniform(0.002, 0.01)),
@@ -480,15 +489,23 @@ def _coloured_noise(rng: np.random.Generator, shape: tuple[int, int], mix: list[
     return out
 
 
-def expose(bone: F32, soft: F32, p: dict[str, Any], sp: float, spine_px: tuple[int, int],
-           coll: npt.NDArray[np.bool_], rng: np.random.Generator) -> F32:
+def expose(
+    bone: F32,
+    soft: F32,
+    p: dict[str, Any],
+    sp: float,
+    spine_px: tuple[int, int],
+    coll: npt.NDArray[np.bool_],
+    rng: np.random.Generator,
+) -> F32:
     """Log signal (bone bright) of the film: attenuation, scatter, blur, noise."""
     w = spectrum(p["kvp"], p["filtration"])
     prim = np.zeros(bone.shape, dtype=np.float32)
     for k in range(len(w)):
         prim += np.float32(w[k]) * np.exp(
-            -np.float32(MU_BONE[k]) * bone - np.float32(MU_WATER[k]) * soft)
-    prim = np.where(coll, prim, prim * np.float32(0.003))
+            -np.float32(MU_BONE[k]) * bone - np.float32(MU_WATER[k]) * soft
+        )
+    prim = np.where(coll, prim, prim * np.float32(1e-5))
     y, x = spine_px
     near = np.s_[max(y - 20, 0) : y + 20, max(x - 20, 0) : x + 20]
     # scatter arises in the patient: source = primary x path through tissue (none in air)
@@ -498,23 +515,29 @@ def expose(bone: F32, soft: F32, p: dict[str, Any], sp: float, spine_px: tuple[i
     k = max(1, round(p["aperture_mm"] / sp))
     sig = ndimage.uniform_filter(prim, k) if k > 1 else prim
     sig = np.float32(1 - p["glare"]) * sig + np.float32(p["glare"]) * _lowpass(
-        prim, p["glare_mm"], sp)
+        prim, p["glare_mm"], sp
+    )
     sig = sig + scatter
     i_spine = float(np.median(sig[near]))
     n0 = p["quanta_per_0p2mm"] * (sp / 0.2) ** 2 / max(i_spine, 1e-6)
-    noise = _coloured_noise(rng, sig.shape, p["noise_mix"])
+    noise = _coloured_noise(rng, (bone.shape[0], bone.shape[1]), p["noise_mix"])
     e_noise = rng.standard_normal(sig.shape, dtype=np.float32)
-    counts = np.float32(n0) * sig + np.sqrt(np.float32(n0) * sig) * noise + np.float32(
-        p["electronic"]) * e_noise
-    return np.asarray(-np.log(np.maximum(counts / np.float32(n0), np.float32(1e-6))),
-                      dtype=np.float32)
+    counts = (
+        np.float32(n0) * sig
+        + np.sqrt(np.float32(n0) * sig) * noise
+        + np.float32(p["electronic"]) * e_noise
+    )
+    return np.asarray(
+        -np.log(np.maximum(counts / np.float32(n0), np.float32(1e-6))), dtype=np.float32
+    )
 
 
 def process(logs: F32, p: dict[str, Any], sp: float, roi: tuple[int, int, int, int]) -> F32:
     """Window and look-up-table chain of the log signal to a [0, 1] display image."""
     y0, y1, x0, x1 = roi
     big = _lowpass(logs, p["drc_mm"], sp)
-    logs = logs - np.float32(p["drc"]) * (big - np.float32(np.median(big[y0:y1:4, x0:x1:4])))
+    ref_big = np.float32(np.median(big[y0:y1:4, x0:x1:4]))
+    logs = logs - np.float32(p["drc"]) * np.maximum(big - ref_big, 0)  # compress thick parts
     ref = logs[y0:y1:3, x0:x1:3].ravel()
     lo, med, hi = np.percentile(ref, [p["window_lo_pct"], 50.0, p["window_hi_pct"]])
     hi = hi + p["headroom"] * (hi - med)
@@ -546,8 +569,9 @@ def process(logs: F32, p: dict[str, Any], sp: float, roi: tuple[int, int, int, i
     return np.clip(y, 0, 1).astype(np.float32)
 
 
-def collimation(shape: tuple[int, int], p: dict[str, Any], roi: tuple[int, int, int, int]
-                ) -> npt.NDArray[np.bool_]:
+def collimation(
+    shape: tuple[int, int], p: dict[str, Any], roi: tuple[int, int, int, int]
+) -> npt.NDArray[np.bool_]:
     """Exposed area: up to four straight blade edges, each kept outside the ROI box."""
     h, w = shape
     y0, y1, x0, x1 = roi
@@ -564,16 +588,22 @@ def collimation(shape: tuple[int, int], p: dict[str, Any], roi: tuple[int, int, 
     return m
 
 
-def burn_in(img: F32, p: dict[str, Any], roi: tuple[int, int, int, int], sp: float,
-            rng: np.random.Generator) -> list[str]:
+def burn_in(
+    img: F32, p: dict[str, Any], roi: tuple[int, int, int, int], sp: float, rng: np.random.Generator
+) -> list[str]:
     """Lead side marker (boxed letter) and a text line, in corners clear of the ROI."""
     h, w = img.shape
     y0, y1, x0, x1 = roi
     size = max(10, int(rng.uniform(6, 12) / sp))
-    spots = [(int(0.03 * w), int(0.03 * h)), (int(0.72 * w), int(0.03 * h)),
-             (int(0.03 * w), int(0.9 * h)), (int(0.72 * w), int(0.9 * h))]
-    free = [s for s in spots
-            if s[0] + 5 * size < x0 or s[0] > x1 or s[1] + 2 * size < y0 or s[1] > y1]
+    spots = [
+        (int(0.03 * w), int(0.03 * h)),
+        (int(0.72 * w), int(0.03 * h)),
+        (int(0.03 * w), int(0.9 * h)),
+        (int(0.72 * w), int(0.9 * h)),
+    ]
+    free = [
+        s for s in spots if s[0] + 5 * size < x0 or s[0] > x1 or s[1] + 2 * size < y0 or s[1] > y1
+    ]
     rng.shuffle(free)
     drawn: list[str] = []
     items: list[tuple[str, bool]] = []
@@ -587,8 +617,9 @@ def burn_in(img: F32, p: dict[str, Any], roi: tuple[int, int, int, int], sp: flo
         dr = ImageDraw.Draw(canvas)
         dr.text((4, 2), text, fill=255, font=font)
         if boxed:
-            dr.rectangle((0, 0, canvas.width - 1, canvas.height - 1), outline=255,
-                         width=max(2, size // 10))
+            dr.rectangle(
+                (0, 0, canvas.width - 1, canvas.height - 1), outline=255, width=max(2, size // 10)
+            )
         a = np.asarray(canvas, dtype=np.float32) / 255.0
         hh, ww = min(a.shape[0], h - by), min(a.shape[1], w - bx)
         if hh <= 0 or ww <= 0:
@@ -643,6 +674,21 @@ def visible(img: F32, plaques: list[npt.NDArray[np.intp]], sp: float) -> list[bo
     return out
 
 
-__all__ = ["Canvas", "burn_in", "collimation", "expose", "process", "quantise", "render_body",
-           "render_plaque", "render_plate", "render_rings", "render_slab", "render_tube",
-           "sample_chain", "soft_tissue", "upsample", "visible"]
+__all__ = [
+    "Canvas",
+    "burn_in",
+    "collimation",
+    "expose",
+    "process",
+    "quantise",
+    "render_body",
+    "render_plaque",
+    "render_plate",
+    "render_rings",
+    "render_slab",
+    "render_tube",
+    "sample_chain",
+    "soft_tissue",
+    "upsample",
+    "visible",
+]

@@ -151,24 +151,35 @@ def sample_scene(rng: np.random.Generator, sk: Skeleton, ov: dict[str, Any]) -> 
     # organs: (kind, centre, semi axes (AP, cranio-caudal), extra density)
     t12 = bd["T12"].centre
     sc.organs.append(
-        ("liver", t12 + np.array([-rng.uniform(40, 80), -rng.uniform(10, 40)]),
-         np.array([rng.uniform(70, 110), rng.uniform(60, 90)]), 0.03)
+        (
+            "liver",
+            t12 + np.array([-rng.uniform(40, 80), -rng.uniform(10, 40)]),
+            np.array([rng.uniform(70, 110), rng.uniform(60, 90)]),
+            0.03,
+        )
     )
     kpos = (bd["L1"].centre + bd["L2"].centre) / 2
     for k in range(2):
         c = kpos + np.array([rng.uniform(-5, 15), rng.uniform(-25, 25) + 12 * k])
-        sc.organs.append(("kidney", c, np.array([rng.uniform(22, 30), rng.uniform(48, 60)]),
-                          0.07))
+        sc.organs.append(("kidney", c, np.array([rng.uniform(22, 30), rng.uniform(48, 60)]), 0.07))
     for k in range(2):
         off = np.array([rng.uniform(0, 8), 0]) * k
-        path = np.array([bd[nm].centre + off + np.array([bd[nm].depth * 0.15, 0])
-                         for nm in ("T12", "L1", "L2", "L3", "L4", "L5")])
+        path = np.array(
+            [
+                bd[nm].centre + off + np.array([bd[nm].depth * 0.15, 0])
+                for nm in ("T12", "L1", "L2", "L3", "L4", "L5")
+            ]
+        )
         radius = np.linspace(8, 24, len(path)) * float(rng.uniform(0.8, 1.2))
         sc.psoas.append((path, radius))
     _bowel(rng, sc, line, habitus)
     _distractors(rng, sc)
-    sc.params.update(habitus=habitus, aorta_gap_mm=gap0, aorta_diameter_mm=dia0,
-                     bifurcation_y=float(y_bif - bd["L4"].centre[1]))
+    sc.params.update(
+        habitus=habitus,
+        aorta_gap_mm=gap0,
+        aorta_diameter_mm=dia0,
+        bifurcation_y=float(y_bif - bd["L4"].centre[1]),
+    )
     return sc
 
 
@@ -187,26 +198,54 @@ def _bowel(rng: np.random.Generator, sc: Scene, line: F64, habitus: float) -> No
 
     # transverse colon across the upper abdomen, flanks running down over the spine
     tc_y = y1 + float(rng.uniform(-30, 40))
-    tc = walk(np.array([fx - 20 - 60 * rng.random(), tc_y]), math.pi + rng.normal(0, 0.3), 14,
-              9.0, 0.25)
-    sc.gas.append(GasTube(tc, float(rng.uniform(14, 26)), float(rng.uniform(12, 22)),
-                          float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.0, 0.8))))
+    tc = walk(
+        np.array([fx - 20 - 60 * rng.random(), tc_y]), math.pi + rng.normal(0, 0.3), 14, 9.0, 0.25
+    )
+    sc.gas.append(
+        GasTube(
+            tc,
+            float(rng.uniform(14, 26)),
+            float(rng.uniform(12, 22)),
+            float(rng.uniform(0.1, 0.6)),
+            float(rng.uniform(0.0, 0.8)),
+        )
+    )
     for _ in range(2):
         x0 = fx + float(rng.uniform(-60, 15))
-        fl = walk(np.array([x0, tc_y + rng.uniform(-10, 20)]), math.pi / 2 + rng.normal(0, 0.15),
-                  int(rng.integers(8, 16)), 10.0, 0.12)
-        sc.gas.append(GasTube(fl, float(rng.uniform(12, 22)), float(rng.uniform(12, 20)),
-                              float(rng.uniform(0.05, 0.5)), float(rng.uniform(0.2, 1.0))))
+        fl = walk(
+            np.array([x0, tc_y + rng.uniform(-10, 20)]),
+            math.pi / 2 + rng.normal(0, 0.15),
+            int(rng.integers(8, 16)),
+            10.0,
+            0.12,
+        )
+        sc.gas.append(
+            GasTube(
+                fl,
+                float(rng.uniform(12, 22)),
+                float(rng.uniform(12, 20)),
+                float(rng.uniform(0.05, 0.5)),
+                float(rng.uniform(0.2, 1.0)),
+            )
+        )
     # small-bowel loops (anterior, mid abdomen) and a rectal/sigmoid gas pocket
     for _ in range(int(rng.poisson(2 + 3 * (1 - habitus)))):
         c = np.array([fx - rng.uniform(5, 110), rng.uniform(y1 - 10, y5 + 60)])
         loop = walk(c, rng.uniform(0, 2 * math.pi), int(rng.integers(3, 9)), 6.0, 0.7)
-        sc.gas.append(GasTube(loop, float(rng.uniform(4, 10)), 0.0,
-                              float(rng.uniform(0.2, 0.7)), 0.0))
+        sc.gas.append(
+            GasTube(loop, float(rng.uniform(4, 10)), 0.0, float(rng.uniform(0.2, 0.7)), 0.0)
+        )
     if rng.random() < 0.6:
         c = bd["S3"].centre + np.array([-rng.uniform(25, 50), rng.uniform(-10, 30)])
-        sc.gas.append(GasTube(walk(c, math.pi / 2, 4, 8.0, 0.4), float(rng.uniform(12, 22)),
-                              0.0, float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.3, 1.0))))
+        sc.gas.append(
+            GasTube(
+                walk(c, math.pi / 2, 4, 8.0, 0.4),
+                float(rng.uniform(12, 22)),
+                0.0,
+                float(rng.uniform(0.3, 0.9)),
+                float(rng.uniform(0.3, 1.0)),
+            )
+        )
 
 
 def _distractors(rng: np.random.Generator, sc: Scene) -> None:
@@ -225,8 +264,9 @@ def _distractors(rng: np.random.Generator, sc: Scene) -> None:
         c0 = bd["L3"].centre + np.array([-rng.uniform(60, 110), rng.uniform(-40, 40)])
         for c in c0 + rng.normal(0, 3.0, (int(rng.integers(3, 9)), 2)):
             if far(c):
-                sc.distractors.append((c, float(rng.uniform(0.8, 2.0)),
-                                       float(rng.uniform(0.8, 2.0))))
+                sc.distractors.append(
+                    (c, float(rng.uniform(0.8, 2.0)), float(rng.uniform(0.8, 2.0)))
+                )
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,8 +290,9 @@ def target_probabilities(distribution: str) -> F64:
 
 def spread_grades(rng: np.random.Generator, total: int) -> dict[str, int]:
     """Grades summing to ``total``: proportional to patient propensities, rounded, repaired."""
-    w = np.array([_LEVEL_PROPENSITY[s.split("_")[0]] * _WALL_PROPENSITY[s.split("_")[1]]
-                  for s in SEGMENTS]) * rng.lognormal(0.0, 0.45, len(SEGMENTS))
+    w = np.array(
+        [_LEVEL_PROPENSITY[s.split("_")[0]] * _WALL_PROPENSITY[s.split("_")[1]] for s in SEGMENTS]
+    ) * rng.lognormal(0.0, 0.45, len(SEGMENTS))
     g = np.minimum(np.floor(total * w / w.sum()), 3).astype(int)
     order = np.argsort(-w)
     while g.sum() < total:
@@ -277,10 +318,18 @@ def plan_plaques(
     out: list[Plaque] = []
 
     def add(wall: str, kind: str, s0: float, s1: float) -> None:
-        out.append(Plaque(wall, kind, s0, s1, width=float(rng.uniform(0.5, 1.7)),
-                          offset=float(rng.uniform(-0.3, 0.9)),
-                          density=float(np.clip(density * rng.lognormal(0, 0.25), 0.6, 7.0)),
-                          seed=int(rng.integers(0, 2**31))))
+        out.append(
+            Plaque(
+                wall,
+                kind,
+                s0,
+                s1,
+                width=float(rng.uniform(0.5, 1.7)),
+                offset=float(rng.uniform(-0.3, 0.9)),
+                density=float(np.clip(density * rng.lognormal(0, 0.25), 0.6, 7.0)),
+                seed=int(rng.integers(0, 2**31)),
+            )
+        )
 
     for seg in SEGMENTS:
         g = grades[seg]
@@ -313,10 +362,23 @@ def plan_plaques(
         last = ranges[f"L4_{wall}"][1]
         if rng.random() < 0.15 + 0.6 * burden and wall_len[wall] - last > 12:
             a = float(rng.uniform(last + 3, wall_len[wall] - 8))
-            add(wall, str(rng.choice(["stroke", "flecks"])), a,
-                min(a + float(rng.uniform(4, 15)), wall_len[wall] - 2))
+            add(
+                wall,
+                str(rng.choice(["stroke", "flecks"])),
+                a,
+                min(a + float(rng.uniform(4, 15)), wall_len[wall] - 2),
+            )
     return out, {"density": round(density, 4), "mix": [round(float(x), 3) for x in mix]}
 
 
-__all__ = ["DISTRIBUTIONS", "GasTube", "Plaque", "Scene", "anterior_line", "plan_plaques",
-           "sample_scene", "spread_grades", "target_probabilities"]
+__all__ = [
+    "DISTRIBUTIONS",
+    "GasTube",
+    "Plaque",
+    "Scene",
+    "anterior_line",
+    "plan_plaques",
+    "sample_scene",
+    "spread_grades",
+    "target_probabilities",
+]

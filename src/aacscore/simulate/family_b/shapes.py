@@ -154,8 +154,13 @@ class Skeleton:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _next_up(lower: Body, name: str, dims: tuple[float, float, float], disc: tuple[float, float],
-             shape: dict[str, float]) -> Body:
+def _next_up(
+    lower: Body,
+    name: str,
+    dims: tuple[float, float, float],
+    disc: tuple[float, float],
+    shape: dict[str, float],
+) -> Body:
     """The body above ``lower`` across a disc of (mid height, wedge rad)."""
     depth, ha, hp = dims
     h, wedge = disc
@@ -170,8 +175,14 @@ def _next_up(lower: Body, name: str, dims: tuple[float, float, float], disc: tup
     return Body(name, centre, phi, depth, ha, hp, **shape)
 
 
-def _next_down(upper: Body, name: str, dims: tuple[float, float, float], gap: float,
-               wedge: float, shape: dict[str, float]) -> Body:
+def _next_down(
+    upper: Body,
+    name: str,
+    dims: tuple[float, float, float],
+    gap: float,
+    wedge: float,
+    shape: dict[str, float],
+) -> Body:
     """The (fused sacral) body below ``upper``; ``wedge`` < 0 curves the sacrum forward."""
     depth, ha, hp = dims
     phi_inf = upper.phi + upper.beta
@@ -222,19 +233,29 @@ def sample_skeleton(rng: np.random.Generator, ov: dict[str, object]) -> Skeleton
     for name in reversed(LUMBAR):
         h, w = DISCS[name]
         loss = 1.0 - degen * float(rng.uniform(0.0, 0.6)) * (1.4 if name in ("L4", "L5") else 1)
-        disc = (h * scale * max(loss, 0.35) * float(rng.normal(1.0, 0.08)),
-                math.radians(w * lordosis + float(rng.normal(0, 1.5))))
+        disc = (
+            h * scale * max(loss, 0.35) * float(rng.normal(1.0, 0.08)),
+            math.radians(w * lordosis + float(rng.normal(0, 1.5))),
+        )
         lower = _next_up(lower, name, dims(name), disc, shape(trab))
         bodies[name] = lower
     upper = s1
     for name in SACRAL[1:]:
         fused = {**shape(trab * 0.8), "concave_sup": 0.0, "concave_inf": 0.0}
-        upper = _next_down(upper, name, dims(name), -0.8 * scale,
-                           -math.radians(float(rng.uniform(6, 16))), fused)
+        upper = _next_down(
+            upper, name, dims(name), -0.8 * scale, -math.radians(float(rng.uniform(6, 16))), fused
+        )
         bodies[name] = upper
     sk = Skeleton(bodies)
-    sk.params.update(age=age, sex=sex, scale=scale, bmd=bmd, sacral_slope_deg=math.degrees(slope),
-                     lordosis=lordosis, degeneration=degen)
+    sk.params.update(
+        age=age,
+        sex=sex,
+        scale=scale,
+        bmd=bmd,
+        sacral_slope_deg=math.degrees(slope),
+        lordosis=lordosis,
+        degeneration=degen,
+    )
     _posterior_elements(rng, sk, scale, bmd)
     _sacrum_and_pelvis(rng, sk, scale, bmd)
     _ribs(rng, sk, scale, bmd)
@@ -252,13 +273,40 @@ def _posterior_elements(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: 
         lp = float(rng.uniform(8, 12)) * sc  # pedicle length
         ph = float(rng.uniform(0.5, 0.62)) * hm
         dens = 0.12 * bmd
-        ped = Slab(-a - lp / 2 + 1.0, hm / 2 - ph / 2 - 1.0, lp / 2 + 1.0, ph / 2, 0.0,
-                   min(3.0, ph / 3), 9.0 * sc, dens, 1.0)
+        ped = Slab(
+            -a - lp / 2 + 1.0,
+            hm / 2 - ph / 2 - 1.0,
+            lp / 2 + 1.0,
+            ph / 2,
+            0.0,
+            min(3.0, ph / 3),
+            9.0 * sc,
+            dens,
+            1.0,
+        )
         pil_u = -a - lp - 5.0 * sc
-        pillar = Slab(pil_u, 0.5, 5.5 * sc, hm / 2 + 5.0 * sc, -float(rng.normal(0.15, 0.05)),
-                      3.0, 10.0 * sc, dens * 1.1, 1.2)
-        tp = Slab(-a - lp * 0.8, hm * 0.15, 4.0 * sc, 3.5 * sc, 0.0, 3.0, 14.0 * sc,
-                  dens * float(rng.uniform(0.25, 0.5)), 0.4)
+        pillar = Slab(
+            pil_u,
+            0.5,
+            5.5 * sc,
+            hm / 2 + 5.0 * sc,
+            -float(rng.normal(0.15, 0.05)),
+            3.0,
+            10.0 * sc,
+            dens * 1.1,
+            1.2,
+        )
+        tp = Slab(
+            -a - lp * 0.8,
+            hm * 0.15,
+            4.0 * sc,
+            3.5 * sc,
+            0.0,
+            3.0,
+            14.0 * sc,
+            dens * float(rng.uniform(0.25, 0.5)),
+            0.4,
+        )
         for k, off in enumerate((split / 2, -split / 2)):
             for part in (ped, pillar, tp):
                 sk.slabs.append((name, part, np.asarray(off)))
@@ -267,10 +315,21 @@ def _posterior_elements(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: 
         spl = float(rng.uniform(22, 30) if name.startswith("L") else rng.uniform(28, 36)) * sc
         sh = float(rng.uniform(13, 19)) * sc
         tilt = -float(rng.normal(0.25 if name.startswith("L") else 0.55, 0.08))
-        lam = Slab(pil_u - 6.0 * sc, -1.0, 6.0 * sc, hm / 2 * 0.8, 0.1, 3.0, 12.0 * sc,
-                   dens * 0.8, 1.0)
-        spin = Slab(pil_u - 8.0 * sc - spl / 2, -2.0 + spl / 2 * math.sin(tilt) * 0.6,
-                    spl / 2, sh / 2, tilt, 3.5, 7.0 * sc, dens * 0.9, 1.1, taper=0.25)
+        lam = Slab(
+            pil_u - 6.0 * sc, -1.0, 6.0 * sc, hm / 2 * 0.8, 0.1, 3.0, 12.0 * sc, dens * 0.8, 1.0
+        )
+        spin = Slab(
+            pil_u - 8.0 * sc - spl / 2,
+            -2.0 + spl / 2 * math.sin(tilt) * 0.6,
+            spl / 2,
+            sh / 2,
+            tilt,
+            5.0,
+            7.0 * sc,
+            dens * 0.75,
+            0.9,
+            taper=0.3,
+        )
         sk.slabs.append((name, lam, np.zeros(2)))
         sk.slabs.append((name, spin, np.zeros(2)))
 
@@ -302,8 +361,14 @@ def _sacrum_and_pelvis(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: f
     )
     sk.plates.append(Plate(mass, 2.0 * bmd, 4.0))
     # sacral ala / lateral mass over S1-S2
-    ala = np.array([c[0] + s1.n * 4, ps + s1.n * 6 + back * 6, ps + back * 18 - s1.n * 30,
-                    bd["S2"].to_mm(bd["S2"].depth / 2, -5)])
+    ala = np.array(
+        [
+            c[0] + s1.n * 4,
+            ps + s1.n * 6 + back * 6,
+            ps + back * 18 - s1.n * 30,
+            bd["S2"].to_mm(bd["S2"].depth / 2, -5),
+        ]
+    )
     sk.plates.append(Plate(ala, 1.2 * bmd, 6.0))
     l5 = bd["L5"].centre
     apex0 = l5 + np.array([rng.uniform(5, 25), rng.uniform(-30, 0)]) * sc
@@ -321,12 +386,16 @@ def _sacrum_and_pelvis(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: f
         wing = np.concatenate([crest, [notch, acet, aiis]])
         sk.plates.append(Plate(wing, 1.2 * bmd * float(rng.uniform(0.8, 1.2)), 8.0))
         sk.tubes.append(Tube(crest, 3.0 * sc, 0.2 * bmd, 1.0))
-        arc = _bezier(psis + np.array([-30, 25]) * sc, apex + np.array([-20, 70]) * sc,
-                      acet + np.array([5, 10]) * sc, 30)
+        arc = _bezier(
+            psis + np.array([-30, 25]) * sc,
+            apex + np.array([-20, 70]) * sc,
+            acet + np.array([5, 10]) * sc,
+            30,
+        )
         sk.tubes.append(Tube(arc, 1.4 * sc, 0.2 * bmd, 0.8))
         head = apex + np.array([-35, 150]) * sc * mag
         ball = np.stack([head, head + np.array([0.01, 0.0])])
-        sk.tubes.append(Tube(ball, 23 * sc * mag, 0.1 * bmd, 1.5))
+        sk.tubes.append(Tube(ball, 23 * sc * mag, 0.05 * bmd, 1.0))
 
 
 def _ribs(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: float) -> None:
@@ -341,10 +410,21 @@ def _ribs(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: float) -> None
             p1 = base + back * 35 * sc - b.n * 25 * sc
             p2 = base + back * 5 * sc - b.n * length * 0.55 * sc
             end = base - back * length * 0.4 * sc - b.n * length * 0.9 * sc
-            pts = np.concatenate([_bezier(base, p1, p2, 20), _bezier(p2, p2 + (p2 - p1) * 0.5,
-                                                                     end, 20)[1:]])
+            pts = np.concatenate(
+                [_bezier(base, p1, p2, 20), _bezier(p2, p2 + (p2 - p1) * 0.5, end, 20)[1:]]
+            )
             sk.tubes.append(Tube(pts, float(rng.uniform(3.5, 5.0)) * sc, 0.07 * bmd, 0.6))
 
 
-__all__ = ["DISCS", "LUMBAR", "MORPHOMETRY", "SACRAL", "Body", "Plate", "Skeleton", "Slab",
-           "Tube", "sample_skeleton"]
+__all__ = [
+    "DISCS",
+    "LUMBAR",
+    "MORPHOMETRY",
+    "SACRAL",
+    "Body",
+    "Plate",
+    "Skeleton",
+    "Slab",
+    "Tube",
+    "sample_skeleton",
+]

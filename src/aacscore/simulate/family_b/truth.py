@@ -137,5 +137,13 @@ def measure(
     return Measured(score_from_measurements(fractions, per_wall), fractions, covered, length)
 
 
-__all__ = ["WALL_CODE", "GeometryError", "Measured", "WallPoint", "measure", "project",
-           "ray_hit", "segment_bounds"]
+__all__ = [
+    "WALL_CODE",
+    "GeometryError",
+    "Measured",
+    "WallPoint",
+    "measure",
+    "project",
+    "ray_hit",
+    "segment_bounds",
+]
