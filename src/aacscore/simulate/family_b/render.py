@@ -203,7 +203,7 @@ def render_slab(cv: Canvas, b: Body, s: Slab, off: F64, trab: F32, cort: F32) ->
     qy = np.abs(vv) - (hv - s.radius)
     out = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(np.maximum(qx, qy), 0)
     d = s.radius - out
-    inside = _aa(d, cv.spacing)
+    inside = _aa(d, max(cv.spacing, 1.2))  # processes: soft, irregular margins
     rr = max(min(s.hu, s.hv), 1.0)
     sl = np.s_[box[0] : box[1], box[2] : box[3]]
     trab[sl] += (s.density * s.width * _chord(d, rr) / (2 * rr) * inside).astype(np.float32)

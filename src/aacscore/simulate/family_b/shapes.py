@@ -326,7 +326,7 @@ def _posterior_elements(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: 
             tilt,
             5.0,
             7.0 * sc,
-            dens * 0.75,
+            dens * 0.55,
             0.9,
             taper=0.3,
         )
