@@ -23,16 +23,26 @@ def simulate(
         None, "--spacing", help="Fixed pixel spacing in mm (default: random 0.10-0.35)."
     ),
     gallery: bool = typer.Option(False, "--gallery", help="Write gallery.png instead."),
+    family: str = typer.Option(
+        "a", "--family", help="Rendering family: a (training simulator) | b (independent)."
+    ),
 ) -> None:
     """Simulate N cases (image, labels, calcification mask, JSON, truth.csv) into OUT."""
     from aacscore.simulate import simulate_dataset, write_gallery
     from aacscore.simulate.calcification import DISTRIBUTIONS
+    from aacscore.simulate.dataset import FAMILIES
 
     if distribution not in DISTRIBUTIONS:
         err_console.print(f"[red]error:[/red] unknown distribution {distribution!r}")
         raise typer.Exit(2)
     if fmt not in ("dicom", "png", "both"):
         err_console.print(f"[red]error:[/red] unknown format {fmt!r}")
+        raise typer.Exit(2)
+    if family not in FAMILIES:
+        err_console.print(f"[red]error:[/red] unknown family {family!r} (expected a or b)")
+        raise typer.Exit(2)
+    if gallery and family != "a":
+        err_console.print("[red]error:[/red] --gallery renders family a only")
         raise typer.Exit(2)
     if gallery:
         path = write_gallery(
@@ -49,6 +59,7 @@ def simulate(
         fmt=fmt,
         progress=True,
         spacing_mm=spacing,
+        family=family,
     )
     hist = summary.aac24
     zero = sum(1 for a in hist if a == 0)

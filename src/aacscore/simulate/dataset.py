@@ -36,6 +36,9 @@ from aacscore.simulate.dicom import write_dicom
 log = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("dicom", "png", "both")
+FAMILIES: tuple[str, ...] = ("a", "b")
+"""Rendering families: ``a`` (:mod:`aacscore.simulate.case`) and ``b``
+(:mod:`aacscore.simulate.family_b`, designed independently for train-on-A / test-on-B)."""
 TRUTH_COLUMNS: tuple[str, ...] = ("case", "file", *SEGMENTS, "aac24", "aac8", "group")
 
 
@@ -96,9 +99,15 @@ def write_case(case: SimulatedCase, out_dir: str | Path, fmt: str = "dicom") -> 
     return row
 
 
-def _job(args: tuple[int, int, str, str, str, float | None]) -> dict[str, Any]:
-    seed, index, distribution, out_dir, fmt, spacing = args
-    case = simulate_case(seed, index, distribution=distribution, spacing_mm=spacing)
+def _job(args: tuple[int, int, str, str, str, float | None, str]) -> dict[str, Any]:
+    seed, index, distribution, out_dir, fmt, spacing, family = args
+    case: SimulatedCase
+    if family == "b":
+        from aacscore.simulate.family_b import simulate_case_b
+
+        case = simulate_case_b(seed, index, distribution=distribution, spacing_mm=spacing)
+    else:
+        case = simulate_case(seed, index, distribution=distribution, spacing_mm=spacing)
     return write_case(case, out_dir, fmt)
 
 
@@ -111,8 +120,10 @@ def simulate_dataset(
     fmt: str = "dicom",
     progress: bool | Callable[[int, int], None] = True,
     spacing_mm: float | None = None,
+    family: str = "a",
 ) -> DatasetSummary:
-    """Simulate ``n`` cases into ``out_dir`` (cases are independent of ``jobs``).
+    """Simulate ``n`` cases into ``out_dir`` (cases are independent of ``jobs``) with the
+    rendering ``family`` (:data:`FAMILIES`).
 
     ``progress`` is True for a rich progress bar, False for none, or a callback ``(done, n)``.
     """
@@ -124,9 +135,11 @@ def simulate_dataset(
         raise ValueError(f"unknown distribution {distribution!r}; expected one of {DISTRIBUTIONS}")
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [(seed, i, distribution, str(out), fmt, spacing_mm) for i in range(n)]
+    tasks = [(seed, i, distribution, str(out), fmt, spacing_mm, family) for i in range(n)]
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     callback: Callable[[int, int], None] | None = progress if callable(progress) else None
