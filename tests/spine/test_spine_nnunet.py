@@ -505,13 +505,18 @@ def test_nnunet_predict_uses_the_orientation_classifier(
 ) -> None:
     _install_nnunet(monkeypatch, list(films.values()))
     model = NnUNetSpineModel.load(results_folder)
-    # a confidently wrong classifier is overruled by the sacrum, with a warning
-    model.orientation_model = StubClassifier(0.02)
-    res = model.predict(films["right"].radiograph)
-    assert res.orientation.method == "sacrum" and res.anterior_side == "right"
+    # an unsure classifier defers to the sacrum
+    model.orientation_model = StubClassifier(0.6)
+    res = model.predict(films["left"].radiograph)
+    assert res.orientation.method == "sacrum" and res.anterior_side == "left"
+    _check_geometry(res, films["left"], "left")
+    # a decisive classifier that disagrees with the sacrum decides, flagged for review
+    model.orientation_model = StubClassifier(0.002)
+    res = model.predict(films["right"].radiograph, check=False)
+    assert res.orientation.method == "classifier" and res.anterior_side == "left"
+    assert res.orientation.disagrees_with_sacrum
     assert "orientation_uncertain" in res.flags
-    assert any("decided by the sacrum" in w for w in res.warnings)
-    _check_geometry(res, films["right"], "right")
+    assert any("and the sacrum (anterior right) disagree" in w for w in res.warnings)
     # without a clear sacrum the classifier decides
     monkeypatch.setattr("aacscore.spine.nnunet.sacrum_cue", lambda labels: None)
     clf = StubClassifier(0.98)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from aacscore.io import Radiograph
+from aacscore.spine.flags import orientation_findings
 from aacscore.spine.network import OrientationNet, WeightsError
 from aacscore.spine.orientation import (
     CanonicalFrame,
@@ -254,12 +255,18 @@ def test_sacrum_cue_measures_the_offset_and_mirrors() -> None:
     assert sacrum_cue(no_s1) is None
 
 
-def test_decide_lets_a_clear_sacrum_overrule_the_classifier() -> None:
-    r = decide(0.999, 0.8, sacrum=0.3)  # classifier and posterior cue say right, sacrum left
+def test_decide_with_the_sacrum() -> None:
+    # an unsure classifier defers to a clear sacrum
+    r = decide(0.7, 0.8, sacrum=0.3)
     assert r.anterior_side == "left" and r.method == "sacrum" and r.sacrum == 0.3
-    assert any("decided by the sacrum" in w for w in r.warnings)
+    assert r.warnings == () and not r.disagrees_with_sacrum
+    # a confident classifier decides; disagreeing with the sacrum is a warning and a flag
+    r = decide(0.999, None, sacrum=0.3)
+    assert r.anterior_side == "right" and r.method == "classifier"
+    assert r.disagrees_with_sacrum and any("disagree" in w for w in r.warnings)
+    assert orientation_findings(r) == list(r.warnings)
     agree = decide(0.001, None, sacrum=0.3)
     assert agree.anterior_side == "left" and agree.warnings == ()
-    # a sacrum in line with L4-L5 says nothing: the classifier decides
-    weak = decide(0.999, None, sacrum=0.05)
-    assert weak.anterior_side == "right" and weak.method == "classifier"
+    # a sacrum in line with L4-L5 says nothing: the classifier (then the posterior cue) decides
+    weak = decide(0.7, 0.8, sacrum=0.05)
+    assert weak.anterior_side == "left" and weak.method == "posterior-elements cue"

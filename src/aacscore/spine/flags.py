@@ -254,14 +254,14 @@ def level_findings(
 
 
 def orientation_findings(orientation: OrientationResult) -> list[str]:
-    """The orientation decision's warnings (none for a side given by the caller, and none for a
-    classifier at least :data:`ORIENTATION_DECISIVE` sure: its disagreement with the image cue
-    is the cue's failure, see there)."""
+    """The orientation decision's warnings (none for a side given by the caller, and for a
+    classifier at least :data:`ORIENTATION_DECISIVE` sure only its disagreement with the sacrum:
+    its disagreement with the posterior cue is the cue's failure, see there)."""
     if orientation.method == "given":
         return []
     p = orientation.probability_right
     if orientation.method == "classifier" and max(p, 1.0 - p) >= ORIENTATION_DECISIVE:
-        return []
+        return list(orientation.warnings) if orientation.disagrees_with_sacrum else []
     return list(orientation.warnings)
 
 

@@ -247,9 +247,7 @@ class NnUNetSpineModel:
                     box.pad(box.resize_image(img)), box.valid_mask()
                 )
                 orientation = (
-                    decide(p, cue, sacrum)
-                    if p is not None
-                    else cue_only_orientation(cue, sacrum)
+                    decide(p, cue, sacrum) if p is not None else cue_only_orientation(cue, sacrum)
                 )
             else:
                 orientation = cue_only_orientation(cue, sacrum)
