@@ -142,6 +142,59 @@ def _spine_rows(file: str, label: str) -> list[Row]:
     ]
 
 
+GENERALISE_MODELS: tuple[tuple[str, str], ...] = (
+    ("previous", "model trained on A (shipped until 2026-12-01)"),
+    ("styleA", "fine-tuned on A with style randomisation"),
+    ("styleAB", "fine-tuned on A + B with style randomisation (shipped)"),
+)
+"""Models of the cross-family matrix shown in the README: (name in the results file, label)."""
+
+
+def _matrix_cell(d: dict[str, Any], model: str, test: str) -> str:
+    rows = [r for r in d["spine"]["matrix"] if r["model"] == model and r["test"] == test]
+    if not rows:
+        return f"(no {model} on {test})"
+    r = rows[0]
+    return (
+        f"{r['dice_l1_l5']:.3f} / {r['level_identification']:.1%} / "
+        f"{r['corner_error_median_mm']:.2f} mm / {r['orientation_accuracy']:.1%} / "
+        f"{r['rejected_rate']:.1%} (n {r['cases']})"
+    )
+
+
+def _generalise_rows() -> list[Row]:
+    f = "generalise.json"
+    figure = "Dice / levels / corner median / orientation / failed"
+    out: list[Row] = []
+    for k, (model, label) in enumerate(GENERALISE_MODELS):
+        for j, test in enumerate(("A", "B")):
+            out.append(
+                Row(
+                    "spine across rendering families (`benchmarks/results/generalise.json`)"
+                    if k == 0 and j == 0
+                    else "",
+                    f"{label}, tested on family {test}: {figure}",
+                    f,
+                    lambda d, m=model, t=test: _matrix_cell(d, m, t),
+                    "B: ≥ 98 % / ≥ 99.5 % / ≤ 3 %" if test == "B" and k == 0 else "",
+                )
+            )
+    out.append(
+        Row(
+            "",
+            "real flexion film `LAT.jpg`: Dice L2 / L3 / L4 / L5 with its mask; levels right",
+            f,
+            lambda d: "; ".join(
+                f"{name}: " + " / ".join(f"{v:.2f}" for v in r["dice"].values())
+                + f", {'yes' if r['levels_right'] else 'no'}"
+                for name, r in d["spine"]["real"].items()
+            ),
+            "≥ 0.85 each",
+        )
+    )
+    return out
+
+
 def _band_rows() -> list[Row]:
     file = "score_model.json"
 
@@ -297,6 +350,7 @@ ROWS: list[Row] = [
     *_simulator_rows(),
     *_spine_rows("spine_final.json", "spine, final test set"),
     *_spine_rows("spine.json", "spine, dev set"),
+    *_generalise_rows(),
     *_band_rows(),
     *_e2e_rows("score_final.json", "end to end, DICOM → `results.csv` row, final test set"),
     *_e2e_rows("score.json", "end to end, dev set"),
