@@ -20,9 +20,18 @@ from tests.results_fixtures import ok_result as _ok
 
 
 def test_columns_are_the_documented_order() -> None:
-    assert RESULT_COLUMNS[:6] == ("file", "status", "error_code", "error", "aac24", "aac24_sd")
-    assert RESULT_COLUMNS[6:14] == SEGMENTS
-    assert RESULT_COLUMNS[14:] == (
+    assert RESULT_COLUMNS[:7] == (
+        "file",
+        "status",
+        "error_code",
+        "error",
+        "aac24",
+        "aac24_sd",
+        "aac24_int",
+    )
+    assert RESULT_COLUMNS[7:15] == SEGMENTS
+    assert RESULT_COLUMNS[15:23] == tuple(f"{s}_int" for s in SEGMENTS)
+    assert RESULT_COLUMNS[23:] == (
         "aac8",
         "group",
         "low_confidence",
@@ -152,12 +161,36 @@ def test_csv_row_of_a_full_result_is_exact() -> None:
         settings="f" * 12,
     )
     expected.update(dict.fromkeys(SEGMENTS, "0.406"))
+    expected.update(dict.fromkeys((f"{s}_int" for s in SEGMENTS), "0"), aac24_int="0")
     assert res.csv_row() == expected
     # nothing known: every value empty but file and status
     bare = Result(file="b.png", status=Status.OK).csv_row()
     assert bare == {**dict.fromkeys(RESULT_COLUMNS, ""), "file": "b.png", "status": "ok"}
     # a non-finite value is written empty, never "nan"
     assert Result(file="c", status=Status.OK, aac24=float("nan")).csv_row()["aac24"] == ""
+
+
+def test_integer_columns_agree_with_the_continuous_ones() -> None:
+    from aacscore.kauppila import INTEGER_THRESHOLDS
+
+    t1, t2, t3 = INTEGER_THRESHOLDS
+    values = [0.0, t1 - 0.01, t1, t2 - 0.01, t2, t3 - 0.01, t3, 3.0]
+    grades = dict(zip(SEGMENTS, values, strict=True))
+    res = Result(file="a", status=Status.OK, aac24=sum(values), grades=grades)
+    row = res.csv_row()
+    assert [int(row[f"{s}_int"]) for s in SEGMENTS] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert int(row["aac24_int"]) == 12 == res.aac24_int
+    # a grade written 0.500 is integer grade 1 even when its float is a hair below
+    edge = Result(
+        file="b",
+        status=Status.OK,
+        aac24=t1,
+        grades={**dict.fromkeys(SEGMENTS, 0.0), SEGMENTS[0]: t1 - 1e-4},
+    )
+    assert edge.csv_row()[SEGMENTS[0]] == f"{t1:.3f}" and edge.grades_int[SEGMENTS[0]] == 1
+    # a total-only model: the total rounded half up
+    total_only = Result(file="c", status=Status.OK, aac24=4.5)
+    assert total_only.aac24_int == 5 and total_only.csv_row()[f"{SEGMENTS[0]}_int"] == ""
 
 
 def test_failed_keeps_file_details_and_stages() -> None:

@@ -93,6 +93,29 @@ def _segment_values(grades: Mapping[str, float] | Sequence[float]) -> list[float
     return values
 
 
+INTEGER_THRESHOLDS: tuple[float, float, float] = (0.5, 1.5, 2.5)
+"""Continuous segment grade at or above which the integer grade is 1, 2, 3 (the rule chosen on
+the development films, see :func:`integer_grade`)."""
+
+
+def integer_grade(grade: float, thresholds: Sequence[float] = INTEGER_THRESHOLDS) -> int:
+    """The integer Kauppila grade (0-3) of a continuous segment grade: the number of
+    ``thresholds`` it reaches."""
+    if not (0 <= grade <= MAX_GRADE):
+        raise ValueError(f"grade must lie in [0, {MAX_GRADE}], got {grade}")
+    if len(thresholds) != MAX_GRADE or list(thresholds) != sorted(thresholds):
+        raise ValueError(f"expected {MAX_GRADE} increasing thresholds, got {tuple(thresholds)}")
+    return sum(1 for t in thresholds if grade >= t)
+
+
+def integer_grades(
+    grades: Mapping[str, float] | Sequence[float], thresholds: Sequence[float] = INTEGER_THRESHOLDS
+) -> tuple[int, ...]:
+    """Integer grades of the 8 segments (:data:`SEGMENTS` order); their sum is the integer
+    AAC-24 that readers compare."""
+    return tuple(integer_grade(v, thresholds) for v in _segment_values(grades))
+
+
 def round_half_up(x: float) -> int:
     """Round to the nearest integer with halves going up (2.5 -> 3), unlike Python's round()."""
     return math.floor(x + 0.5)

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from aacscore.codes import ErrorCode
-from aacscore.kauppila import SEGMENTS
+from aacscore.kauppila import MAX_GRADE, SEGMENTS, integer_grade, round_half_up
 
 if TYPE_CHECKING:
     from aacscore.aorta.roi import Band
@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     from aacscore.score.predict import ScorePrediction
     from aacscore.spine.predict import SpineResult
 
+INT_SEGMENT_COLUMNS: tuple[str, ...] = tuple(f"{s}_int" for s in SEGMENTS)
+"""The integer segment grades' columns (:func:`aacscore.kauppila.integer_grade` of the continuous
+grade as written, so a row's integer and continuous columns always agree)."""
+INT_COLUMNS: tuple[str, ...] = ("aac24_int", *INT_SEGMENT_COLUMNS)
+"""The integer columns: the integer AAC-24 (sum of the integer grades) and the 8 grades."""
+
 RESULT_COLUMNS: tuple[str, ...] = (
     "file",
     "status",
@@ -38,7 +44,9 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "error",
     "aac24",
     "aac24_sd",
+    "aac24_int",
     *SEGMENTS,
+    *INT_SEGMENT_COLUMNS,
     "aac8",
     "group",
     "low_confidence",
@@ -144,10 +152,12 @@ class Result:
 
     ``grades`` are the predicted continuous segment grades in [0, 3] (None for a total-only
     model); ``aac24`` the continuous total in [0, 24] and ``aac24_sd`` its standard deviation
-    from test-time augmentation. ``orientation`` is the side the patient's anterior faces on the
-    film (``left``/``right``). ``error_code`` says why a failed case was refused (always set
-    for a failed case, never for another); ``quality`` is the familiarity score of the film to
-    the models (None when not measured). ``ids`` are the identifier columns (:class:`CaseIds`).
+    from test-time augmentation; :attr:`grades_int` and :attr:`aac24_int` the integer grades
+    and their sum, what readers compare. ``orientation`` is the side the patient's anterior
+    faces on the film (``left``/``right``). ``error_code`` says why a failed case was refused
+    (always set for a failed case, never for another); ``quality`` is the familiarity score of
+    the film to the models (None when not measured). ``ids`` are the identifier columns
+    (:class:`CaseIds`).
     ``stages`` holds the typed stage results (landmarks, bounds, band, versions, timings);
     ``details`` extra entries for the case JSON (output paths, errors).
     """
@@ -202,6 +212,28 @@ class Result:
         """A copy without the stage results (light to send between processes)."""
         return replace(self, stages=None)
 
+    @property
+    def grades_int(self) -> dict[str, int] | None:
+        """Integer segment grades (:func:`aacscore.kauppila.integer_grade` of the continuous
+        grades rounded as in ``results.csv``); None without segment grades."""
+        if self.grades is None or any(self.grades.get(s) is None for s in SEGMENTS):
+            return None
+        return {
+            s: integer_grade(min(max(round(float(self.grades[s]), 3), 0.0), float(MAX_GRADE)))
+            for s in SEGMENTS
+        }
+
+    @property
+    def aac24_int(self) -> int | None:
+        """Integer AAC-24: the sum of :attr:`grades_int`; for a total-only model the continuous
+        total rounded half up; None when nothing was scored."""
+        g = self.grades_int
+        if g is not None:
+            return sum(g.values())
+        if self.aac24 is None or not math.isfinite(self.aac24):
+            return None
+        return round_half_up(round(float(self.aac24), 3))
+
     def csv_row(self) -> dict[str, str]:
         """The row of ``results.csv`` (strings; empty where not available)."""
         row = {c: "" for c in RESULT_COLUMNS}
@@ -214,6 +246,12 @@ class Result:
         if self.grades is not None:
             for s in SEGMENTS:
                 row[s] = _fmt(self.grades.get(s))
+        ints = self.grades_int
+        if ints is not None:
+            for s in SEGMENTS:
+                row[f"{s}_int"] = str(ints[s])
+        total = self.aac24_int
+        row["aac24_int"] = "" if total is None else str(total)
         row["aac8"] = _fmt(self.aac8)
         row["group"] = self.group or ""
         row["low_confidence"] = "" if self.low_confidence is None else str(self.low_confidence)

@@ -8,11 +8,12 @@ from aacscore.codes import ErrorCode
 from aacscore.kauppila import SEGMENTS
 from aacscore.outputs.results_csv import (
     LEGACY_COLUMNS,
+    NO_INT_COLUMNS,
     PREVIOUS_COLUMNS,
     ResultsWriter,
     read_results,
 )
-from aacscore.results import ID_COLUMNS, RESULT_COLUMNS, Status, counts, failed
+from aacscore.results import ID_COLUMNS, INT_COLUMNS, RESULT_COLUMNS, Status, counts, failed
 from tests.results_fixtures import ok_result as _ok
 
 
@@ -47,7 +48,7 @@ def test_status_values_in_the_csv_are_unchanged(tmp_path: Path) -> None:
     lines = p.read_bytes().decode().split("\r\n")
     assert lines[0] == ",".join(RESULT_COLUMNS)
     assert [line.split(",")[1] for line in lines[1:4]] == ["ok", "warning", "failed"]
-    assert lines[1].startswith("a.dcm,ok,,,3.250,0.400,0.406,")
+    assert lines[1].startswith("a.dcm,ok,,,3.250,0.400,0,0.406,")
     assert lines[3].startswith("c.dcm,failed,unreadable,broken,,")
     assert _done(w) == {"a.dcm": "ok", "b.dcm": "warning", "c.dcm": "failed"}
 
@@ -120,15 +121,20 @@ def _legacy_file(p: Path, columns: tuple[str, ...] = LEGACY_COLUMNS) -> list[dic
 
 
 def test_older_headers_are_the_current_one_without_the_newer_columns() -> None:
-    assert PREVIOUS_COLUMNS == tuple(c for c in RESULT_COLUMNS if c not in ID_COLUMNS)
-    assert PREVIOUS_COLUMNS == RESULT_COLUMNS[: -len(ID_COLUMNS)]
+    assert NO_INT_COLUMNS == tuple(c for c in RESULT_COLUMNS if c not in INT_COLUMNS)
+    assert PREVIOUS_COLUMNS == tuple(c for c in NO_INT_COLUMNS if c not in ID_COLUMNS)
+    assert PREVIOUS_COLUMNS == NO_INT_COLUMNS[: -len(ID_COLUMNS)]
     assert LEGACY_COLUMNS == tuple(
         c for c in PREVIOUS_COLUMNS if c not in ("error_code", "quality")
     )
-    assert len(LEGACY_COLUMNS) == len(RESULT_COLUMNS) - 2 - len(ID_COLUMNS)
+    assert len(LEGACY_COLUMNS) == len(RESULT_COLUMNS) - 2 - len(ID_COLUMNS) - len(INT_COLUMNS)
 
 
-@pytest.mark.parametrize("columns", [LEGACY_COLUMNS, PREVIOUS_COLUMNS], ids=["legacy", "previous"])
+@pytest.mark.parametrize(
+    "columns",
+    [LEGACY_COLUMNS, PREVIOUS_COLUMNS, NO_INT_COLUMNS],
+    ids=["legacy", "previous", "no-integers"],
+)
 def test_resume_into_an_old_results_file_migrates_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, columns: tuple[str, ...]
 ) -> None:
@@ -143,9 +149,13 @@ def test_resume_into_an_old_results_file_migrates_it(
     raw = _read_rows(p)
     assert tuple(raw[0]) == RESULT_COLUMNS  # rewritten with the new header
     rows = read_results(p)
+    current = _ok("a.dcm").csv_row()
     for new, before in zip(rows, old, strict=True):
-        assert new == {**dict.fromkeys(RESULT_COLUMNS, ""), **before}
-        assert all(new[c] == "" for c in added)
+        # the integer columns are computed from the continuous ones; the others stay empty
+        ints = {c: current[c] for c in INT_COLUMNS} if before["status"] == "ok" else {}
+        assert new == {**dict.fromkeys(RESULT_COLUMNS, ""), **before, **ints}
+        assert all(new[c] == "" for c in added if c not in INT_COLUMNS)
+    assert rows[0]["aac24_int"] != "" and rows[1]["aac24_int"] == ""
     _assert_ok_values(rows[0], "a.dcm")
     w.write(failed("c.dcm", "broken", ErrorCode.UNREADABLE))
     rows = read_results(p)

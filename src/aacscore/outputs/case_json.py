@@ -1,7 +1,8 @@
 """The case JSON document (``cases/<stem>.json``), built from a result's typed stage results,
 and the result rebuilt from it.
 
-Keys: the ``results.csv`` fields (``grades`` as a mapping, ``qc_flags`` as a list) with
+Keys: the ``results.csv`` fields (``grades`` and the integer ``grades_int`` as mappings,
+``qc_flags`` as a list) with
 ``error_meaning`` (what ``error_code`` means) after ``error`` and ``flags`` (each flag with its
 meaning, from :mod:`aacscore.codes`) after ``qc_flags``, then the identifier columns
 (``study_uid`` ... ``settings``, :class:`aacscore.results.CaseIds`), then for a film that was
@@ -53,6 +54,8 @@ def case_document(result: Result) -> dict[str, Any]:
         "aac24": result.aac24,
         "aac24_sd": result.aac24_sd,
         "grades": dict(result.grades) if result.grades is not None else None,
+        "aac24_int": result.aac24_int,
+        "grades_int": result.grades_int,
         "aac8": result.aac8,
         "group": result.group,
         "low_confidence": result.low_confidence,
@@ -103,6 +106,8 @@ RESULT_KEYS: tuple[str, ...] = (
     "aac24",
     "aac24_sd",
     "grades",
+    "aac24_int",
+    "grades_int",
     "aac8",
     "group",
     "low_confidence",

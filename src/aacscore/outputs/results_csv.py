@@ -10,9 +10,11 @@ same way. Which rows a batch keeps, replaces or adds is decided in :mod:`aacscor
 writer only refuses two rows for the same ``file``.
 
 Files written by an older aacscore are migrated when opened (rewritten atomically with the
-current header, the missing columns empty): :data:`PREVIOUS_COLUMNS` (before the identifier
-columns ``study_uid`` ... ``settings``) and :data:`LEGACY_COLUMNS` (also before ``error_code``
-and ``quality``). Any other header is refused (use a new output folder).
+current header, the missing columns empty; the integer grades computed from the continuous
+ones): :data:`NO_INT_COLUMNS` (before the integer columns ``aac24_int`` and ``<segment>_int``),
+:data:`PREVIOUS_COLUMNS` (also before the identifier columns ``study_uid`` ... ``settings``) and
+:data:`LEGACY_COLUMNS` (also before ``error_code`` and ``quality``). Any other header is
+refused (use a new output folder).
 """
 
 from __future__ import annotations
@@ -26,11 +28,15 @@ from pathlib import Path
 from types import MappingProxyType
 
 from aacscore._files import atomic_write_text
-from aacscore.results import ID_COLUMNS, RESULT_COLUMNS, Result
+from aacscore.kauppila import MAX_GRADE, SEGMENTS, integer_grade, round_half_up
+from aacscore.results import ID_COLUMNS, INT_COLUMNS, RESULT_COLUMNS, Result
 
 log = logging.getLogger(__name__)
 
-PREVIOUS_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in ID_COLUMNS)
+NO_INT_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in INT_COLUMNS)
+"""The columns of ``results.csv`` before the integer grades (migrated when opened: the integer
+columns are computed from the continuous ones)."""
+PREVIOUS_COLUMNS: tuple[str, ...] = tuple(c for c in NO_INT_COLUMNS if c not in ID_COLUMNS)
 """The columns of ``results.csv`` before the identifier columns (migrated when opened)."""
 LEGACY_COLUMNS: tuple[str, ...] = tuple(
     c for c in PREVIOUS_COLUMNS if c not in ("error_code", "quality")
@@ -70,7 +76,7 @@ class ResultsWriter:
             log.warning("%s: dropping a torn last line left by an interrupted run", self.path)
         reader = csv.DictReader(io.StringIO(complete, newline=""))
         columns = tuple(reader.fieldnames or ())
-        self.migrated = columns in (PREVIOUS_COLUMNS, LEGACY_COLUMNS)
+        self.migrated = columns in (NO_INT_COLUMNS, PREVIOUS_COLUMNS, LEGACY_COLUMNS)
         if columns != RESULT_COLUMNS and not self.migrated:
             raise ValueError(
                 f"{self.path}: existing results file has columns {', '.join(columns)}, not those "
@@ -79,7 +85,10 @@ class ResultsWriter:
             )
         for r in reader:
             if r.get("file"):
-                self._add({c: r.get(c) or "" for c in RESULT_COLUMNS})
+                row = {c: r.get(c) or "" for c in RESULT_COLUMNS}
+                if "aac24_int" not in columns:
+                    row.update(_integer_columns(row))
+                self._add(row)
         if self.migrated:
             added = [c for c in RESULT_COLUMNS if c not in columns]
             log.warning(
@@ -168,6 +177,26 @@ class ResultsWriter:
     def _rewrite(self) -> None:
         text = _HEADER + "".join(self._lines[i] for i in self._rows)
         atomic_write_text(self.path, text, fsync=True)
+
+
+def _integer_columns(row: Mapping[str, str]) -> dict[str, str]:
+    """The integer columns of a row from its continuous ones (as :class:`Result` computes them:
+    an older file's rows gain them when migrated)."""
+    out = {c: "" for c in INT_COLUMNS}
+    try:
+        grades = [float(row[s]) for s in SEGMENTS]
+    except (KeyError, ValueError):
+        grades = []
+    if grades and all(0.0 <= g <= MAX_GRADE for g in grades):
+        ints = [integer_grade(g) for g in grades]
+        out.update({f"{s}_int": str(v) for s, v in zip(SEGMENTS, ints, strict=True)})
+        out["aac24_int"] = str(sum(ints))
+    elif row.get("aac24"):
+        try:
+            out["aac24_int"] = str(round_half_up(float(row["aac24"])))
+        except ValueError:
+            pass
+    return out
 
 
 def _complete_records(text: str) -> str:
