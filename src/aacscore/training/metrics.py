@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups, round_half_up
+from aacscore.kauppila import (
+    INTEGER_THRESHOLDS,
+    SEGMENTS,
+    SeverityGroups,
+    parse_groups,
+    round_half_up,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +85,8 @@ def score_metrics(
     groups: str | SeverityGroups = "lewis",
 ) -> dict[str, Any]:
     """MAE/RMSE/bias of the total, Spearman, ICC(2,1), group figures and, with grades,
-    per-segment exact accuracy (predicted grades rounded half up)."""
+    per-segment exact accuracy of the integer grades (:func:`aacscore.kauppila.integer_grade`)
+    and the integer AAC-24's figures (:func:`integer_metrics`)."""
     p = np.asarray(pred_total, dtype=np.float64)
     t = np.asarray(true_total, dtype=np.float64)
     if p.shape != t.shape or p.ndim != 1:
@@ -99,14 +106,37 @@ def score_metrics(
     if pred_grades is not None and true_grades is not None:
         pg = np.asarray(pred_grades, dtype=np.float64)
         tg = np.asarray(true_grades, dtype=np.float64)
-        rounded = np.floor(np.clip(pg, 0, 3) + 0.5)
+        rounded = (np.clip(pg, 0, 3)[..., None] >= np.asarray(INTEGER_THRESHOLDS)).sum(-1)
         exact = rounded == tg
         out["segment_exact"] = {
             "overall": float(np.mean(exact)),
             **{s: float(np.mean(exact[:, j])) for j, s in enumerate(SEGMENTS)},
         }
         out["segment_mae"] = float(np.mean(np.abs(pg - tg)))
+        out["integer"] = integer_metrics(rounded.sum(axis=1), tg.sum(axis=1))
     return out
+
+
+FALSE_POSITIVE_TOTAL = 2
+"""An AAC-0 film whose integer AAC-24 reaches this counts as a false positive."""
+
+
+def integer_metrics(pred_int: npt.ArrayLike, true_total: npt.ArrayLike) -> dict[str, Any]:
+    """Agreement of the integer AAC-24 (sum of the integer grades) with the truth, and the
+    false-positive rate: the share of AAC-0 films whose integer AAC-24 is at least
+    :data:`FALSE_POSITIVE_TOTAL`."""
+    p = np.asarray(pred_int, dtype=np.float64)
+    t = np.asarray(true_total, dtype=np.float64)
+    zero = t == 0
+    return {
+        "mae": float(np.mean(np.abs(p - t))) if p.size else None,
+        "exact": float(np.mean(p == t)) if p.size else None,
+        "within_1": float(np.mean(np.abs(p - t) <= 1)) if p.size else None,
+        "aac0_films": int(zero.sum()),
+        "false_positive_rate": float(np.mean(p[zero] >= FALSE_POSITIVE_TOTAL))
+        if zero.any()
+        else None,
+    }
 
 
 def headline(m: dict[str, Any]) -> str:
