@@ -764,7 +764,10 @@ class Engine(Protocol):
     :class:`aacscore.batch_ray.RayEngine`). The batch plans, writes every ``results.csv`` row and
     the run record; an engine only runs :meth:`CaseJob.score` for each task."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What the run record calls it (``engine``)."""
+        ...
 
     def run(
         self,
@@ -1000,7 +1003,7 @@ def score_batch(
     """
     kwargs = dict(scorer_kwargs or {})
     check_options(kwargs, jobs, out_dir)
-    engine = LocalEngine() if engine is None else engine
+    runner: Engine = LocalEngine() if engine is None else engine
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -1022,7 +1025,7 @@ def score_batch(
         "n_inputs": len(items),
         "skipped_inputs": [s.as_dict() for s in skipped_inputs],
         "jobs": jobs,
-        "engine": engine.name,
+        "engine": runner.name,
     }
     if part is not None:
         record["part"] = part.as_dict()
@@ -1078,7 +1081,7 @@ def score_batch(
         for i in todo
     ]
     job = CaseJob(kwargs, out, overlay, dicom_out, include_patient_id, jobs)
-    record.update(engine.run(tasks, job, scorer, start, done))
+    record.update(runner.run(tasks, job, scorer, start, done))
     first_index: dict[str, int] = {}
     for i, it in enumerate(items):
         first_index.setdefault(it.name, i)

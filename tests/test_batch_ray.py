@@ -1,0 +1,217 @@
+"""The Ray engine (:mod:`aacscore.batch_ray`) against a real local Ray cluster that the module
+starts (``ray.init`` on 127.0.0.1 with 2 CPUs) and stops: the same ``results.csv`` as the local
+batch with one and two actors, failure isolation (an exception, an actor that dies once, an actor
+that dies twice), resume, and the option checks.
+
+The films and fake stages are those of :mod:`tests.batch_fixtures`; the fakes travel to the actors
+pickled with the scorer arguments. Skipped when Ray is not installed, except under CI
+(``AACSCORE_REQUIRE_TOOLS=1``), where that fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aacscore.batch import BatchOptionError, case_stem, score_batch
+from aacscore.batch_ray import RayEngine, parse_address
+from aacscore.io import InputItem
+from aacscore.outputs.results_csv import read_results
+from aacscore.pipeline import Scorer
+from aacscore.spine.predict import SpineResult
+from tests.batch_fixtures import (
+    BAD,
+    BOOM,
+    DyingSpine,
+    ExplodingItem,
+    FakeSpine,
+    Reference,
+    films,
+    reference,
+    rows_of,
+)
+from tests.batch_fixtures import fake_kwargs as _kwargs
+
+__all__ = ["films", "reference"]  # fixtures
+
+
+def _require_ray() -> None:
+    if importlib.util.find_spec("ray") is None:
+        if os.environ.get("AACSCORE_REQUIRE_TOOLS") == "1":
+            pytest.fail("ray is not installed (the dev extra installs aacscore[ray])")
+        pytest.skip("ray is not installed")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A local Ray cluster of 2 CPUs on 127.0.0.1, for this module."""
+    _require_ray()
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level="WARNING",
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    return read_results(out / "results.csv")
+
+
+def _same_rows(a: list[dict[str, str]], b: list[dict[str, str]]) -> None:
+    """Same files in the same order, the same values (numbers to 1e-6)."""
+    assert [r["file"] for r in a] == [r["file"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for col in ra:
+            try:
+                x, y = float(ra[col]), float(rb[col])
+            except ValueError:
+                assert ra[col] == rb[col], (ra["file"], col)
+            else:
+                assert x == pytest.approx(y, abs=1e-6), (ra["file"], col)
+
+
+def _run(out: Path) -> dict[str, Any]:
+    (run,) = json.loads((out / "run.json").read_text())["runs"][-1:]
+    assert isinstance(run, dict)
+    return run
+
+
+def test_one_and_two_actors_write_the_local_batch_results(
+    cluster: Any, films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    # an exception on film b (spine model) and in the reader of film c: failed rows, as locally
+    items = [InputItem(p) for p in films]
+    items[2] = ExplodingItem(films[2])
+    kwargs = _kwargs(reference, fail_rows=rows_of(films)[BAD])
+    local = score_batch(items, tmp_path / "local", kwargs, jobs=1, overlay=True)
+    expected = _rows(tmp_path / "local")
+    assert [r["error_code"] for r in expected] == ["", "internal_error", "internal_error"]
+    for jobs in (1, 2):
+        out = tmp_path / f"ray{jobs}"
+        summary = score_batch(items, out, kwargs, jobs=jobs, overlay=True, engine=RayEngine())
+        _same_rows(_rows(out), expected)
+        assert summary.counts == local.counts and summary.exit_code == 1
+        run = _run(out)
+        assert run["engine"] == "ray" and run["processes"] == jobs and run["threads"] == 1
+        assert run["ray"]["actors"] == jobs and run["ray"]["cluster_cpus"] == 2
+        assert run["worker_restarts"] == 0 and run["finished"]
+        for it in items:  # the actors wrote the case files
+            doc = json.loads((out / "cases" / f"{case_stem(it.name)}.json").read_text())
+            assert doc["file"] == it.name
+        assert (out / "overlays" / f"{case_stem(items[0].name)}.png").is_file()
+        assert BOOM in _rows(out)[BAD]["error"]
+    assert _run(tmp_path / "local")["engine"] == "local"
+
+
+def test_an_actor_that_dies_twice_on_a_film_fails_only_that_film(
+    cluster: Any, films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    items = [InputItem(p) for p in films]
+    kwargs = _kwargs(reference, fail_rows=rows_of(films)[BAD], spine=DyingSpine)
+    summary = score_batch(items, tmp_path, kwargs, jobs=2, engine=RayEngine())
+    rows = _rows(tmp_path)
+    assert [r["file"] for r in rows] == [it.name for it in items]  # none lost, in input order
+    bad = rows[BAD]
+    assert bad["status"] == "failed" and bad["error_code"] == "worker_failed"
+    assert Path(films[BAD]).name in bad["error"] and "died while scoring this film" in bad["error"]
+    assert bad["sha256"] and bad["settings"]  # resumable like any other row
+    assert all(r["status"] != "failed" for i, r in enumerate(rows) if i != BAD), rows
+    assert summary.counts["failed"] == 1 and summary.exit_code == 1
+    run = _run(tmp_path)
+    assert run["worker_restarts"] == 2  # the first death and the retry's
+    doc = json.loads((tmp_path / "cases" / f"{case_stem(items[BAD].name)}.json").read_text())
+    assert doc["error_code"] == "worker_failed"
+
+
+class OnceDyingSpine(FakeSpine):
+    """Kills its process on the first film of ``fail_rows`` rows it sees in this batch (a marker
+    file says it happened), then scores it like the others."""
+
+    def __init__(self, spine: SpineResult, fail_rows: int, marker: Path) -> None:
+        super().__init__(spine, fail_rows)
+        self.marker = marker
+
+    def predict(self, radiograph: Any, anterior_side: str | None = None) -> SpineResult:
+        if radiograph.shape[0] == self.fail_rows and not self.marker.exists():
+            self.marker.write_text("died once")
+            os._exit(1)
+        return self.spine
+
+
+def test_a_film_whose_actor_died_once_is_scored_on_a_fresh_actor(
+    cluster: Any, films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    items = [InputItem(p) for p in films]
+    kwargs = _kwargs(reference)
+    marker = tmp_path / "died"
+    kwargs["spine_model"] = OnceDyingSpine(reference.spine, rows_of(films)[BAD], marker)
+    summary = score_batch(items, tmp_path / "out", kwargs, jobs=1, engine=RayEngine())
+    assert marker.is_file()
+    rows = _rows(tmp_path / "out")
+    assert [r["error_code"] for r in rows] == ["", "", ""]
+    assert all(r["status"] in ("ok", "warning") for r in rows)
+    assert summary.exit_code == 0
+    assert _run(tmp_path / "out")["worker_restarts"] == 1
+
+
+def test_a_rerun_resumes_without_starting_actors(
+    cluster: Any, films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    items = [InputItem(p) for p in films]
+    first = score_batch(items, tmp_path, _kwargs(reference), jobs=2, engine=RayEngine())
+    before = (tmp_path / "results.csv").read_bytes()
+    again = score_batch(items, tmp_path, _kwargs(reference), jobs=2, engine=RayEngine())
+    assert first.scored == 3 and again.n_skipped == 3 and again.scored == 0
+    assert (tmp_path / "results.csv").read_bytes() == before
+    runs = json.loads((tmp_path / "run.json").read_text())["runs"]
+    assert [r["processes"] for r in runs] == [2, 0] and runs[1]["ray"]["actors"] == 0
+
+
+def test_more_actors_than_the_cluster_holds_are_refused(
+    cluster: Any, films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    items = [InputItem(p) for p in films]
+    with pytest.raises(BatchOptionError, match=r"--jobs: 3 actors .* at most 2"):
+        score_batch(items, tmp_path, _kwargs(reference), jobs=3, engine=RayEngine())
+    with pytest.raises(BatchOptionError, match=r"one actor needs 4 CPU\(s\)"):
+        score_batch(items, tmp_path, _kwargs(reference), engine=RayEngine(num_cpus_per_worker=4))
+    with pytest.raises(BatchOptionError, match=r"0 GPU\(s\)"):
+        score_batch(items, tmp_path, _kwargs(reference), engine=RayEngine(num_gpus_per_worker=1))
+
+
+def test_ray_options_are_checked_before_any_work() -> None:
+    assert parse_address(None) is None and parse_address(" ") is None
+    assert parse_address("AUTO") == "auto"
+    assert parse_address("127.0.0.1:6379") == "127.0.0.1:6379"
+    assert parse_address("ray://head:10001") == "ray://head:10001"
+    for bad in ("nohost", "host:port", "host:0", "host:70000"):
+        with pytest.raises(BatchOptionError, match="--address"):
+            parse_address(bad)
+    with pytest.raises(BatchOptionError, match="--num-cpus-per-worker"):
+        RayEngine(num_cpus_per_worker=0)
+    with pytest.raises(BatchOptionError, match="--num-gpus-per-worker"):
+        RayEngine(num_gpus_per_worker=-1)
+    assert RayEngine(num_cpus_per_worker=2.5).threads == 2
+    assert RayEngine(num_cpus_per_worker=0.5).threads == 1
+
+
+def test_the_scorer_of_an_actor_is_built_from_the_batch_arguments(reference: Reference) -> None:
+    from aacscore.batch import CaseJob
+    from aacscore.batch_ray import _ScorerActor
+
+    actor = _ScorerActor(CaseJob(_kwargs(reference), Path("unused")), threads=1)
+    assert isinstance(actor.scorer, Scorer) and actor.scorer.tta is False
