@@ -1,7 +1,7 @@
 """The Ray engine (:mod:`aacscore.batch_ray`) against a real local Ray cluster that the module
 starts (``ray.init`` on 127.0.0.1 with 2 CPUs) and stops: the same ``results.csv`` as the local
-batch with one and two actors, failure isolation (an exception, an actor that dies once, an actor
-that dies twice), resume, and the option checks.
+batch with one and two actors, and resume; failure isolation (an exception, an actor that dies
+once, an actor that dies twice); the option checks.
 
 The films and fake stages are those of :mod:`tests.batch_fixtures`; the fakes travel to the actors
 pickled with the scorer arguments. Skipped when Ray is not installed, except under CI
@@ -115,6 +115,13 @@ def test_one_and_two_actors_write_the_local_batch_results(
         assert (out / "overlays" / f"{case_stem(items[0].name)}.png").is_file()
         assert BOOM in _rows(out)[BAD]["error"]
     assert _run(tmp_path / "local")["engine"] == "local"
+    # a re-run resumes every film without starting any actor (failed rows count as done)
+    before = (tmp_path / "ray2" / "results.csv").read_bytes()
+    again = score_batch(items, tmp_path / "ray2", kwargs, jobs=2, engine=RayEngine())
+    assert again.n_skipped == 3 and again.scored == 0
+    assert (tmp_path / "ray2" / "results.csv").read_bytes() == before
+    runs = json.loads((tmp_path / "ray2" / "run.json").read_text())["runs"]
+    assert [r["processes"] for r in runs] == [2, 0] and runs[1]["ray"]["actors"] == 0
 
 
 def test_an_actor_that_dies_twice_on_a_film_fails_only_that_film(
@@ -166,19 +173,6 @@ def test_a_film_whose_actor_died_once_is_scored_on_a_fresh_actor(
     assert all(r["status"] in ("ok", "warning") for r in rows)
     assert summary.exit_code == 0
     assert _run(tmp_path / "out")["worker_restarts"] == 1
-
-
-def test_a_rerun_resumes_without_starting_actors(
-    cluster: Any, films: list[Path], reference: Reference, tmp_path: Path
-) -> None:
-    items = [InputItem(p) for p in films]
-    first = score_batch(items, tmp_path, _kwargs(reference), jobs=2, engine=RayEngine())
-    before = (tmp_path / "results.csv").read_bytes()
-    again = score_batch(items, tmp_path, _kwargs(reference), jobs=2, engine=RayEngine())
-    assert first.scored == 3 and again.n_skipped == 3 and again.scored == 0
-    assert (tmp_path / "results.csv").read_bytes() == before
-    runs = json.loads((tmp_path / "run.json").read_text())["runs"]
-    assert [r["processes"] for r in runs] == [2, 0] and runs[1]["ray"]["actors"] == 0
 
 
 def test_more_actors_than_the_cluster_holds_are_refused(

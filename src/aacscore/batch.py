@@ -115,6 +115,18 @@ class BatchOptionError(ValueError):
     option and its value."""
 
 
+class EngineKind(str, Enum):
+    """Who scores the cases (``--engine``)."""
+
+    LOCAL = "local"
+    """This process, or worker processes of this machine (:class:`LocalEngine`)."""
+    RAY = "ray"
+    """Ray actors (:class:`aacscore.batch_ray.RayEngine`)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Action(str, Enum):
     """What a batch does with one input."""
 

@@ -188,9 +188,7 @@ class RayEngine:
     def _connect(self, ray: Any) -> None:
         args: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
         if self.address is None:
-            args.update(
-                num_cpus=cpu_cores(), include_dashboard=False, _node_ip_address="127.0.0.1"
-            )
+            args.update(num_cpus=cpu_cores(), include_dashboard=False, _node_ip_address="127.0.0.1")
             args.update(self.init_kwargs)
         else:
             args["address"] = self.address
