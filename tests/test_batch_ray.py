@@ -3,8 +3,9 @@ starts (``ray.init`` on 127.0.0.1 with 2 CPUs) and stops: the same ``results.csv
 batch with one and two actors, and resume; failure isolation (an exception, an actor that dies
 once, an actor that dies twice); the option checks.
 
-The films and fake stages are those of :mod:`tests.batch_fixtures`; the fakes travel to the actors
-pickled with the scorer arguments. Skipped when Ray is not installed, except under CI
+The films are those of :mod:`tests.batch_fixtures`, the fake stages those of :mod:`tests.ray_fakes`
+(without PyTorch, so that actors start quickly); they travel to the actors pickled with the
+scorer arguments. Skipped when Ray is not installed, except under CI
 (``AACSCORE_REQUIRE_TOOLS=1``), where that fails.
 """
 
@@ -19,24 +20,13 @@ from typing import Any
 
 import pytest
 
-from aacscore.batch import BatchOptionError, case_stem, score_batch
-from aacscore.batch_ray import RayEngine, parse_address
+from aacscore.batch import BatchOptionError, CaseJob, case_stem, score_batch
+from aacscore.batch_ray import RayEngine, _ScorerActor, parse_address
 from aacscore.io import InputItem
 from aacscore.outputs.results_csv import read_results
 from aacscore.pipeline import Scorer
-from aacscore.spine.predict import SpineResult
-from tests.batch_fixtures import (
-    BAD,
-    BOOM,
-    DyingSpine,
-    ExplodingItem,
-    FakeSpine,
-    Reference,
-    films,
-    reference,
-    rows_of,
-)
-from tests.batch_fixtures import fake_kwargs as _kwargs
+from tests.batch_fixtures import BAD, Reference, films, reference, rows_of
+from tests.ray_fakes import BOOM, ExplodingInput, Failure, ray_kwargs
 
 __all__ = ["films", "reference"]  # fixtures
 
@@ -95,8 +85,8 @@ def test_one_and_two_actors_write_the_local_batch_results(
 ) -> None:
     # an exception on film b (spine model) and in the reader of film c: failed rows, as locally
     items = [InputItem(p) for p in films]
-    items[2] = ExplodingItem(films[2])
-    kwargs = _kwargs(reference, fail_rows=rows_of(films)[BAD])
+    items[2] = ExplodingInput(films[2])
+    kwargs = ray_kwargs(reference, fail_rows=rows_of(films)[BAD])
     local = score_batch(items, tmp_path / "local", kwargs, jobs=1, overlay=True)
     expected = _rows(tmp_path / "local")
     assert [r["error_code"] for r in expected] == ["", "internal_error", "internal_error"]
@@ -128,7 +118,7 @@ def test_an_actor_that_dies_twice_on_a_film_fails_only_that_film(
     cluster: Any, films: list[Path], reference: Reference, tmp_path: Path
 ) -> None:
     items = [InputItem(p) for p in films]
-    kwargs = _kwargs(reference, fail_rows=rows_of(films)[BAD], spine=DyingSpine)
+    kwargs = ray_kwargs(reference, rows_of(films)[BAD], Failure.DIE)
     summary = score_batch(items, tmp_path, kwargs, jobs=2, engine=RayEngine())
     rows = _rows(tmp_path)
     assert [r["file"] for r in rows] == [it.name for it in items]  # none lost, in input order
@@ -144,28 +134,12 @@ def test_an_actor_that_dies_twice_on_a_film_fails_only_that_film(
     assert doc["error_code"] == "worker_failed"
 
 
-class OnceDyingSpine(FakeSpine):
-    """Kills its process on the first film of ``fail_rows`` rows it sees in this batch (a marker
-    file says it happened), then scores it like the others."""
-
-    def __init__(self, spine: SpineResult, fail_rows: int, marker: Path) -> None:
-        super().__init__(spine, fail_rows)
-        self.marker = marker
-
-    def predict(self, radiograph: Any, anterior_side: str | None = None) -> SpineResult:
-        if radiograph.shape[0] == self.fail_rows and not self.marker.exists():
-            self.marker.write_text("died once")
-            os._exit(1)
-        return self.spine
-
-
 def test_a_film_whose_actor_died_once_is_scored_on_a_fresh_actor(
     cluster: Any, films: list[Path], reference: Reference, tmp_path: Path
 ) -> None:
     items = [InputItem(p) for p in films]
-    kwargs = _kwargs(reference)
     marker = tmp_path / "died"
-    kwargs["spine_model"] = OnceDyingSpine(reference.spine, rows_of(films)[BAD], marker)
+    kwargs = ray_kwargs(reference, rows_of(films)[BAD], Failure.DIE_ONCE, marker)
     summary = score_batch(items, tmp_path / "out", kwargs, jobs=1, engine=RayEngine())
     assert marker.is_file()
     rows = _rows(tmp_path / "out")
@@ -180,11 +154,11 @@ def test_more_actors_than_the_cluster_holds_are_refused(
 ) -> None:
     items = [InputItem(p) for p in films]
     with pytest.raises(BatchOptionError, match=r"--jobs: 3 actors .* at most 2"):
-        score_batch(items, tmp_path, _kwargs(reference), jobs=3, engine=RayEngine())
+        score_batch(items, tmp_path, ray_kwargs(reference), jobs=3, engine=RayEngine())
     with pytest.raises(BatchOptionError, match=r"one actor needs 4 CPU\(s\)"):
-        score_batch(items, tmp_path, _kwargs(reference), engine=RayEngine(num_cpus_per_worker=4))
+        score_batch(items, tmp_path, ray_kwargs(reference), engine=RayEngine(num_cpus_per_worker=4))
     with pytest.raises(BatchOptionError, match=r"0 GPU\(s\)"):
-        score_batch(items, tmp_path, _kwargs(reference), engine=RayEngine(num_gpus_per_worker=1))
+        score_batch(items, tmp_path, ray_kwargs(reference), engine=RayEngine(num_gpus_per_worker=1))
 
 
 def test_ray_options_are_checked_before_any_work() -> None:
@@ -204,8 +178,5 @@ def test_ray_options_are_checked_before_any_work() -> None:
 
 
 def test_the_scorer_of_an_actor_is_built_from_the_batch_arguments(reference: Reference) -> None:
-    from aacscore.batch import CaseJob
-    from aacscore.batch_ray import _ScorerActor
-
-    actor = _ScorerActor(CaseJob(_kwargs(reference), Path("unused")), threads=1)
+    actor = _ScorerActor(CaseJob(ray_kwargs(reference), Path("unused")), threads=1)
     assert isinstance(actor.scorer, Scorer) and actor.scorer.tta is False
