@@ -428,18 +428,26 @@ def shard_key(item: InputItem, roots: Sequence[str | Path] = ()) -> str:
 
     Not the content hash (every part would read every file), nor the absolute path (a part
     run on another machine, where the data lies elsewhere, must split the same way)."""
-    path = item.path.resolve()
-    key = item.path.name
+    return _shard_key(item, _root_folders(roots))
+
+
+def _root_folders(roots: Sequence[str | Path]) -> list[Path]:
+    folders = []
     for root in roots:
         r = Path(root)
         folder = r.parent if r.is_file() and r.suffix.lower() in LIST_SUFFIXES else r
-        if not folder.is_dir():
-            continue
-        try:
-            key = path.relative_to(folder.resolve()).as_posix()
-        except ValueError:
-            continue
-        break
+        if folder.is_dir():
+            folders.append(Path(os.path.abspath(folder)))
+    return folders
+
+
+def _shard_key(item: InputItem, folders: Sequence[Path]) -> str:
+    path = Path(os.path.abspath(item.path))  # as found under its folder: links not followed
+    key = item.path.name
+    for folder in folders:
+        if folder == path or folder in path.parents:
+            key = path.relative_to(folder).as_posix()
+            break
     return key if item.member is None else f"{key}:{item.member}"
 
 
@@ -456,7 +464,8 @@ def select_part(
     hold every input exactly once."""
     if part is None:
         return list(items)
-    return [it for it in items if part_of(shard_key(it, roots), part.num_parts) == part.part_id]
+    folders = _root_folders(roots)
+    return [it for it in items if part_of(_shard_key(it, folders), part.num_parts) == part.part_id]
 
 
 # --- planning ----------------------------------------------------------------------------------
