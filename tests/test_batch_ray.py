@@ -180,3 +180,31 @@ def test_ray_options_are_checked_before_any_work() -> None:
 def test_the_scorer_of_an_actor_is_built_from_the_batch_arguments(reference: Reference) -> None:
     actor = _ScorerActor(CaseJob(ray_kwargs(reference), Path("unused")), threads=1)
     assert isinstance(actor.scorer, Scorer) and actor.scorer.tta is False
+
+
+@pytest.mark.slow
+def test_the_command_line_starts_and_stops_its_own_local_ray_instance(
+    films: list[Path], tmp_path: Path
+) -> None:
+    # a fresh process (not connected to the module's cluster), the shipped models in the actor
+    import subprocess
+    import sys
+
+    _require_ray()
+    out = tmp_path / "ray"
+    cmd = [sys.executable, "-m", "aacscore", "score", str(films[0]), "-o", str(out)]
+    proc = subprocess.run(
+        [*cmd, "--engine", "ray", "--jobs", "1"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    (row,) = _rows(out)
+    assert row["file"] == str(films[0]) and row["sha256"] and row["settings"]
+    assert proc.returncode == (1 if row["status"] == "failed" else 0)
+    assert (
+        json.loads((out / "cases" / f"{case_stem(row['file'])}.json").read_text())["status"]
+        == (row["status"])
+    )
+    run = _run(out)
+    assert run["engine"] == "ray" and run["ray"]["address"] == "local"
+    assert run["ray"]["actors"] == 1 and run["ray"]["cluster_cpus"] >= 1 and run["finished"]
+    assert run["models"] and "error" not in run["models"]
