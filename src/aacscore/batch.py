@@ -32,6 +32,15 @@ Rows are appended in completion order while the batch runs (each flushed to disk
 ``results.csv`` is rewritten atomically with this run's inputs last, in input order (rows of
 earlier runs that are not among the inputs first), so ``jobs`` never changes the file.
 
+Engines. The batch plans, writes every row, case file and run record in this process; an
+:class:`Engine` only scores the cases: :class:`LocalEngine` (below) or
+:class:`aacscore.batch_ray.RayEngine` (Ray actors), so both give the same files.
+
+Parts. ``--num-parts N --part-id K`` (:func:`select_part`) keeps the inputs whose
+:func:`shard_key` (the path relative to the folder given as input, not the content) falls in part
+``K``, for a scheduler's array of jobs, each into its own output folder; ``aacscore merge``
+(:mod:`aacscore.merge`) joins them.
+
 Processes. ``jobs="auto"`` (the default) picks :func:`auto_processes` of the CPU cores; more
 processes share the cores' threads (``cores // processes`` network threads each). A worker
 process that dies (killed by the kernel for memory, a crash in native code) fails the film it
@@ -57,7 +66,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +77,7 @@ from aacscore.backend import Backend, BackendError, parse_backend, require_torch
 from aacscore.codes import ErrorCode
 from aacscore.info import environment_info
 from aacscore.io import InputItem, Radiograph, RadiographError, SkippedInput
+from aacscore.io.inputs import LIST_SUFFIXES
 from aacscore.kauppila import parse_groups
 from aacscore.keys import case_key
 from aacscore.outputs.case_json import (
@@ -103,6 +113,18 @@ _MODEL_ATTRIBUTES: dict[str, str] = {
 class BatchOptionError(ValueError):
     """An option that cannot work (found before any film is read); the message names the
     option and its value."""
+
+
+class EngineKind(str, Enum):
+    """Who scores the cases (``--engine``)."""
+
+    LOCAL = "local"
+    """This process, or worker processes of this machine (:class:`LocalEngine`)."""
+    RAY = "ray"
+    """Ray actors (:class:`aacscore.batch_ray.RayEngine`)."""
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class Action(str, Enum):
@@ -354,6 +376,96 @@ def row_location(file: str) -> Location:
     if m is not None:
         return (str(Path(m.group(1)).resolve()), m.group(2))
     return (str(Path(file).resolve()), None)
+
+
+# --- parts (sharding for schedulers) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """Part ``part_id`` of ``num_parts`` (``--num-parts N --part-id K``, ``0 <= K < N``)."""
+
+    num_parts: int
+    part_id: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_parts, bool) or not isinstance(self.num_parts, int):
+            raise BatchOptionError(f"--num-parts: {self.num_parts!r} is not a whole number")
+        if isinstance(self.part_id, bool) or not isinstance(self.part_id, int):
+            raise BatchOptionError(f"--part-id: {self.part_id!r} is not a whole number")
+        if self.num_parts < 1:
+            raise BatchOptionError(f"--num-parts: {self.num_parts} parts: give 1 or more")
+        if not 0 <= self.part_id < self.num_parts:
+            raise BatchOptionError(
+                f"--part-id: {self.part_id} is not a part of {self.num_parts}: give 0 to "
+                f"{self.num_parts - 1}"
+            )
+
+    def as_dict(self) -> dict[str, int]:
+        """``{"num_parts": N, "part_id": K}`` (the form of the run record's ``part``)."""
+        return {"num_parts": self.num_parts, "part_id": self.part_id}
+
+
+def parse_part(num_parts: int | None, part_id: int | None) -> Part | None:
+    """The part asked for by ``--num-parts`` and ``--part-id`` (None: neither, every input).
+
+    Raises:
+        BatchOptionError: only one of them, or values that are not a part."""
+    if num_parts is None and part_id is None:
+        return None
+    if num_parts is None or part_id is None:
+        given, missing = ("--num-parts", "--part-id")
+        if num_parts is None:
+            given, missing = missing, given
+        raise BatchOptionError(f"{given} needs {missing} too")
+    return Part(num_parts, part_id)
+
+
+def shard_key(item: InputItem, roots: Sequence[str | Path] = ()) -> str:
+    """The key that decides an input's part: its path (POSIX) relative to the first of
+    ``roots`` that holds it (the folders given as inputs, and the folders of the list files
+    given), else its file name; for a zip member, the zip's key, ``:`` and the member.
+
+    Not the content hash (every part would read every file), nor the absolute path (a part
+    run on another machine, where the data lies elsewhere, must split the same way)."""
+    return _shard_key(item, _root_folders(roots))
+
+
+def _root_folders(roots: Sequence[str | Path]) -> list[Path]:
+    folders = []
+    for root in roots:
+        r = Path(root)
+        folder = r.parent if r.is_file() and r.suffix.lower() in LIST_SUFFIXES else r
+        if folder.is_dir():
+            folders.append(Path(os.path.abspath(folder)))
+    return folders
+
+
+def _shard_key(item: InputItem, folders: Sequence[Path]) -> str:
+    path = Path(os.path.abspath(item.path))  # as found under its folder: links not followed
+    key = item.path.name
+    for folder in folders:
+        if folder == path or folder in path.parents:
+            key = path.relative_to(folder).as_posix()
+            break
+    return key if item.member is None else f"{key}:{item.member}"
+
+
+def part_of(key: str, num_parts: int) -> int:
+    """The part (``0 .. num_parts - 1``) of a :func:`shard_key`: its SHA-256 modulo the number
+    of parts (the same on every machine and Python)."""
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:16], 16) % num_parts
+
+
+def select_part(
+    items: Sequence[InputItem], roots: Sequence[str | Path], part: Part | None
+) -> list[InputItem]:
+    """The inputs of ``part`` (all of them when None), in order; the parts of one set of inputs
+    hold every input exactly once."""
+    if part is None:
+        return list(items)
+    folders = _root_folders(roots)
+    return [it for it in items if part_of(_shard_key(it, folders), part.num_parts) == part.part_id]
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -627,17 +739,112 @@ def _remove_outputs(out_dir: Path, name: str) -> None:
         p.unlink(missing_ok=True)
 
 
-# --- worker processes ------------------------------------------------------------------------
-_WORKER: dict[str, Any] = {}
+# --- engines: who scores the cases ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Task:
+class CaseTask:
+    """One input to score: ``index`` of the input in the batch, its ``ids`` (hash and
+    settings) and the row ids its row replaces."""
+
     index: int
-    """Of the input in the batch."""
     item: InputItem
     ids: CaseIds
     replaces: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """What every case of a batch is scored with: the :class:`Scorer` arguments, the output
+    folder and options, and ``jobs`` (the workers asked for: a number or ``"auto"``)."""
+
+    scorer_kwargs: Mapping[str, Any]
+    out_dir: Path
+    overlay: bool = False
+    dicom_out: bool = False
+    include_patient_id: bool = False
+    jobs: int | str = JOBS_AUTO
+
+    def score(self, scorer: Scorer, task: CaseTask) -> Result:
+        """Score ``task`` with ``scorer`` and write its files (:func:`process_item`, never
+        raises); the result comes back without its stage results (the caller writes its row)."""
+        result = process_item(
+            scorer,
+            task.item,
+            self.out_dir,
+            self.overlay,
+            self.dicom_out,
+            ids=task.ids,
+            include_patient_id=self.include_patient_id,
+        )
+        return result.without_stages()
+
+
+class Engine(Protocol):
+    """Who scores the cases of a batch (:class:`LocalEngine`, or
+    :class:`aacscore.batch_ray.RayEngine`). The batch plans, writes every ``results.csv`` row and
+    the run record; an engine only runs :meth:`CaseJob.score` for each task."""
+
+    @property
+    def name(self) -> str:
+        """What the run record calls it (``engine``)."""
+        ...
+
+    def run(
+        self,
+        tasks: Sequence[CaseTask],
+        job: CaseJob,
+        scorer: Scorer,
+        start: Callable[[CaseTask], None],
+        done: Callable[[CaseTask, Result], None],
+    ) -> dict[str, Any]:
+        """Score ``tasks``: call ``start`` before a task is first sent to a worker and ``done``
+        exactly once per task with its result (its case JSON written; a worker that died:
+        :func:`worker_failed`). ``scorer`` is the batch's own (for scoring in this process).
+        Returns what the run record says of the workers (``processes``, ``threads``,
+        ``worker_restarts`` and the engine's own)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """Score in this process, or in spawned worker processes (``job.jobs``, see
+    :func:`resolve_workers` and the module docstring)."""
+
+    name: str = "local"
+
+    def run(
+        self,
+        tasks: Sequence[CaseTask],
+        job: CaseJob,
+        scorer: Scorer,
+        start: Callable[[CaseTask], None],
+        done: Callable[[CaseTask, Result], None],
+    ) -> dict[str, Any]:
+        """See :meth:`Engine.run`."""
+        processes, threads = resolve_workers(job.jobs, len(tasks))
+        restarts = 0
+        if processes == 1:
+            for task in tasks:
+                start(task)
+                done(task, job.score(scorer, task))
+        else:
+            restarts = _run_pool(tasks, start, done, processes=processes, threads=threads, job=job)
+        return {"processes": processes, "threads": threads or None, "worker_restarts": restarts}
+
+
+def worker_failed(task: CaseTask, out_dir: Path, problem: str) -> Result:
+    """The ``worker_failed`` result of a task whose worker died or whose result could not come
+    back (``problem`` says how); writes its case JSON."""
+    name = task.item.name
+    res = failed(name, f"{name}: worker failed: {problem}", ErrorCode.WORKER_FAILED)
+    res = replace(res, ids=task.ids)
+    write_case_json(out_dir / "cases" / f"{case_stem(name)}.json", res)
+    return res
+
+
+# --- worker processes ------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
 
 
 def _init_worker(scorer_kwargs: dict[str, Any], threads: int) -> None:
@@ -647,35 +854,18 @@ def _init_worker(scorer_kwargs: dict[str, Any], threads: int) -> None:
     _WORKER["scorer"] = Scorer(**scorer_kwargs)
 
 
-def _work(
-    item: InputItem, out_dir: Path, overlay: bool, dicom_out: bool, ids: CaseIds, patient_id: bool
-) -> Result:
-    result = process_item(
-        _WORKER["scorer"], item, out_dir, overlay, dicom_out, ids=ids, include_patient_id=patient_id
-    )
-    return result.without_stages()  # all outputs are written; only the CSV row goes back
-
-
-def _worker_failed(task: _Task, out_dir: Path, problem: str) -> Result:
-    name = task.item.name
-    res = failed(name, f"{name}: worker failed: {problem}", ErrorCode.WORKER_FAILED)
-    res = replace(res, ids=task.ids)
-    write_case_json(out_dir / "cases" / f"{case_stem(name)}.json", res)
-    return res
+def _work(job: CaseJob, task: CaseTask) -> Result:
+    return job.score(_WORKER["scorer"], task)  # all outputs are written; only the row goes back
 
 
 def _run_pool(
-    tasks: Sequence[_Task],
-    start: Callable[[_Task], None],
-    done: Callable[[_Task, Result], None],
+    tasks: Sequence[CaseTask],
+    start: Callable[[CaseTask], None],
+    done: Callable[[CaseTask, Result], None],
     *,
     processes: int,
     threads: int,
-    scorer_kwargs: dict[str, Any],
-    out_dir: Path,
-    overlay: bool,
-    dicom_out: bool,
-    include_patient_id: bool,
+    job: CaseJob,
 ) -> int:
     """Score ``tasks`` in ``processes`` spawned workers, calling ``start`` before a task is
     first submitted and ``done`` with its result; returns how often the pool was restarted
@@ -685,19 +875,19 @@ def _run_pool(
     lost; they are run again one at a time in a new pool, and a task that kills a worker while
     it is alone in flight fails (``worker_failed``); then the batch goes on."""
     queue = deque(tasks)
-    suspects: deque[_Task] = deque()
+    suspects: deque[CaseTask] = deque()
     alone: set[int] = set()  # tasks submitted one at a time
     restarts = 0
     ctx = multiprocessing.get_context("spawn")
-    args = (out_dir, overlay, dicom_out)
+    out_dir = job.out_dir
     while queue or suspects:
-        lost: list[_Task] = []
-        pending: dict[Future[Result], _Task] = {}
+        lost: list[CaseTask] = []
+        pending: dict[Future[Result], CaseTask] = {}
         with ProcessPoolExecutor(
             max_workers=processes,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(scorer_kwargs, threads),
+            initargs=(dict(job.scorer_kwargs), threads),
         ) as pool:
             while not lost and (queue or suspects or pending):
                 source = suspects if suspects else queue
@@ -707,7 +897,7 @@ def _run_pool(
                     if source is queue:
                         start(task)
                     try:
-                        fut = pool.submit(_work, task.item, *args, task.ids, include_patient_id)
+                        fut = pool.submit(_work, job, task)
                     except BrokenProcessPool:
                         source.appendleft(task)
                         break
@@ -735,7 +925,7 @@ def _run_pool(
             (task,) = lost
             log.warning("%s: the worker process died while scoring it", task.item.name)
             problem = "the worker process died while scoring this film (killed or crashed)"
-            done(task, _worker_failed(task, out_dir, problem))
+            done(task, worker_failed(task, out_dir, problem))
         else:
             log.warning(
                 "a worker process died with %d film(s) in flight; running them again one at a time",
@@ -758,9 +948,9 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
 
 def _collect(
     fut: Future[Result],
-    task: _Task,
-    done: Callable[[_Task, Result], None],
-    lost: list[_Task],
+    task: CaseTask,
+    done: Callable[[CaseTask, Result], None],
+    lost: list[CaseTask],
     out_dir: Path,
 ) -> None:
     """Hand a finished future's result to ``done``, or note its task as lost with the pool."""
@@ -770,7 +960,7 @@ def _collect(
         lost.append(task)
         return
     except Exception as e:  # the result could not come back
-        res = _worker_failed(task, out_dir, f"{type(e).__name__}: {e}")
+        res = worker_failed(task, out_dir, f"{type(e).__name__}: {e}")
     done(task, res)
 
 
@@ -814,10 +1004,14 @@ def score_batch(
     skipped_inputs: Sequence[SkippedInput] = (),
     on_result: Callable[[Result], None] | None = None,
     on_skip: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
+    part: Part | None = None,
 ) -> BatchSummary:
     """Score ``items`` into ``out_dir``; see the module docstring for the layout and resume.
 
-    ``jobs``: worker processes, or ``"auto"``. ``include_patient_id`` fills the
+    ``engine`` scores the cases (default :class:`LocalEngine`); ``jobs``: its workers, or
+    ``"auto"``. ``part``: the part of the inputs that ``items`` is (:func:`select_part`),
+    recorded in the run record. ``include_patient_id`` fills the
     ``patient_id`` column from the DICOM header (identifying; off by default). ``on_result``
     gets each scored result once its files are written, without its stage results;
     ``on_skip`` the number of inputs already done or duplicated, before scoring starts.
@@ -830,6 +1024,7 @@ def score_batch(
     """
     kwargs = dict(scorer_kwargs or {})
     check_options(kwargs, jobs, out_dir)
+    runner: Engine = LocalEngine() if engine is None else engine
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -851,7 +1046,10 @@ def score_batch(
         "n_inputs": len(items),
         "skipped_inputs": [s.as_dict() for s in skipped_inputs],
         "jobs": jobs,
+        "engine": runner.name,
     }
+    if part is not None:
+        record["part"] = part.as_dict()
     try:
         record["models"] = scorer.models_info()
     except Exception as e:  # models missing: every case fails below with the same reason
@@ -887,51 +1085,24 @@ def score_batch(
     todo = [i for i, p in enumerate(plans) if p.action in (Action.SCORE, Action.RESCORE)]
     if on_skip is not None:
         on_skip(len(items) - len(todo))
-    processes, threads = resolve_workers(jobs, len(todo))
-    record.update(processes=processes, threads=threads or None)
 
-    def done(task: _Task, res: Result) -> None:
+    def done(task: CaseTask, res: Result) -> None:
         res = res.without_stages()
         row_of[task.index] = writer.write(res, task.replaces)
         if on_result is not None:
             on_result(res)
 
-    def start(task: _Task) -> None:
+    def start(task: CaseTask) -> None:
         for rid in task.replaces:  # drawn from what is scored again
             _remove_outputs(out, writer.rows[rid]["file"])
 
     ids = CaseIds(settings=settings.hash)
     tasks = [
-        _Task(i, plans[i].item, replace(ids, sha256=plans[i].sha256), plans[i].replaces)
+        CaseTask(i, plans[i].item, replace(ids, sha256=plans[i].sha256), plans[i].replaces)
         for i in todo
     ]
-    restarts = 0
-    if processes == 1:
-        for task in tasks:
-            start(task)
-            res = process_item(
-                scorer,
-                task.item,
-                out,
-                overlay,
-                dicom_out,
-                ids=task.ids,
-                include_patient_id=include_patient_id,
-            )
-            done(task, res)
-    else:
-        restarts = _run_pool(
-            tasks,
-            start,
-            done,
-            processes=processes,
-            threads=threads,
-            scorer_kwargs=kwargs,
-            out_dir=out,
-            overlay=overlay,
-            dicom_out=dicom_out,
-            include_patient_id=include_patient_id,
-        )
+    job = CaseJob(kwargs, out, overlay, dicom_out, include_patient_id, jobs)
+    record.update(runner.run(tasks, job, scorer, start, done))
     first_index: dict[str, int] = {}
     for i, it in enumerate(items):
         first_index.setdefault(it.name, i)
@@ -969,7 +1140,6 @@ def score_batch(
             for p in plans
             if p.action is Action.DUPLICATE
         ],
-        worker_restarts=restarts,
         counts=summary.counts,
         input_counts=summary.input_counts,
     )

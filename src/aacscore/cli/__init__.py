@@ -19,5 +19,6 @@ from aacscore.cli import view as _view  # noqa: F401  isort: skip
 from aacscore.cli import score as _score  # noqa: F401  isort: skip
 from aacscore.cli import demo as _demo  # noqa: F401  isort: skip
 from aacscore.cli import summary as _summary  # noqa: F401  isort: skip
+from aacscore.cli import merge as _merge  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import TextColumn
@@ -10,6 +11,9 @@ from rich.progress import TextColumn
 from aacscore._progress import progress_bar
 from aacscore.cli._app import app, console, err_console
 from aacscore.io import RadiographError, find_inputs
+
+if TYPE_CHECKING:
+    from aacscore.batch import Engine
 
 EPILOG = (
     "Exit status: 0 every input scored (ok or warning); 1 some or all inputs failed (see "
@@ -22,6 +26,38 @@ EPILOG = (
 def _usage_error(message: str) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     return typer.Exit(2)
+
+
+def _engine(name: str, address: str | None, cpus: float, gpus: float) -> Engine | None:
+    """The engine of ``--engine`` (None: the local default).
+
+    Raises:
+        BatchOptionError: an unknown engine, a Ray option without ``--engine ray``, Ray
+            missing, or a bad value."""
+    from aacscore.batch import BatchOptionError, EngineKind
+
+    try:
+        kind = EngineKind(name.strip().lower())
+    except ValueError:
+        choices = " or ".join(k.value for k in EngineKind)
+        raise BatchOptionError(f"--engine: {name!r} is not an engine: give {choices}") from None
+    if kind is EngineKind.LOCAL:
+        given = [
+            name
+            for name, value, default in (
+                ("--address", address, None),
+                ("--num-cpus-per-worker", cpus, 1.0),
+                ("--num-gpus-per-worker", gpus, 0.0),
+            )
+            if value != default
+        ]
+        if given:
+            raise BatchOptionError(f"{', '.join(given)}: only with --engine ray")
+        return None
+    from aacscore.batch_ray import RayEngine, require_ray
+
+    require_ray()
+    return RayEngine(address=address, num_cpus_per_worker=cpus, num_gpus_per_worker=gpus)
 
 
 @app.command("score", epilog=EPILOG)
@@ -84,6 +120,40 @@ def score(
         help="Fill the patient_id column of results.csv from the DICOM header (identifying "
         "data; empty by default).",
     ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="Who scores the films: local (this machine's processes) or ray (Ray actors, one "
+        "model per actor; needs aacscore[ray]; --jobs is then the number of actors, auto: the "
+        "cluster's CPUs / --num-cpus-per-worker). Inputs and OUT must be on a file system that "
+        "every Ray node sees at the same path.",
+    ),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        help="--engine ray: the cluster to join, auto or HOST:PORT (default: start a local Ray "
+        "instance of this machine's cores on 127.0.0.1).",
+    ),
+    num_cpus_per_worker: float = typer.Option(
+        1.0,
+        "--num-cpus-per-worker",
+        help="--engine ray: CPUs each actor reserves (its network threads).",
+    ),
+    num_gpus_per_worker: float = typer.Option(
+        0.0, "--num-gpus-per-worker", help="--engine ray: GPUs each actor reserves."
+    ),
+    num_parts: int | None = typer.Option(
+        None,
+        "--num-parts",
+        help="Split the inputs into N parts (e.g. a Slurm array of N jobs, each into its own "
+        "OUT; join them with aacscore merge). The split is by each input's path relative to the "
+        "folder given (a file given: its name), the same on every machine.",
+    ),
+    part_id: int | None = typer.Option(
+        None,
+        "--part-id",
+        help="Score part K (0 to N-1) of --num-parts N, e.g. $SLURM_ARRAY_TASK_ID.",
+    ),
 ) -> None:
     """Score lateral lumbar radiographs (Kauppila AAC-24) into OUT/results.csv.
 
@@ -93,7 +163,13 @@ def score(
     read as input; sidecar files (*.json, the simulator's label maps) and aacscore's own
     outputs (overlay PNGs, DICOM SR and secondary captures) are skipped and listed in
     OUT/run.json (skipped_inputs)."""
-    from aacscore.batch import BatchOptionError, check_options, score_batch
+    from aacscore.batch import (
+        BatchOptionError,
+        check_options,
+        parse_part,
+        score_batch,
+        select_part,
+    )
 
     kwargs = {
         "spine_model": spine_model,
@@ -107,6 +183,8 @@ def score(
     }
     try:
         check_options(kwargs, jobs, out)
+        part = parse_part(num_parts, part_id)
+        runner = _engine(engine, address, num_cpus_per_worker, num_gpus_per_worker)
         found = find_inputs(inputs, exclude=[out], missing_ok=True)
     except (BatchOptionError, RadiographError) as e:
         raise _usage_error(str(e)) from None
@@ -121,6 +199,12 @@ def score(
         if len(found.skipped) > 5:
             err_console.print(f"  ... and {len(found.skipped) - 5} more", highlight=False)
         raise typer.Exit(2)
+    if part is not None:
+        items = select_part(items, inputs, part)
+        err_console.print(
+            f"part {part.part_id} of {part.num_parts}: {len(items)} of {len(found.items)} inputs",
+            highlight=False,
+        )
     args = {
         "inputs": inputs,
         "out": str(out),
@@ -130,6 +214,12 @@ def score(
         "jobs": jobs,
         "retry_failed": retry_failed,
         "include_patient_id": include_patient_id,
+        "engine": engine,
+        "address": address,
+        "num_cpus_per_worker": num_cpus_per_worker,
+        "num_gpus_per_worker": num_gpus_per_worker,
+        "num_parts": num_parts,
+        "part_id": part_id,
     }
     with progress_bar(
         "scoring", extra_columns=[TextColumn("{task.description}")], console=err_console
@@ -157,6 +247,8 @@ def score(
                 skipped_inputs=found.skipped,
                 on_result=on_result,
                 on_skip=on_skip,
+                engine=runner,
+                part=part,
             )
         except BatchOptionError as e:
             raise _usage_error(str(e)) from None
