@@ -185,7 +185,8 @@ def _generalise_rows() -> list[Row]:
             "real flexion film `LAT.jpg`: Dice L2 / L3 / L4 / L5 with its mask; levels right",
             f,
             lambda d: "; ".join(
-                f"{name}: " + " / ".join(f"{v:.2f}" for v in r["dice"].values())
+                f"{name}: "
+                + " / ".join(f"{v:.2f}" for v in r["dice"].values())
                 + f", {'yes' if r['levels_right'] else 'no'}"
                 for name, r in d["spine"]["real"].items()
             ),

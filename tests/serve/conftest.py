@@ -14,10 +14,7 @@ from aacscore.batch import case_stem, score_batch
 from aacscore.io import InputItem
 from aacscore.pipeline import Scorer
 from tests.batch_fixtures import Reference, fake_kwargs
-from tests.batch_fixtures import reference as reference  # noqa: F401  (fixture)
-
-pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
+from tests.batch_fixtures import reference as reference  # fixture
 
 
 @dataclass(frozen=True)

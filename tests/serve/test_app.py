@@ -13,8 +13,12 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient
 
 from aacscore.kauppila import SEGMENTS
 from aacscore.pipeline import Scorer
@@ -72,7 +76,7 @@ def test_case_film_overlay_and_sr(client: TestClient, folder: Folder) -> None:
     assert case["has_sr"] and not case["has_overlay"] and case["review"] is None
     film = client.get(f"/api/cases/{folder.dicom_id}/film.png")
     img = Image.open(io.BytesIO(film.content))
-    rows, cols = case["document"]["reader"]["shape"]
+    _rows, cols = case["document"]["reader"]["shape"]
     scale = float(film.headers["x-film-scale"])
     assert max(img.size) <= 2048 and img.size[0] == round(cols * scale)
     overlay = client.get(f"/api/cases/{folder.dicom_id}/overlay.png")  # drawn now
@@ -109,7 +113,7 @@ def test_an_absolute_path_is_not_a_case_id(folder: Folder) -> None:
     index = CaseIndex(folder.out)
     with pytest.raises(KeyError):
         index.get(str(folder.out / "results.csv"))
-    with pytest.raises(FolderError, match="no results.csv"):
+    with pytest.raises(FolderError, match=r"no results\.csv"):
         CaseIndex(folder.out / "cases")
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("fastapi")
+
 from aacscore.pipeline import Scorer
 from aacscore.serve.app import create_app
 from aacscore.serve.export import export_reviews
@@ -107,7 +109,9 @@ def test_review_a_case_in_the_browser(live: str, folder: Folder, tmp_path: Path)
             page.keyboard.press("2")  # L1_posterior
             page.fill("#comment", "L2 corner moved")
             page.click("#accept")
-            page.wait_for_function("document.getElementById('message').textContent.includes('saved')")
+            page.wait_for_function(
+                "document.getElementById('message').textContent.includes('saved')"
+            )
             assert "version 1" in page.inner_text("#message")
             if shots:
                 page.screenshot(path=str(Path(shots) / "serve_viewer.png"))

@@ -49,7 +49,7 @@ def test_export_writes_what_validate_and_training_read(folder: Folder, tmp_path:
     assert ref.keys == ("patient film",) and ref.total.tolist() == [sum(GRADES.values())]
     assert ref.segments is not None and ref.segments[0].tolist() == [GRADES[s] for s in SEGMENTS]
 
-    films, grades, totals = read_labels_csv(summary.grades_csv)
+    films, grades, _totals = read_labels_csv(summary.grades_csv)
     assert films == [folder.dicom.resolve()] and films[0].is_file()
     assert grades[0].tolist() == [GRADES[s] for s in SEGMENTS]
 

@@ -144,5 +144,5 @@ def test_a_newer_schema_or_a_non_database_is_refused(tmp_path: Path) -> None:
         ReviewStore(path)
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(StoreError, match="junk.sqlite: not a usable reviews database"):
+    with pytest.raises(StoreError, match=r"junk\.sqlite: not a usable reviews database"):
         ReviewStore(junk)

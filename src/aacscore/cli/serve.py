@@ -47,19 +47,19 @@ def serve(
     from aacscore.serve.cases import FolderError
     from aacscore.serve.store import StoreError
 
-    token = token_from_env(token)
+    secret = token_from_env(token)
     kwargs = {"groups": groups, "spine_model": spine_model, "score_model": score_model}
     kwargs["backend"] = backend
     try:
-        check_bind(host, token)
+        check_bind(host, secret)
         application = create_app(
             out,
-            token,
+            secret,
             reviewer=reviewer,
             scorer_kwargs={k: v for k, v in kwargs.items() if v is not None},
         )
     except (BindError, FolderError, StoreError) as e:
         raise _fail(str(e)) from None
-    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    url = f"http://{host}:{port}/" + (f"?token={secret}" if secret else "")
     typer.echo(f"serving {out} on {url} (Ctrl-C stops)")
     uvicorn.run(application, host=host, port=port, log_level="warning")

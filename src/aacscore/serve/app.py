@@ -413,7 +413,9 @@ def create_app(
             rescored=body.rescored,
         )
         try:
-            review = state.store.save(case.id, body.reviewer or state.reviewer, change, body.version)
+            review = state.store.save(
+                case.id, body.reviewer or state.reviewer, change, body.version
+            )
         except VersionConflict as e:
             raise HTTPException(409, {"message": str(e), "current_version": e.current}) from None
         except ReviewError as e:

@@ -73,7 +73,8 @@ class VersionConflict(ReviewError):
 
 
 Corners = dict[str, list[list[float]]]
-"""Vertebra name -> its four ``[x, y]`` corners (order of :data:`aacscore.vertebrae.CORNER_NAMES`)."""
+"""Vertebra name -> its four ``[x, y]`` corners (in the order of
+:data:`aacscore.vertebrae.CORNER_NAMES`)."""
 
 
 @dataclass(frozen=True)
