@@ -255,3 +255,25 @@ def test_pages_render(client: TestClient, folder: Folder) -> None:
     assert viewer.status_code == 200 and folder.dicom_id in viewer.text
     assert "L4_posterior" in viewer.text
     assert client.get("/static/viewer.js").status_code == 200
+
+
+def test_the_worker_factory_reads_its_settings_from_the_environment(
+    folder: Folder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from aacscore.serve.app import CONFIG_ENV, app_from_env
+
+    config = {"out_dir": str(folder.out), "reviewer": "env reviewer", "max_upload_bytes": 10}
+    monkeypatch.setenv(CONFIG_ENV, json.dumps(config))
+    monkeypatch.setenv("AACSCORE_TOKEN", "tok")
+    client = TestClient(app_from_env())
+    assert client.get("/api/health").status_code == 401
+    auth = {"Authorization": "Bearer tok"}
+    assert client.get("/api/health", headers=auth).json()["cases"] == 3
+    big = client.post(
+        "/api/score", files={"file": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(20))}, headers=auth
+    )
+    assert big.status_code == 413
+    r = client.put(f"/api/cases/{folder.png_id}/review", json={"version": 0}, headers=auth)
+    assert r.json()["reviewer"] == "env reviewer"

@@ -28,6 +28,9 @@ def serve(
         show_default=False,
     ),
     reviewer: str = typer.Option("reviewer", "--reviewer", help="Name saved with reviews."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Server processes (each loads the models once)."
+    ),
     groups: str = typer.Option("lewis", "--groups", help="lewis | ckd | cut-offs like 0,4,15"),
     spine_model: str = typer.Option(None, "--spine-model", help="Spine weights folder."),
     score_model: str = typer.Option(None, "--score-model", help="Score weights folder."),
@@ -41,25 +44,45 @@ def serve(
         require_serve_dependencies()
     except ServeDependencyError as e:
         raise _fail(str(e)) from None
+    import json
+    import os
+
     import uvicorn
 
-    from aacscore.serve.app import BindError, check_bind, create_app, token_from_env
+    from aacscore.serve.app import (
+        CONFIG_ENV,
+        TOKEN_ENV,
+        BindError,
+        check_bind,
+        create_app,
+        token_from_env,
+    )
     from aacscore.serve.cases import FolderError
     from aacscore.serve.store import StoreError
 
     secret = token_from_env(token)
     kwargs = {"groups": groups, "spine_model": spine_model, "score_model": score_model}
     kwargs["backend"] = backend
+    scorer_kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
         check_bind(host, secret)
-        application = create_app(
-            out,
-            secret,
-            reviewer=reviewer,
-            scorer_kwargs={k: v for k, v in kwargs.items() if v is not None},
-        )
+        application = create_app(out, secret, reviewer=reviewer, scorer_kwargs=scorer_kwargs)
     except (BindError, FolderError, StoreError) as e:
         raise _fail(str(e)) from None
     url = f"http://{host}:{port}/" + (f"?token={secret}" if secret else "")
     typer.echo(f"serving {out} on {url} (Ctrl-C stops)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+        return
+    config = {"out_dir": str(out.resolve()), "reviewer": reviewer, "scorer_kwargs": scorer_kwargs}
+    os.environ[CONFIG_ENV] = json.dumps(config)
+    if secret:
+        os.environ[TOKEN_ENV] = secret
+    uvicorn.run(
+        "aacscore.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )

@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
+import json
 import logging
+import os
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -517,6 +519,23 @@ def _query(query: str) -> str:
 
 def token_from_env(token: str | None) -> str | None:
     """``token``, or the ``AACSCORE_TOKEN`` environment variable when not given."""
-    import os
-
     return token or os.environ.get(TOKEN_ENV) or None
+
+
+CONFIG_ENV = "AACSCORE_SERVE_CONFIG"
+"""The environment variable :func:`app_from_env` reads its JSON settings from."""
+
+
+def app_from_env() -> FastAPI:
+    """The application for one of several uvicorn worker processes (``factory=True``), from
+    the JSON in ``AACSCORE_SERVE_CONFIG`` (``out_dir``, ``reviewer``, ``scorer_kwargs``,
+    ``max_upload_bytes``) and the token in ``AACSCORE_TOKEN``; each worker loads its models
+    once."""
+    config = json.loads(os.environ[CONFIG_ENV])
+    return create_app(
+        config["out_dir"],
+        token_from_env(None),
+        reviewer=config.get("reviewer", "reviewer"),
+        scorer_kwargs=config.get("scorer_kwargs") or {},
+        max_upload_bytes=int(config.get("max_upload_bytes", MAX_UPLOAD_BYTES)),
+    )
