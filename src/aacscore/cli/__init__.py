@@ -20,5 +20,7 @@ from aacscore.cli import score as _score  # noqa: F401  isort: skip
 from aacscore.cli import demo as _demo  # noqa: F401  isort: skip
 from aacscore.cli import summary as _summary  # noqa: F401  isort: skip
 from aacscore.cli import merge as _merge  # noqa: F401  isort: skip
+from aacscore.cli import serve as _serve  # noqa: F401  isort: skip
+from aacscore.cli import review as _review  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
