@@ -143,9 +143,9 @@ def _spine_rows(file: str, label: str) -> list[Row]:
 
 
 GENERALISE_MODELS: tuple[tuple[str, str], ...] = (
-    ("previous", "model trained on A (shipped until 2026-12-01)"),
-    ("styleA", "fine-tuned on A with style randomisation"),
-    ("styleAB", "fine-tuned on A + B with style randomisation (shipped)"),
+    ("previous", "shipped model, trained on A"),
+    ("styleA", "fine-tuned on A with style randomisation, 1 epoch (not shipped)"),
+    ("styleAB", "fine-tuned on A + B with style randomisation, 1 epoch (not shipped)"),
 )
 """Models of the cross-family matrix shown in the README: (name in the results file, label)."""
 
