@@ -147,6 +147,29 @@ def _round(a: F64) -> list[list[float]]:
     return [[round(float(x), 3), round(float(y), 3)] for x, y in np.asarray(a)]
 
 
+def check_case_arguments(
+    seed: int,
+    index: int,
+    distribution: str,
+    distributions: tuple[str, ...],
+    overrides: dict[str, Any],
+    known: dict[str, str],
+) -> None:
+    """The argument checks every simulator family makes before drawing a case.
+
+    Raises:
+        ValueError: unknown distribution, or a negative seed or index.
+        TypeError: an override the family does not know.
+    """
+    if distribution not in distributions:
+        raise ValueError(f"unknown distribution {distribution!r}; expected one of {distributions}")
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise TypeError(f"unknown override(s) {unknown}; known: {sorted(known)}")
+    if seed < 0 or index < 0:
+        raise ValueError(f"seed and index must be non-negative, got {seed}, {index}")
+
+
 def simulate_case(
     seed: int,
     index: int,
@@ -155,13 +178,7 @@ def simulate_case(
     **overrides: Any,
 ) -> SimulatedCase:
     """Render case ``index`` of ``seed`` (see module docstring and :data:`OVERRIDES`)."""
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"unknown distribution {distribution!r}; expected one of {DISTRIBUTIONS}")
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise TypeError(f"unknown override(s) {unknown}; known: {sorted(OVERRIDES)}")
-    if seed < 0 or index < 0:
-        raise ValueError(f"seed and index must be non-negative, got {seed}, {index}")
+    check_case_arguments(seed, index, distribution, DISTRIBUTIONS, overrides, OVERRIDES)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
     ov = dict(overrides)
 

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from aacscore._files import json_safe
 from aacscore.kauppila import LEVELS, SEGMENTS, WALLS
-from aacscore.simulate.case import SimulatedCase
+from aacscore.simulate.case import SimulatedCase, check_case_arguments
 from aacscore.simulate.family_b import render as rd
 from aacscore.simulate.family_b.scene import (
     DISTRIBUTIONS,
@@ -118,13 +118,7 @@ def simulate_case_b(
     **overrides: Any,
 ) -> FamilyBCase:
     """Render family B case ``index`` of ``seed`` (see module docstring and :data:`OVERRIDES`)."""
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"unknown distribution {distribution!r}; expected one of {DISTRIBUTIONS}")
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise TypeError(f"unknown override(s) {unknown}; known: {sorted(OVERRIDES)}")
-    if seed < 0 or index < 0:
-        raise ValueError(f"seed and index must be non-negative, got {seed}, {index}")
+    check_case_arguments(seed, index, distribution, DISTRIBUTIONS, overrides, OVERRIDES)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), FAMILY_B_TAG]))
     ov = dict(overrides)
     sk = sample_skeleton(rng, ov)

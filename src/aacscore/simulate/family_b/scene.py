@@ -34,12 +34,12 @@ import numpy as np
 import numpy.typing as npt
 
 from aacscore.kauppila import SEGMENTS, WALLS
+from aacscore.simulate.calcification import DISTRIBUTIONS  # the same vocabulary as family A
 from aacscore.simulate.family_b.shapes import Skeleton
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
 
-DISTRIBUTIONS: tuple[str, ...] = ("population", "balanced", "mild")
 _LEVEL_PROPENSITY = {"L1": 0.6, "L2": 0.8, "L3": 1.05, "L4": 1.45}
 _WALL_PROPENSITY = {"anterior": 1.0, "posterior": 1.3}
 _FRACTION = {1: (0.08, 0.26), 2: (0.42, 0.58), 3: (0.76, 0.95)}
