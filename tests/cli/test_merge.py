@@ -82,27 +82,6 @@ def test_merge_refusals_exit_2_naming_the_folder(tmp_path: Path) -> None:
     assert "--allow-mixed-settings" in help_text and "Exit status: 0" in help_text
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--num-parts", "2"], "--num-parts needs --part-id"),
-        (["--part-id", "0"], "--part-id needs --num-parts"),
-        (["--num-parts", "2", "--part-id", "5"], "--part-id: 5 is not a part of 2"),
-        (["--engine", "spark"], "--engine: 'spark' is not an engine: give local or ray"),
-        (["--address", "auto"], "--address: only with --engine ray"),
-        (["--num-gpus-per-worker", "1"], "--num-gpus-per-worker: only with --engine ray"),
-    ],
-)
-def test_part_and_engine_options_exit_2_before_any_work(
-    films: list[Path], tmp_path: Path, extra: list[str], message: str
-) -> None:
-    out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["score", str(films[0]), "-o", str(out), *extra])
-    assert res.exit_code == 2, res.output
-    assert message in _flat(res.output)
-    assert not out.exists()
-
-
 def test_engine_ray_hands_a_ray_engine_to_the_batch(
     films: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

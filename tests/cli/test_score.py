@@ -108,6 +108,12 @@ def test_cli_exit_codes_and_a_missing_path_is_a_failed_row(
         (["--spine-model", "/no/such/spine"], "--spine-model: /no/such/spine: no such"),
         (["--score-model", "/no/such/score"], "--score-model: /no/such/score: no such"),
         (["--backend", "tensorrt"], "--backend: unknown backend 'tensorrt'"),
+        (["--num-parts", "2"], "--num-parts needs --part-id"),
+        (["--part-id", "0"], "--part-id needs --num-parts"),
+        (["--num-parts", "2", "--part-id", "5"], "--part-id: 5 is not a part of 2"),
+        (["--engine", "spark"], "--engine: 'spark' is not an engine: give local or ray"),
+        (["--address", "auto"], "--address: only with --engine ray"),
+        (["--num-gpus-per-worker", "1"], "--num-gpus-per-worker: only with --engine ray"),
     ],
 )
 def test_cli_bad_options_exit_2_before_any_work(
