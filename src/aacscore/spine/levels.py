@@ -78,7 +78,9 @@ class LevelCount:
         )
 
 
-def _softmax_max(scores: npt.NDArray[np.float32], value: int, mask: npt.NDArray[np.bool_]) -> float:
+def _mean_probability(
+    scores: npt.NDArray[np.float32], value: int, mask: npt.NDArray[np.bool_]
+) -> float:
     s = scores[:, mask].astype(np.float64)
     e = np.exp(s - s.max(axis=0, keepdims=True))
     return float((e[value] / e.sum(axis=0)).mean())
@@ -115,7 +117,7 @@ def count_from_sacrum(
     s1_mask = s1_comp == int(np.argmax(s1_areas)) + 1
     if s1_areas.max() < MIN_SACRUM_SHARE * ref:
         return LevelCount(False, "sacrum too small"), comp.astype(np.int32), []
-    if _softmax_max(scores, _S1, s1_mask) < MIN_SACRUM_PROBABILITY:
+    if _mean_probability(scores, _S1, s1_mask) < MIN_SACRUM_PROBABILITY:
         return LevelCount(False, "sacrum not found reliably"), comp.astype(np.int32), []
     centres = {
         i: np.array(ndimage.center_of_mass(body, comp, i), dtype=np.float64)[::-1] for i in keep
