@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import platform
 import re
@@ -51,13 +52,35 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "io.dicom": ("src/aacscore/io/dicom.py", ("tests/io",)),
     "aorta.roi": ("src/aacscore/aorta/roi.py", ("tests/aorta",)),
     "results": ("src/aacscore/results.py", ("tests/test_results.py",)),
-    "batch.plan": ("src/aacscore/batch.py", ("tests/test_batch_plan.py",)),
-    "batch": (
+    "batch.plan": (
         "src/aacscore/batch.py",
-        ("tests/test_batch.py", "tests/pipeline/test_pipeline.py", "-m", "not slow"),
+        ("tests/test_batch_plan.py", "tests/test_batch_steps.py"),
+    ),
+    "batch.run": (
+        "src/aacscore/batch.py",
+        ("tests/test_batch.py", "tests/test_batch_resume.py", "-k", "not worker"),
     ),
 }
-"""Module (relative to ``aacscore``) -> (source file, its own tests and pytest options)."""
+"""Module (relative to ``aacscore``) -> (source file, its own tests and pytest options).
+
+``batch`` has two entries over the same file: ``batch.plan`` (its decisions and the steps around
+each case, against the fast tests without models or worker processes) and ``batch.run`` (the code
+that runs cases: :data:`SAMPLES`, against the in-process batch tests with fake stages; the
+worker-pool tests spawn processes and take 20-40 s each, too slow to run per mutant)."""
+
+_RUN_FUNCTIONS = (
+    "x_score_batch",
+    "x_complete_case",
+    "x_process_item",
+    "xǁLocalEngineǁrun",
+    "xǁCaseJobǁscore",
+)
+SAMPLES: dict[str, tuple[str, ...]] = {
+    "batch.run": tuple(f"aacscore.batch.{f}__mutmut_*[05]" for f in _RUN_FUNCTIONS),
+}
+"""Modules run on a systematic sample of mutants (mutmut name patterns, fnmatch): here one mutant
+in five (numbers ending in 0 or 5) of the functions that run the cases; the counts are of the
+sample only."""
 
 _STRICT_ZIP = "zip(..., strict=True) -> strict=None/False/default: the lengths are equal by "
 _ENC = "encoding 'utf-8' -> 'UTF-8': codec names are case-insensitive, the same codec"
@@ -224,6 +247,45 @@ EQUIVALENT: dict[str, str] = {
         }.items()
         for k in keys
     },
+    **{
+        f"aacscore.batch.{k}": why
+        for why, keys in {
+            _STRICT_ZIP + "construction (locs and digests are made from items, one per item)": (
+                "x_plan_batch__mutmut_42",
+                "x_plan_batch__mutmut_46",
+                "x_plan_batch__mutmut_47",
+                "x_plan_batch__mutmut_123",
+                "x_plan_batch__mutmut_126",
+                "x_plan_batch__mutmut_127",
+            ),
+            "the 'loc'/'sha' tags only keep location keys apart from digest keys in one dict; "
+            "any two distinct tags do": (
+                "x_plan_batch__mutmut_50",
+                "x_plan_batch__mutmut_51",
+                "x_plan_batch__mutmut_54",
+                "x_plan_batch__mutmut_55",
+            ),
+            "claiming the row resumed at an input's own path: no later search can take it "
+            "(moved rows and same-bytes rows must be at no input's path, and another input at "
+            "that path is a duplicate)": ("x_plan_batch__mutmut_99",),
+            "claiming a moved row: no later search can take it (it is at no input's path, and "
+            "another input with its bytes is a duplicate)": ("x_plan_batch__mutmut_117",),
+            "`ok = None` on an unparsable spacing: `not None` refuses it like `not False`": (
+                "x_check_options__mutmut_23",
+            ),
+            "groups default 'lewis' -> None / no default / 'LEWIS': parse_groups(None) is the "
+            "default (lewis) groups and preset names are case-insensitive": (
+                "x_check_options__mutmut_29",
+                "x_check_options__mutmut_31",
+                "x_check_options__mutmut_35",
+            ),
+            "getattr(scorer, '' -> 'XXXX', None): neither names an attribute, both give None": (
+                "x_batch_settings__mutmut_20",
+            ),
+            _ENC: ("x__read_runs__mutmut_6",),
+        }.items()
+        for k in keys
+    },
 }
 """Surviving mutants that change no observable behaviour: mutant name -> why."""
 
@@ -242,6 +304,10 @@ NOT_KILLED: dict[str, str] = {
             "xǁResultsWriterǁwrite__mutmut_8",
         )
     },
+    "aacscore.batch.x__read_runs__mutmut_4": (
+        "encoding='utf-8' -> None (the locale's encoding): the same in the UTF-8 locales the tests "
+        "run in"
+    ),
     "aacscore.vertebrae.x_outer_disc_problem__mutmut_28": (
         "max(height, 1e-6) -> max(height, 1.000001): differs only for an L1/L4 body under 1 px high"
     ),
@@ -278,6 +344,7 @@ def run_mutmut_in_process(module: str, max_children: int, names: list[str]) -> N
     configuration._config = dataclasses.replace(
         config, only_mutate=[source], pytest_add_cli_args_test_selection=list(tests)
     )
+    names = names or list(SAMPLES.get(module, ()))
     cli(["run", "--max-children", str(max_children), *names], standalone_mode=True)
 
 
@@ -292,7 +359,7 @@ def not_killed_reason(name: str, change: str) -> str | None:
     """Why a survivor is left alive on purpose, or None."""
     if name in NOT_KILLED:
         return NOT_KILLED[name]
-    if change.lstrip().startswith("logger.debug(") or " logger.debug(" in change:
+    if re.match(r"\s*(log|logger)\.debug\(", change):
         return "only changes the text or arguments of a debug log line"
     return None
 
@@ -313,6 +380,11 @@ def collect(
     exit_codes: dict[str, int | None] = meta["exit_code_by_key"]
     if rerun is not None:
         exit_codes = {k: v for k, v in exit_codes.items() if k in rerun}
+    elif module in SAMPLES:
+        patterns = SAMPLES[module]
+        exit_codes = {
+            k: v for k, v in exit_codes.items() if any(fnmatch.fnmatch(k, p) for p in patterns)
+        }
     status = {name: status_by_exit_code[code] for name, code in sorted(exit_codes.items())}
     survivors = []
     for name, st in status.items():
@@ -332,6 +404,8 @@ def collect(
             counts[st.replace(" ", "_")] += 1
     counts = Counter({k.replace(" ", "_"): v for k, v in counts.items()})
     out: dict[str, Any] = {"mutants": len(meta["exit_code_by_key"])}
+    if module in SAMPLES and rerun is None:
+        out["sample"] = {"patterns": list(SAMPLES[module]), "mutants": len(exit_codes)}
     for key in ("killed", "survived", "timeout"):
         out[key] = counts.pop(key, 0)
     out.update({k: v for k, v in sorted(counts.items()) if v})
@@ -366,12 +440,14 @@ def coverage(results: dict[str, Any]) -> dict[str, Any]:
     """Which modules have full 'before' and 'after' runs, which are partial, which not run.
 
     Derived from the stored phases, so it cannot go stale: a phase is partial when some of its
-    mutants were not checked (a run stopped early).
+    mutants were not checked (a run stopped early); ``sampled`` names the phases run on a
+    sample (:data:`SAMPLES`).
     """
     modules = results.get("modules", {})
     full: list[str] = []
     partial: dict[str, str] = {}
     not_run: list[str] = []
+    sampled: dict[str, dict[str, str]] = {}
     for name in MODULES:
         phases = {k: modules.get(name, {}).get(k) for k in ("before", "after")}
         if all(ph is None for ph in phases.values()):
@@ -388,7 +464,18 @@ def coverage(results: dict[str, Any]) -> dict[str, Any]:
             partial[name] = "; ".join(problems)
         else:
             full.append(name)
-    return {"full_before_and_after": full, "partial": partial, "not_run": not_run}
+        for key, ph in phases.items():
+            if ph is not None and "sample" in ph:
+                sampled.setdefault(name, {})[key] = (
+                    f"{ph['sample']['mutants']} of {ph['mutants']} mutants "
+                    f"({', '.join(ph['sample']['patterns'])})"
+                )
+    return {
+        "full_before_and_after": full,
+        "sampled": sampled,
+        "partial": partial,
+        "not_run": not_run,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -409,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
         help="with --only-survivors: rerun only the survivors whose name matches (the others "
         "keep their 'before' status)",
     )
+    parser.add_argument(
+        "--relabel",
+        action="store_true",
+        help="only apply the current EQUIVALENT / NOT_KILLED labels to the stored results",
+    )
     parser.add_argument("--mutmut-child", help=argparse.SUPPRESS)
     parser.add_argument("--mutmut-names", nargs="*", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -420,6 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     import mutmut
 
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.relabel:
+        relabel(results)
+        results["coverage"] = coverage(results)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"relabelled {args.out}")
+        return 0
     results["tool"] = f"mutmut {mutmut.__version__}"
     results["python"] = platform.python_version()
     results["how"] = (

@@ -4,12 +4,14 @@ identity and the resume plan (:func:`aacscore.batch.plan_batch`)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aacscore import batch
 from aacscore.batch import (
     Action,
     BatchOptionError,
@@ -290,3 +292,91 @@ def test_every_plan_carries_its_input_and_digest(here: Path) -> None:
         (items[1], "B", Action.SCORE),
         (items[2], "B", Action.DUPLICATE),
     ]
+
+
+def test_an_input_resumed_at_its_own_path_is_not_moved_to_another_copy(here: Path) -> None:
+    # the same film was scored from two folders; given again from the first, it keeps that row
+    rows = [_row(str(here / "sub" / "old.dcm"), "A"), _row("a.dcm", "A")]
+    items = [InputItem(Path("a.dcm")), InputItem(Path("b.dcm"))]
+    assert _plan(items, ["A", "B"], rows) == [
+        (Action.RESUME, 1, (), None),
+        (Action.SCORE, None, (), None),
+    ]
+
+
+def test_every_moved_film_is_found_not_only_the_first(here: Path) -> None:
+    rows = [_row("a.dcm", "A"), _row("old_b.dcm", "B"), _row("old_c.dcm", "C")]
+    items = [InputItem(Path("a.dcm")), InputItem(Path("b.dcm")), InputItem(Path("sub/c.dcm"))]
+    assert _plan(items, ["A", "B", "C"], rows) == [
+        (Action.RESUME, 0, (), None),
+        (Action.RESUME, 1, (), None),
+        (Action.RESUME, 2, (), None),
+    ]
+
+
+def test_a_row_at_another_inputs_path_spelled_otherwise_still_belongs_to_it(here: Path) -> None:
+    # b.dcm held a's bytes when it was scored (its row spelled as an absolute path); b.dcm now
+    # holds new bytes: that row is b's to replace, a is scored on its own
+    rows = [_row(str(here / "b.dcm"), "A")]
+    items = [InputItem(Path("a.dcm")), InputItem(Path("b.dcm"))]
+    assert _plan(items, ["A", "B"], rows) == [
+        (Action.SCORE, None, (), None),
+        (Action.RESCORE, None, (0,), None),
+    ]
+
+
+def test_replaced_rows_are_listed_in_file_order_not_row_id_order(here: Path) -> None:
+    # row ids follow the order rows were written, the file order can differ (after a reorder)
+    rows = {5: _row("a.dcm", "OLD"), 2: _row("sub/moved.dcm", "A2")}
+    plans = plan_batch([InputItem(Path("a.dcm"))], ["A2"], rows, "other-settings")
+    assert [(p.action, p.replaces) for p in plans] == [(Action.RESCORE, (5, 2))]
+
+
+def test_jobs_must_be_written_as_a_plain_integer() -> None:
+    for bad in ("03", "+2", "2 x"):
+        with pytest.raises(BatchOptionError, match=f"--jobs: '{re.escape(bad)}' is not"):
+            parse_jobs(bad)
+    assert parse_jobs(" 4 ") == 4
+
+
+def test_processes_and_threads_are_whole_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert auto_processes(20) == 2
+    assert resolve_workers(3, 100, cores=8) == (3, 2)
+    assert all(isinstance(v, int) for v in (auto_processes(20), *resolve_workers(3, 100, cores=8)))
+    monkeypatch.setattr(batch, "cpu_cores", lambda: 32)
+    assert resolve_workers("auto", 100) == (4, 8)
+
+
+def test_options_that_are_not_numbers_or_need_torch_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from aacscore.backend import BackendError
+
+    with pytest.raises(BatchOptionError, match="--spacing: 'abc' is not a pixel spacing"):
+        check_options({"spacing_mm": "abc"})
+    with pytest.raises(BatchOptionError, match="--spacing"):
+        check_options({"spacing_mm": [None]})
+
+    def no_torch() -> None:
+        raise BackendError("PyTorch is not installed")
+
+    monkeypatch.setattr(batch, "require_torch", no_torch)
+    with pytest.raises(BatchOptionError, match="--backend: PyTorch is not installed"):
+        check_options({"backend": "torch"})
+    check_options({"backend": "onnx"})
+    check_options({"spine_model": f"nnunet:{tmp_path}"})  # an existing nnU-Net folder
+
+
+def test_models_without_weights_are_named_by_their_path_and_class() -> None:
+    class Described(Scorer):
+        def models_info(self) -> dict[str, Any]:
+            return {
+                "spine": {"path": "/models/spine", "sha256": None},
+                "extra": {"path": "/models/extra"},  # no attribute of the scorer
+            }
+
+    scorer = Described(spine_model=_Model(), score_model=_Model(), view_model=False)
+    assert batch_settings(scorer).values["models"] == {
+        "spine": {"path": "/models/spine", "class": f"{__name__}._Model"},
+        "extra": {"path": "/models/extra", "class": "builtins.NoneType"},
+    }

@@ -483,23 +483,21 @@ def plan_batch(
 
     An input resumes the row at its own path with its content (``digests``, "" for an
     unreadable input) and ``settings``; failing that, for a readable input, a row with its
-    content and settings at a path that is not another input's and whose ``file`` is not
-    another input's name (the film was given by another path). Failed rows are not resumed
-    with ``retry_failed``. Every other input is scored; its row replaces the rows not resumed
-    at its path or with its name, and those with its content at paths that are not another
-    input's."""
+    content and settings at a path that is not another input's (the film was given by another
+    path). Failed rows are not resumed with ``retry_failed``. Every other input is scored; its
+    row replaces the rows not resumed at its path, and those with its content at paths that
+    are not another input's. A row's path is its ``file`` as :func:`row_location` reads it,
+    the same location as an input of that name."""
     locs = [item_location(it) for it in items]
     row_locs = {rid: row_location(r["file"]) for rid, r in rows.items()}
     position = {rid: k for k, rid in enumerate(rows)}
     by_loc: dict[Location, list[int]] = {}
     by_key: dict[tuple[str, str], list[int]] = {}
     by_sha: dict[str, list[int]] = {}
-    by_file: dict[str, list[int]] = {}
-    for rid, r in rows.items():  # row ids in file order
+    for rid, r in rows.items():  # row ids in file order; every row has every column
         by_loc.setdefault(row_locs[rid], []).append(rid)
-        by_key.setdefault((r.get("sha256", ""), r.get("settings", "")), []).append(rid)
-        by_file.setdefault(r["file"], []).append(rid)
-        if r.get("sha256"):
+        by_key.setdefault((r["sha256"], r["settings"]), []).append(rid)
+        if r["sha256"]:
             by_sha.setdefault(r["sha256"], []).append(rid)
     first: dict[Any, str] = {}
     duplicate_of: dict[int, str] = {}
@@ -512,12 +510,11 @@ def plan_batch(
             first.setdefault(k, it.name)
     live = [i for i in range(len(items)) if i not in duplicate_of]
     own_locs = {locs[i] for i in live}
-    own_names = {items[i].name for i in live}
     claimed: set[int] = set()
     resumed: dict[int, int] = {}
 
     def resumable(rid: int) -> bool:
-        failed_row = rows[rid].get("status") == Status.FAILED.value
+        failed_row = rows[rid]["status"] == Status.FAILED.value
         return rid not in claimed and not (retry_failed and failed_row)
 
     for i in live:  # the row at the input's own path
@@ -533,7 +530,7 @@ def plan_batch(
             (
                 r
                 for r in by_key.get((digests[i], settings), ())
-                if resumable(r) and row_locs[r] not in own_locs and rows[r]["file"] not in own_names
+                if resumable(r) and row_locs[r] not in own_locs
             ),
             None,
         )
@@ -548,8 +545,8 @@ def plan_batch(
         if i in resumed:
             plans.append(PlannedCase(it, Action.RESUME, sha, row=resumed[i]))
             continue
-        same_bytes = [r for r in by_sha.get(sha, ()) if row_locs[r] not in own_locs] if sha else []
-        candidates = {*by_loc.get(locs[i], ()), *by_file.get(it.name, ()), *same_bytes}
+        same_bytes = [r for r in by_sha.get(sha, ()) if row_locs[r] not in own_locs]
+        candidates = {*by_loc.get(locs[i], ()), *same_bytes}
         gone = tuple(sorted((r for r in candidates if r not in claimed), key=position.__getitem__))
         claimed.update(gone)
         plans.append(PlannedCase(it, Action.RESCORE if gone else Action.SCORE, sha, None, gone))
