@@ -68,7 +68,7 @@ from aacscore.serve.store import (  # noqa: E402
     ReviewStore,
     VersionConflict,
 )
-from aacscore.vertebrae import CORNER_NAMES, DISC_NAMES  # noqa: E402
+from aacscore.vertebrae import CORNER_NAMES, DISC_NAMES, LEVEL_ORDER  # noqa: E402
 
 if TYPE_CHECKING:
     from aacscore.pipeline import Scorer
@@ -372,6 +372,7 @@ def create_app(
                 "folder": state.index.out_dir.name,
                 "version": __version__,
                 "segments": SEGMENTS,
+                "levels": LEVEL_ORDER,
                 "reviewer": state.reviewer,
             },
         )
