@@ -368,7 +368,9 @@ def test_an_oversize_upload_is_refused_before_it_is_read_whole(
         for _ in range(100):
             yield bytes(65536)
 
-    r = client.post("/api/score", content=body(), headers={"Content-Type": multipart[0][1].decode()})
+    r = client.post(
+        "/api/score", content=body(), headers={"Content-Type": multipart[0][1].decode()}
+    )
     assert r.status_code == 413 and "larger than the limit" in r.json()["detail"]
     assert client.get("/api/health").status_code == 200
 

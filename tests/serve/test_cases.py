@@ -69,7 +69,7 @@ def test_a_16_bit_png_gives_its_stored_values_shrunk_to_display_size(
     rad = item.read()
     stored = np.asarray(Image.open(simulated_film["png"]), dtype=np.float64)
     pic = film_values(rad, item, max_px=500)
-    rows, cols = stored.shape
+    _rows, cols = stored.shape
     assert max(pic.codes.shape) == 500 and pic.scale == pytest.approx(pic.codes.shape[1] / cols)
     assert pic.window_source == "range" and not pic.invert
     lo, hi = pic.value_range

@@ -20,7 +20,9 @@ def doc(folder: Folder) -> dict[str, Any]:
 
 def _shift_down(names: list[str]) -> dict[str, str | None]:
     order = list(LEVEL_ORDER)
-    return {n: order[order.index(n) + 1] if order.index(n) + 1 < len(order) else None for n in names}
+    return {
+        n: order[order.index(n) + 1] if order.index(n) + 1 < len(order) else None for n in names
+    }
 
 
 def test_shifted_labels_move_every_bound_one_disc(doc: dict[str, Any]) -> None:
@@ -51,7 +53,9 @@ def test_moved_bounds_replace_the_recomputed_ones(doc: dict[str, Any]) -> None:
     spine = corrected_spine(doc, {}, None, {"L2/L3": moved})
     assert spine.bounds["L2/L3"].anterior.tolist() == moved["anterior"]
     assert spine.bounds["L2/L3"].posterior.tolist() == pytest.approx(b["posterior"])
-    assert spine.bounds["L1/L2"].anterior == pytest.approx(doc["spine"]["bounds"]["L1/L2"]["anterior"])
+    assert spine.bounds["L1/L2"].anterior == pytest.approx(
+        doc["spine"]["bounds"]["L1/L2"]["anterior"]
+    )
     swapped = {"anterior": b["posterior"], "posterior": b["anterior"]}
     with pytest.raises(RescoreError, match="swapped"):
         corrected_spine(doc, {}, None, {"L2/L3": swapped})

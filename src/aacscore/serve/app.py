@@ -215,9 +215,7 @@ class ReviewBody(BaseModel):
         default=None,
         description=f"Corrected corners, per model level four [x, y] ({', '.join(CORNER_NAMES)}).",
     )
-    bounds: dict[str, dict[str, list[float]]] | None = Field(
-        default=None, description=_BOUNDS_DOC
-    )
+    bounds: dict[str, dict[str, list[float]]] | None = Field(default=None, description=_BOUNDS_DOC)
     labels: dict[str, str | None] | None = Field(default=None, description=_LABELS_DOC)
     rescored: dict[str, Any] | None = None
 
@@ -228,9 +226,7 @@ class RescoreBody(BaseModel):
 
     vertebrae: dict[str, list[list[float]]] = Field(default_factory=dict)
     labels: dict[str, str | None] | None = Field(default=None, description=_LABELS_DOC)
-    bounds: dict[str, dict[str, list[float]]] | None = Field(
-        default=None, description=_BOUNDS_DOC
-    )
+    bounds: dict[str, dict[str, list[float]]] | None = Field(default=None, description=_BOUNDS_DOC)
 
 
 class _State:
