@@ -13,6 +13,7 @@ import pytest
 from aacscore.batch import case_stem, score_batch
 from aacscore.io import InputItem
 from aacscore.pipeline import Scorer
+from aacscore.serve.cases import case_id
 from tests.batch_fixtures import Reference, fake_kwargs
 from tests.batch_fixtures import reference as reference  # fixture
 
@@ -26,15 +27,19 @@ class Folder:
 
     @property
     def dicom_id(self) -> str:
-        return case_stem(str(self.dicom))
+        return case_id(str(self.dicom))
 
     @property
     def png_id(self) -> str:
-        return case_stem(str(self.png))
+        return case_id(str(self.png))
 
     @property
     def missing_id(self) -> str:
-        return case_stem(str(self.missing))
+        return case_id(str(self.missing))
+
+    @property
+    def dicom_stem(self) -> str:
+        return case_stem(str(self.dicom))
 
 
 def scorer_kwargs(reference: Reference) -> dict[str, Any]:

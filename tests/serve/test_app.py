@@ -277,3 +277,146 @@ def test_the_worker_factory_reads_its_settings_from_the_environment(
     assert big.status_code == 413
     r = client.put(f"/api/cases/{folder.png_id}/review", json={"version": 0}, headers=auth)
     assert r.json()["reviewer"] == "env reviewer"
+
+
+def test_the_film_values_for_window_level_in_the_browser(
+    client: TestClient, folder: Folder
+) -> None:
+    r = client.get(f"/api/cases/{folder.dicom_id}/film.u16")
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    h = r.headers
+    w, ht = int(h["x-film-width"]), int(h["x-film-height"])
+    codes = np.frombuffer(r.content, dtype="<u2").reshape(ht, w)
+    stored = pydicom.dcmread(folder.dicom).pixel_array.astype(np.float64)
+    values = float(h["x-film-offset"]) + codes * float(h["x-film-step"])
+    assert values.shape == stored.shape and np.abs(values - stored).max() <= 0.5
+    ds = pydicom.dcmread(folder.dicom, stop_before_pixels=True)
+    assert h["x-window-source"] == "dicom" and h["x-film-invert"] == "0"
+    assert float(h["x-window-center"]) == float(ds.WindowCenter)
+    assert float(h["x-window-width"]) == float(ds.WindowWidth)
+    plain = client.get(
+        f"/api/cases/{folder.png_id}/film.u16", headers={"Accept-Encoding": "identity"}
+    )
+    assert "content-encoding" not in plain.headers and plain.headers["x-window-source"] == "range"
+    assert len(plain.content) == 2 * int(plain.headers["x-film-width"]) * int(
+        plain.headers["x-film-height"]
+    )
+    gone = client.get(f"/api/cases/{folder.missing_id}/film.u16")
+    assert gone.status_code == 404 and "cannot be read any more" in gone.json()["detail"]
+
+
+_PART_HEAD = b"--xyz\r\nContent-Disposition: form-data; name=file; filename=a.png\r\n\r\n"
+
+
+def _asgi_post(app: Any, headers: list[tuple[bytes, bytes]], chunks: int) -> tuple[int, int, str]:
+    """POST /api/score straight to the ASGI app with a body of ``chunks`` 64 KiB chunks; the
+    status, the bytes the app took and the response text."""
+    import asyncio
+
+    head = _PART_HEAD + b"\x89PNG\r\n\x1a\n"
+    state = {"sent": 0, "taken": 0}
+    out: dict[str, Any] = {"body": b""}
+
+    async def receive() -> dict[str, Any]:
+        if state["sent"] >= chunks:
+            return {"type": "http.disconnect"}
+        chunk = head + bytes(65536 - len(head)) if state["sent"] == 0 else bytes(65536)
+        state["sent"] += 1
+        state["taken"] += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": state["sent"] < chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/score",
+        "raw_path": b"/api/score",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    return int(out["status"]), state["taken"], out["body"].decode()
+
+
+def test_an_oversize_upload_is_refused_before_it_is_read_whole(
+    folder: Folder, scorer: Scorer
+) -> None:
+    app = create_app(folder.out, scorer=scorer, max_upload_bytes=200_000)
+    multipart = [(b"content-type", b"multipart/form-data; boundary=xyz")]
+    declared = [*multipart, (b"content-length", str(50 * 2**20).encode())]
+    status, taken, text = _asgi_post(app, declared, chunks=800)
+    assert (status, taken) == (413, 0) and "larger than the limit of 0.190735 MiB" in text
+    # no Content-Length (chunked): cut off once the streamed bytes pass the limit
+    status, taken, text = _asgi_post(app, multipart, chunks=800)
+    assert status == 413 and "larger than the limit" in text
+    assert taken <= 200_000 + 64 * 1024 + 65536  # 4 of the 800 chunks
+    client = TestClient(app)
+
+    def body() -> Any:
+        yield _PART_HEAD
+        for _ in range(100):
+            yield bytes(65536)
+
+    r = client.post(
+        "/api/score", content=body(), headers={"Content-Type": multipart[0][1].decode()}
+    )
+    assert r.status_code == 413 and "larger than the limit" in r.json()["detail"]
+    assert client.get("/api/health").status_code == 200
+
+
+def test_ids_not_names_in_urls_pages_and_logs(
+    client: TestClient, folder: Folder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="aacscore")
+    listed = client.get("/api/cases").json()["cases"]
+    assert {c["name"] for c in listed} == {"patient film.dcm", "second.png", "gone.png"}
+    assert all("patient" not in c["id"] for c in listed)
+    page = client.get(f"/cases/{folder.dicom_id}")
+    assert page.status_code == 200 and "patient" not in page.text
+    client.put(f"/api/cases/{folder.dicom_id}/review", json={"version": 0})
+    client.get(f"/api/cases/{folder.missing_id}/film.u16")
+    assert caplog.records and not any("patient" in r.getMessage() for r in caplog.records)
+
+
+def test_rescore_and_review_with_moved_bounds_and_relabelled_levels(
+    client: TestClient, folder: Folder
+) -> None:
+    doc = client.get(f"/api/cases/{folder.dicom_id}").json()["document"]
+    url = f"/api/cases/{folder.dicom_id}/rescore"
+    b = doc["spine"]["bounds"]["L3/L4"]
+    moved = {"anterior": [b["anterior"][0], b["anterior"][1] + 8], "posterior": b["posterior"]}
+    plain = client.post(url, json={}).json()
+    out = client.post(url, json={"bounds": {"L3/L4": moved}}).json()
+    assert out["moved_bounds"] == ["L3/L4"]
+    assert out["bounds"]["L3/L4"]["anterior"] == moved["anterior"]
+    assert out["band_outline_film_xy"] != plain["band_outline_film_xy"]
+    shift = {"T12": "L1", "L1": "L2", "L2": "L3", "L3": "L4", "L4": "L5", "L5": "S1", "S1": None}
+    relab = client.post(url, json={"labels": shift}).json()
+    assert relab["levels"] == shift
+    assert relab["bounds"]["L2/L3"]["anterior"] == pytest.approx(
+        doc["spine"]["bounds"]["L1/L2"]["anterior"]
+    )
+    bad = client.post(url, json={"labels": {"L1": "L2"}})
+    assert bad.status_code == 422 and "two bodies" in bad.json()["detail"]
+    review = f"/api/cases/{folder.dicom_id}/review"
+    dup = client.put(review, json={"version": 0, "labels": {"L1": "L2"}})
+    assert dup.status_code == 422 and "two bodies" in dup.json()["detail"]
+    unknown = client.put(review, json={"version": 0, "bounds": {"L9/L10": moved}})
+    assert unknown.status_code == 422 and "unknown bound" in unknown.json()["detail"]
+    ok = client.put(
+        review, json={"version": 0, "labels": shift, "bounds": {"L3/L4": moved}, "rescored": out}
+    )
+    assert ok.status_code == 200, ok.text
+    saved = client.get(f"/api/cases/{folder.dicom_id}").json()["review"]
+    assert saved["labels"] == shift and saved["bounds"] == {"L3/L4": moved}

@@ -99,3 +99,29 @@ def test_cli_export_and_its_errors(folder: Folder, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "wrote 1 reference rows" in r.output
     assert (tmp_path / "x" / "reference.csv").is_file()
+
+
+def test_relabelled_levels_name_the_exported_bodies(folder: Folder, tmp_path: Path) -> None:
+    doc = CaseIndex(folder.out).get(folder.dicom_id).document()
+    shift: dict[str, str | None] = {
+        "T12": "L1", "L1": "L2", "L2": "L3", "L3": "L4", "L4": "L5", "L5": "S1", "S1": None
+    }  # fmt: skip
+    bound = {"anterior": [600.0, 310.0], "posterior": [487.0, 341.0]}
+    ReviewStore.for_folder(folder.out).save(
+        folder.dicom_id,
+        "ann",
+        ReviewChange(Decision.ACCEPT, grades=GRADES, labels=shift, bounds={"L2/L3": bound}),
+        0,
+    )
+    summary = export_reviews(folder.out, tmp_path / "labels")
+    assert summary.n_spine == 1 and summary.skipped == {}
+    ann = json.loads((summary.spine_dir / f"{folder.dicom_id}.json").read_text())
+    model = doc["spine"]["vertebrae"]
+    assert sorted(ann["vertebrae"]) == sorted(["L1", "L2", "L3", "L4", "L5", "S1"])
+    assert ann["vertebrae"]["L2"]["corners"] == [model["L1"]["corners"][c] for c in CORNER_NAMES]
+    assert ann["review_bounds"] == {"L2/L3": bound} and ann["review_labels"] == shift
+    lab = np.asarray(Image.open(summary.spine_dir / f"{folder.dicom_id}_labels.png"))
+    l1 = np.mean([model["L1"]["corners"][c] for c in CORNER_NAMES], axis=0)
+    assert lab[round(l1[1]), round(l1[0])] == LABEL_VALUES["L2"]
+    assert LABEL_VALUES["T12"] not in np.unique(lab)
+    assert "patient" not in " ".join(p.name for p in summary.spine_dir.iterdir())

@@ -12,6 +12,7 @@ from aacscore.kauppila import SEGMENTS
 from aacscore.serve.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    STORE_NAME,
     Decision,
     ReviewChange,
     ReviewError,
@@ -21,8 +22,10 @@ from aacscore.serve.store import (
     migrate,
     schema_version,
 )
+from tests.serve.conftest import Folder
 
 GRADES = {s: i % 4 for i, s in enumerate(SEGMENTS)}
+_BOUND = {"anterior": [10.0, 5.0], "posterior": [0.0, 6.0]}
 
 
 def test_every_change_is_a_new_version_and_the_latest_wins(tmp_path: Path) -> None:
@@ -92,6 +95,11 @@ def test_concurrent_savers_on_one_version_one_wins(tmp_path: Path) -> None:
         (ReviewChange(vertebrae={"L1": [[0, 0]] * 3}), "four finite"),
         (ReviewChange(vertebrae={"L1": [[0, float("nan")]] * 4}), "four finite"),
         (ReviewChange(comment="x" * 5000), "longer than"),
+        (ReviewChange(bounds={"L5/S1": _BOUND}), "unknown bound 'L5/S1'"),
+        (ReviewChange(bounds={"L1/L2": {"anterior": [1, 2]}}), "distinct finite"),
+        (ReviewChange(bounds={"L1/L2": {"anterior": [1, 2], "posterior": [1, 2]}}), "distinct"),
+        (ReviewChange(labels={"L1": "L7"}), "unknown level 'L7'"),
+        (ReviewChange(labels={"L1": "L2", "L3": "L2"}), "gives L2 to two bodies"),
     ],
 )
 def test_bad_changes_are_refused_with_the_case_named(
@@ -146,3 +154,34 @@ def test_a_newer_schema_or_a_non_database_is_refused(tmp_path: Path) -> None:
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StoreError, match=r"junk\.sqlite: not a usable reviews database"):
         ReviewStore(junk)
+
+
+def test_moved_bounds_and_relabelled_levels_are_stored(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite")
+    labels: dict[str, str | None] = {"L1": "L2", "L2": "L3", "S1": None}
+    store.save("c_0000abcd", "ann", ReviewChange(bounds={"L1/L2": _BOUND}, labels=labels), 0)
+    latest = store.latest("c_0000abcd")
+    assert latest is not None and latest.bounds == {"L1/L2": _BOUND} and latest.labels == labels
+    assert latest.as_dict()["labels"] == labels
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    row = con.execute("SELECT bounds_json, labels_json FROM reviews").fetchone()
+    assert "L1/L2" in row[0] and '"S1": null' in row[1]
+
+
+def test_version_2_reviews_are_re_keyed_to_the_opaque_case_ids(folder: Folder) -> None:
+    path = folder.out / STORE_NAME
+    con = sqlite3.connect(path)
+    migrate(con, path, target=2)
+    con.execute(
+        "INSERT INTO reviews (case_id, version, reviewer, created, decision) VALUES"
+        " (?, 1, 'ann', '2026-01-01T00:00:00+00:00', 'accept'), "
+        " ('gone_00000000', 1, 'ann', '2026-01-01T00:00:00+00:00', 'reject')",
+        (folder.dicom_stem,),
+    )
+    con.commit()
+    con.close()
+    store = ReviewStore.for_folder(folder.out)
+    latest = store.latest(folder.dicom_id)
+    assert latest is not None and latest.reviewer == "ann" and latest.bounds is None
+    assert store.latest(folder.dicom_stem) is None
+    assert set(store.latest_all()) == {folder.dicom_id, "gone_00000000"}  # unknown: kept

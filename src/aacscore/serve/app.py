@@ -2,14 +2,17 @@
 
 Pages: ``/`` (the worklist) and ``/cases/{id}`` (the viewer, with corrections). API (OpenAPI at
 ``/docs``): ``GET /api/health``, ``GET /api/cases``, ``GET /api/cases/{id}`` (with its review),
-``GET /api/cases/{id}/film.png``, ``.../overlay.png``, ``.../sr.dcm``, ``GET .../reviews`` (the
-audit trail), ``PUT .../review``, ``POST .../rescore`` and ``POST /api/score``.
+``GET /api/cases/{id}/film.png``, ``.../film.u16`` (full bit depth, for window/level),
+``.../overlay.png``, ``.../sr.dcm``, ``GET .../reviews`` (the audit trail), ``PUT .../review``,
+``POST .../rescore`` and ``POST /api/score``.
 
 Security: with a ``token`` every request (pages, API, static files, ``/docs``) must carry it,
 as ``Authorization: Bearer TOKEN`` or the cookie set when a page is opened with ``?token=``;
 it is compared in constant time. Cases are named by id only (:mod:`aacscore.serve.cases`).
-Uploads are limited in size and their type is sniffed from their first bytes before anything
-decodes them. No CORS headers are sent. Logs name cases by id, never by file or patient.
+Uploads are limited in size (a Content-Length over the limit is refused before the body is
+read, and the bytes are counted as they stream in, with a hard stop) and their type is sniffed
+from their first bytes before anything decodes them. No CORS headers are sent. Logs name cases
+by their opaque id, never by file or patient.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from fastapi.templating import Jinja2Templates  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from aacscore._version import __version__  # noqa: E402
 from aacscore.io import RadiographError, read_radiograph_bytes  # noqa: E402
@@ -50,11 +55,12 @@ from aacscore.serve.cases import (  # noqa: E402
     Case,
     CaseIndex,
     CaseNotFound,
+    FilmValues,
     case_summary,
     film_picture,
     png_bytes,
 )
-from aacscore.serve.rescore import RescoreError, rescore  # noqa: E402
+from aacscore.serve.rescore import RescoreError, relabelled, rescore  # noqa: E402
 from aacscore.serve.store import (  # noqa: E402
     Decision,
     ReviewChange,
@@ -62,7 +68,7 @@ from aacscore.serve.store import (  # noqa: E402
     ReviewStore,
     VersionConflict,
 )
-from aacscore.vertebrae import CORNER_NAMES  # noqa: E402
+from aacscore.vertebrae import CORNER_NAMES, DISC_NAMES, LEVEL_ORDER  # noqa: E402
 
 if TYPE_CHECKING:
     from aacscore.pipeline import Scorer
@@ -123,6 +129,76 @@ def _describe(head: bytes) -> str:
     return head[:8].hex(" ") if head else "nothing"
 
 
+_BOUNDS_DOC = (
+    f"Moved Kauppila bounds ({', '.join(DISC_NAMES)}, in the reviewed labelling): "
+    "film [x, y] of the anterior and posterior anchors."
+)
+_LABELS_DOC = "Relabelled levels: the model's level name -> the reviewed one (null: no level)."
+
+
+class _UploadTooLarge(StarletteHTTPException):
+    """The upload passed the size limit while streaming in."""
+
+
+class UploadLimit:
+    """ASGI middleware: refuse a request body to ``path`` over ``limit`` bytes with 413, from
+    its Content-Length before reading it, else as soon as the streamed bytes pass the limit
+    (the rest is never read)."""
+
+    def __init__(self, app: ASGIApp, path: str, limit: int, message: str) -> None:
+        self.app = app
+        self.path = path
+        self.limit = limit
+        self.message = message
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": self.message}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._refuse(send)
+                return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _UploadTooLarge(413, self.message)
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _UploadTooLarge:
+            if started:
+                raise
+            await self._refuse(send)
+
+
 class ReviewBody(BaseModel):
     """A review change, made on review ``version`` of the case (0: never reviewed)."""
 
@@ -137,15 +213,20 @@ class ReviewBody(BaseModel):
     )
     vertebrae: dict[str, list[list[float]]] | None = Field(
         default=None,
-        description=f"Corrected corners, per level four [x, y] ({', '.join(CORNER_NAMES)}).",
+        description=f"Corrected corners, per model level four [x, y] ({', '.join(CORNER_NAMES)}).",
     )
+    bounds: dict[str, dict[str, list[float]]] | None = Field(default=None, description=_BOUNDS_DOC)
+    labels: dict[str, str | None] | None = Field(default=None, description=_LABELS_DOC)
     rescored: dict[str, Any] | None = None
 
 
 class RescoreBody(BaseModel):
-    """Corrected corners (per level, four film [x, y] points); the others stay as found."""
+    """Corrected corners (per model level, four film [x, y] points; the others stay as found),
+    the relabelling and the moved bounds."""
 
-    vertebrae: dict[str, list[list[float]]]
+    vertebrae: dict[str, list[list[float]]] = Field(default_factory=dict)
+    labels: dict[str, str | None] | None = Field(default=None, description=_LABELS_DOC)
+    bounds: dict[str, dict[str, list[float]]] | None = Field(default=None, description=_BOUNDS_DOC)
 
 
 class _State:
@@ -203,6 +284,12 @@ def create_app(
         description="Kauppila AAC-24 scoring and review. Research use only; not a medical device.",
     )
     app.state.aacscore = state
+    app.add_middleware(
+        UploadLimit,
+        path="/api/score",
+        limit=max_upload_bytes + _MULTIPART_SLACK,
+        message=_too_large(max_upload_bytes),
+    )
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -230,17 +317,6 @@ def create_app(
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-
-    @app.middleware("http")
-    async def _limit_upload(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.url.path == "/api/score":
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit():
-                if int(length) > max_upload_bytes + _MULTIPART_SLACK:
-                    return JSONResponse({"detail": _too_large(max_upload_bytes)}, 413)
-        return await call_next(request)
 
     def case_or_404(case_id: str) -> Case:
         try:
@@ -292,6 +368,7 @@ def create_app(
                 "folder": state.index.out_dir.name,
                 "version": __version__,
                 "segments": SEGMENTS,
+                "levels": LEVEL_ORDER,
                 "reviewer": state.reviewer,
             },
         )
@@ -367,6 +444,49 @@ def create_app(
         )
 
     @app.get(
+        "/api/cases/{case_id}/film.u16",
+        tags=["cases"],
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    def film_u16(request: Request, case_id: str) -> Response:
+        """The film's full-bit-depth values at most 2048 px, for window/level in the browser:
+        little-endian uint16 codes row by row (gzip content coding when accepted); value =
+        ``X-Film-Offset`` + code x ``X-Film-Step`` (DICOM: modality values, after rescale;
+        other formats: stored values). ``X-Film-Width``/``-Height``: size; ``X-Film-Scale``:
+        picture px per film px; ``X-Window-Center``/``-Width``: the default window (the DICOM's
+        when it has one, ``X-Window-Source: dicom``, else the full range); ``X-Film-Invert: 1``:
+        show low values bright (MONOCHROME1)."""
+        case = case_or_404(case_id)
+        try:
+            pic: FilmValues = state.index.film_values(case)
+        except (RadiographError, OSError):
+            log.warning("case %s: the film cannot be read again", case.id)
+            raise HTTPException(
+                404, f"case {case.id}: the film it was scored from cannot be read any more"
+            ) from None
+        rows, cols = pic.codes.shape
+        headers = {
+            "X-Film-Width": str(cols),
+            "X-Film-Height": str(rows),
+            "X-Film-Scale": f"{pic.scale:.8f}",
+            "X-Film-Offset": repr(pic.offset),
+            "X-Film-Step": repr(pic.step),
+            "X-Window-Center": repr(pic.window[0]),
+            "X-Window-Width": repr(pic.window[1]),
+            "X-Window-Source": pic.window_source,
+            "X-Film-Invert": "1" if pic.invert else "0",
+            "Cache-Control": "private, max-age=60",
+            "Vary": "Accept-Encoding",
+        }
+        body = pic.gzip_bytes()
+        if "gzip" in request.headers.get("accept-encoding", "").lower():
+            headers["Content-Encoding"] = "gzip"
+        else:
+            body = pic.codes.astype("<u2").tobytes()
+        return Response(body, media_type="application/octet-stream", headers=headers)
+
+    @app.get(
         "/api/cases/{case_id}/overlay.png",
         tags=["cases"],
         response_class=Response,
@@ -407,12 +527,20 @@ def create_app(
         """Save a change as the case's next review version; 409 when the case was changed
         since ``version``."""
         case = case_or_404(case_id)
+        if body.labels:
+            doc = document_or_500(case)
+            try:
+                relabelled((doc.get("spine") or {}).get("vertebrae") or {}, body.labels)
+            except RescoreError as e:
+                raise HTTPException(422, f"case {case.id}: {e}") from None
         change = ReviewChange(
             decision=body.decision,
             comment=body.comment,
             grades=body.grades,
             vertebrae=body.vertebrae,
             rescored=body.rescored,
+            bounds=body.bounds,
+            labels=body.labels,
         )
         try:
             review = state.store.save(
@@ -427,13 +555,22 @@ def create_app(
 
     @app.post("/api/cases/{case_id}/rescore", tags=["reviews"])
     async def post_rescore(case_id: str, body: RescoreBody) -> dict[str, Any]:
-        """Recompute the bounds, the band and the model's grades from corrected corners."""
+        """Recompute the bounds, the band and the model's grades from corrected corners and
+        labels; moved bounds replace those recomputed."""
         case = case_or_404(case_id)
         doc = document_or_500(case)
         rad = film_or_404(case)
 
         def work(scorer: Scorer) -> dict[str, Any]:
-            return rescore(rad, doc, body.vertebrae, scorer.score_model, scorer.groups)
+            return rescore(
+                rad,
+                doc,
+                body.vertebrae,
+                scorer.score_model,
+                scorer.groups,
+                labels=body.labels,
+                bounds=body.bounds,
+            )
 
         try:
             out: dict[str, Any] = await run_in_threadpool(state.run, work)

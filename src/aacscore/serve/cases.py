@@ -1,9 +1,12 @@
-"""The cases of a results folder, known by id: ``results.csv`` rows and ``cases/<id>.json``.
+"""The cases of a results folder, known by id: ``results.csv`` rows and ``cases/<stem>.json``.
 
-A case id is the stem the batch gives a film's outputs (:func:`aacscore.batch.case_stem`: the
-film's key made file-system safe and 8 hex digits of its name), so ``cases/<id>.json``,
-``overlays/<id>.png`` and ``dicom/<id>_sr.dcm`` belong to it. Clients name cases by id only; an
-id is looked up in the set read from ``results.csv``, never joined to a path as given.
+A case id is opaque and stable: ``c`` and 16 hex digits of the SHA-256 of the film's name as
+``results.csv`` gives it (:func:`case_id`), so that URLs, logs and exported file names never
+carry the film's base name (patient names are often in file names); the name is shown only in
+the API fields and pages, behind the token. The batch's stem (:func:`aacscore.batch.case_stem`)
+names the case's files: ``cases/<stem>.json``, ``overlays/<stem>.png``, ``dicom/<stem>_sr.dcm``.
+Clients name cases by id only; an id is looked up in the set read from ``results.csv``, never
+joined to a path.
 
 The film itself is read again from where ``results.csv`` says it was scored from (a path or a
 zip member), with the pixel spacing the batch imposed (the last run's settings in ``run.json``).
@@ -11,6 +14,8 @@ zip member), with the pixel spacing the batch imposed (the last run's settings i
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import logging
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from aacscore.batch import case_stem, row_location
@@ -33,11 +39,16 @@ from aacscore.results import Result
 
 log = logging.getLogger(__name__)
 
-CASE_ID = re.compile(r"^[A-Za-z0-9._-]{1,60}_[0-9a-f]{8}$")
-"""What a case id looks like (the batch's stems); anything else is refused before lookup."""
+CASE_ID = re.compile(r"^c[0-9a-f]{16}$")
+"""What a case id looks like (:func:`case_id`); anything else is refused before lookup."""
 FILM_MAX_PX = 2048
 """Longest side of the film picture sent to the viewer."""
 _CACHE_SIZE = 8
+
+
+def case_id(name: str) -> str:
+    """The opaque id of the case of a ``results.csv`` ``file`` value."""
+    return "c" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
 
 
 class CaseNotFound(KeyError):
@@ -50,9 +61,11 @@ class FolderError(ValueError):
 
 @dataclass(frozen=True)
 class Case:
-    """One case: its id, its ``results.csv`` row and where its files lie."""
+    """One case: its opaque id, the batch's stem of its files, its ``results.csv`` row and the
+    folder."""
 
     id: str
+    stem: str
     row: Mapping[str, str]
     out_dir: Path
 
@@ -62,15 +75,15 @@ class Case:
 
     @property
     def json_path(self) -> Path:
-        return self.out_dir / "cases" / f"{self.id}.json"
+        return self.out_dir / "cases" / f"{self.stem}.json"
 
     @property
     def overlay_path(self) -> Path:
-        return self.out_dir / "overlays" / f"{self.id}.png"
+        return self.out_dir / "overlays" / f"{self.stem}.png"
 
     @property
     def sr_path(self) -> Path:
-        return self.out_dir / "dicom" / f"{self.id}_sr.dcm"
+        return self.out_dir / "dicom" / f"{self.stem}_sr.dcm"
 
     def document(self) -> dict[str, Any]:
         """The case JSON (:class:`aacscore.outputs.case_json.CaseDocumentError` if unusable)."""
@@ -108,6 +121,7 @@ class CaseIndex:
         self._stamp: tuple[int, int] | None = None
         self._cases: dict[str, Case] = {}
         self._films: OrderedDict[str, Radiograph] = OrderedDict()
+        self._pictures: OrderedDict[str, FilmValues] = OrderedDict()
         self._refresh()
 
     def _refresh(self) -> None:
@@ -124,9 +138,10 @@ class CaseIndex:
                 raise FolderError(f"{self.results_csv}: no file column")
             self._cases = {}
             for r in rows:
-                cid = case_stem(r["file"])
-                self._cases[cid] = Case(cid, r, self.out_dir)
+                cid = case_id(r["file"])
+                self._cases[cid] = Case(cid, case_stem(r["file"]), r, self.out_dir)
             self._films.clear()
+            self._pictures.clear()
             self._stamp = stamp
 
     def cases(self) -> list[Case]:
@@ -172,6 +187,27 @@ class CaseIndex:
                 self._films.popitem(last=False)
         return rad
 
+    def stems(self) -> dict[str, str]:
+        """The batch's stem -> the case id, for every case."""
+        return {c.stem: c.id for c in self.cases()}
+
+    def film_values(self, case: Case) -> FilmValues:
+        """The case's film at full bit depth and display size (a few kept in memory).
+
+        Raises:
+            RadiographError: the film is gone or unreadable."""
+        with self._lock:
+            pic = self._pictures.get(case.id)
+            if pic is not None:
+                self._pictures.move_to_end(case.id)
+                return pic
+        pic = film_values(self.film(case), case.item())
+        with self._lock:
+            self._pictures[case.id] = pic
+            while len(self._pictures) > _CACHE_SIZE:
+                self._pictures.popitem(last=False)
+        return pic
+
     def result(self, case: Case, rad: Radiograph | None = None) -> Result:
         """The case's result rebuilt from its JSON and the re-read film (stage results too)."""
         doc = case.document()
@@ -198,6 +234,100 @@ def film_picture(rad: Radiograph, max_px: int = FILM_MAX_PX) -> FilmPicture:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return FilmPicture(buf.getvalue(), scale, (rows, cols))
+
+
+@dataclass(frozen=True)
+class FilmValues:
+    """The film's pixel values at full bit depth, at display size, for window/level in the
+    browser.
+
+    ``codes`` (rows x columns, uint16) code the values: value = ``offset`` + code x ``step``
+    (the modality values of a DICOM film, the stored values of a PNG/JPEG/TIFF); ``scale``:
+    display pixels per film pixel; ``window``: the default (centre, width) in values, from
+    the DICOM's WindowCenter/WindowWidth when present (``window_source`` ``dicom``), else the
+    full range (``range``); ``invert``: show low values bright (MONOCHROME1)."""
+
+    codes: npt.NDArray[np.uint16]
+    offset: float
+    step: float
+    scale: float
+    window: tuple[float, float]
+    window_source: str
+    invert: bool
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The lowest and highest value."""
+        return self.offset, self.offset + float(self.codes.max(initial=0)) * self.step
+
+    def gzip_bytes(self) -> bytes:
+        """The codes as little-endian uint16, row by row, gzip-compressed."""
+        return gzip.compress(self.codes.astype("<u2").tobytes(), compresslevel=4)
+
+
+_IMAGE_FULL_SCALE = {1: 255.0, 8: 255.0, 16: 65535.0}
+
+
+def _dicom_values(
+    item: InputItem,
+) -> tuple[npt.NDArray[np.float64], tuple[float, float] | None, bool] | None:
+    """A DICOM film's modality values, its first window and whether it shows inverted; None
+    when pydicom cannot decode it here (the reader's own values are used then)."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(item.read_bytes()))
+        values = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64)
+    except Exception as e:  # any decoder failure: fall back to the reader's values
+        log.debug("full-depth values unavailable: %s", type(e).__name__)
+        return None
+    if values.ndim != 2:
+        return None
+    window: tuple[float, float] | None = None
+    try:
+        wc, ww = ds.get("WindowCenter"), ds.get("WindowWidth")
+        if wc is not None and ww is not None:
+            c = float(wc[0] if isinstance(wc, pydicom.multival.MultiValue) else wc)
+            w = float(ww[0] if isinstance(ww, pydicom.multival.MultiValue) else ww)
+            if np.isfinite(c) and np.isfinite(w) and w > 0:
+                window = (c, w)
+    except (TypeError, ValueError, IndexError):
+        window = None
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    invert = photometric == "MONOCHROME1" or (photometric == "MONOCHROME2" and shape == "INVERSE")
+    return values, window, invert
+
+
+def film_values(rad: Radiograph, item: InputItem | None, max_px: int = FILM_MAX_PX) -> FilmValues:
+    """The film's full-bit-depth values at most ``max_px`` on its longest side.
+
+    A DICOM film is decoded again from ``item`` for its modality values (the reader's pixels
+    have its VOI window applied, clipping what lies outside it); other formats give their
+    stored values back from the reader's unit-range pixels."""
+    window: tuple[float, float] | None = None
+    invert = False
+    decoded = _dicom_values(item) if item is not None and rad.source == "dicom" else None
+    if decoded is not None:
+        values, window, invert = decoded
+    else:
+        full = _IMAGE_FULL_SCALE.get(rad.bits_stored, 1.0) if rad.source != "dicom" else 1.0
+        values = np.asarray(rad.pixels, dtype=np.float64) * full
+    rows, cols = rad.shape
+    scale = min(1.0, max_px / max(rows, cols))
+    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    scale = size[0] / cols
+    if (values.shape[1], values.shape[0]) != size:
+        img = Image.fromarray(values.astype(np.float32), mode="F")
+        values = np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    step = (hi - lo) / 65535.0 if hi > lo else 1.0
+    codes = np.rint((values - lo) / step).clip(0, 65535).astype(np.uint16)
+    source = "dicom" if window is not None else "range"
+    if window is None:
+        window = ((lo + hi) / 2.0, max(hi - lo, step))
+    return FilmValues(codes, lo, step, scale, window, source, invert)
 
 
 def png_bytes(rgb: np.ndarray[Any, Any]) -> bytes:

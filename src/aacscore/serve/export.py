@@ -10,11 +10,18 @@ film is unusable; a pending review is not finished). Written to ``LABELS``:
 * ``grades.csv``: ``file`` (the film's absolute path) and the eight grades, what
   ``aacscore train score --data`` reads (films inside zip archives are left out: the trainer
   reads files);
-* ``spine/``: for reviews that moved vertebra corners, ``<id>.<ext>`` (a copy of the film),
-  ``<id>_labels.png`` (the corrected quadrilaterals rasterised with the label values of
-  :data:`aacscore.vertebrae.LABEL_VALUES`) and ``<id>.json`` (corners, ``spacing_mm``,
-  ``anterior_side``, ``shape``), the layout ``aacscore train spine --data`` reads;
+* ``spine/``: for reviews that moved vertebra corners or relabelled levels, ``<id>.<ext>`` (a
+  copy of the film), ``<id>_labels.png`` (the corrected quadrilaterals under their reviewed
+  level names, rasterised with the label values of :data:`aacscore.vertebrae.LABEL_VALUES`) and
+  ``<id>.json`` (corners, ``spacing_mm``, ``anterior_side``, ``shape``), the layout
+  ``aacscore train spine --data`` reads;
 * ``export.json``: what was written and what was left out, with the reason.
+
+``<id>`` is the case's opaque id, never the film's name. The corners (and their label maps) are
+the training truth: the Kauppila bounds are derived from corners by a fixed rule
+(:func:`aacscore.vertebrae.kauppila_bounds`), so no trainer learns them. Bounds the reviewer
+moved are review-only: they steer the re-scored reading of the case, and are kept in
+``<id>.json`` as ``review_bounds`` (film ``[x, y]`` anchors) for the record.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from aacscore._files import atomic_write_text, write_json
 from aacscore.kauppila import SEGMENTS
 from aacscore.outputs.case_json import CaseDocumentError
 from aacscore.serve.cases import Case, CaseIndex
+from aacscore.serve.rescore import RescoreError, relabelled
 from aacscore.serve.store import STORE_NAME, Decision, Review, ReviewStore
 from aacscore.vertebrae import CORNER_NAMES, LABEL_VALUES
 
@@ -101,13 +109,18 @@ def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
 
 
 def _corners(doc: Mapping[str, Any], review: Review) -> dict[str, list[list[float]]]:
-    """All vertebrae of the case: the model's corners, the reviewed ones replacing them."""
+    """All vertebrae of the case under their reviewed names: the model's corners, the reviewed
+    ones replacing them, renamed by the review's relabelling.
+
+    Raises:
+        RescoreError: the relabelling gives one level to two bodies."""
     out: dict[str, list[list[float]]] = {}
     spine = doc.get("spine") or {}
     for name, v in (spine.get("vertebrae") or {}).items():
         out[name] = [list(map(float, v["corners"][c])) for c in CORNER_NAMES]
     out.update(review.vertebrae or {})
-    return out
+    names = relabelled(out, review.labels)
+    return {names[n]: c for n, c in out.items() if n in names}
 
 
 def _spine_case(index: CaseIndex, case: Case, review: Review, folder: Path) -> str | None:
@@ -145,6 +158,10 @@ def _spine_case(index: CaseIndex, case: Case, review: Review, folder: Path) -> s
         "reviewer": review.reviewer,
         "review_version": review.version,
     }
+    if review.labels:
+        annotations["review_labels"] = dict(review.labels)
+    if review.bounds:
+        annotations["review_bounds"] = dict(review.bounds)
     if spacing:
         annotations["spacing_mm"] = [float(s) for s in spacing]
     write_json(folder / f"{case.id}.json", annotations)
@@ -189,9 +206,11 @@ def export_reviews(out_dir: str | Path, labels_dir: str | Path) -> ExportSummary
                 grades.append({"file": str(item.path.resolve()), **g})
             else:
                 skipped[case_id] = "grades: the film is inside a zip archive"
-        if review.vertebrae:
+        if review.vertebrae or review.labels:
             try:
                 problem = _spine_case(index, case, review, spine_dir)
+            except RescoreError as e:
+                problem = str(e)
             except (CaseDocumentError, OSError, KeyError, TypeError, ValueError) as e:
                 problem = f"{type(e).__name__}: {e}"
             if problem is None:

@@ -3,8 +3,11 @@
 One row per saved change: the case id, the case's review version it creates (1, 2, ...), the
 reviewer, the time (UTC, ISO 8601), the decision (``accept``, ``reject`` or ``pending``), a
 comment, and as JSON the corrected grades (the eight integer grades), the corrected vertebra
-corners (only when the reviewer moved them) and the reading re-scored from them. The latest
-version of a case is its review; the older ones are the audit trail.
+corners (keyed by the model's level names; only those the reviewer moved), the corrected
+Kauppila bounds (keyed by disc name in the reviewed labelling; only those moved), the level
+relabelling (the model's name -> the reviewed one, None for a body that is no level) and the
+reading re-scored from them. The latest version of a case is its review; the older ones are
+the audit trail.
 
 Concurrency: a change names the version it was made on (0 for a case never reviewed); when
 another reviewer saved in between, :meth:`ReviewStore.save` raises :class:`VersionConflict`
@@ -12,7 +15,9 @@ instead of writing (optimistic versioning; ``UNIQUE(case_id, version)`` backs it
 
 Schema: ``schema_version`` holds one row, the version of the tables; :func:`migrate` brings an
 older file up to :data:`SCHEMA_VERSION` step by step (:data:`MIGRATIONS`) in one transaction.
-A file written by a newer aacscore is refused.
+A file written by a newer aacscore is refused. Version 3 named cases by the batch's file stem;
+migrating re-keys them to the opaque ids of :func:`aacscore.serve.cases.case_id` when the
+results folder's ``results.csv`` is known.
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from aacscore.kauppila import MAX_GRADE, SEGMENTS
-from aacscore.vertebrae import LEVEL_ORDER
+from aacscore.vertebrae import DISC_NAMES, LEVEL_ORDER
 
 STORE_NAME = "reviews.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_COMMENT = 4000
 MAX_REVIEWER = 100
 
@@ -75,18 +80,25 @@ class VersionConflict(ReviewError):
 Corners = dict[str, list[list[float]]]
 """Vertebra name -> its four ``[x, y]`` corners (in the order of
 :data:`aacscore.vertebrae.CORNER_NAMES`)."""
+Bounds = dict[str, dict[str, list[float]]]
+"""Disc name (``"L1/L2"``) -> ``{"anterior": [x, y], "posterior": [x, y]}``."""
+Labels = dict[str, str | None]
+"""The model's level name -> the reviewed one (None: not a level of the film)."""
 
 
 @dataclass(frozen=True)
 class ReviewChange:
     """A change to save: ``grades`` the eight integer grades (None: not given), ``vertebrae``
-    corrected corners (None: unchanged), ``rescored`` the reading re-scored from them."""
+    corrected corners, ``bounds`` corrected bounds, ``labels`` the relabelling (None:
+    unchanged), ``rescored`` the reading re-scored from them."""
 
     decision: Decision = Decision.PENDING
     comment: str = ""
     grades: Mapping[str, int] | None = None
     vertebrae: Corners | None = None
     rescored: Mapping[str, Any] | None = None
+    bounds: Bounds | None = None
+    labels: Labels | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,8 @@ class Review:
     grades: Mapping[str, int] | None = None
     vertebrae: Corners | None = None
     rescored: Mapping[str, Any] | None = field(default=None)
+    bounds: Bounds | None = None
+    labels: Labels | None = None
 
     @property
     def aac24(self) -> int | None:
@@ -120,6 +134,8 @@ class Review:
             "aac24": self.aac24,
             "vertebrae": self.vertebrae,
             "rescored": None if self.rescored is None else dict(self.rescored),
+            "bounds": self.bounds,
+            "labels": self.labels,
         }
 
 
@@ -148,8 +164,20 @@ def _v2(con: sqlite3.Connection) -> None:
     con.execute("CREATE INDEX reviews_case ON reviews (case_id, version)")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
-"""Schema version -> the step that makes it from the version before."""
+def _v3(con: sqlite3.Connection, rekey: Mapping[str, str]) -> None:
+    con.execute("ALTER TABLE reviews ADD COLUMN bounds_json TEXT")
+    con.execute("ALTER TABLE reviews ADD COLUMN labels_json TEXT")
+    for stem, new in rekey.items():
+        con.execute("UPDATE reviews SET case_id = ? WHERE case_id = ?", (new, stem))
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection, Mapping[str, str]], None]] = {
+    1: lambda con, _: _v1(con),
+    2: lambda con, _: _v2(con),
+    3: _v3,
+}
+"""Schema version -> the step that makes it from the version before (given the case re-keying
+of version 3: the batch's stem -> the case id)."""
 
 
 def schema_version(con: sqlite3.Connection) -> int:
@@ -163,8 +191,14 @@ def schema_version(con: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0])
 
 
-def migrate(con: sqlite3.Connection, path: str | Path, target: int = SCHEMA_VERSION) -> int:
+def migrate(
+    con: sqlite3.Connection,
+    path: str | Path,
+    target: int = SCHEMA_VERSION,
+    rekey: Callable[[], Mapping[str, str]] | None = None,
+) -> int:
     """Bring the tables up to ``target`` (in one transaction); returns the version found.
+    ``rekey`` gives the stem -> case id map of the folder, asked only when version 3 is made.
 
     Raises:
         StoreError: the file was written by a newer aacscore (a version above ``target``)."""
@@ -179,7 +213,7 @@ def migrate(con: sqlite3.Connection, path: str | Path, target: int = SCHEMA_VERS
     with con:
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         for v in range(found + 1, target + 1):
-            MIGRATIONS[v](con)
+            MIGRATIONS[v](con, rekey() if v == 3 and found > 0 and rekey else {})
         con.execute("DELETE FROM schema_version")
         con.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
     return found
@@ -243,6 +277,60 @@ def check_vertebrae(case_id: str, vertebrae: Mapping[str, Any]) -> Corners:
     return out
 
 
+def _point(value: Any) -> list[float] | None:
+    """``[x, y]`` of two finite numbers, or None."""
+    if not (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2):
+        return None
+    try:
+        x, y = float(value[0]), float(value[1])
+    except (TypeError, ValueError):
+        return None
+    return [x, y] if math.isfinite(x) and math.isfinite(y) else None
+
+
+def check_bounds(case_id: str, bounds: Mapping[str, Any]) -> Bounds:
+    """Bounds as ``{disc: {"anterior": [x, y], "posterior": [x, y]}}`` for the five Kauppila
+    discs, the two anchors finite and apart.
+
+    Raises:
+        ReviewError: an unknown disc, or anchors that are not two distinct finite points."""
+    out: Bounds = {}
+    for name, bound in bounds.items():
+        if name not in DISC_NAMES:
+            raise ReviewError(
+                f"{case_id}: unknown bound {name!r} (bounds are {', '.join(DISC_NAMES)})"
+            )
+        ant = _point(bound.get("anterior")) if isinstance(bound, Mapping) else None
+        post = _point(bound.get("posterior")) if isinstance(bound, Mapping) else None
+        if ant is None or post is None or ant == post:
+            raise ReviewError(
+                f"{case_id}: bound {name} needs distinct finite anterior and posterior [x, y]"
+            )
+        out[name] = {"anterior": ant, "posterior": post}
+    return out
+
+
+def check_labels(case_id: str, labels: Mapping[str, Any]) -> Labels:
+    """A relabelling ``{model level: reviewed level or None}`` of known levels, no two bodies
+    given the same level.
+
+    Raises:
+        ReviewError: an unknown level, or one level given twice."""
+    out: Labels = {}
+    for old, new in labels.items():
+        for name in (old, new):
+            if name is not None and name not in LEVEL_ORDER:
+                raise ReviewError(
+                    f"{case_id}: unknown level {name!r} (levels are {', '.join(LEVEL_ORDER)})"
+                )
+        out[str(old)] = None if new is None else str(new)
+    given = [n for n in out.values() if n is not None]
+    twice = sorted({n for n in given if given.count(n) > 1})
+    if twice:
+        raise ReviewError(f"{case_id}: the relabelling gives {', '.join(twice)} to two bodies")
+    return out
+
+
 # --- the store --------------------------------------------------------------------------------
 
 
@@ -257,19 +345,30 @@ def _json(value: Any) -> str | None:
 class ReviewStore:
     """The reviews of one results folder (``OUT/reviews.sqlite``, created on first use).
 
-    Every call opens its own connection, so one store may serve several threads."""
+    Every call opens its own connection, so one store may serve several threads. ``rekey``:
+    the folder's stem -> case id map, asked for when an older file is migrated."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, rekey: Callable[[], Mapping[str, str]] | None = None
+    ) -> None:
         self.path = Path(path)
         try:
             with self._connect() as con:
-                migrate(con, self.path)
+                migrate(con, self.path, rekey=rekey)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a usable reviews database ({e})") from e
 
     @classmethod
     def for_folder(cls, out_dir: str | Path) -> ReviewStore:
-        return cls(Path(out_dir) / STORE_NAME)
+        """The store of a results folder (older files re-keyed from its ``results.csv``)."""
+        folder = Path(out_dir)
+
+        def rekey() -> dict[str, str]:
+            from aacscore.serve.cases import CaseIndex
+
+            return CaseIndex(folder).stems()
+
+        return cls(folder / STORE_NAME, rekey)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -293,6 +392,8 @@ class ReviewStore:
             raise ReviewError(f"{case_id}: the comment is longer than {MAX_COMMENT} characters")
         grades = None if change.grades is None else check_grades(case_id, change.grades)
         verts = None if change.vertebrae is None else check_vertebrae(case_id, change.vertebrae)
+        bounds = None if change.bounds is None else check_bounds(case_id, change.bounds)
+        labels = None if change.labels is None else check_labels(case_id, change.labels)
         review = Review(
             case_id=case_id,
             version=version + 1,
@@ -303,6 +404,8 @@ class ReviewStore:
             grades=grades,
             vertebrae=verts,
             rescored=None if change.rescored is None else dict(change.rescored),
+            bounds=bounds,
+            labels=labels,
         )
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
@@ -312,7 +415,8 @@ class ReviewStore:
                     raise VersionConflict(case_id, version, current)
                 con.execute(
                     "INSERT INTO reviews (case_id, version, reviewer, created, decision, comment,"
-                    " grades_json, vertebrae_json, rescored_json) VALUES (?,?,?,?,?,?,?,?,?)",
+                    " grades_json, vertebrae_json, rescored_json, bounds_json, labels_json)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         case_id,
                         review.version,
@@ -323,6 +427,8 @@ class ReviewStore:
                         _json(grades),
                         _json(verts),
                         _json(review.rescored),
+                        _json(bounds),
+                        _json(labels),
                     ),
                 )
             except BaseException:
@@ -345,7 +451,7 @@ class ReviewStore:
 
     _COLUMNS = (
         "case_id, version, reviewer, created, decision, comment, grades_json, vertebrae_json,"
-        " rescored_json"
+        " rescored_json, bounds_json, labels_json"
     )
 
     @staticmethod
@@ -363,6 +469,8 @@ class ReviewStore:
             grades=load(row[6]),
             vertebrae=load(row[7]),
             rescored=load(row[8]),
+            bounds=load(row[9]),
+            labels=load(row[10]),
         )
 
     def history(self, case_id: str) -> list[Review]:
