@@ -29,7 +29,7 @@ from aacscore.simulate.family_b.scene import (
     spread_grades,
     target_probabilities,
 )
-from aacscore.simulate.family_b.shapes import sample_skeleton
+from aacscore.simulate.family_b.shapes import SACRAL, sample_skeleton
 from aacscore.simulate.family_b.truth import (
     WALL_CODE,
     WallPoint,
@@ -56,6 +56,7 @@ OVERRIDES: dict[str, str] = {
     "bits_stored": "int 8-16",
     "target_aac24": "int 0-24: target total before measurement",
     "scale": "float patient size factor",
+    "bmd": "float 0.2-2 bone mineral density factor (below ~0.7: osteoporotic bodies)",
     "aorta_gap_mm": "float",
     "aorta_diameter_mm": "float",
 }
@@ -151,13 +152,17 @@ def simulate_case_b(
 
     trab = np.zeros(shape, dtype=np.float32)
     cort = np.zeros(shape, dtype=np.float32)
+    bodies = np.zeros(shape, dtype=np.float32)  # textured per body, not by the global texture
     labels = np.zeros(shape, dtype=np.uint8)
     for name, b in sk.bodies.items():
-        rd.render_body(cv, b, trab, cort, labels, LABEL_VALUES.get(name, 0))
-    for name, slab, off in sk.slabs:
-        rd.render_slab(cv, sk.bodies[name], slab, off, trab, cort)
+        fused = name in SACRAL and sk.sacrum is not None
+        rd.render_body(cv, b, bodies, cort, labels, LABEL_VALUES.get(name, 0), bone=not fused)
+    if sk.sacrum is not None:
+        rd.render_sacrum(cv, sk.sacrum, sk.bodies, bodies, cort)
     trab_m = np.zeros(mid.shape, dtype=np.float32)
     cort_m = np.zeros(mid.shape, dtype=np.float32)
+    for name, slab, off in sk.slabs:  # soft-margined posterior elements: ~0.35 mm grid
+        rd.render_slab(mid, sk.bodies[name], slab, off, trab_m, cort_m)
     for tb in sk.tubes:
         rd.render_tube(mid, tb, trab_m, cort_m)
     for pl in sk.plates:
@@ -171,7 +176,7 @@ def simulate_case_b(
     tex_amp = float(rng.uniform(0.15, 0.35))
     trab = (trab + rd.upsample(trab_m, shape, fm)) * (
         1 + np.float32(tex_amp) * rd.upsample(tex, shape, fm)
-    )
+    ) + bodies
     cortical = float(rng.uniform(0.8, 1.2))
     bone = trab + np.float32(cortical) * (cort + rd.upsample(cort_m, shape, fm))
     rd.render_rings(cv, sc.distractors, bone)
@@ -188,12 +193,12 @@ def simulate_case_b(
         max(int(roi_px[:, 0].min()), 0),
         min(int(roi_px[:, 0].max()) + 1, int(w)),
     )
-    coll = rd.collimation(shape, chain, box)
+    coll = rd.collimation(shape, chain, box, sp)
     spine_xy = cv.to_px(sk.bodies["L3"].centre)
     logs = rd.expose(bone, water, chain, sp, (int(spine_xy[1]), int(spine_xy[0])), coll, rng)
     img = rd.process(logs, chain, sp, box)
     if chain["shutter"] != "lead":
-        img[~coll] = 0.0 if chain["shutter"] == "black" else 1.0
+        img = img * coll + np.float32(0.0 if chain["shutter"] == "black" else 1.0) * (1 - coll)
     keep = rd.visible(img, flats, sp)
     calc = np.zeros(h * w, dtype=np.uint8)
     for p, flat, ok in zip(plaques, flats, keep, strict=True):

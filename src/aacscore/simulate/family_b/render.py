@@ -3,9 +3,9 @@
 Rasterisation: an affine :class:`Canvas` maps canonical millimetres straight to the pixels of the
 film as written (spacing, in-plane rotation, field-of-view offset and mirroring in one matrix),
 so nothing is flipped afterwards. Bones and plaques are evaluated on the full grid in crops
-(bodies and posterior elements as analytic profiles of path length through trabecular bone and
-cortex; ribs, crests and plates on a ~0.35 mm grid), soft tissue and gas on a ~1 mm grid; the
-coarse layers are upsampled bilinearly.
+(bodies and the fused sacrum as analytic profiles of path length through textured trabecular
+bone and cortex; posterior elements, ribs, crests and plates on a ~0.35 mm grid), soft tissue
+and gas on a ~1 mm grid; the coarse layers are upsampled bilinearly.
 
 Imaging chain (ranges per film):
 
@@ -23,10 +23,13 @@ Imaging chain (ranges per film):
   three look-up-table chains: ``film`` (unsharp mask 3-12 mm then an
   S-shaped film curve), ``equalise`` (partial histogram equalisation, gamma) or ``clahe``
   (contrast-limited adaptive equalisation at half resolution, its gain upsampled); percentile
-  window around the spine; collimation (lead or electronic shutter), burnt-in lead marker and
-  text; 10-16-bit quantisation, MONOCHROME1 or 2.
+  window around the spine (with foot- and headroom); collimation (lead or electronic shutter,
+  blades tilted up to a few degrees with a 0.5-3 mm penumbra), burnt-in lead marker and text;
+  10-16-bit quantisation, MONOCHROME1 or 2.
+* Heel effect: fluence falls by 5-30 % towards the anode side, along the film's long axis
+  (3 films in 4) or across it.
 
-Not modelled: heel effect, grid lines, lag, stitching, compression artefacts.
+Not modelled: grid lines, lag, stitching, compression artefacts.
 """
 
 from __future__ import annotations
@@ -122,15 +125,15 @@ def downsample(a: F32, factor: int) -> F32:
 # --------------------------------------------------------------------------------------------
 
 
-def _chord(x: F64, r: float) -> F64:
+def _chord(x: F64, r: float | F64) -> F64:
     """Chord of a circle of radius ``r`` at depth ``x`` inside its edge."""
     xx = np.clip(x, 0.0, r)
     return np.asarray(2.0 * np.sqrt(np.maximum(2 * r * xx - xx * xx, 0.0)))
 
 
-def _shell(x: F64, r: float, t: float) -> F64:
+def _shell(x: F64, r: float | F64, t: float) -> F64:
     """Path through a cortical shell of thickness ``t`` at depth ``x``."""
-    return np.asarray(_chord(x, r) - _chord(x - t, max(r - t, 1e-3)) * (x > t))
+    return np.asarray(_chord(x, r) - _chord(x - t, np.maximum(r - t, 1e-3)) * (x > t))
 
 
 def _aa(d: F64, px: float) -> F64:
@@ -144,13 +147,18 @@ def body_local(b: Body, x: F64, y: F64) -> tuple[F64, F64]:
     return dx * e[0] + dy * e[1], dx * n[0] + dy * n[1]
 
 
-def body_distance(b: Body, u: F64, v: F64) -> tuple[F64, F64, F64]:
-    """(inside distance, distance to the end-plates, distance to the AP walls), mm."""
+def _plates(b: Body, u: F64) -> tuple[F64, F64]:
+    """Superior and inferior end-plate heights ``v`` (concave) at ``u``."""
     a = b.depth / 2
     t = np.clip(u / a, -1.0, 1.0)
     h = b.h_post + (b.h_ant - b.h_post) * (t + 1) / 2
-    top = h / 2 - b.concave_sup * (1 - t * t)
-    bot = -h / 2 + b.concave_inf * (1 - t * t)
+    return h / 2 - b.concave_sup * (1 - t * t), -h / 2 + b.concave_inf * (1 - t * t)
+
+
+def body_distance(b: Body, u: F64, v: F64) -> tuple[F64, F64, F64]:
+    """(inside distance, distance to the end-plates, distance to the AP walls), mm."""
+    a = b.depth / 2
+    top, bot = _plates(b, u)
     hm = (b.h_ant + b.h_post) / 2
     s = np.clip(2 * v / hm, -1.0, 1.0)
     ant = a - b.waist * (1 - s * s)
@@ -164,30 +172,131 @@ def body_distance(b: Body, u: F64, v: F64) -> tuple[F64, F64, F64]:
     return d, dv, du
 
 
+def trabecular_texture(seed: int, aniso: float, u: F64, v: F64, extent: tuple[float, float]) -> F32:
+    """Unit-variance trabecular texture at body coordinates ``(u, v)`` (mm): band-passed noise
+    on a 0.25 mm grid of the body's frame, elongated ``aniso`` times along v (vertical
+    trabeculae), a weaker horizontal component (1 / aniso) and coarse marrow mottling."""
+    cell = 0.25
+    hu, hv = extent
+    nu, nv = int(2 * hu / cell) + 3, int(2 * hv / cell) + 3
+    g = np.random.default_rng(seed)
+    white = g.standard_normal((nv, nu)).astype(np.float32)
+    vert = ndimage.gaussian_filter(white, (0.4 * aniso / cell, 0.3 / cell))
+    horiz = ndimage.gaussian_filter(g.standard_normal((nv, nu)).astype(np.float32), (1.2, 3.0))
+    coarse = ndimage.gaussian_filter(g.standard_normal((nv, nu)).astype(np.float32), 2.5 / cell)
+    parts = [x / max(float(x.std()), 1e-6) for x in (vert, horiz, coarse)]
+    tex = parts[0] + parts[1] / aniso + 0.5 * parts[2]
+    tex /= max(float(tex.std()), 1e-6)
+    coords = np.stack([(v + hv) / cell + 1, (u + hu) / cell + 1])
+    return ndimage.map_coordinates(tex, coords, order=1, mode="nearest").astype(np.float32)
+
+
+def _rim_factor(seed: int, u: F64, v: F64, b: Body) -> F64:
+    """Brightness of the cortical rim around the outline: 1 + random low harmonics of the angle."""
+    g = np.random.default_rng(seed)
+    th = np.arctan2(v / max(b.h_ant + b.h_post, 1.0) * 2 * 2, u / max(b.depth, 1.0) * 2)
+    f = np.ones_like(th)
+    for k, amp in ((1, 0.25), (2, 0.2), (3, 0.15), (5, 0.1)):
+        f += amp * g.uniform(0.3, 1.0) * np.cos(k * th + g.uniform(0, 2 * math.pi))
+    return np.asarray(np.clip(f, 0.35, 1.7))
+
+
 def render_body(
-    cv: Canvas, b: Body, trab: F32, cort: F32, labels: npt.NDArray[np.uint8] | None, label: int
+    cv: Canvas,
+    b: Body,
+    trab: F32,
+    cort: F32,
+    labels: npt.NDArray[np.uint8] | None,
+    label: int,
+    bone: bool = True,
 ) -> None:
+    """One body: trabecular path with its texture, a rim of varying brightness, dense concave
+    end-plates (a second, fainter contour when ``double_mm``), edge blur; label ``d > 0``.
+    ``bone=False`` writes the label only (S1, whose bone is the fused sacrum's)."""
     box = cv.window(b.corners(), 6.0)
     if box is None:
         return
     x, y = cv.grid_mm(box)
     u, v = body_local(b, x, y)
     d, dv, du = body_distance(b, u, v)
-    inside = _aa(d, cv.spacing)
-    width = 1.45 * b.depth
-    rl = 0.22 * width
-    t = b.cortex
     sl = np.s_[box[0] : box[1], box[2] : box[3]]
-    trab[sl] += (b.density * _chord(du - t, rl).clip(max=width) * inside).astype(np.float32)
-    ring = _shell(np.maximum(du, 0), width / 2, t)
-    plate = width * 0.3 * np.clip(1.0 - np.maximum(dv, 0) / (0.6 * t + 0.3), 0.0, 1.0)
-    cort[sl] += (0.55 * (ring + plate * (d > -0.5)) * inside).astype(np.float32)
     if labels is not None and label:
         lab = labels[sl]
         lab[d > 0] = label
+    if not bone:
+        return
+    inside = _aa(d, max(cv.spacing, b.blur_mm))
+    width = 1.45 * b.depth
+    rl = 0.22 * width
+    t = b.cortex
+    hm = max(b.h_ant, b.h_post) / 2 + 1.0
+    tex = trabecular_texture(b.tex_seed, b.tex_aniso, u, v, (b.depth / 2 + 1.0, hm))
+    path = b.density * _chord(du - t, rl).clip(max=width)
+    top, bot = _plates(b, u)
+    dt, db = top - v, v - bot
+    if b.double_mm > 0:  # the far lateral half of each end-plate projects inside the outline
+        half = (dt < b.double_mm) | (db < b.double_mm)
+        path = np.where(half, path * 0.6, path)
+    trab[sl] += (path * (1 + b.tex_amp * tex).clip(min=0.0) * inside).astype(np.float32)
+    rim = _rim_factor(b.rim_seed, u, v, b)
+    ring = 0.45 * _shell(np.maximum(du, 0), width / 2, t) * rim  # walls: thinner than plates
+    ramp = 0.7 * t + 0.4
+    plate = width * 0.22 * b.plate_gain * np.exp(-np.maximum(dv, 0) / ramp)
+    if b.double_mm > 0:
+        ghost = np.exp(-np.minimum(np.abs(dt - b.double_mm), np.abs(db - b.double_mm)) / ramp)
+        plate = plate + width * 0.12 * b.plate_gain * ghost
+    plate = plate * (0.75 + 0.25 * rim)
+    cort[sl] += (0.4 * (ring + plate * (d > -0.5)) * inside).astype(np.float32)
+
+
+def render_sacrum(cv: Canvas, outline: F64, bodies: dict[str, Body], trab: F32, cort: F32) -> None:
+    """The fused sacrum as one bone: lateral path tapering from S1 (the promontory's width) to
+    the tip, textured, a cortical shell along the whole outline, S1's dense superior end-plate
+    and faint ridges (with a little lucency at S1/S2) where the sacral discs fused."""
+    box = cv.window(outline, 3.0)
+    if box is None:
+        return
+    y0, y1, x0, x1 = box
+    q = cv.to_px(outline) - np.array([x0, y0])
+    img = Image.new("L", (x1 - x0, y1 - y0), 0)
+    ImageDraw.Draw(img).polygon([(float(a), float(b)) for a, b in q], fill=1)
+    m = np.asarray(img, dtype=bool)
+    if not m.any():
+        return
+    sp = cv.spacing
+    d = ndimage.distance_transform_edt(m) * sp - ndimage.distance_transform_edt(~m) * sp
+    x, y = cv.grid_mm(box)
+    s1, s5 = bodies["S1"], bodies["S5"]
+    top, tip = s1.sup_mid(), s5.inf_mid()
+    axis = (tip - top) / max(float(np.hypot(*(tip - top))), 1e-6)
+    frac = np.clip(((x - top[0]) * axis[0] + (y - top[1]) * axis[1]) / np.hypot(*(tip - top)), 0, 1)
+    width = 1.45 * s1.depth * (1.0 - 0.6 * frac)
+    rl = 0.22 * width
+    u, v = body_local(s1, x, y)
+    tex = trabecular_texture(s1.tex_seed, s1.tex_aniso * 0.7, u, v, (90.0, 130.0))
+    path = s1.density * _chord(d - s1.cortex, rl)
+    for name in ("S1", "S2", "S3", "S4"):
+        bk = bodies[name]
+        _, vk = body_local(bk, x, y)
+        dl = np.abs(vk + (bk.h_ant + bk.h_post) / 4)
+        if name == "S1":
+            path = path * (1 - 0.3 * np.exp(-((dl / 1.5) ** 2)))
+        cort[y0:y1, x0:x1] += (0.05 * width * np.exp(-((dl / 1.0) ** 2)) * (d > 0)).astype(
+            np.float32
+        )
+    inside = _aa(d, max(sp, s1.blur_mm))
+    trab[y0:y1, x0:x1] += (path * (1 + s1.tex_amp * tex).clip(min=0) * inside).astype(np.float32)
+    shell = _shell(np.maximum(d, 0), width / 2, s1.cortex)
+    dt = _plates(s1, u)[0] - v
+    plate = width * 0.2 * s1.plate_gain * np.exp(-np.abs(dt) / (0.7 * s1.cortex + 0.4))
+    plate = plate * (np.abs(u) < s1.depth / 2 + 1.0)
+    cort[y0:y1, x0:x1] += (0.4 * (shell + plate) * inside).astype(np.float32)
 
 
 def render_slab(cv: Canvas, b: Body, s: Slab, off: F64, trab: F32, cort: F32) -> None:
+    """A posterior-element part: super-elliptic outline with soft margins, chord profile,
+    cortical shell and, for articular pillars, the facet joint (lucent line between two
+    subchondral lines)."""
     c = b.to_mm(s.u, s.v) + off
     ext = max(s.hu, s.hv) * 1.5 + 2
     box = cv.window(np.array([c - ext, c + ext]), 1.0)
@@ -199,15 +308,19 @@ def render_slab(cv: Canvas, b: Body, s: Slab, off: F64, trab: F32, cort: F32) ->
     ct, st = math.cos(s.tilt), math.sin(s.tilt)
     uu, vv = ct * u - st * v, st * u + ct * v
     hv = s.hv * (1 + s.taper * np.clip(-uu / s.hu, -1, 1))
-    qx = np.abs(uu) - (s.hu - s.radius)
-    qy = np.abs(vv) - (hv - s.radius)
-    out = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(np.maximum(qx, qy), 0)
-    d = s.radius - out
+    f = (np.abs(uu) / s.hu) ** s.power + (np.abs(vv) / hv) ** s.power
+    d = (1.0 - f ** (1.0 / s.power)) * np.minimum(s.hu, hv)
     inside = _aa(d, max(cv.spacing, 1.2))  # processes: soft, irregular margins
     rr = max(min(s.hu, s.hv), 1.0)
     sl = np.s_[box[0] : box[1], box[2] : box[3]]
-    trab[sl] += (s.density * s.width * _chord(d, rr) / (2 * rr) * inside).astype(np.float32)
-    cort[sl] += (0.45 * _shell(np.maximum(d, 0), s.width / 2, s.cortex) * inside).astype(np.float32)
+    tr = s.density * s.width * _chord(d, rr) / (2 * rr) * inside
+    co = 0.45 * _shell(np.maximum(d, 0), s.width / 2, s.cortex) * inside
+    if s.facet_v is not None:
+        dist = np.abs(vv - s.facet_v - 0.35 * uu)
+        tr = tr * (1 - 0.8 * np.exp(-((dist / 0.7) ** 2)))
+        co = co + 0.12 * s.width * np.exp(-(((dist - 1.3) / 0.5) ** 2)) * inside
+    trab[sl] += tr.astype(np.float32)
+    cort[sl] += co.astype(np.float32)
 
 
 def line_field(cv: Canvas, box: tuple[int, int, int, int], poly: F64) -> tuple[F64, F64]:
@@ -257,7 +370,10 @@ def render_plate(cv: Canvas, pl: Plate, out: F32) -> None:
     if not m.any():
         return
     din = ndimage.distance_transform_edt(m) * cv.spacing
-    out[y0:y1, x0:x1] += (pl.value * np.sqrt(np.clip(din / pl.edge_mm, 0, 1))).astype(np.float32)
+    val = pl.value * np.sqrt(np.clip(din / pl.edge_mm, 0, 1))
+    if pl.rim > 0:  # cortical border seen tangentially
+        val = val + pl.rim * np.exp(-(((din - 0.8) / 0.8) ** 2)) * m
+    out[y0:y1, x0:x1] += val.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,6 +393,15 @@ def soft_tissue(cv: Canvas, sc: Scene, rng: np.random.Generator) -> tuple[F32, F
     hw = tr["half_width"] * (1 + 0.15 * np.clip((y - tr["buttock_y"] + 60) / 120, 0, 1))
     chord = 2 * hw * (1 - tt ** tr["power"]) ** (1 / tr["power"])
     soft = tr["density"] * chord
+    # abdominal wall seen tangentially: fat under the skin, then the wall muscles; the skin itself
+    # (denser than fat) as a shell; paraspinal muscles behind
+    from_front, from_back = x - front, back - x
+    fat, musc = tr["fat_mm"], tr["wall_muscle_mm"]
+    soft *= 1.0 - 0.1 * (from_front < fat) - 0.06 * (from_back < 0.6 * fat)
+    soft *= 1.0 + 0.05 * ((from_front >= fat) & (from_front < fat + musc))
+    soft *= 1.0 + 0.04 * np.exp(-(((from_back - 0.6 * fat - 40) / 30) ** 2))
+    for dist in (from_front, from_back):
+        soft += 0.2 * _shell(np.clip(dist, 0, None), 100.0, 1.5) * (dist > 0)
     for kind, c, ax, extra in sc.organs:
         r2 = ((x - c[0]) / ax[0]) ** 2 + ((y - c[1]) / ax[1]) ** 2
         depth = 2 * (ax[0] if kind == "liver" else 25.0)
@@ -418,7 +543,7 @@ def sample_chain(rng: np.random.Generator, habitus: float, ov: dict[str, Any]) -
     p: dict[str, Any] = {
         "kvp": float(rng.uniform(75, 105)),
         "filtration": float(rng.uniform(0.5, 2.0)),
-        "quanta_per_0p2mm": float(math.exp(rng.uniform(math.log(100), math.log(2500)))),
+        "quanta_per_0p2mm": float(math.exp(rng.uniform(math.log(250), math.log(4000)))),
         "electronic": float(rng.uniform(0.5, 3.0)),
         "grid": grid,
         "spr": float(
@@ -436,15 +561,20 @@ def sample_chain(rng: np.random.Generator, habitus: float, ov: dict[str, Any]) -
         "drc_mm": float(rng.uniform(30, 80)),
         "unsharp_mm": float(rng.uniform(3, 12)),
         "unsharp_gain": float(rng.uniform(0.3, 1.2)),
-        "film_gain": float(rng.uniform(4, 9)),
-        "film_centre": float(rng.uniform(0.42, 0.6)),
+        "film_gain": float(rng.uniform(2.5, 6)),
+        "film_centre": float(rng.uniform(0.35, 0.55)),
         "equalise_alpha": float(rng.uniform(0.3, 0.7)),
         "gamma": float(rng.uniform(0.7, 1.4)),
         "clahe_clip": float(rng.uniform(0.005, 0.02)),
         "clahe_kernel_mm": float(rng.uniform(25, 60)),
         "window_lo_pct": float(rng.uniform(0.3, 4.0)),
         "window_hi_pct": float(rng.uniform(98.0, 99.9)),
-        "headroom": float(rng.uniform(0.05, 0.5)),
+        "headroom": float(rng.uniform(0.3, 1.2)),
+        "footroom": float(rng.uniform(0.3, 1.5)),
+        "heel": float(rng.uniform(0.05, 0.3)) * float(rng.choice([-1.0, 1.0])),
+        "heel_axis": str(rng.choice(["rows", "columns"], p=[0.75, 0.25])),
+        "collimation_tilt_deg": float(rng.normal(0, 1.5)),
+        "penumbra_mm": float(rng.uniform(0.5, 3.0)),
         "collimation": [bool(rng.random() < 0.3) for _ in range(4)],
         "collimation_depth": [float(rng.uniform(0.2, 1.0)) for _ in range(4)],
         "shutter": str(rng.choice(["lead", "black", "white"], p=[0.6, 0.2, 0.2])),
@@ -495,7 +625,7 @@ def expose(
     p: dict[str, Any],
     sp: float,
     spine_px: tuple[int, int],
-    coll: npt.NDArray[np.bool_],
+    coll: F32,
     rng: np.random.Generator,
 ) -> F32:
     """Log signal (bone bright) of the film: attenuation, scatter, blur, noise."""
@@ -505,7 +635,14 @@ def expose(
         prim += np.float32(w[k]) * np.exp(
             -np.float32(MU_BONE[k]) * bone - np.float32(MU_WATER[k]) * soft
         )
-    prim = np.where(coll, prim, prim * np.float32(1e-5))
+    h, w = bone.shape
+    if p["heel_axis"] == "rows":
+        ramp = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
+    else:
+        ramp = np.linspace(-1.0, 1.0, w, dtype=np.float32)[None, :]
+    # heel effect: the anode side of the field gets less fluence (steeper towards it)
+    prim = prim * (1 + np.float32(p["heel"] / 2) * (ramp - 0.3 * ramp**2))
+    prim = prim * (coll + np.float32(1e-5) * (1 - coll))
     y, x = spine_px
     near = np.s_[max(y - 20, 0) : y + 20, max(x - 20, 0) : x + 20]
     # scatter arises in the patient: source = primary x path through tissue (none in air)
@@ -541,6 +678,7 @@ def process(logs: F32, p: dict[str, Any], sp: float, roi: tuple[int, int, int, i
     ref = logs[y0:y1:3, x0:x1:3].ravel()
     lo, med, hi = np.percentile(ref, [p["window_lo_pct"], 50.0, p["window_hi_pct"]])
     hi = hi + p["headroom"] * (hi - med)
+    lo = lo - p["footroom"] * (med - lo)
     x = np.clip((logs - np.float32(lo)) / np.float32(max(hi - lo, 1e-6)), -0.2, 1.3)
     chain = p["chain"]
     if chain == "film":
@@ -570,21 +708,34 @@ def process(logs: F32, p: dict[str, Any], sp: float, roi: tuple[int, int, int, i
 
 
 def collimation(
-    shape: tuple[int, int], p: dict[str, Any], roi: tuple[int, int, int, int]
-) -> npt.NDArray[np.bool_]:
-    """Exposed area: up to four straight blade edges, each kept outside the ROI box."""
+    shape: tuple[int, int], p: dict[str, Any], roi: tuple[int, int, int, int], sp: float = 0.2
+) -> F32:
+    """Exposed fraction (0-1): up to four blade edges between the film edge and the ROI box,
+    tilted by a small angle (kept clear of the ROI) with a penumbra of ``penumbra_mm``."""
     h, w = shape
     y0, y1, x0, x1 = roi
-    m = np.ones(shape, dtype=bool)
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    tilt = math.tan(math.radians(float(p.get("collimation_tilt_deg", 0.0))))
+    pen = max(float(p.get("penumbra_mm", 0.0)) / sp, 0.5)
+    m = np.ones(shape, dtype=np.float32)
     # (top, bottom, left, right): blade position between the film edge and the ROI
-    if p["collimation"][0]:
-        m[: int(y0 * p["collimation_depth"][0] * 0.8), :] = False
-    if p["collimation"][1]:
-        m[h - int((h - y1) * p["collimation_depth"][1] * 0.8) :, :] = False
-    if p["collimation"][2]:
-        m[:, : int(x0 * p["collimation_depth"][2] * 0.8)] = False
-    if p["collimation"][3]:
-        m[:, w - int((w - x1) * p["collimation_depth"][3] * 0.8) :] = False
+    edges = [
+        (int(y0 * p["collimation_depth"][0] * 0.8), y0, True, 1.0),
+        (h - int((h - y1) * p["collimation_depth"][1] * 0.8), y1, True, -1.0),
+        (int(x0 * p["collimation_depth"][2] * 0.8), x0, False, 1.0),
+        (w - int((w - x1) * p["collimation_depth"][3] * 0.8), x1, False, -1.0),
+    ]
+    for on, (pos, limit, horizontal, sign) in zip(p["collimation"], edges, strict=True):
+        if not on:
+            continue
+        span = w if horizontal else h
+        t = tilt if abs(tilt) * span / 2 < abs(limit - pos) - 2 * pen else 0.0
+        if horizontal:
+            coord = ys - np.float32(t) * (xs - w / 2)
+        else:
+            coord = xs + np.float32(t) * (ys - h / 2)
+        m = m * np.clip(0.5 + sign * (coord - pos) / pen, 0.0, 1.0).astype(np.float32)
     return m
 
 

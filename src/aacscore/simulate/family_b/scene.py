@@ -4,11 +4,15 @@ Modelled:
 
 * Trunk: lateral path length through a super-elliptic abdominal cross-section whose anterior
   and posterior skin lines and half width follow the habitus (0 thin - 1 obese) and bulge at
-  the umbilicus and buttocks; psoas (muscle over fat) along the bodies; liver under the
-  diaphragm; both kidneys (slightly offset) at L1-L3.
+  the umbilicus and buttocks; subcutaneous fat (thicker with habitus) under a skin line seen
+  tangentially, the anterior abdominal wall muscles and the paraspinal muscles as bands; psoas
+  (muscle over fat) along the bodies; liver under the diaphragm; both kidneys (slightly offset)
+  at L1-L3.
 * Bowel: colon tubes (transverse, ascending/descending flanks) with haustral narrowing and
-  partial gas filling, stool mottling (gas bubbles in faeces), small-bowel gas loops; some of it
-  over the aortic band in front of L1-L4.
+  partial gas filling, stool mottling (gas bubbles in faeces), small-bowel gas loops, round
+  bubbles and large distended loops with haustral folds; the flanks, bubbles and loops fall in
+  front of, over and behind the bodies (the colon lies lateral to the spine), so gas overlaps
+  the aortic band and the bodies.
 * Aorta: lumen in front of the anterior vertebral line (gap 1-15 mm, diameter 15-30 mm,
   tapering caudally, diverging iliac wall below the bifurcation at L4). Walls are polylines with
   their first vertex cranial.
@@ -146,6 +150,8 @@ def sample_scene(rng: np.random.Generator, sk: Skeleton, ov: dict[str, Any]) -> 
         "density": float(1.0 - 0.05 * habitus),
         "buttock_y": float(bd["S2"].centre[1]),
         "top_y": float(sk_top - 150),
+        "fat_mm": float(np.clip(6 + 40 * habitus + rng.normal(0, 4), 3, 60)),
+        "wall_muscle_mm": float(rng.uniform(6, 16)),
     }
     sc = Scene(sk, walls, lumen, dia / 2, trunk)
     # organs: (kind, centre, semi axes (AP, cranio-caudal), extra density)
@@ -210,8 +216,9 @@ def _bowel(rng: np.random.Generator, sc: Scene, line: F64, habitus: float) -> No
             float(rng.uniform(0.0, 0.8)),
         )
     )
-    for _ in range(2):
-        x0 = fx + float(rng.uniform(-60, 15))
+    depth = float(bd["L3"].depth)
+    for _ in range(2):  # the flanks project anywhere from in front of the spine to behind it
+        x0 = fx + float(rng.uniform(-60, depth + 25))
         fl = walk(
             np.array([x0, tc_y + rng.uniform(-10, 20)]),
             math.pi / 2 + rng.normal(0, 0.15),
@@ -234,6 +241,30 @@ def _bowel(rng: np.random.Generator, sc: Scene, line: F64, habitus: float) -> No
         loop = walk(c, rng.uniform(0, 2 * math.pi), int(rng.integers(3, 9)), 6.0, 0.7)
         sc.gas.append(
             GasTube(loop, float(rng.uniform(4, 10)), 0.0, float(rng.uniform(0.2, 0.7)), 0.0)
+        )
+    # round bubbles (small bowel, colon) scattered over the abdomen, the bodies included
+    for _ in range(int(rng.poisson(4 + 6 * (1 - habitus)))):
+        c = np.array([fx + rng.uniform(-100, depth + 20), rng.uniform(y1 - 40, y5 + 50)])
+        sc.gas.append(
+            GasTube(
+                np.stack([c, c + 0.01]),
+                float(rng.uniform(2, 9)),
+                0.0,
+                float(rng.uniform(0.4, 1.0)),
+                0.0,
+            )
+        )
+    # large gas-filled loops (distended colon) with haustral folds, sometimes over the spine
+    for _ in range(int(rng.poisson(0.8))):
+        c = np.array([fx + rng.uniform(-90, depth), rng.uniform(y1 - 30, y5 + 20)])
+        sc.gas.append(
+            GasTube(
+                walk(c, rng.uniform(0, 2 * math.pi), int(rng.integers(3, 7)), 12.0, 0.5),
+                float(rng.uniform(20, 35)),
+                float(rng.uniform(14, 24)),
+                float(rng.uniform(0.6, 1.0)),
+                float(rng.uniform(0.0, 0.3)),
+            )
         )
     if rng.random() < 0.6:
         c = bd["S3"].centre + np.array([-rng.uniform(25, 50), rng.uniform(-10, 30)])

@@ -11,8 +11,20 @@ concavity, anterior waist, corner rounding, cortex). Each body is an analytic sh
 wall and rounded corners. Its four contract corners are the outline points nearest to the
 wedge's sharp corners.
 
-Not modelled: fractures, scoliosis, spondylolisthesis, osteophyte bridges, transitional
-vertebrae.
+Bone appearance per body: a trabecular texture seed, its strength and anisotropy (vertical
+trabeculae; osteoporosis thins the horizontal ones first, so low-BMD bodies are more
+anisotropic, fainter and framed by relatively preserved end-plates and cortex), a rim whose
+brightness varies around the outline (random low harmonics), end-plates denser than the walls,
+an edge blur (partial volume of the curved lateral surface) and, with patient rotation or
+scoliosis, a double end-plate contour (the two lateral halves projecting at different heights).
+
+Sacrum: S1-S5 are one fused, curved, tapering bone (:attr:`Skeleton.sacrum`, an outline that
+starts at S1's superior end-plate, the promontory); S1 keeps its own body for the label and
+corners only. Pelvis: sacral ala, both iliac wings as overlapping ground-glass plates with
+cortical rims, iliac crests, arcuate and sacroiliac joint lines, femoral heads with acetabular
+rims.
+
+Not modelled: fractures, spondylolisthesis, osteophyte bridges, transitional vertebrae.
 """
 
 from __future__ import annotations
@@ -71,6 +83,13 @@ class Body:
     radius: float
     cortex: float
     density: float
+    tex_seed: int = 0
+    tex_amp: float = 0.3
+    tex_aniso: float = 3.0
+    rim_seed: int = 0
+    plate_gain: float = 1.0
+    blur_mm: float = 0.5
+    double_mm: float = 0.0
 
     @property
     def e(self) -> F64:
@@ -109,8 +128,10 @@ class Body:
 
 @dataclass(frozen=True)
 class Slab:
-    """A rounded box of bone in a body's frame: centre ``(u, v)``, half sizes, extra tilt (rad),
-    lateral path ``width`` (mm), trabecular ``density`` and cortex thickness."""
+    """A super-elliptic bone part in a body's frame: centre ``(u, v)``, half sizes, extra tilt
+    (rad), lateral path ``width`` (mm), trabecular ``density``, cortex thickness, ``taper``, the
+    super-ellipse ``power`` (2 = oval, larger = boxier) and an optional facet joint line across
+    it at ``facet_v`` (slab frame)."""
 
     u: float
     v: float
@@ -122,6 +143,8 @@ class Slab:
     density: float
     cortex: float
     taper: float = 0.0
+    power: float = 2.0
+    facet_v: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,11 +159,13 @@ class Tube:
 
 @dataclass(frozen=True)
 class Plate:
-    """A thin bone plate seen en face (iliac wing, sacral mass): polygon and line integral."""
+    """A thin bone plate seen en face (iliac wing, sacral mass): polygon, line integral, edge
+    ramp and the extra line integral of its cortical rim (seen tangentially at the border)."""
 
     points: F64
     value: float
     edge_mm: float
+    rim: float = 0.0
 
 
 @dataclass
@@ -151,6 +176,7 @@ class Skeleton:
     slabs: list[tuple[str, Slab, F64]] = field(default_factory=list)
     tubes: list[Tube] = field(default_factory=list)
     plates: list[Plate] = field(default_factory=list)
+    sacrum: F64 | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,7 +185,7 @@ def _next_up(
     name: str,
     dims: tuple[float, float, float],
     disc: tuple[float, float],
-    shape: dict[str, float],
+    shape: dict[str, Any],
 ) -> Body:
     """The body above ``lower`` across a disc of (mid height, wedge rad)."""
     depth, ha, hp = dims
@@ -181,7 +207,7 @@ def _next_down(
     dims: tuple[float, float, float],
     gap: float,
     wedge: float,
-    shape: dict[str, float],
+    shape: dict[str, Any],
 ) -> Body:
     """The (fused sacral) body below ``upper``; ``wedge`` < 0 curves the sacrum forward."""
     depth, ha, hp = dims
@@ -196,6 +222,37 @@ def _next_down(
     return Body(name, centre, phi, depth, ha, hp, **shape)
 
 
+def _chaikin(poly: F64, rounds: int) -> F64:
+    """Corner-cutting smoothing of a closed polygon."""
+    p = poly
+    for _ in range(rounds):
+        q = np.roll(p, -1, axis=0)
+        p = np.stack([0.75 * p + 0.25 * q, 0.25 * p + 0.75 * q], axis=1).reshape(-1, 2)
+    return np.asarray(p)
+
+
+def sacrum_outline(bodies: dict[str, Body]) -> F64:
+    """Closed outline (mm) of the fused sacrum: S1's superior end-plate (the promontory, with its
+    concavity), down the posterior faces of S1-S5 to a rounded tip and back up the anterior,
+    concave-forward faces; corner-cut so the segments merge into one tapering bone."""
+    s1 = bodies["S1"]
+    a = s1.depth / 2
+    u = np.linspace(a, -a, 17)
+    t = u / a
+    h = s1.h_post + (s1.h_ant - s1.h_post) * (t + 1) / 2
+    top = s1.to_mm(u, h / 2 - s1.concave_sup * (1 - t * t))
+    post, ant = [], []
+    for name in SACRAL:
+        b = bodies[name]
+        c = b.corners()
+        post += [b.to_mm(-b.depth / 2, b.h_post / 2 * 0.3), c[2]]
+        ant += [b.to_mm(b.depth / 2, 0.0), c[3]]
+    s5 = bodies["S5"]
+    tip = [s5.to_mm(-s5.depth * 0.15, -s5.h_ant * 0.75), s5.to_mm(s5.depth * 0.2, -s5.h_ant * 0.7)]
+    poly = np.concatenate([top, np.array(post), np.array(tip), np.array(ant[::-1])])
+    return _chaikin(poly, 2)
+
+
 def sample_skeleton(rng: np.random.Generator, ov: dict[str, object]) -> Skeleton:
     """Draw one patient's skeleton (sizes, chain, posterior elements, pelvis, ribs)."""
     age = float(rng.uniform(40, 88))
@@ -203,11 +260,18 @@ def sample_skeleton(rng: np.random.Generator, ov: dict[str, object]) -> Skeleton
     scale = float(np.clip(rng.normal(0.96 if sex == "F" else 1.04, 0.07), 0.85, 1.2))
     scale = float(ov.get("scale", scale))  # type: ignore[arg-type]
     bmd = float(np.clip(rng.normal(1.0 - 0.006 * (age - 50), 0.15), 0.45, 1.3))
+    if rng.random() < 0.15:  # frank osteoporosis
+        bmd = float(rng.uniform(0.4, 0.6))
+    bmd = float(ov.get("bmd", bmd))  # type: ignore[arg-type]
+    if not 0.2 <= bmd <= 2.0:
+        raise ValueError(f"bmd must lie in [0.2, 2.0], got {bmd}")
+    poro = float(np.clip((0.85 - bmd) / 0.4, 0.0, 1.0))  # 0 normal .. 1 severe
+    rotation = float(abs(rng.normal(0, 1.2)) if rng.random() < 0.35 else 0.0)
     slope = math.radians(float(np.clip(rng.normal(38, 7), 22, 55)))
     lordosis = float(np.clip(rng.normal(1.0, 0.22), 0.5, 1.5))
     degen = float(np.clip((age - 45) / 45 * rng.uniform(0.2, 1.0), 0.0, 0.8))
 
-    def shape(density: float) -> dict[str, float]:
+    def shape(density: float) -> dict[str, Any]:
         return {
             "concave_sup": float(rng.uniform(0.6, 2.2)),
             "concave_inf": float(rng.uniform(0.8, 2.6)),
@@ -215,6 +279,13 @@ def sample_skeleton(rng: np.random.Generator, ov: dict[str, object]) -> Skeleton
             "radius": float(rng.uniform(1.5, 3.2)),
             "cortex": float(rng.uniform(0.6, 1.3)),
             "density": density * float(rng.uniform(0.9, 1.1)),
+            "tex_seed": int(rng.integers(0, 2**31)),
+            "tex_amp": float(rng.uniform(0.25, 0.45) + 0.25 * poro),
+            "tex_aniso": float(rng.uniform(2.0, 3.5) + 2.5 * poro),
+            "rim_seed": int(rng.integers(0, 2**31)),
+            "plate_gain": float(rng.uniform(1.0, 1.5) * (1.0 + 0.8 * poro)),
+            "blur_mm": float(rng.uniform(0.3, 1.1)),
+            "double_mm": float(rotation * rng.uniform(0.8, 1.6)) if rotation > 0.8 else 0.0,
         }
 
     def dims(name: str) -> tuple[float, float, float]:
@@ -222,7 +293,7 @@ def sample_skeleton(rng: np.random.Generator, ov: dict[str, object]) -> Skeleton
         j = rng.normal(1.0, 0.04, 3)
         return d * scale * j[0], ha * scale * j[1], hp * scale * j[2]
 
-    trab = 0.16 * bmd
+    trab = 0.16 * bmd * (1.0 - 0.25 * poro)  # trabecular loss runs ahead of the cortex
     s1d = dims("S1")
     beta1 = math.atan((s1d[1] - s1d[2]) / (2 * s1d[0]))
     s1 = Body("S1", np.zeros(2), slope + beta1, *s1d, **shape(trab * 0.95))
@@ -243,10 +314,11 @@ def sample_skeleton(rng: np.random.Generator, ov: dict[str, object]) -> Skeleton
     for name in SACRAL[1:]:
         fused = {**shape(trab * 0.8), "concave_sup": 0.0, "concave_inf": 0.0}
         upper = _next_down(
-            upper, name, dims(name), -0.8 * scale, -math.radians(float(rng.uniform(6, 16))), fused
+            upper, name, dims(name), 0.0, -math.radians(float(rng.uniform(6, 16))), fused
         )
         bodies[name] = upper
     sk = Skeleton(bodies)
+    sk.sacrum = sacrum_outline(bodies)
     sk.params.update(
         age=age,
         sex=sex,
@@ -255,6 +327,8 @@ def sample_skeleton(rng: np.random.Generator, ov: dict[str, object]) -> Skeleton
         sacral_slope_deg=math.degrees(slope),
         lordosis=lordosis,
         degeneration=degen,
+        osteoporosis=poro,
+        rotation=rotation,
     )
     _posterior_elements(rng, sk, scale, bmd)
     _sacrum_and_pelvis(rng, sk, scale, bmd)
@@ -263,60 +337,76 @@ def sample_skeleton(rng: np.random.Generator, ov: dict[str, object]) -> Skeleton
 
 
 def _posterior_elements(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: float) -> None:
-    """Pedicles, articular pillars with facets, laminae, spinous and transverse processes; the
-    bilateral parts drawn twice with a small offset (patient rotation, divergent beam)."""
-    split = rng.normal(0, 0.8, 2) * sc
+    """Pedicles (dense ovals whose base overlaps the posterior third of the body), articular
+    pillars crossed by the facet joint line, faint transverse-process bands, laminae and tapering
+    spinous processes; the bilateral parts drawn twice with a small offset (patient rotation,
+    divergent beam)."""
+    split = rng.normal(0, 0.8, 2) * sc + np.array([1.0, 0.5]) * float(sk.params["rotation"]) * sc
     sk.params["bilateral_split_mm"] = float(np.hypot(*split))
     for name in LUMBAR:
         b = sk.bodies[name]
         a, hm = b.depth / 2, (b.h_ant + b.h_post) / 2
         lp = float(rng.uniform(8, 12)) * sc  # pedicle length
-        ph = float(rng.uniform(0.5, 0.62)) * hm
+        ph = float(rng.uniform(0.45, 0.6)) * hm
+        into = float(rng.uniform(0.12, 0.3)) * b.depth  # projection over the body
         dens = 0.12 * bmd
         ped = Slab(
-            -a - lp / 2 + 1.0,
-            hm / 2 - ph / 2 - 1.0,
-            lp / 2 + 1.0,
+            -a - lp / 2 + into / 2,
+            hm / 2 - ph / 2 - 1.5,
+            (lp + into) / 2,
             ph / 2,
-            0.0,
+            float(rng.normal(0.0, 0.08)),
             min(3.0, ph / 3),
-            9.0 * sc,
-            dens,
-            1.0,
+            8.0 * sc,
+            dens * 1.2,
+            1.6,
+            power=float(rng.uniform(2.0, 2.6)),
         )
         pil_u = -a - lp - 5.0 * sc
+        pil_hv = hm / 2 + 5.0 * sc
         pillar = Slab(
             pil_u,
             0.5,
             5.5 * sc,
-            hm / 2 + 5.0 * sc,
+            pil_hv,
             -float(rng.normal(0.15, 0.05)),
             3.0,
             10.0 * sc,
             dens * 1.1,
             1.2,
+            power=float(rng.uniform(2.4, 3.4)),
+            facet_v=-pil_hv * float(rng.uniform(0.55, 0.8)),
         )
         tp = Slab(
-            -a - lp * 0.8,
-            hm * 0.15,
-            4.0 * sc,
-            3.5 * sc,
-            0.0,
-            3.0,
-            14.0 * sc,
-            dens * float(rng.uniform(0.25, 0.5)),
-            0.4,
+            -a - lp * 0.5,
+            hm * float(rng.uniform(0.0, 0.2)),
+            float(rng.uniform(6.0, 9.0)) * sc,
+            float(rng.uniform(2.5, 4.0)) * sc,
+            float(rng.normal(0.0, 0.15)),
+            2.5,
+            16.0 * sc,
+            dens * float(rng.uniform(0.15, 0.35)),
+            0.3,
+            power=2.2,
         )
-        for k, off in enumerate((split / 2, -split / 2)):
+        for off in (split / 2, -split / 2):
             for part in (ped, pillar, tp):
                 sk.slabs.append((name, part, np.asarray(off)))
-            del k
         # lamina and spinous process: midline, once
         spl = float(rng.uniform(22, 30) if name.startswith("L") else rng.uniform(28, 36)) * sc
         sh = float(rng.uniform(13, 19)) * sc
         tilt = -float(rng.normal(0.25 if name.startswith("L") else 0.55, 0.08))
         lam = Slab(
-            pil_u - 6.0 * sc, -1.0, 6.0 * sc, hm / 2 * 0.8, 0.1, 3.0, 12.0 * sc, dens * 0.8, 1.0
+            pil_u - 6.0 * sc,
+            -1.0,
+            6.0 * sc,
+            hm / 2 * 0.8,
+            0.1,
+            3.0,
+            12.0 * sc,
+            dens * 0.8,
+            1.0,
+            power=2.5,
         )
         spin = Slab(
             pil_u - 8.0 * sc - spl / 2,
@@ -329,6 +419,7 @@ def _posterior_elements(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: 
             dens * 0.55,
             0.9,
             taper=0.3,
+            power=float(rng.uniform(2.2, 3.0)),
         )
         sk.slabs.append((name, lam, np.zeros(2)))
         sk.slabs.append((name, spin, np.zeros(2)))
@@ -359,7 +450,7 @@ def _sacrum_and_pelvis(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: f
             s1.to_mm(-s1.depth / 2, 0.0),
         ]
     )
-    sk.plates.append(Plate(mass, 2.0 * bmd, 4.0))
+    sk.plates.append(Plate(mass, 2.0 * bmd, 4.0, rim=1.0 * bmd))
     # sacral ala / lateral mass over S1-S2
     ala = np.array(
         [
@@ -369,7 +460,16 @@ def _sacrum_and_pelvis(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: f
             bd["S2"].to_mm(bd["S2"].depth / 2, -5),
         ]
     )
-    sk.plates.append(Plate(ala, 1.2 * bmd, 6.0))
+    sk.plates.append(Plate(ala, 1.2 * bmd, 6.0, rim=0.8 * bmd))
+    # sacroiliac joints: ear-shaped (auricular) double lines over S1-S2, one per side
+    for k in range(2):
+        o = (k - 0.5) * float(rng.uniform(2, 8)) * sc * (back + 0.3 * s1.n)
+        top = ps + back * 10 * sc + s1.n * 2 + o
+        low = bd["S2"].to_mm(-bd["S2"].depth / 2 - 8 * sc, -bd["S2"].h_post / 2) + o
+        bulge = (top + low) / 2 + s1.e * 14 * sc
+        for gap in (0.0, float(rng.uniform(1.5, 3.0))):
+            line = _bezier(top + back * gap, bulge + back * gap, low + back * gap, 24)
+            sk.tubes.append(Tube(line, 0.7, 0.0, 0.7 * bmd))
     l5 = bd["L5"].centre
     apex0 = l5 + np.array([rng.uniform(5, 25), rng.uniform(-30, 0)]) * sc
     offset = np.array([rng.uniform(-12, 12), rng.uniform(-4, 14)]) * sc
@@ -384,8 +484,8 @@ def _sacrum_and_pelvis(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: f
         acet = apex + np.array([-25, 120]) * sc * mag
         aiis = asis + np.array([8, 30]) * sc * mag
         wing = np.concatenate([crest, [notch, acet, aiis]])
-        sk.plates.append(Plate(wing, 1.2 * bmd * float(rng.uniform(0.8, 1.2)), 8.0))
-        sk.tubes.append(Tube(crest, 3.0 * sc, 0.2 * bmd, 1.0))
+        sk.plates.append(Plate(wing, 1.2 * bmd * float(rng.uniform(0.8, 1.2)), 8.0, rim=0.6 * bmd))
+        sk.tubes.append(Tube(crest, 2.0 * sc, 0.06 * bmd, 0.6))
         arc = _bezier(
             psis + np.array([-30, 25]) * sc,
             apex + np.array([-20, 70]) * sc,
@@ -395,7 +495,11 @@ def _sacrum_and_pelvis(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: f
         sk.tubes.append(Tube(arc, 1.4 * sc, 0.2 * bmd, 0.8))
         head = apex + np.array([-35, 150]) * sc * mag
         ball = np.stack([head, head + np.array([0.01, 0.0])])
-        sk.tubes.append(Tube(ball, 23 * sc * mag, 0.05 * bmd, 1.0))
+        rh = 23 * sc * mag
+        sk.tubes.append(Tube(ball, rh, 0.045 * bmd, 2.0))
+        ang = np.linspace(-0.6, 2.6, 30) + math.pi  # acetabular roof and posterior rim
+        rim = head + (rh + 2.5) * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+        sk.tubes.append(Tube(rim, 2.2 * sc, 0.15 * bmd, 1.2))
 
 
 def _ribs(rng: np.random.Generator, sk: Skeleton, sc: float, bmd: float) -> None:
