@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/speed.py [--n 8] [--threads 2] [--backend both|onnx|torch]
-        [--out benchmarks/results/speed.json]
+        [--baseline REF] [--out benchmarks/results/speed.json]
 
 Films are rendered by the simulator (seed 7000, population distribution) and written three
 ways: **real-size J2K** (rendered at 0.14 mm/px, about 2-3k px per side like a CR/DR film,
@@ -16,6 +16,17 @@ kind: per-film median and p95 seconds (read → result), films/s and the median 
 timing; per kind the median ratio torch / onnx of the paired per-film times; the peak resident
 memory of the process and the load of the machine while it ran (other work on the machine slows
 every figure: re-run on an idle machine before quoting them).
+
+``--baseline REF`` also measures a previous version of the package on the same films in the same
+run: the ``src`` folder of git commit ``REF`` is extracted (``git archive``) to a temporary
+folder and imported from there by a worker subprocess (this script with ``--worker``, the same
+Python and venv) that keeps one warm ``Scorer`` of that version (its default backend: torch
+before the onnx backend existed) and scores each film when asked, so every film is scored by
+the current backends and then by the baseline, interleaved. The baseline's figures sit beside
+the backends' (``backends["baseline"]``), with the paired ratio baseline / current default
+backend per film and the largest difference of their AAC-24 totals; ``baseline`` records the
+commit and the worker's peak memory. :data:`DEFAULT_BASELINE` is the last commit before the
+speed work (the commit before ``benchmarks/speed.py`` was added).
 """
 
 from __future__ import annotations
@@ -27,32 +38,40 @@ import os
 import platform
 import resource
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
-import pydicom
-from pydicom.uid import JPEG2000Lossless
-
-from aacscore import __version__
-from aacscore.backend import set_threads
-from aacscore.pipeline import Scorer
-from aacscore.simulate import simulate_case
-from aacscore.simulate.dataset import write_case
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"
 SEED = 7000
 REAL_SIZE_MM = 0.14
 SMALL_MM = 0.3
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BASELINE = "eec284b"
+"""The previous release measured by ``--baseline``: the commit before ``benchmarks/speed.py``
+(63fb94e) and the rest of the speed work (fast J2K decode, the onnx backend)."""
+BASELINE = "baseline"
+_MARK = "@@speed "
+"""Prefix of the worker's protocol lines on its stdout."""
 
 log = logging.getLogger("benchmarks.speed")
 
 
 def make_films(folder: Path, n: int) -> dict[str, list[Path]]:
     """Write ``n`` films of each kind under ``folder``; the paths by kind."""
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
+    from aacscore.simulate import simulate_case
+    from aacscore.simulate.dataset import write_case
+
     kinds: dict[str, list[Path]] = {"real_size_j2k": [], "real_size_uncompressed": [], "small": []}
     for i in range(n):
         big = simulate_case(SEED, i, spacing_mm=REAL_SIZE_MM)
@@ -71,58 +90,229 @@ def make_films(folder: Path, n: int) -> dict[str, list[Path]]:
     return kinds
 
 
-def _timed(scorer: Scorer, film: Path) -> tuple[float, Any]:
+@dataclass(frozen=True)
+class Sample:
+    """One film scored once: seconds (read -> result), status, stage timings, film shape."""
+
+    seconds: float
+    status: str
+    timings: dict[str, float]
+    shape: tuple[int, ...] | None
+    aac24: float | None
+
+
+Runner = Callable[[Path], Sample]
+
+
+def _sample(scorer: Any, film: Path) -> Sample:
+    """Score ``film`` with a warm ``Scorer`` of whichever aacscore version is imported."""
     t0 = time.perf_counter()
     res = scorer.score(film)
-    return time.perf_counter() - t0, res
+    dt = time.perf_counter() - t0
+    stages = res.stages
+    return Sample(
+        dt,
+        res.status.value,
+        {} if stages is None else {k: float(v) for k, v in stages.timings.items()},
+        None if stages is None else tuple(int(n) for n in stages.radiograph.shape),
+        None if res.aac24 is None else float(res.aac24),
+    )
 
 
-def measure(scorers: dict[str, Scorer], films: list[Path]) -> dict[str, Any]:
-    """Score each film once per scorer, interleaved (after a warm-up on the first film), and
-    summarise the timings per scorer and the paired torch / onnx ratio."""
-    for scorer in scorers.values():
-        scorer.score(films[0])
-    secs: dict[str, list[float]] = {b: [] for b in scorers}
-    stages: dict[str, dict[str, list[float]]] = {b: {} for b in scorers}
-    statuses: dict[str, list[str]] = {b: [] for b in scorers}
-    walls = dict.fromkeys(scorers, 0.0)
-    sizes: list[tuple[int, ...]] = []  # (rows, cols) of each film read
+def in_process(scorer: Any) -> Runner:
+    """A runner scoring films with ``scorer`` in this process."""
+    return lambda film: _sample(scorer, film)
+
+
+class BaselineWorker:
+    """A previous version of aacscore (its ``src`` at git ``ref``) scoring films in a worker
+    subprocess: ``worker(film) -> Sample``; :meth:`close` ends it and returns its record."""
+
+    def __init__(self, ref: str, threads: int, folder: Path) -> None:
+        self.ref = ref
+        self.commit, self.subject = _resolve(ref)
+        src = folder / "baseline"
+        src.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", self.commit, "src"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+        env = {**os.environ, "PYTHONPATH": str(src / "src")}
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            cwd=str(folder),
+        )
+        ready = self._reply()
+        self.backend = str(ready["backend"])
+        self.version = str(ready["version"])
+        where = str(ready["package"])
+        if not where.startswith(str(src)):
+            raise RuntimeError(f"the baseline worker imported aacscore from {where}, not {src}")
+
+    def _reply(self) -> dict[str, Any]:
+        out: IO[str] | None = self._proc.stdout
+        assert out is not None
+        for line in out:
+            if line.startswith(_MARK):
+                reply: dict[str, Any] = json.loads(line[len(_MARK) :])
+                if "error" in reply:
+                    raise RuntimeError(f"baseline {self.ref}: {reply['error']}")
+                return reply
+        raise RuntimeError(f"baseline {self.ref}: the worker ended (exit {self._proc.wait()})")
+
+    def __call__(self, film: Path) -> Sample:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps({"film": str(film)}) + "\n")
+        self._proc.stdin.flush()
+        r = self._reply()
+        shape = None if r["shape"] is None else tuple(r["shape"])
+        return Sample(r["seconds"], r["status"], r["timings"], shape, r["aac24"])
+
+    def close(self) -> dict[str, Any]:
+        """End the worker; what the results file says about the baseline."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        last = self._reply()
+        self._proc.wait(timeout=60)
+        return {
+            "ref": self.ref,
+            "commit": self.commit,
+            "subject": self.subject,
+            "version": self.version,
+            "backend": self.backend,
+            "peak_rss_mb": last["peak_rss_mb"],
+        }
+
+
+def _resolve(ref: str) -> tuple[str, str]:
+    """(full sha, subject) of git ``ref`` in this repository."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "log", "-1", "--format=%H%n%s", f"{ref}^{{commit}}", "--"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(
+            f"--baseline {ref}: not a commit of {REPO} ({exc.stderr.strip()})"
+        ) from None
+    sha, subject = out.split("\n", 1)
+    return sha, subject.strip()
+
+
+def worker() -> int:
+    """The ``--worker`` loop: one warm ``Scorer`` of the aacscore on ``PYTHONPATH`` (a previous
+    version: only the API every version has is used); one JSON request per stdin line."""
+    import inspect
+
+    import aacscore
+    from aacscore.pipeline import Scorer
+
+    def say(obj: dict[str, Any]) -> None:
+        sys.stdout.write(_MARK + json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    args = sys.argv[1:]
+    threads = int(args[args.index("--threads") + 1])
+    try:
+        from aacscore.backend import set_threads
+    except ImportError:  # before aacscore.backend: torch was the only backend
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        set_threads(threads)
+    scorer = Scorer()
+    backend = "torch"
+    if "backend" in inspect.signature(Scorer).parameters:
+        backend = str(scorer.models_info().get("backend", "auto"))
+    say({"backend": backend, "version": aacscore.__version__, "package": aacscore.__file__})
+    for line in sys.stdin:
+        try:
+            s = _sample(scorer, Path(json.loads(line)["film"]))
+        except Exception as exc:  # reported to the driver, which stops
+            say({"error": f"{type(exc).__name__}: {exc}"})
+            return 1
+        say({**s.__dict__, "shape": None if s.shape is None else list(s.shape)})
+    say({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    return 0
+
+
+def measure(runners: dict[str, Runner], films: list[Path]) -> dict[str, Any]:
+    """Score each film once per runner, interleaved (after a warm-up on the first film), and
+    summarise the timings per runner, the paired torch / onnx ratio and, with a baseline, the
+    paired baseline / first-backend ratio and AAC-24 difference."""
+    for run in runners.values():
+        run(films[0])
+    samples: dict[str, list[Sample]] = {b: [] for b in runners}
     for f in films:
-        for b, scorer in scorers.items():
-            dt, res = _timed(scorer, f)
-            secs[b].append(dt)
-            walls[b] += dt
-            statuses[b].append(res.status.value)
-            if res.stages is not None:
-                if b == next(iter(scorers)):
-                    sizes.append(tuple(res.stages.radiograph.shape))
-                for k, v in res.stages.timings.items():
-                    stages[b].setdefault(k, []).append(float(v))
+        for b, run in runners.items():
+            samples[b].append(run(f))
+    first = next(iter(runners))
+    sizes = [s.shape for s in samples[first] if s.shape is not None]
     out: dict[str, Any] = {
         "n": len(films),
         "shape_median": (
             [int(np.median([s[i] for s in sizes])) for i in range(2)] if sizes else None
         ),
         "bytes_median": int(np.median([f.stat().st_size for f in films])),
-        "backends": {
-            b: {
-                "statuses": {s: statuses[b].count(s) for s in sorted(set(statuses[b]))},
-                "median_s": float(np.median(secs[b])),
-                "p95_s": float(np.percentile(secs[b], 95)),
-                "films_per_s": len(films) / walls[b],
-                "stage_median_s": {k: float(np.median(v)) for k, v in stages[b].items()},
-            }
-            for b in scorers
-        },
+        "backends": {b: _summary(samples[b]) for b in runners},
     }
-    if {"onnx", "torch"} <= set(scorers):
-        ratio = np.asarray(secs["torch"]) / np.asarray(secs["onnx"])
-        out["torch_over_onnx_median"] = float(np.median(ratio))
+    secs = {b: np.asarray([s.seconds for s in v]) for b, v in samples.items()}
+    if {"onnx", "torch"} <= set(runners):
+        out["torch_over_onnx_median"] = float(np.median(secs["torch"] / secs["onnx"]))
         for stage in ("view_s", "spine_s", "score_s"):
-            a, b = stages["torch"].get(stage), stages["onnx"].get(stage)
-            if a and b:
-                out[f"torch_over_onnx_{stage}"] = float(np.median(np.asarray(a) / np.asarray(b)))
+            ratio = _stage_ratio(samples["torch"], samples["onnx"], stage)
+            if ratio is not None:
+                out[f"torch_over_onnx_{stage}"] = ratio
+    if BASELINE in runners and first != BASELINE:
+        out[f"baseline_over_{first}_median"] = float(np.median(secs[BASELINE] / secs[first]))
+        for stage in ("read_s", "spine_s", "score_s"):
+            ratio = _stage_ratio(samples[BASELINE], samples[first], stage)
+            if ratio is not None:
+                out[f"baseline_over_{first}_{stage}"] = ratio
+        diffs = [
+            abs(a.aac24 - b.aac24)
+            for a, b in zip(samples[BASELINE], samples[first], strict=True)
+            if a.aac24 is not None and b.aac24 is not None
+        ]
+        out[f"baseline_{first}_max_abs_aac24_diff"] = float(max(diffs)) if diffs else None
     return out
+
+
+def _summary(samples: list[Sample]) -> dict[str, Any]:
+    secs = [s.seconds for s in samples]
+    statuses = [s.status for s in samples]
+    stages: dict[str, list[float]] = {}
+    for s in samples:
+        for k, v in s.timings.items():
+            stages.setdefault(k, []).append(v)
+    return {
+        "statuses": {st: statuses.count(st) for st in sorted(set(statuses))},
+        "median_s": float(np.median(secs)),
+        "p95_s": float(np.percentile(secs, 95)),
+        "films_per_s": len(secs) / float(sum(secs)),
+        "stage_median_s": {k: float(np.median(v)) for k, v in stages.items()},
+    }
+
+
+def _stage_ratio(num: list[Sample], den: list[Sample], stage: str) -> float | None:
+    """Median of the paired per-film ratio of one stage's seconds (films both timed)."""
+    pairs = [
+        (a.timings[stage], b.timings[stage])
+        for a, b in zip(num, den, strict=True)
+        if stage in a.timings and stage in b.timings and b.timings[stage] > 0
+    ]
+    if not pairs:
+        return None
+    return float(np.median([a / b for a, b in pairs]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,28 +326,51 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="backends to measure (both: side by side, interleaved)",
     )
+    ap.add_argument(
+        "--baseline",
+        metavar="REF",
+        help=f"also measure the package at git commit REF (e.g. {DEFAULT_BASELINE}), same run",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        return worker()
     logging.basicConfig(level=logging.WARNING)
+
+    from aacscore import __version__
+    from aacscore.backend import set_threads
+    from aacscore.pipeline import Scorer
+
     backends = ["onnx", "torch"] if args.backend == "both" else [args.backend]
     if "torch" in backends:
         import torch  # noqa: F401  (so that set_threads reaches torch too)
     set_threads(args.threads)
     load_before = os.getloadavg()
-    scorers = {b: Scorer(backend=b) for b in backends}
+    runners: dict[str, Runner] = {b: in_process(Scorer(backend=b)) for b in backends}
     results: dict[str, Any] = {}
+    baseline: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory() as tmp:
-        kinds = make_films(Path(tmp), args.n)
-        for kind, films in kinds.items():
-            results[kind] = r = measure(scorers, films)
-            for b, rb in r["backends"].items():
-                print(
-                    f"{kind:24s} {b:5s} {r['shape_median']} median {rb['median_s']:.3f} s "
-                    f"p95 {rb['p95_s']:.3f} s  {rb['films_per_s']:.2f} films/s  "
-                    + " ".join(f"{k} {v:.3f}" for k, v in rb["stage_median_s"].items())
-                )
-            if "torch_over_onnx_median" in r:
-                print(f"{kind:24s} torch / onnx per film: {r['torch_over_onnx_median']:.2f}")
+        base = None
+        if args.baseline:
+            base = BaselineWorker(args.baseline, args.threads, Path(tmp))
+            runners[BASELINE] = base
+        try:
+            kinds = make_films(Path(tmp), args.n)
+            for kind, films in kinds.items():
+                results[kind] = r = measure(runners, films)
+                for b, rb in r["backends"].items():
+                    print(
+                        f"{kind:24s} {b:8s} {r['shape_median']} median {rb['median_s']:.3f} s "
+                        f"p95 {rb['p95_s']:.3f} s  {rb['films_per_s']:.2f} films/s  "
+                        + " ".join(f"{k} {v:.3f}" for k, v in rb["stage_median_s"].items())
+                    )
+                for key, value in r.items():
+                    if "_over_" in key and key.endswith("_median"):
+                        print(f"{kind:24s} {key} per film: {value:.2f}")
+        finally:
+            if base is not None:
+                baseline = base.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load_after = os.getloadavg()
     record = {
@@ -174,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             "loaded": max(load_before[0], load_after[0]) > 0.5,
         },
         "backends": backends,
+        "baseline": baseline,
         "seed": SEED,
         "spacing_mm": {"real_size": REAL_SIZE_MM, "small": SMALL_MM},
         "tta": True,

@@ -157,18 +157,16 @@ def min_area_rectangle(points: npt.ArrayLike) -> FloatArray:
         ) from exc
     edges = np.roll(hull, -1, axis=0) - hull
     angles = np.unique(np.mod(np.arctan2(edges[:, 1], edges[:, 0]), np.pi / 2))
-    best: tuple[float, FloatArray] | None = None
-    for a in angles:
-        c, s = math.cos(a), math.sin(a)
-        rot = np.array([[c, s], [-s, c]])  # rotates by -a
-        q = hull @ rot.T
-        lo, hi = q.min(axis=0), q.max(axis=0)
-        area = float(np.prod(hi - lo))
-        if best is None or area < best[0]:
-            box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
-            best = (area, box @ rot)  # rotate back by +a
-    assert best is not None
-    return best[1]
+    c, s = np.cos(angles), np.sin(angles)
+    # every candidate at once: the hull rotated by -a, (angles, points) per coordinate
+    qx = hull[:, 0][None, :] * c[:, None] + hull[:, 1][None, :] * s[:, None]
+    qy = hull[:, 1][None, :] * c[:, None] - hull[:, 0][None, :] * s[:, None]
+    lo_x, hi_x, lo_y, hi_y = qx.min(axis=1), qx.max(axis=1), qy.min(axis=1), qy.max(axis=1)
+    k = int(np.argmin((hi_x - lo_x) * (hi_y - lo_y)))  # the first smallest, as a loop keeps
+    rot = np.array([[c[k], s[k]], [-s[k], c[k]]])
+    box = np.array([[lo_x[k], lo_y[k]], [hi_x[k], lo_y[k]], [hi_x[k], hi_y[k]], [lo_x[k], hi_y[k]]])
+    corners: FloatArray = box @ rot  # rotated back by +a
+    return corners
 
 
 def convex_outline(points: npt.ArrayLike, step: float = 0.25) -> FloatArray:
@@ -187,12 +185,12 @@ def convex_outline(points: npt.ArrayLike, step: float = 0.25) -> FloatArray:
         raise SpineError(f"cannot take the hull of a degenerate outline ({len(p)} points)") from exc
     if _shoelace(p)[1] < 0:
         hull = hull[::-1]  # keep the outline's orientation
-    nxt = np.roll(hull, -1, axis=0)
-    parts = []
-    for a, b in zip(hull, nxt, strict=True):
-        n = max(math.ceil(float(np.hypot(*(b - a))) / step), 1)
-        parts.append(a + (b - a) * (np.arange(n)[:, None] / n))
-    return np.concatenate(parts)
+    d = np.roll(hull, -1, axis=0) - hull
+    n = np.maximum(np.ceil(np.hypot(d[:, 0], d[:, 1]) / step), 1).astype(np.int64)
+    edge = np.repeat(np.arange(len(hull)), n)  # the edge of each resampled point
+    t = (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)) / n[edge]
+    out: FloatArray = hull[edge] + d[edge] * t[:, None]
+    return out
 
 
 def _fit_line(points: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -264,8 +264,7 @@ class SpineModel:
 
         with timed(timings, "labels_s"):
             fine = fine_label_map(logits, labels_model, FINE_FACTOR)
-            labels_canon = box.labels_to_image(fine, factor=FINE_FACTOR)
-            labels = frame.to_original_image(labels_canon)
+            labels = box.labels_to_image(fine, factor=FINE_FACTOR, mirrored=frame.mirrored)
         timings["total_s"] = sum(timings.values())
         return SpineResult(
             source=radiograph.source,

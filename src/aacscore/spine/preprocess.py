@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from aacscore.backend.resample import resize_bilinear
+from aacscore.backend.resample import _antialias_weights, resize_bilinear
+
+BLOCK = 256
+"""Columns (or rows) of a film converted to float64 at a time by :func:`resize_film`."""
 
 if TYPE_CHECKING:
     import torch
@@ -77,6 +80,8 @@ class Letterbox:
         a = np.asarray(img, dtype=np.float32)
         if tuple(a.shape) == self.resized:
             return a.copy()
+        if a.ndim == 2:
+            return resize_film(a, self.resized)
         return resize_bilinear(a, self.resized, antialias=True)
 
     def resize_labels(self, labels: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint8]:
@@ -104,15 +109,50 @@ class Letterbox:
         out[y0:y1, x0:x1] = True
         return out
 
-    def labels_to_image(self, labels: npt.NDArray[Any], factor: int = 1) -> npt.NDArray[Any]:
-        """Nearest-neighbour map of a model-grid array (upsampled ``factor`` times) to the film."""
+    def labels_to_image(
+        self, labels: npt.NDArray[Any], factor: int = 1, mirrored: bool = False
+    ) -> npt.NDArray[Any]:
+        """Nearest-neighbour map of a model-grid array (upsampled ``factor`` times) to the film
+        (``mirrored``: the film mirrored left-right, i.e. ``[:, ::-1]`` of it, in one pass)."""
         h, w = self.in_shape
         sy, sx = self.scale
         ys = (np.arange(h) + 0.5) * sy + self.offset[0]  # continuous model coordinate (edges)
         xs = (np.arange(w) + 0.5) * sx + self.offset[1]
         ri = np.clip(np.floor(ys * factor).astype(np.int64), 0, labels.shape[0] - 1)
         ci = np.clip(np.floor(xs * factor).astype(np.int64), 0, labels.shape[1] - 1)
-        return labels[np.ix_(ri, ci)]
+        if mirrored:
+            ci = ci[::-1]
+        # columns of the few source rows first, then the rows: two contiguous takes
+        return np.take(np.take(labels, ci, axis=1), ri, axis=0)
+
+
+def resize_film(a: npt.NDArray[np.float32], size: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """``resize_bilinear(a, size, antialias=True)`` of a 2-D float32 array, the same values
+    bit for bit (float64 sums in the same order), with the axis that shrinks most done
+    :data:`BLOCK` columns (rows) at a time: no float64 copy of the whole film, and no
+    transposed pass over it."""
+    (h, w), (oh, ow) = a.shape, size
+    if oh < 1 or ow < 1:
+        raise ValueError(f"invalid output size {size}")
+    rows = _antialias_weights(h, oh) if oh != h else None
+    cols = _antialias_weights(w, ow) if ow != w else None
+    if oh / h <= ow / w:  # rows first
+        if rows is None:
+            mid = a.astype(np.float64)
+        else:
+            mid = np.empty((oh, w))
+            for j in range(0, w, BLOCK):
+                mid[:, j : j + BLOCK] = rows @ a[:, j : j + BLOCK].astype(np.float64)
+        out = mid if cols is None else (cols @ mid.T).T
+    else:  # columns first
+        if cols is None:
+            mid = a.astype(np.float64)
+        else:
+            mid = np.empty((h, ow))
+            for i in range(0, h, BLOCK):
+                mid[i : i + BLOCK] = (cols @ a[i : i + BLOCK].astype(np.float64).T).T
+        out = mid if rows is None else rows @ mid
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def canonical_model_input(

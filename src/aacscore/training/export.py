@@ -1,4 +1,5 @@
-"""Export of trained weights: safetensors (fp16 when it changes nothing), installation."""
+"""Export of trained weights: safetensors (fp16 when it changes nothing), installation (with
+the ONNX graphs re-exported beside the weights and checked against torch)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 logger = logging.getLogger(__name__)
+
+ONNX_TOLERANCE = 1e-4
+"""Largest |onnx - torch| output difference an installed graph may show on random inputs."""
 
 
 def cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -48,10 +52,25 @@ def save_weights(
     return path
 
 
-def install_model(model_dir: Path, names: Sequence[str], dest: Path) -> Path:
-    """Copy the exported files ``names`` of ``model_dir`` to ``dest``."""
+def install_model(
+    model_dir: Path, names: Sequence[str], dest: Path, *, export_onnx: bool = True
+) -> Path:
+    """Copy the exported files ``names`` of ``model_dir`` to ``dest``.
+
+    With ``export_onnx`` the ONNX graphs of the folder's networks are first re-exported in
+    ``model_dir`` from its weights and checked against torch (:data:`ONNX_TOLERANCE`), then
+    installed with them, so that ``dest`` never holds graphs of earlier weights; when the
+    export or the check fails nothing is copied.
+
+    Raises:
+        ExportError: the folder holds no exportable model, or a graph does not match torch.
+    """
+    from aacscore.training.export_onnx import export_checked
+
+    graphs = export_checked(model_dir, ONNX_TOLERANCE) if export_onnx else []
     dest.mkdir(parents=True, exist_ok=True)
-    for name in names:
+    files = [*names, *(g.name for g in graphs if g.name not in names)]
+    for name in files:
         shutil.copy2(model_dir / name, dest / name)
-    logger.info("installed %s to %s", ", ".join(names), dest)
+    logger.info("installed %s to %s", ", ".join(files), dest)
     return dest

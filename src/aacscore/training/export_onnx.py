@@ -297,6 +297,30 @@ def max_difference(spec: GraphSpec, graph: Path, seeds: Sequence[int] = (0, 1)) 
     return worst
 
 
+def export_checked(folder: str | Path, tolerance: float) -> list[Path]:
+    """Export every network of a model folder beside its weights and check each graph against
+    torch (:func:`max_difference` at most ``tolerance``); the graphs written. A graph that
+    fails the check is removed.
+
+    Raises:
+        ExportError: not a model folder, or a graph differs from torch by more than
+            ``tolerance``.
+    """
+    written: list[Path] = []
+    for spec in graph_specs(folder):
+        path = export_graph(spec)
+        diff = max_difference(spec, path)
+        if not diff <= tolerance:
+            path.unlink(missing_ok=True)
+            raise ExportError(
+                f"{spec.weights}: the exported graph differs from torch by {diff:.2e} "
+                f"(more than {tolerance:.0e}); nothing installed"
+            )
+        log.info("%s: max |onnx - torch| %.1e", path, diff)
+        written.append(path)
+    return written
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
