@@ -175,3 +175,10 @@ def test_reader_and_training_loader(tmp_path: Path) -> None:
     assert [f.case_id for f in found] == ["case_000003"]
     assert found[0].anterior_side == c.anterior_side
     assert set(found[0].corners) >= {"L1", "L2", "L3", "L4"}
+
+
+def test_a_dotted_plaque_too_short_for_a_dot_draws_nothing_and_the_film_renders() -> None:
+    # seed 62, index 11 (balanced) holds such a plaque: it once stopped a whole dataset
+    case = simulate_case_b(62, 11, distribution="balanced")
+    assert case.image.size > 0
+    assert 0 <= case.truth.aac24 <= 24

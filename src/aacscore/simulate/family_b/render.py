@@ -500,6 +500,8 @@ def render_plaque(cv: Canvas, pl: Plaque, wall: F64, bone: F32) -> npt.NDArray[n
         for i in range(len(s) - 1):
             quad = np.array([left[i], left[i + 1], right[i + 1], right[i]])
             polys.append((quad, float(dens[i])))
+    if not polys:  # a dotted plaque too short for its first dot draws nothing
+        return np.zeros(0, dtype=np.intp)
     allpts = np.concatenate([p for p, _ in polys])
     box = cv.window(allpts, 1.0)
     if box is None:
