@@ -49,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from aacscore._version import __version__  # noqa: E402
 from aacscore.io import RadiographError, read_radiograph_bytes  # noqa: E402
+from aacscore.io.reader import sniff  # noqa: E402
 from aacscore.kauppila import SEGMENTS  # noqa: E402
 from aacscore.outputs.case_json import CaseDocumentError, case_document  # noqa: E402
 from aacscore.serve.cases import (  # noqa: E402
@@ -113,16 +114,14 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+_UPLOAD_KINDS: tuple[UploadKind, ...] = ("dicom", "png", "jpeg")
+
+
 def sniff_upload(head: bytes) -> UploadKind | None:
-    """The kind of an upload from its first bytes: DICOM (Part 10, ``DICM`` at 128), PNG or
-    JPEG; None for anything else."""
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "dicom"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    return None
+    """The kind of an upload from its first bytes (:func:`aacscore.io.reader.sniff`): DICOM
+    (Part 10, ``DICM`` at 128), PNG or JPEG; None for anything else."""
+    kind = sniff(head)
+    return next((k for k in _UPLOAD_KINDS if k == kind), None)
 
 
 def _describe(head: bytes) -> str:

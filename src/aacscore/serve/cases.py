@@ -22,10 +22,10 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,8 @@ from aacscore.io import InputItem, Radiograph
 from aacscore.outputs.case_json import read_case_json, result_from_document
 from aacscore.outputs.results_csv import read_results
 from aacscore.results import Result
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -175,17 +177,9 @@ class CaseIndex:
 
         Raises:
             RadiographError: the film is gone or unreadable."""
-        with self._lock:
-            rad = self._films.get(case.id)
-            if rad is not None:
-                self._films.move_to_end(case.id)
-                return rad
-        rad = case.item().read(spacing_mm=self.spacing_mm())
-        with self._lock:
-            self._films[case.id] = rad
-            while len(self._films) > _CACHE_SIZE:
-                self._films.popitem(last=False)
-        return rad
+        return self._cached(
+            self._films, case.id, lambda: case.item().read(spacing_mm=self.spacing_mm())
+        )
 
     def stems(self) -> dict[str, str]:
         """The batch's stem -> the case id, for every case."""
@@ -196,17 +190,24 @@ class CaseIndex:
 
         Raises:
             RadiographError: the film is gone or unreadable."""
+        return self._cached(
+            self._pictures, case.id, lambda: film_values(self.film(case), case.item())
+        )
+
+    def _cached(self, cache: OrderedDict[str, _T], key: str, make: Callable[[], _T]) -> _T:
+        """``cache[key]``, made by ``make()`` outside the lock when missing; the least recently
+        used entries beyond :data:`_CACHE_SIZE` are dropped."""
         with self._lock:
-            pic = self._pictures.get(case.id)
-            if pic is not None:
-                self._pictures.move_to_end(case.id)
-                return pic
-        pic = film_values(self.film(case), case.item())
+            value = cache.get(key)
+            if value is not None:
+                cache.move_to_end(key)
+                return value
+        value = make()
         with self._lock:
-            self._pictures[case.id] = pic
-            while len(self._pictures) > _CACHE_SIZE:
-                self._pictures.popitem(last=False)
-        return pic
+            cache[key] = value
+            while len(cache) > _CACHE_SIZE:
+                cache.popitem(last=False)
+        return value
 
     def result(self, case: Case, rad: Radiograph | None = None) -> Result:
         """The case's result rebuilt from its JSON and the re-read film (stage results too)."""
