@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import fnmatch
 import json
+import os
 import platform
 import re
 import shutil
@@ -67,6 +68,11 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 each case, against the fast tests without models or worker processes) and ``batch.run`` (the code
 that runs cases: :data:`SAMPLES`, against the in-process batch tests with fake stages; the
 worker-pool tests spawn processes and take 20-40 s each, too slow to run per mutant)."""
+
+TIMEOUT_CONSTANT_S: dict[str, float] = {"batch.run": 60.0}
+"""mutmut's ``timeout_constant`` per module (default 1 s): mutmut kills a mutant's test run at
+30 x (the tests' measured time + this) CPU seconds; the in-process batch tests are often not in
+mutmut's per-test timings, which left a 30 s limit that the unmutated tests already exceed."""
 
 _RUN_FUNCTIONS = (
     "x_score_batch",
@@ -342,7 +348,10 @@ def run_mutmut_in_process(module: str, max_children: int, names: list[str]) -> N
     source, tests = MODULES[module]
     config = configuration._load_config()  # the [tool.mutmut] table of pyproject.toml
     configuration._config = dataclasses.replace(
-        config, only_mutate=[source], pytest_add_cli_args_test_selection=list(tests)
+        config,
+        only_mutate=[source],
+        pytest_add_cli_args_test_selection=list(tests),
+        timeout_constant=TIMEOUT_CONSTANT_S.get(module, config.timeout_constant),
     )
     names = names or list(SAMPLES.get(module, ()))
     cli(["run", "--max-children", str(max_children), *names], standalone_mode=True)
@@ -546,7 +555,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {module}: {source} against {' '.join(tests)}", flush=True)
         start = time.perf_counter()
         # mutmut's spinner floods a log; keep its output and show it only when it fails
-        proc = subprocess.run(cmd, cwd=ROOT, check=False, capture_output=True, text=True)
+        # mutmut forks a process per mutant: OpenMP thread pools started before the fork (torch)
+        # deadlock in the forked test run, so the networks run on one thread
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        proc = subprocess.run(cmd, cwd=ROOT, check=False, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             print(proc.stdout[-6000:], proc.stderr[-6000:], sep="\n", file=sys.stderr)
