@@ -641,7 +641,7 @@ def _add_dicom(
     from aacscore.outputs import dicom
 
     try:
-        outs = dicom.write_dicom_outputs(result, rgb, out_dir, stem, models=_models_info(scorer))
+        outs = dicom.write_dicom_outputs(result, rgb, out_dir, stem, models=sr_models_info(scorer))
         extra: dict[str, Any] = outs.details()
     except Exception as e:  # a DICOM problem must not lose the score
         log.warning("%s: DICOM output not written: %s", result.file, e)
@@ -649,7 +649,7 @@ def _add_dicom(
     return result.with_details(extra)
 
 
-def _models_info(scorer: Scorer) -> dict[str, Any] | None:
+def sr_models_info(scorer: Scorer) -> dict[str, Any] | None:
     """Weight hashes for the DICOM SR (optional there: None when unavailable)."""
     try:
         return scorer.models_info()

@@ -48,6 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from aacscore._version import __version__  # noqa: E402
+from aacscore.batch import sr_models_info  # noqa: E402
 from aacscore.io import RadiographError, read_radiograph_bytes  # noqa: E402
 from aacscore.io.reader import sniff  # noqa: E402
 from aacscore.kauppila import SEGMENTS  # noqa: E402
@@ -629,20 +630,14 @@ def _sr_base64(scorer: Scorer, result: Any) -> str:
 
     with tempfile.TemporaryDirectory(prefix="aacscore_sr_") as tmp:
         try:
-            outs = write_dicom_outputs(result, None, Path(tmp), "upload", models=_models(scorer))
+            outs = write_dicom_outputs(
+                result, None, Path(tmp), "upload", models=sr_models_info(scorer)
+            )
         except DicomOutputError as e:
             raise _NoSR(str(e)) from e
         if outs.sr is None:
             raise _NoSR(outs.skipped or "not written")
         return base64.b64encode(outs.sr.read_bytes()).decode("ascii")
-
-
-def _models(scorer: Scorer) -> dict[str, Any] | None:
-    try:
-        return scorer.models_info()
-    except Exception as e:  # the hashes are optional in the SR
-        log.debug("models info unavailable: %s", e)
-        return None
 
 
 def _too_large(limit: int) -> str:
