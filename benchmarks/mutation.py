@@ -289,6 +289,8 @@ EQUIVALENT: dict[str, str] = {
                 "x_batch_settings__mutmut_20",
             ),
             _ENC: ("x__read_runs__mutmut_6",),
+            "`DUPLICATE or same_as is not None`: plan_batch sets same_as only on DUPLICATE "
+            "plans, and every DUPLICATE plan has one": ("x_score_batch__mutmut_210",),
         }.items()
         for k in keys
     },

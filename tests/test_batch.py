@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pytest
 
 from aacscore.aorta.roi import Band
-from aacscore.batch import BatchSummary, case_stem, score_batch
+from aacscore.batch import BatchOptionError, BatchSummary, CaseJob, Part, case_stem, score_batch
 from aacscore.io import InputItem
 from aacscore.outputs.results_csv import read_results
 from aacscore.results import Result
@@ -343,3 +343,137 @@ def test_run_json_lists_the_skipped_inputs_and_reruns_never_read_the_output_fold
     assert "aacscore overlay picture" in reasons and "structured report" in reasons
     assert "aacscore secondary capture" in reasons
     assert "aacscore thumbnail" in reasons  # summary.html's, in results/thumbnails
+
+
+# --- options, the run record and the engine's inputs -------------------------------------------
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(
+    films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.write_text("not a folder")
+    kwargs = _kwargs(reference)
+    with pytest.raises(BatchOptionError, match=r"--out: .*out.* is a file"):
+        score_batch([InputItem(films[0])], out, kwargs, jobs=1)
+    assert kwargs["spine_model"].calls == 0 and out.read_text() == "not a folder"
+
+
+def test_the_output_folder_is_made_with_its_parents_and_the_summary_names_its_files(
+    films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    out = tmp_path / "a" / "b" / "out"
+    summary = score_batch([InputItem(films[0])], out, _kwargs(reference), jobs=1)
+    assert summary.out_dir == out and summary.results_csv == out / "results.csv"
+    assert summary.run_json == out / "run.json"
+    assert [r["file"] for r in read_results(summary.results_csv)] == [str(films[0])]
+
+
+def test_the_run_record_keeps_the_arguments_the_number_of_inputs_and_the_part(
+    films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    items = [InputItem(f) for f in films[:2]]
+    arguments = {"inputs": [str(f) for f in films], "overlay": False}
+    score_batch(items, out, _kwargs(reference), jobs=1, arguments=arguments, part=Part(3, 1))
+    score_batch(items, out, _kwargs(reference), jobs=1)
+    first, second = json.loads((out / "run.json").read_text())["runs"]
+    assert first["arguments"] == arguments and second["arguments"] == {}
+    assert first["n_inputs"] == second["n_inputs"] == 2
+    assert first["part"] == {"num_parts": 3, "part_id": 1} and "part" not in second
+
+
+@dataclass
+class _RecordingEngine:
+    """An engine that scores in process and keeps the job it was handed."""
+
+    name: str = "recording"
+    job: CaseJob | None = None
+
+    def run(
+        self,
+        tasks: Any,
+        job: CaseJob,
+        scorer: Any,
+        start: Callable[..., None],
+        done: Callable[..., None],
+    ) -> dict[str, Any]:
+        self.job = job
+        for task in tasks:
+            start(task)
+            done(task, job.score(scorer, task))
+        return {}
+
+
+def test_the_engine_gets_the_scorer_arguments_and_output_options(
+    films: list[Path], reference: Reference, tmp_path: Path
+) -> None:
+    # workers (local processes, Ray actors) build their scorer from the job's arguments
+    kwargs = _kwargs(reference)
+    engine = _RecordingEngine()
+    out = tmp_path / "out"
+    score_batch(
+        [InputItem(films[0])],
+        out,
+        kwargs,
+        jobs=3,
+        overlay=True,
+        engine=engine,
+        include_patient_id=True,
+    )
+    assert engine.job is not None
+    assert dict(engine.job.scorer_kwargs) == kwargs
+    job = engine.job
+    assert (job.out_dir, job.overlay, job.dicom_out, job.include_patient_id, job.jobs) == (
+        out,
+        True,
+        False,
+        True,
+        3,
+    )
+    (record,) = json.loads((out / "run.json").read_text())["runs"]
+    assert record["engine"] == "recording"
+
+
+def test_several_processes_get_every_task_and_their_thread_count(
+    films: list[Path], reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aacscore.batch as batch
+
+    seen: dict[str, Any] = {}
+
+    def pool(
+        tasks: Any,
+        start: Callable[..., None],
+        done: Callable[..., None],
+        *,
+        processes: int,
+        threads: int,
+        job: CaseJob,
+    ) -> int:
+        seen.update(names=[t.item.name for t in tasks], processes=processes, threads=threads)
+        scorer = batch.Scorer(**job.scorer_kwargs)
+        for task in tasks:
+            start(task)
+            done(task, job.score(scorer, task))
+        return 0
+
+    monkeypatch.setattr(batch, "_run_pool", pool)
+    monkeypatch.setattr(batch, "cpu_cores", lambda: 4)
+    items = [InputItem(f) for f in films]
+    summary = score_batch(items, tmp_path / "out", _kwargs(reference), jobs=2)
+    assert seen == {"names": [it.name for it in items], "processes": 2, "threads": 2}
+    assert summary.counts["failed"] == 0 and summary.scored == 3
+    (record,) = json.loads((tmp_path / "out" / "run.json").read_text())["runs"]
+    assert (record["processes"], record["threads"], record["worker_restarts"]) == (2, 2, 0)
+
+
+def test_an_imposed_pixel_spacing_reaches_the_reader(
+    simulated_film: dict[str, Path], reference: Reference, tmp_path: Path
+) -> None:
+    png = InputItem(simulated_film["png"])  # a PNG has no spacing of its own
+    out = tmp_path / "out"
+    score_batch([png], out, {**_kwargs(reference), "spacing_mm": 0.3}, jobs=1)
+    (row,) = read_results(out / "results.csv")
+    assert float(row["spacing_mm"]) == pytest.approx(0.3)
+    assert _case(out, png.name)["spacing_mm"] == pytest.approx(0.3)

@@ -293,3 +293,47 @@ def test_an_old_run_json_and_an_old_results_csv_are_carried_over(
     (out / "run.json").write_text("{ torn")
     _run(items, out, kwargs)
     assert len(_runs(out)) == 1 and (out / "run.json.unreadable").read_text() == "{ torn"
+
+
+def test_the_secondary_capture_is_added_when_overlay_is_asked_after_dicom_out(
+    simulated_film: dict[str, Path], reference: Reference, tmp_path: Path
+) -> None:
+    # the SC is the overlay as DICOM: a --dicom-out run without --overlay writes only the SR
+    item = InputItem(simulated_film["dicom"])
+    kwargs = fake_kwargs(reference)
+    out = tmp_path / "out"
+    _run([item], out, kwargs, dicom_out=True)
+    first = _case(out, item.name)
+    assert Path(first["dicom_sr"]).is_file() and not first.get("dicom_sc")
+    summary = _run([item], out, kwargs, dicom_out=True, overlay=True)
+    assert summary.outputs_added == 1 and _calls(kwargs) == (1, 1)
+    doc = _case(out, item.name)
+    assert Path(doc["overlay"]).is_file() and Path(doc["dicom_sc"]).is_file()
+    assert pydicom.dcmread(doc["dicom_sc"]).Modality == "OT"
+
+
+def test_a_patient_id_added_later_does_not_redraw_the_overlay(
+    simulated_film: dict[str, Path], reference: Reference, tmp_path: Path
+) -> None:
+    item = InputItem(simulated_film["dicom"])
+    kwargs = fake_kwargs(reference)
+    out = tmp_path / "out"
+    _run([item], out, kwargs, overlay=True)
+    overlay = Path(_case(out, item.name)["overlay"])
+    mtime = overlay.stat().st_mtime_ns
+    summary = _run([item], out, kwargs, overlay=True, include_patient_id=True)
+    assert summary.outputs_added == 0 and overlay.stat().st_mtime_ns == mtime
+    assert _rows(out)[0]["patient_id"] and _calls(kwargs) == (1, 1)
+
+
+def test_scoring_again_after_an_unusable_case_json_names_the_film(
+    copies: list[Path], reference: Reference, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    item = InputItem(copies[0])
+    kwargs = fake_kwargs(reference)
+    out = tmp_path / "out"
+    _run([item], out, kwargs)
+    (out / "cases" / f"{case_stem(item.name)}.json").write_text("{ torn")
+    with caplog.at_level("WARNING", logger="aacscore.batch"):
+        assert _run([item], out, kwargs, overlay=True).rescored == 1
+    assert f"{item.name}: scoring again (CaseDocumentError: " in caplog.text
