@@ -45,6 +45,7 @@ from scipy import ndimage
 
 from aacscore.backend import set_threads
 from aacscore.io import read_radiograph
+from aacscore.spine.fallback import FallbackSpineModel
 from aacscore.spine.predict import SpineModel
 from aacscore.vertebrae import LABEL_VALUES
 
@@ -109,7 +110,7 @@ def mask_bodies(mask: np.ndarray) -> dict[str, np.ndarray]:
     return {name: comp == i for name, i in zip(MASK_LEVELS, ordered, strict=True)}
 
 
-def real_film(model: SpineModel, folder: Path) -> dict[str, Any]:
+def real_film(model: SpineModel | FallbackSpineModel, folder: Path) -> dict[str, Any]:
     """Per-body Dice and level check on the real flexion film (see the module docstring)."""
     rad = read_radiograph(folder / "LAT.jpg")
     mask = np.asarray(Image.open(folder / "Lat_Vertebra.png"))
@@ -142,7 +143,7 @@ def spine_section(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     real: dict[str, Any] = {}
     for name, fams, folder in args.model:
-        model = SpineModel.load(folder)
+        model = bench._load(folder)
         for fam, data in args.test:
             t0 = time.perf_counter()
             fig = bench.evaluate(data, model, args.max_cases)

@@ -37,8 +37,9 @@ import torch
 
 from aacscore.backend import set_threads
 from aacscore.io import read_radiograph
+from aacscore.spine.fallback import FallbackSpineModel
 from aacscore.spine.geometry import check_plausibility
-from aacscore.spine.predict import SpineModel
+from aacscore.spine.predict import SpineModel, load_spine_model
 from aacscore.training.spine_data import discover_cases, load_labels
 from aacscore.vertebrae import LABEL_VALUES, SpineError
 
@@ -51,12 +52,21 @@ TARGETS = {
 }
 
 
+def _load(folder: Path | None) -> SpineModel | FallbackSpineModel:
+    """The spine model of ``folder`` (with its ``fallback/`` model when it has one)."""
+    model = load_spine_model(folder)
+    assert isinstance(model, (SpineModel, FallbackSpineModel))
+    return model
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     s = int(a.sum()) + int(b.sum())
     return 1.0 if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
 
 
-def evaluate(data: Path, model: SpineModel, max_cases: int | None) -> dict[str, Any]:
+def evaluate(
+    data: Path, model: SpineModel | FallbackSpineModel, max_cases: int | None
+) -> dict[str, Any]:
     cases = discover_cases(data)
     if max_cases is not None:
         cases = cases[:max_cases]
@@ -122,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     set_threads(args.threads)
-    model = SpineModel.load(args.model)
+    model = _load(args.model)
     t0 = time.perf_counter()
     figures = evaluate(args.data, model, args.max_cases)
     figures["wall_seconds"] = time.perf_counter() - t0

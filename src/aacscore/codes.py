@@ -71,6 +71,8 @@ FLAGS: dict[str, str] = {
     "orientation_uncertain": "the anterior side of the patient could not be told with confidence",
     "level_uncertain": "the level labels L1-L4 rest on weak evidence (T12 or the sacrum barely "
     "found, or a level was inferred)",
+    "spine_fallback": "the primary spine model's reading failed its checks or had uncertain "
+    "levels, and the fallback spine model (trained on both simulator families) read the film",
     "fracture_suspected": "an L1-L4 body's anterior height is less than 80 % of its posterior "
     "height, or its posterior height less than 80 % of its neighbours' (possible wedge or crush "
     "deformity)",

@@ -22,6 +22,7 @@ from aacscore._timing import timed
 from aacscore.backend import Backend, Net, as_net, graph_path, load_net, resolve_backend
 from aacscore.io import Radiograph
 from aacscore.spine.classifier import load_orientation_net, probability_right
+from aacscore.spine.fallback import FallbackSpineModel, fallback_folder
 from aacscore.spine.flags import spine_confidence, spine_flags
 from aacscore.spine.geometry import (
     check_plausibility,
@@ -289,6 +290,9 @@ def load_spine_model(
 ) -> SpineModelProtocol:
     """A spine model from a folder of aacscore weights (default: shipped) or ``nnunet:FOLDER``.
 
+    A folder holding a ``fallback/`` spine model folder gives a
+    :class:`~aacscore.spine.fallback.FallbackSpineModel` (the shipped folder does).
+
     ``nnunet:RESULTS_FOLDER`` uses nnU-Net v2's predictor on a trained nnU-Net model folder
     (needs PyTorch and nnU-Net: ``pip install 'aacscore[train,nnunet]'``; ``backend`` then
     applies to its orientation classifier only).
@@ -307,7 +311,11 @@ def load_spine_model(
         from aacscore.spine.nnunet import NnUNetSpineModel
 
         return NnUNetSpineModel.load(str(spec)[len("nnunet:") :])
-    return SpineModel.load(None if spec is None else Path(spec), backend=backend)
+    model = SpineModel.load(None if spec is None else Path(spec), backend=backend)
+    second = fallback_folder(model.model_dir or default_model_dir())
+    if second is None:
+        return model
+    return FallbackSpineModel(model, SpineModel.load(second, backend=backend))
 
 
 __all__ = [
