@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/decode.py [--n 2] [--repeats 3] [--threads 2] [--score-repeats 2]
         [--no-pipeline] [--out benchmarks/results/decode.json]
+    python benchmarks/decode.py --readings [--n 6] [--out benchmarks/results/decode_readings.json]
 
 Films: ``--n`` simulated films (seed 7000, AAC-24 targets 12, 4, 20, 8 in turn) at 0.14 mm (a DR
 film: the scoring rule keeps it at full resolution) and at 0.1 mm (a CR film: half resolution
@@ -23,6 +24,15 @@ unless ``--no-pipeline``, each simulated film that the rule reduces scored
 (``Scorer.score_radiograph``, TTA on, torch threads as given) from its full-resolution and from
 its scoring-rule read, the fastest of ``--score-repeats`` (read + score): stage timings, the
 spine stage's own timings, and the AAC-24 of both.
+
+``--readings`` does only this: the simulated films scored by two warm scorers sharing the shipped
+models (onnx, TTA on), one decoding at full resolution (``decode_spacing_mm=None``), one as
+``Scorer`` does by default (the film at the coarsest level of at most
+:data:`~aacscore.io.dicom.SCORING_DECODE_SPACING_MM`, the band's rectangle at up to 0.25 mm),
+interleaved per film: per film both AAC-24, their difference beside the full read's TTA sd, the
+segment grades that differ, the largest corner distance (mm) and both timings; per spacing the
+max and median |dAAC-24|, grade agreement, the median TTA sd and the median paired time ratio
+full / default (:func:`bench_readings`).
 
 The machine's load (``os.getloadavg``) is recorded before and after: other work on it slows every
 figure, threaded decoding most.
@@ -354,6 +364,99 @@ def bench_pipeline(films: list[Path], threads: int, repeats: int) -> list[dict[s
     return rows
 
 
+def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
+    """Full-resolution reads against the scorer's default reads (see the module docstring)."""
+    from aacscore.backend import set_threads
+    from aacscore.pipeline import Scorer
+
+    set_threads(threads)
+    full = Scorer(backend="onnx", decode_spacing_mm=None)
+    new = Scorer(
+        backend="onnx",
+        spine_model=full.spine_model,
+        score_model=full.score_model,
+        view_model=full.view_model,
+    )
+    sims = [f for f in films if f.name.startswith("sim")]
+    full.score(sims[0])
+    new.score(sims[0])
+    rows: list[dict[str, Any]] = []
+    for path in sims:
+        a = full.score(path)
+        b = new.score(path)
+        row: dict[str, Any] = {
+            "film": path.name,
+            "spacing_mm": float(path.name[3:].split("mm")[0]),
+            "status": [a.status.value, b.status.value],
+            "reduction": int(b.stages.radiograph.metadata.get("ResolutionReduction", 0))
+            if b.stages is not None
+            else None,
+            "seconds": [a.stages.timings["total_s"], b.stages.timings["total_s"]]
+            if a.stages is not None and b.stages is not None and "total_s" in a.stages.timings
+            else None,
+            "read_s": [a.stages.timings["read_s"], b.stages.timings["read_s"]]
+            if a.stages is not None and b.stages is not None
+            else None,
+        }
+        if a.aac24 is not None and b.aac24 is not None:
+            assert a.grades is not None and b.grades is not None
+            assert a.stages is not None and b.stages is not None
+            assert a.stages.spine is not None and b.stages.spine is not None
+            row["aac24"] = [a.aac24, b.aac24]
+            row["abs_diff_aac24"] = abs(a.aac24 - b.aac24)
+            row["aac24_sd_full"] = a.aac24_sd
+            row["grades_differ"] = [s for s in a.grades if a.grades[s] != b.grades[s]]
+            row["corner_max_mm"] = _corner_distance_mm(a, b)
+        rows.append(row)
+        print(json.dumps(row))
+    summary: dict[str, Any] = {}
+    for mm in SPACINGS_MM:
+        scored = [r for r in rows if r["spacing_mm"] == mm and "aac24" in r]
+        timed_rows = [r for r in rows if r["spacing_mm"] == mm and r["seconds"]]
+        if not scored:
+            continue
+        diffs = [r["abs_diff_aac24"] for r in scored]
+        grades = sum(8 - len(r["grades_differ"]) for r in scored)
+        summary[f"{mm:g}mm"] = {
+            "films": len([r for r in rows if r["spacing_mm"] == mm]),
+            "scored_both": len(scored),
+            "status_agree": sum(r["status"][0] == r["status"][1] for r in rows if r["spacing_mm"] == mm),
+            "max_abs_diff_aac24": float(max(diffs)),
+            "median_abs_diff_aac24": float(np.median(diffs)),
+            "median_aac24_sd_full": float(np.median([r["aac24_sd_full"] for r in scored])),
+            "segment_grades_agree": f"{grades}/{8 * len(scored)}",
+            "corner_max_mm": float(max(r["corner_max_mm"] for r in scored)),
+            "corner_median_of_max_mm": float(np.median([r["corner_max_mm"] for r in scored])),
+            "median_s": [
+                float(np.median([r["seconds"][0] for r in timed_rows])),
+                float(np.median([r["seconds"][1] for r in timed_rows])),
+            ],
+            "median_read_s": [
+                float(np.median([r["read_s"][0] for r in timed_rows])),
+                float(np.median([r["read_s"][1] for r in timed_rows])),
+            ],
+            "median_full_over_default": float(
+                np.median([r["seconds"][0] / r["seconds"][1] for r in timed_rows])
+            ),
+        }
+    return {"films": rows, "summary": summary}
+
+
+def _corner_distance_mm(a: Any, b: Any) -> float:
+    """Largest distance (mm, at the film's full resolution) between the two results' corners of
+    the vertebrae both found."""
+    sa, sb = a.stages.spine, b.stages.spine
+    ka = 2 ** int(a.stages.radiograph.metadata.get("ResolutionReduction", 0))
+    kb = 2 ** int(b.stages.radiograph.metadata.get("ResolutionReduction", 0))
+    spacing = a.stages.radiograph.spacing_mm[0] / ka
+    worst = 0.0
+    for name in set(sa.vertebrae) & set(sb.vertebrae):
+        pa = np.asarray(sa.vertebrae[name].corners) * ka
+        pb = np.asarray(sb.vertebrae[name].corners) * kb
+        worst = max(worst, float(np.max(np.hypot(*(pa - pb).T))) * spacing)
+    return worst
+
+
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for pkg in ("pydicom", "pylibjpeg-openjpeg", "imagecodecs", "pillow", "glymur"):
@@ -371,13 +474,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (pipeline)")
     ap.add_argument("--score-repeats", type=int, default=2, help="scorings per film and read")
     ap.add_argument("--no-pipeline", action="store_true", help="skip the scoring part")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--readings", action="store_true", help="only full vs default readings")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aacscore.io").setLevel(logging.ERROR)  # RG1: "spacing unknown"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load_before = os.getloadavg()
     t_start = time.perf_counter()
+    if args.readings:
+        return _readings_main(args, load_before, t_start)
+    args.out = args.out or RESULTS
     with tempfile.TemporaryDirectory() as tmp:
         films = make_films(Path(tmp), args.n)
         decode_rows = bench_decoders(films, args.repeats, int(cpus or 1))
@@ -411,6 +518,35 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"load {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}; -> {args.out}")
+    return 0
+
+
+def _readings_main(args: argparse.Namespace, load_before: Any, t_start: float) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        films = make_films(Path(tmp), args.n)
+        readings = bench_readings(films, args.threads)
+    out = args.out or RESULTS.with_name("decode_readings.json")
+    record = {
+        "command": "python benchmarks/decode.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "aacscore_version": __version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "platform": platform.platform(),
+            "loadavg_before": list(load_before),
+            "loadavg_after": list(os.getloadavg()),
+            "threads": args.threads,
+        },
+        "versions": versions(),
+        "seed": SEED,
+        "aac24_targets": list(TARGETS),
+        "scoring_decode_spacing_mm": SCORING_DECODE_SPACING_MM,
+        "wall_s": time.perf_counter() - t_start,
+        **readings,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(readings["summary"], indent=1))
+    print(f"load {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}; -> {out}")
     return 0
 
 

@@ -28,6 +28,7 @@ from aacscore.codes import ErrorCode, ScoringError
 from aacscore.gate.header import check_header
 from aacscore.gate.quality import assess_quality
 from aacscore.io import InputItem, RadiographError, read_radiograph
+from aacscore.io.dicom import SCORING_DECODE_SPACING_MM
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups
 from aacscore.qc import MIN_GREY_LEVELS, check_radiograph
@@ -73,6 +74,10 @@ class Scorer:
             Runtime on the graphs exported beside the weights; no PyTorch needed), ``torch``
             (needs ``aacscore[train]``) or ``auto`` (None: onnx where a model's graphs fit its
             weights, else torch). Loaded models keep their own; nnU-Net is torch only.
+        decode_spacing_mm: how coarse :meth:`score` may decode a JPEG 2000 film for the spine,
+            view and quality stages (the coarsest resolution level of at most this spacing;
+            the aortic band is decoded apart at up to its 0.25 mm per column, see
+            :mod:`aacscore.io.dicom`); None decodes every film at full resolution.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class Scorer:
         ignore_view: bool = False,
         quality_reference: str | Path | QualityReference | bool | None = None,
         backend: str | Backend | None = None,
+        decode_spacing_mm: float | None = SCORING_DECODE_SPACING_MM,
     ) -> None:
         self.backend = parse_backend(backend)
         if self.backend == Backend.TORCH:
@@ -96,6 +102,7 @@ class Scorer:
         self.groups = parse_groups(groups)
         self.tta = tta
         self.spacing_mm = spacing_mm
+        self.decode_spacing_mm = decode_spacing_mm
         self.ignore_header = ignore_header
         self.ignore_view = ignore_view
         self.view_check = view_model is not False
@@ -181,15 +188,21 @@ class Scorer:
         timings: dict[str, float] = {}
         try:
             with timed(timings, "read_s"):
-                if isinstance(path, InputItem):
-                    rad = path.read(spacing_mm=self.spacing_mm)
-                else:
-                    rad = read_radiograph(path, spacing_mm=self.spacing_mm)
+                rad = self.read(path)
         except (RadiographError, OSError) as e:
             if raise_errors:
                 raise
             return failed(name, str(e), ErrorCode.UNREADABLE)
         return self.score_radiograph(rad, name, raise_errors=raise_errors, read_s=timings["read_s"])
+
+    def read(self, path: str | Path | InputItem) -> Radiograph:
+        """Read a film as :meth:`score` does: at this scorer's spacing override and
+        ``decode_spacing_mm``."""
+        if isinstance(path, InputItem):
+            return path.read(spacing_mm=self.spacing_mm, decode_spacing_mm=self.decode_spacing_mm)
+        return read_radiograph(
+            path, spacing_mm=self.spacing_mm, decode_spacing_mm=self.decode_spacing_mm
+        )
 
     def score_radiograph(
         self, rad: Radiograph, name: str, *, raise_errors: bool = False, read_s: float = 0.0
@@ -308,6 +321,7 @@ def band_along_spine(rad: Radiograph, spine: SpineResult, geometry: BandGeometry
         rad.spacing_mm,
         bounds=spine.bounds,
         geometry=geometry,
+        film=rad,
     )
 
 

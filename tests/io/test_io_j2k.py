@@ -336,20 +336,26 @@ def test_reduction_level_rule(spacing: Any, limit: float | None, level: int) -> 
     assert _j2k.reduction_level(spacing, limit, stream(rows=8192, cols=8192), False, 256) == level
 
 
-def test_reduction_level_limits() -> None:
+def test_reduction_level_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     fine = (0.025, 0.025)
     assert _j2k.reduction_level(fine, 0.2, stream(levels=1), False, 256) == 1
     assert _j2k.reduction_level(fine, 0.2, stream(levels=0), False, 256) == 0
-    # both sides keep 512 pixels (or min_size, when larger)
+    # both sides keep 320 pixels (or min_size, when larger)
+    assert _j2k.MIN_REDUCED_SIDE == 320
     assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=2100), False, 256) == 2
     assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=2100), False, 600) == 1
-    assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=1000), False, 256) == 0
+    assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=1000), False, 256) == 1
+    assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=600), False, 256) == 0
     # a codestream signed otherwise than PixelRepresentation, or with an image offset
     assert _j2k.reduction_level(fine, 0.2, stream(), True, 256) == 0
     assert _j2k.reduction_level(fine, 0.2, stream(offset=(0, 8)), False, 256) == 0
-    # Pillow mis-sizes level 2 of a 1841-column image (rounds 460.25 to 460, not 461)
+    # without Glymur, Pillow decodes: it mis-sizes level 2 of a 2101-column image (rounds
+    # 525.25 to 525, not 526), so that level is not asked of it; Glymur has no such limit
+    monkeypatch.setattr(_j2k, "glymur_available", lambda: False)
     assert _j2k.reduction_level(fine, 0.2, stream(rows=4000, cols=2100), False, 256) == 2
     assert _j2k.reduction_level(fine, 0.2, stream(rows=4000, cols=2101), False, 256) == 1
+    monkeypatch.setattr(_j2k, "glymur_available", lambda: True)
+    assert _j2k.reduction_level(fine, 0.2, stream(rows=4000, cols=2101), False, 256) == 2
 
 
 # --- codestream header, sample conversion, threads ----------------------------------------

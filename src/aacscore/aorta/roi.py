@@ -32,6 +32,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from aacscore.codes import ErrorCode, ScoringError
+from aacscore.io.types import FilmRegion, Radiograph
 from aacscore.kauppila import LEVELS
 from aacscore.vertebrae import (
     DISC_NAMES,
@@ -318,6 +319,7 @@ def extract_band(
     bounds: Mapping[str, Bound] | None = None,
     geometry: BandGeometry = DEFAULT_BAND_GEOMETRY,
     reference_height_mm: float = REFERENCE_ANTERIOR_HEIGHT_MM,
+    film: Radiograph | None = None,
 ) -> Band:
     """Straightened aortic band in front of L1-L4 (see the module docstring for the geometry).
 
@@ -328,6 +330,9 @@ def extract_band(
     corners by the same rule. ``spacing_mm`` is (row, col) in mm, or None: then the scale assumes
     the mean anterior body height of L1-L4 is ``reference_height_mm``. ``anterior_side`` must
     agree with the corners. The film is low-pass filtered before resampling (bilinear).
+    ``film``, the radiograph whose pixels ``image`` is, gives the band's rectangle at the
+    coarsest resolution of at most the band's column spacing (:meth:`Radiograph.region`: finer
+    than ``image`` for a JPEG 2000 film decoded at a reduced level); None: ``image`` is sampled.
     """
     img = np.asarray(image)
     if img.ndim != 2 or img.size == 0:
@@ -426,7 +431,7 @@ def extract_band(
         indexing="ij",
     )
     gx, gy = band.to_film(rr, cc)
-    pixels = _sample(img, gx, gy, sp, geometry, band)
+    pixels = _sample(img, gx, gy, sp, geometry, band, film)
     h, w = img.shape
     inside = (gx >= -0.5) & (gx <= w - 0.5) & (gy >= -0.5) & (gy <= h - 0.5)
     object.__setattr__(band, "inside_fraction", float(np.mean(inside)))
@@ -443,8 +448,10 @@ def _sample(
     spacing: tuple[float, float],
     geometry: BandGeometry,
     band: Band,
+    film: Radiograph | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Bilinear samples of the (anti-alias filtered) film, rows super-sampled and averaged."""
+    """Bilinear samples of the (anti-alias filtered) film, rows super-sampled and averaged;
+    the film's rectangle comes from ``film`` when given."""
     mean_row_mm = float(np.mean(band.mm_per_row))
     n_sub = max(1, min(4, round(mean_row_mm / geometry.mm_per_col)))
     if n_sub > 1:
@@ -474,13 +481,22 @@ def _sample(
         raise BandError(
             "the aortic band lies entirely outside the image", code=ErrorCode.BAND_OUTSIDE_FILM
         )
-    crop = np.asarray(img[y0:y1, x0:x1], dtype=np.float32)
-    # Low-pass to the band's column resolution (sigma in film pixels per axis).
-    factor = (geometry.mm_per_col / spacing[0], geometry.mm_per_col / spacing[1])
+    if film is None:
+        region = FilmRegion(img[y0:y1, x0:x1], (y0, x0), 1, spacing)
+    else:
+        region = film.region((y0, y1, x0, x1), geometry.mm_per_col)
+    crop = np.asarray(region.pixels, dtype=np.float32)
+    # Low-pass to the band's column resolution (sigma in region pixels per axis).
+    scale = region.scale
+    factor = (
+        geometry.mm_per_col * scale / spacing[0],
+        geometry.mm_per_col * scale / spacing[1],
+    )
     sigma = tuple(0.4 * f if f > 1.0 else 0.0 for f in factor)
     if any(s > 0 for s in sigma):
         crop = ndimage.gaussian_filter(crop, sigma=sigma, mode="nearest")
-    coords = np.stack([sy.ravel() - y0, sx.ravel() - x0])
+    ry, rx = region.to_region(sy.ravel(), sx.ravel())
+    coords = np.stack([ry, rx])
     vals = ndimage.map_coordinates(crop, coords, order=1, mode="nearest")
     out = vals.reshape(sx.shape).mean(axis=0)
     return np.ascontiguousarray(out, dtype=np.float32)

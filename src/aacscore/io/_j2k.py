@@ -6,7 +6,15 @@ before) when it is unavailable or fails on the codestream:
 * full resolution on several threads with ``imagecodecs.jpeg2k_decode(numthreads=...)``
   (pylibjpeg-openjpeg, pydicom's plugin, decodes on one thread);
 * a reduced resolution level ``k`` (the 2^k-times smaller image JPEG 2000 holds in its wavelet
-  decomposition, so the finer levels are never decoded) with Pillow's ``reduce``.
+  decomposition, so the finer levels are never decoded) with Glymur where it is installed and
+  finds OpenJPEG, else with Pillow's ``reduce``;
+* a rectangle of level ``k`` with Glymur's area decode (OpenJPEG decodes only the code blocks
+  that the rectangle touches): :func:`decode_area`, for the aortic band at a finer level than
+  the rest of the film. Without Glymur it returns ``None``.
+
+Resolution level ``k`` of an image at offset (0, 0) has ``ceil(side / 2^k)`` pixels a side and
+its pixel ``i`` lies at full-resolution pixel ``2^k * i`` (the low-pass samples of the wavelet
+sit on the even positions).
 
 The decoded integers are converted as pydicom converts them (container size from the
 codestream's precision, signedness from PixelRepresentation, sign mismatches between the two
@@ -21,7 +29,9 @@ import math
 import os
 import struct
 import sys
+import tempfile
 import warnings
+from functools import cache
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +43,9 @@ logger = logging.getLogger(__name__)
 MAX_THREADS = 8
 """Most decoder threads used for one film."""
 
-MIN_REDUCED_SIDE = 512
-"""A reduced level is used only while both sides keep at least this many pixels."""
+MIN_REDUCED_SIDE = 320
+"""A reduced level is used only while both sides keep at least this many pixels (the spine
+network's input is 288 x 192, the view classifier's 128)."""
 
 _SOC = b"\xff\x4f"
 _SIZ = 0xFF51
@@ -132,7 +143,10 @@ def reduction_level(
         level < info.levels
         and finest * 2 ** (level + 1) <= coarsest_mm * (1 + 1e-9)
         and min(reduced_shape(shape, level + 1)) >= floor
-        and _pillow_shape(shape, level + 1) == reduced_shape(shape, level + 1)
+        and (
+            glymur_available()
+            or _pillow_shape(shape, level + 1) == reduced_shape(shape, level + 1)
+        )
     ):
         level += 1
     return level
@@ -207,6 +221,13 @@ def _decode_full(data: bytes) -> npt.NDArray[Any] | None:
 
 
 def _decode_reduced(data: bytes, info: Codestream, level: int) -> npt.NDArray[Any] | None:
+    """Glymur's reduced decode, else Pillow's."""
+    if glymur_available():
+        return _glymur_read(data, level, None)
+    return _pillow_reduced(data, info, level)
+
+
+def _pillow_reduced(data: bytes, info: Codestream, level: int) -> npt.NDArray[Any] | None:
     """Pillow's reduced decode; it scales N-bit samples to its 8/16-bit modes (shifted left,
     signed ones offset by 2^(N-1)), which is undone here."""
     from PIL import Image
@@ -242,3 +263,82 @@ def as_stored(
         half = 1 << (precision - 1)
         low = (low ^ half) - half
     return low.astype(dtype)
+
+
+@cache
+def glymur_available() -> bool:
+    """Whether Glymur is installed and has found an OpenJPEG (2.3 or later: area decodes
+    then touch only the code blocks they need)."""
+    try:
+        import glymur
+    except Exception:  # not installed, or its OpenJPEG lookup failed on import
+        return False
+    version = str(getattr(glymur.version, "openjpeg_version", "") or "0")
+    try:
+        major, minor = (int(v) for v in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (2, 3)
+
+
+def _glymur_read(
+    data: bytes, level: int, area: tuple[int, int, int, int] | None
+) -> npt.NDArray[Any]:
+    """Level ``level`` of the codestream (only ``area`` = (row0, row1, col0, col1) of that
+    level when given), decoded by Glymur on :func:`decode_threads` threads; Glymur reads files
+    only, so the codestream goes through a temporary one."""
+    import glymur
+
+    glymur.set_option("lib.num_threads", decode_threads())
+    step = 2**level
+    with tempfile.TemporaryDirectory(prefix="aacscore-j2k-") as tmp:
+        path = os.path.join(tmp, "frame.j2k")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        jp2 = glymur.Jp2k(path)
+        rows, cols = jp2.shape[:2]
+        if area is None:
+            values = jp2[::step, ::step]
+        else:
+            r0, r1, c0, c1 = area
+            values = jp2[
+                r0 * step : min(r1 * step, rows) : step, c0 * step : min(c1 * step, cols) : step
+            ]
+    return np.asarray(values)
+
+
+def decode_area(
+    data: bytes,
+    info: Codestream,
+    pixel_signed: bool,
+    level: int,
+    area: tuple[int, int, int, int],
+    name: str,
+) -> npt.NDArray[Any] | None:
+    """Stored values of ``area`` = (row0, row1, col0, col1) of resolution level ``level``
+    (clipped to that level's size), as :func:`decode` gives them cropped (exactly, for a
+    lossless codestream): Glymur's area decode, or without Glymur the whole level decoded by
+    :func:`decode` and cropped. None for an empty area or when the decode fails (logged at
+    debug level with ``name``)."""
+    shape = reduced_shape((info.rows, info.columns), level)
+    r0, r1 = max(0, area[0]), min(shape[0], area[1])
+    c0, c1 = max(0, area[2]), min(shape[1], area[3])
+    if r1 <= r0 or c1 <= c0:
+        return None
+    if not glymur_available() or info.offset != (0, 0):
+        whole = decode(data, info, pixel_signed, level, name)
+        return None if whole is None else np.ascontiguousarray(whole[r0:r1, c0:c1])
+    try:
+        values = _glymur_read(data, level, (r0, r1, c0, c1))
+    except Exception as exc:  # any decoder failure: the caller falls back
+        logger.debug("%s: JPEG 2000 area decode failed (%s: %s)", name, type(exc).__name__, exc)
+        return None
+    if values.shape != (r1 - r0, c1 - c0):
+        logger.debug(
+            "%s: JPEG 2000 area decode gave shape %s, not %s",
+            name,
+            values.shape,
+            (r1 - r0, c1 - c0),
+        )
+        return None
+    return as_stored(values, info.precision, info.signed, pixel_signed)

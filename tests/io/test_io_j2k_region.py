@@ -1,0 +1,155 @@
+"""A reduced JPEG 2000 read and its finer rectangles (``Radiograph.region``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydicom.uid import JPEG2000Lossless
+
+from aacscore.io import _j2k, read_radiograph
+from aacscore.io.types import Radiograph
+from aacscore.qc import check_radiograph
+from tests.io.test_io_j2k import needs_j2k_encoder
+
+BOX = (37, 191, 20, 133)
+"""(row0, row1, col0, col1) in the level-2 read's pixels (a 1600 x 1300 film)."""
+
+
+def j2k_film(factory: Any, ramp: Any, name: str = "fine.dcm", **kw: Any) -> Path:
+    """A 12-bit lossless JPEG 2000 film of 1600 x 1300 at 0.05 mm."""
+    needs_j2k_encoder()
+    ds = factory.dataset(pixels=ramp(1600, 1300, 12), PixelSpacing=[0.05, 0.05], **kw)
+    ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    return factory.write(name, ds)
+
+
+def crop(rad: Radiograph, box: tuple[int, int, int, int], scale: int) -> Any:
+    r0, r1, c0, c1 = (v * scale for v in box)
+    return rad.pixels[r0:r1, c0:c1]
+
+
+@pytest.fixture(params=["glymur", "whole level"])
+def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Area decodes by Glymur (where it is installed) or by decoding the level and cropping."""
+    if request.param == "glymur":
+        if not _j2k.glymur_available():
+            pytest.skip("Glymur with OpenJPEG >= 2.3 is not installed")
+    else:
+        monkeypatch.setattr(_j2k, "glymur_available", lambda: False)
+    return str(request.param)
+
+
+def test_region_equals_crop_of_the_full_decode_at_its_level(
+    dicom_factory: Any, ramp: Any, decoder: str
+) -> None:
+    path = j2k_film(dicom_factory, ramp)
+    coarse = read_radiograph(path, decode_spacing_mm=0.2)
+    assert coarse.reduction == 2 and coarse.shape == (400, 325)
+    assert coarse.spacing_mm == (0.2, 0.2) and coarse.film_shape == (1600, 1300)
+    # finest 0.1 mm: level 1, the same pixels as a level-1 read cropped
+    half = read_radiograph(path, decode_spacing_mm=0.1)
+    region = coarse.region(BOX, 0.1)
+    assert region.scale == 2 and region.spacing_mm == (0.1, 0.1)
+    assert region.origin == (BOX[0] * 2, BOX[2] * 2)
+    np.testing.assert_array_equal(region.pixels, crop(half, BOX, 2))
+    # finest 0.05 mm (or finer than the film): full resolution, as the default read
+    full = read_radiograph(path)
+    for finest in (0.05, 0.01):
+        region = coarse.region(BOX, finest)
+        assert region.scale == 4 and region.spacing_mm == (0.05, 0.05)
+        np.testing.assert_array_equal(region.pixels, crop(full, BOX, 4))
+    # as coarse as the read: a crop of its pixels
+    same = coarse.region(BOX, 0.3)
+    assert same.scale == 1
+    np.testing.assert_array_equal(same.pixels, crop(coarse, BOX, 1))
+
+
+def test_region_coordinates_map_onto_the_finer_level(dicom_factory: Any, ramp: Any) -> None:
+    path = j2k_film(dicom_factory, ramp)
+    coarse = read_radiograph(path, decode_spacing_mm=0.2)
+    region = coarse.region(BOX, 0.05)
+    rows, cols = region.to_region(np.array([40.0, 50.25]), np.array([30.0, 21.5]))
+    # radiograph pixel i of level 2 is film pixel 4 i; the region starts at 4 * (37, 20)
+    np.testing.assert_allclose(rows, [4 * 40 - 148, 4 * 50.25 - 148])
+    np.testing.assert_allclose(cols, [4 * 30 - 80, 4 * 21.5 - 80])
+
+
+def test_region_is_clipped_to_the_film(dicom_factory: Any, ramp: Any) -> None:
+    path = j2k_film(dicom_factory, ramp)
+    coarse = read_radiograph(path, decode_spacing_mm=0.2)
+    full = read_radiograph(path)
+    region = coarse.region((380, 420, -5, 10), 0.05)
+    assert region.origin == (380 * 4, 0)
+    np.testing.assert_array_equal(region.pixels, full.pixels[1520:1600, 0:40])
+    with pytest.raises(ValueError, match="outside the image"):
+        coarse.region((500, 600, 0, 10), 0.05)
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
+def test_region_goes_through_the_grey_pipeline(
+    dicom_factory: Any, ramp: Any, photometric: str
+) -> None:
+    # rescale, a window narrower than the stored range (clipping both ends) and inversion
+    path = j2k_film(
+        dicom_factory,
+        ramp,
+        photometric=photometric,
+        RescaleSlope=2,
+        RescaleIntercept=-100,
+        WindowCenter=3000,
+        WindowWidth=2500,
+    )
+    coarse = read_radiograph(path, decode_spacing_mm=0.2)
+    full = read_radiograph(path)
+    region = coarse.region(BOX, 0.05)
+    np.testing.assert_array_equal(region.pixels, crop(full, BOX, 4))
+    assert region.pixels.dtype == np.float32
+    whole = coarse.region((0, 400, 0, 325), 0.05).pixels
+    np.testing.assert_array_equal(whole, full.pixels)
+    # the window clips both ends; bone bright either way: MONOCHROME1 inverted (the stored
+    # ramp rises to the lower right)
+    assert float(whole.min()) == 0.0 and float(whole.max()) == 1.0
+    assert (whole[-1, -1] > whole[0, 0]) == (photometric == "MONOCHROME2")
+
+
+def test_other_inputs_give_crops(dicom_factory: Any, ramp: Any, tmp_path: Path) -> None:
+    path = dicom_factory.write(
+        "plain.dcm", pixels=ramp(1600, 1300, 12), PixelSpacing=[0.05, 0.05]
+    )
+    rad = read_radiograph(path, decode_spacing_mm=0.2)
+    assert rad.reduction == 0 and rad.finer is None and rad.shape == (1600, 1300)
+    region = rad.region(BOX, 0.05)
+    assert region.scale == 1 and region.origin == (BOX[0], BOX[2])
+    assert region.spacing_mm == (0.05, 0.05)
+    np.testing.assert_array_equal(region.pixels, crop(rad, BOX, 1))
+    from PIL import Image
+
+    png = tmp_path / "film.png"
+    Image.fromarray((ramp(600, 500, 8)).astype(np.uint8)).save(png)
+    image = read_radiograph(png, decode_spacing_mm=0.2)
+    assert image.reduction == 0
+    np.testing.assert_array_equal(image.region((10, 20, 30, 40), 0.25).pixels, image.pixels[10:20, 30:40])
+
+
+def test_failed_finer_decode_falls_back_to_a_crop(
+    dicom_factory: Any, ramp: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    path = j2k_film(dicom_factory, ramp)
+    coarse = read_radiograph(path, decode_spacing_mm=0.2)
+    monkeypatch.setattr(_j2k, "decode_area", lambda *a, **k: None)
+    with caplog.at_level(logging.WARNING, logger="aacscore.io.types"):
+        region = coarse.region(BOX, 0.05)
+    assert region.scale == 1
+    np.testing.assert_array_equal(region.pixels, crop(coarse, BOX, 1))
+    assert "finer decode" in caplog.text
+
+
+def test_quality_checks_judge_the_film_size(dicom_factory: Any, ramp: Any) -> None:
+    path = j2k_film(dicom_factory, ramp)
+    coarse = read_radiograph(path, decode_spacing_mm=0.2)
+    assert min(coarse.shape) < 512 <= min(coarse.film_shape)
+    assert "low_resolution" not in check_radiograph(coarse).flags
