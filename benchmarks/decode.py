@@ -30,9 +30,10 @@ models (onnx, TTA on), one decoding at full resolution (``decode_spacing_mm=None
 ``Scorer`` does by default (the film at the coarsest level of at most
 :data:`~aacscore.io.dicom.SCORING_DECODE_SPACING_MM`, the band's rectangle at up to 0.25 mm),
 interleaved per film: per film both AAC-24, their difference beside the full read's TTA sd, the
-segment grades that differ, the largest corner distance (mm) and both timings; per spacing the
-max and median |dAAC-24|, grade agreement, the median TTA sd and the median paired time ratio
-full / default (:func:`bench_readings`).
+integer segment grades that differ, both severity groups, the vertebrae found, the largest
+corner distance (mm; L1-L4 and all) and both timings; per spacing the max and median
+|dAAC-24|, the agreement of grades, groups and vertebra levels, the median TTA sd and the
+median paired time ratio full / default (:func:`bench_readings`).
 
 The machine's load (``os.getloadavg``) is recorded before and after: other work on it slows every
 figure, threaded decoding most.
@@ -68,6 +69,7 @@ from scipy import ndimage
 from aacscore import __version__
 from aacscore.io import _j2k, read_radiograph
 from aacscore.io.dicom import SCORING_DECODE_SPACING_MM
+from aacscore.kauppila import LEVELS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decode.json"
 PLANS = Path(__file__).resolve().parents[1] / "src" / "aacscore" / "models" / "spine" / "plans.json"
@@ -405,8 +407,13 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
             row["aac24"] = [a.aac24, b.aac24]
             row["abs_diff_aac24"] = abs(a.aac24 - b.aac24)
             row["aac24_sd_full"] = a.aac24_sd
-            row["grades_differ"] = [s for s in a.grades if a.grades[s] != b.grades[s]]
-            row["corner_max_mm"] = _corner_distance_mm(a, b)
+            ga, gb = a.grades_int or {}, b.grades_int or {}
+            row["aac24_int"] = [a.aac24_int, b.aac24_int]
+            row["grades_differ"] = [s for s in ga if ga[s] != gb.get(s)]
+            row["group"] = [str(a.group), str(b.group)]
+            row["levels"] = [sorted(a.stages.spine.vertebrae), sorted(b.stages.spine.vertebrae)]
+            row["corner_max_mm"] = _corner_distance_mm(a, b, LEVELS)
+            row["corner_max_all_mm"] = _corner_distance_mm(a, b, None)
         rows.append(row)
         print(json.dumps(row))
     summary: dict[str, Any] = {}
@@ -420,11 +427,17 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
         summary[f"{mm:g}mm"] = {
             "films": len([r for r in rows if r["spacing_mm"] == mm]),
             "scored_both": len(scored),
-            "status_agree": sum(r["status"][0] == r["status"][1] for r in rows if r["spacing_mm"] == mm),
+            "status_agree": sum(
+                r["status"][0] == r["status"][1] for r in rows if r["spacing_mm"] == mm
+            ),
             "max_abs_diff_aac24": float(max(diffs)),
             "median_abs_diff_aac24": float(np.median(diffs)),
             "median_aac24_sd_full": float(np.median([r["aac24_sd_full"] for r in scored])),
             "segment_grades_agree": f"{grades}/{8 * len(scored)}",
+            "aac24_int_agree": _agree(scored, "aac24_int"),
+            "groups_agree": _agree(scored, "group"),
+            "levels_agree": _agree(scored, "levels"),
+            "corner_max_all_mm": float(max(r["corner_max_all_mm"] for r in scored)),
             "corner_max_mm": float(max(r["corner_max_mm"] for r in scored)),
             "corner_median_of_max_mm": float(np.median([r["corner_max_mm"] for r in scored])),
             "median_s": [
@@ -442,15 +455,20 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
     return {"films": rows, "summary": summary}
 
 
-def _corner_distance_mm(a: Any, b: Any) -> float:
-    """Largest distance (mm, at the film's full resolution) between the two results' corners of
-    the vertebrae both found."""
+def _agree(rows: list[dict[str, Any]], key: str) -> str:
+    """``"k/n"``: the rows whose two values of ``key`` are equal."""
+    return f"{sum(r[key][0] == r[key][1] for r in rows)}/{len(rows)}"
+
+
+def _corner_distance_mm(a: Any, b: Any, names: tuple[str, ...] | None) -> float:
+    """Largest distance (mm) between the two results' corners of the vertebrae both found
+    (only ``names`` when given)."""
     sa, sb = a.stages.spine, b.stages.spine
     ka = 2 ** int(a.stages.radiograph.metadata.get("ResolutionReduction", 0))
     kb = 2 ** int(b.stages.radiograph.metadata.get("ResolutionReduction", 0))
     spacing = a.stages.radiograph.spacing_mm[0] / ka
     worst = 0.0
-    for name in set(sa.vertebrae) & set(sb.vertebrae):
+    for name in set(sa.vertebrae) & set(sb.vertebrae) & set(names or sa.vertebrae):
         pa = np.asarray(sa.vertebrae[name].corners) * ka
         pb = np.asarray(sb.vertebrae[name].corners) * kb
         worst = max(worst, float(np.max(np.hypot(*(pa - pb).T))) * spacing)

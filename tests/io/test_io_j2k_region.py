@@ -117,9 +117,7 @@ def test_region_goes_through_the_grey_pipeline(
 
 
 def test_other_inputs_give_crops(dicom_factory: Any, ramp: Any, tmp_path: Path) -> None:
-    path = dicom_factory.write(
-        "plain.dcm", pixels=ramp(1600, 1300, 12), PixelSpacing=[0.05, 0.05]
-    )
+    path = dicom_factory.write("plain.dcm", pixels=ramp(1600, 1300, 12), PixelSpacing=[0.05, 0.05])
     rad = read_radiograph(path, decode_spacing_mm=0.2)
     assert rad.reduction == 0 and rad.finer is None and rad.shape == (1600, 1300)
     region = rad.region(BOX, 0.05)
@@ -132,7 +130,9 @@ def test_other_inputs_give_crops(dicom_factory: Any, ramp: Any, tmp_path: Path) 
     Image.fromarray((ramp(600, 500, 8)).astype(np.uint8)).save(png)
     image = read_radiograph(png, decode_spacing_mm=0.2)
     assert image.reduction == 0
-    np.testing.assert_array_equal(image.region((10, 20, 30, 40), 0.25).pixels, image.pixels[10:20, 30:40])
+    np.testing.assert_array_equal(
+        image.region((10, 20, 30, 40), 0.25).pixels, image.pixels[10:20, 30:40]
+    )
 
 
 def test_failed_finer_decode_falls_back_to_a_crop(

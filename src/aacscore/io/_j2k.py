@@ -31,8 +31,8 @@ import struct
 import sys
 import tempfile
 import warnings
-from functools import cache
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -144,8 +144,7 @@ def reduction_level(
         and finest * 2 ** (level + 1) <= coarsest_mm * (1 + 1e-9)
         and min(reduced_shape(shape, level + 1)) >= floor
         and (
-            glymur_available()
-            or _pillow_shape(shape, level + 1) == reduced_shape(shape, level + 1)
+            glymur_available() or _pillow_shape(shape, level + 1) == reduced_shape(shape, level + 1)
         )
     ):
         level += 1

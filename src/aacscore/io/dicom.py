@@ -158,9 +158,7 @@ def read_dicom(
     level = 0
     codestream: tuple[bytes, _j2k.Codestream] | None = None
     if ts in _FAST_J2K and not colour:
-        arr, level, codestream = _decode_j2k(
-            ds, name, signed, spacing, decode_spacing_mm, min_size
-        )
+        arr, level, codestream = _decode_j2k(ds, name, signed, spacing, decode_spacing_mm, min_size)
     if arr is None:
         arr = _decode(ds, name, ts)
     if arr.ndim != (3 if colour else 2):
