@@ -7,9 +7,9 @@ Usage::
     python benchmarks/decode.py --readings [--n 6] [--out benchmarks/results/decode_readings.json]
 
 Films: ``--n`` simulated films (seed 7000, AAC-24 targets 12, 4, 20, 8 in turn) at 0.14 mm (a DR
-film: the scoring rule keeps it at full resolution) and at 0.1 mm (a CR film: half resolution
-is enough for scoring), each written JPEG 2000 lossless and lossy (compression ratio 15), plus
-pydicom-data's real CR films RG1 and RG3 (lossless and lossy; their spacing is unknown).
+film) and at 0.1 mm (a CR film), each written JPEG 2000 lossless and lossy (compression ratio
+15), plus pydicom-data's real CR films RG1 and RG3 (lossless and lossy; their spacing is
+unknown).
 
 Per film and decoder, on the codestream alone (the DICOM parse is not timed): the best and the
 median seconds of ``--repeats`` decodes, and the agreement with pydicom's decode (full
@@ -18,8 +18,9 @@ Decoders: pydicom (pylibjpeg-openjpeg, one thread), imagecodecs on 1, 2 and all 
 levels 0-2, and glymur (needs the system's OpenJPEG library) when installed.
 
 Then the reader (``read_radiograph``, file to pixels): pydicom's path (fast path off), the
-default (multi-threaded full resolution) and ``decode_spacing_mm=0.2`` (the scoring rule, with
-how far its spine-network input is from the full read's: :func:`spine_input_difference`); and,
+default (multi-threaded full resolution) and ``decode_spacing_mm=SCORING_DECODE_SPACING_MM``
+(the scoring rule's whole-film read, with how far its spine-network input is from the full
+read's: :func:`spine_input_difference`); and,
 unless ``--no-pipeline``, each simulated film that the rule reduces scored
 (``Scorer.score_radiograph``, TTA on, torch threads as given) from its full-resolution and from
 its scoring-rule read, the fastest of ``--score-repeats`` (read + score): stage timings, the

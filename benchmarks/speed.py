@@ -15,7 +15,10 @@ and then the other, so that a change of the machine's load hits both alike. Per 
 kind: per-film median and p95 seconds (read → result), films/s and the median of each stage's
 timing; per kind the median ratio torch / onnx of the paired per-film times; the peak resident
 memory of the process and the load of the machine while it ran (other work on the machine slows
-every figure: re-run on an idle machine before quoting them).
+every figure: re-run on an idle machine before quoting them). ``shape_median`` is the shape of
+the scorer's read: for the real-size J2K films the reduced JPEG 2000 level that ``Scorer``
+decodes the film at (the band's rectangle is decoded apart at full resolution,
+:mod:`aacscore.io.dicom`), for the baseline before that the film's own.
 
 ``--baseline REF`` also measures a previous version of the package on the same films in the same
 run: the ``src`` folder of git commit ``REF`` is extracted (``git archive``) to a temporary

@@ -596,7 +596,7 @@ def process_item(
     header_ids: dict[str, str] = {}
     try:
         try:
-            rad = item.read(spacing_mm=scorer.spacing_mm)
+            rad = scorer.read(item)
         except (RadiographError, OSError) as e:
             result = failed(item.name, str(e), ErrorCode.UNREADABLE)
         else:
@@ -702,7 +702,7 @@ def complete_case(
     need_pid = include_patient_id and not row["patient_id"] and doc["reader"]["source"] == "dicom"
     if not (need_overlay or need_dicom or need_pid):
         return False, updates
-    rad = item.read(spacing_mm=scorer.spacing_mm)
+    rad = scorer.read(item)
     result = result_from_document(doc, rad)
     if need_pid:
         pid = dicom_ids(rad, True).get("patient_id", "")

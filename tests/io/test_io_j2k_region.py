@@ -141,11 +141,11 @@ def test_failed_finer_decode_falls_back_to_a_crop(
     path = j2k_film(dicom_factory, ramp)
     coarse = read_radiograph(path, decode_spacing_mm=0.2)
     monkeypatch.setattr(_j2k, "decode_area", lambda *a, **k: None)
-    with caplog.at_level(logging.WARNING, logger="aacscore.io.types"):
+    with caplog.at_level(logging.WARNING, logger="aacscore.io.dicom"):
         region = coarse.region(BOX, 0.05)
     assert region.scale == 1
     np.testing.assert_array_equal(region.pixels, crop(coarse, BOX, 1))
-    assert "finer decode" in caplog.text
+    assert f"{path}: JPEG 2000 area decode at resolution level 0 failed" in caplog.text
 
 
 def test_quality_checks_judge_the_film_size(dicom_factory: Any, ramp: Any) -> None:

@@ -285,12 +285,14 @@ def _glymur_read(
 ) -> npt.NDArray[Any]:
     """Level ``level`` of the codestream (only ``area`` = (row0, row1, col0, col1) of that
     level when given), decoded by Glymur on :func:`decode_threads` threads; Glymur reads files
-    only, so the codestream goes through a temporary one."""
+    only, so the codestream goes through a temporary one (in /dev/shm where it is writable)."""
     import glymur
 
     glymur.set_option("lib.num_threads", decode_threads())
     step = 2**level
-    with tempfile.TemporaryDirectory(prefix="aacscore-j2k-") as tmp:
+    shm = "/dev/shm"  # memory-backed where there is one
+    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="aacscore-j2k-", dir=where) as tmp:
         path = os.path.join(tmp, "frame.j2k")
         with open(path, "wb") as fh:
             fh.write(data)

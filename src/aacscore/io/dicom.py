@@ -215,6 +215,12 @@ class _J2kFiner:
     ) -> npt.NDArray[np.float32] | None:
         arr = _j2k.decode_area(self.data, self.info, self.signed, level, area, self.name)
         if arr is None:
+            logger.warning(
+                "%s: JPEG 2000 area decode at resolution level %d failed; the coarser pixels "
+                "are used",
+                self.name,
+                level,
+            )
             return None
         return _grey(self.header, self.name, arr, self.bits_stored, self.signed, "", [])
 

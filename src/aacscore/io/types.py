@@ -25,7 +25,8 @@ class FinerDecoder(Protocol):
     ) -> npt.NDArray[np.float32] | None:
         """Pixels (as :attr:`Radiograph.pixels`: float32 [0, 1], bone bright) of ``area`` =
         (row0, row1, col0, col1) of resolution level ``level`` (pixel ``i`` of level ``k`` at
-        full-resolution pixel ``2^k * i``), clipped to that level's size; None when it cannot."""
+        full-resolution pixel ``2^k * i``), clipped to that level's size; None (the failure
+        logged with the file's name) when it cannot."""
         ...
 
 
@@ -116,8 +117,8 @@ class Radiograph:
         """The rectangle ``area`` = (row0, row1, col0, col1) of :attr:`pixels` (clipped to
         it) at the coarsest resolution level whose spacing is at most ``finest_mm`` (the
         film's full resolution when none is): finer than :attr:`pixels` only for a reduced
-        JPEG 2000 film; otherwise, or when the finer decode fails (logged), a crop of
-        :attr:`pixels`. Pixels from either path went through the same grayscale pipeline."""
+        JPEG 2000 film; otherwise, or when the finer decode fails (the decoder logs it), a crop
+        of :attr:`pixels`. Pixels from either path went through the same grayscale pipeline."""
         r0, r1 = max(0, area[0]), min(self.shape[0], area[1])
         c0, c1 = max(0, area[2]), min(self.shape[1], area[3])
         if r1 <= r0 or c1 <= c0:
@@ -135,11 +136,7 @@ class Radiograph:
                     scale=scale,
                     spacing_mm=(spacing[0] / scale, spacing[1] / scale),
                 )
-            logger.warning(
-                "finer decode of %s failed; the band is cut at resolution level %d",
-                self.metadata.get("SOPInstanceUID", "a film"),
-                self.reduction,
-            )
+            logger.debug("finer decode failed: a crop of the level-%d pixels", self.reduction)
         return FilmRegion(
             pixels=self.pixels[r0:r1, c0:c1],
             origin=(r0, c0),
