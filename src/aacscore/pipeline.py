@@ -20,6 +20,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from aacscore._files import sha256_file
 from aacscore._timing import timed
 from aacscore._version import __version__
@@ -254,7 +257,7 @@ class Scorer:
                     flags.append("header_image_disagree")
             stage = ErrorCode.SPINE_NOT_FOUND
             with timed(timings, "spine_s"):
-                spine = self.spine_model.predict(rad)
+                spine = spine_in_film_pixels(self.spine_model.predict(rad), rad)
             stages = replace(stages, spine=spine)
             field = check_field(spine)
             stages = replace(stages, field_check=field)
@@ -287,7 +290,7 @@ class Scorer:
             flags.append("low_quality")
         timings["total_s"] = sum(timings.values())
         grades = None if pred.grades is None else dict(zip(SEGMENTS, pred.grades, strict=True))
-        spacing = band.spacing_mm if band.scale_estimated else rad.spacing_mm
+        spacing = band.spacing_mm if band.scale_estimated else rad.film_spacing_mm
         return Result(
             file=name,
             status=Status.WARNING if flags else Status.OK,
@@ -311,17 +314,51 @@ class Scorer:
 
 def band_along_spine(rad: Radiograph, spine: SpineResult, geometry: BandGeometry) -> Band:
     """The aortic band of a film cut along its spine result's Kauppila bounds, at a score
-    model's ``band_geometry`` (exactly as :class:`Scorer` cuts it)."""
+    model's ``band_geometry`` (exactly as :class:`Scorer` cuts it). ``spine`` is in the film's
+    own pixels (as :class:`Scorer` reports it, :func:`spine_in_film_pixels`), whatever
+    resolution ``rad`` was decoded at; so is the band."""
     from aacscore.aorta.roi import extract_band
 
     return extract_band(
-        rad.pixels,
+        rad,
         spine.vertebrae,
         spine.anterior_side,
-        rad.spacing_mm,
+        rad.film_spacing_mm,
         bounds=spine.bounds,
         geometry=geometry,
-        film=rad,
+    )
+
+
+def spine_in_film_pixels(spine: SpineResult, rad: Radiograph) -> SpineResult:
+    """A spine result on ``rad.pixels`` in the film's own pixels: for a JPEG 2000 film decoded
+    at resolution level k (:attr:`Radiograph.reduction`), corners, discs and bounds times 2^k
+    (pixel ``i`` of level k is film pixel ``2^k * i``), areas and fit errors scaled alike, the
+    label map repeated to the film's shape, and the film's shape and spacing; ``spine``
+    itself otherwise."""
+    if not rad.reduction:
+        return spine
+    f = float(2**rad.reduction)
+    shape = rad.film_shape
+    spacing = rad.film_spacing_mm
+
+    def scale(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(points, dtype=np.float64) * f
+
+    labels = np.asarray(spine.labels)
+    if labels.shape == rad.shape:
+        k = 2**rad.reduction
+        labels = np.repeat(np.repeat(labels, k, axis=0), k, axis=1)[: shape[0], : shape[1]]
+    return replace(
+        spine,
+        shape=shape,
+        spacing_mm=spacing,
+        vertebrae={
+            n: v.transformed(scale, spacing, area_scale=f * f, length_scale=f)
+            for n, v in spine.vertebrae.items()
+        },
+        discs={n: scale(p) for n, p in spine.discs.items()},
+        bounds={n: b.transformed(scale) for n, b in spine.bounds.items()},
+        labels=np.ascontiguousarray(labels),
     )
 
 

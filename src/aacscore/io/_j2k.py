@@ -1,16 +1,19 @@
 """Faster decoding of single-frame grey JPEG 2000 pixel data.
 
-Two paths, both on OpenJPEG, each returning ``None`` (the caller then decodes with pydicom as
+Three paths, all on OpenJPEG, each returning ``None`` (the caller then decodes with pydicom as
 before) when it is unavailable or fails on the codestream:
 
 * full resolution on several threads with ``imagecodecs.jpeg2k_decode(numthreads=...)``
   (pylibjpeg-openjpeg, pydicom's plugin, decodes on one thread);
 * a reduced resolution level ``k`` (the 2^k-times smaller image JPEG 2000 holds in its wavelet
-  decomposition, so the finer levels are never decoded) with Glymur where it is installed and
-  finds OpenJPEG, else with Pillow's ``reduce``;
+  decomposition, so the finer levels are never decoded) with Glymur;
 * a rectangle of level ``k`` with Glymur's area decode (OpenJPEG decodes only the code blocks
   that the rectangle touches): :func:`decode_area`, for the aortic band at a finer level than
-  the rest of the film. Without Glymur it returns ``None``.
+  the rest of the film.
+
+Glymur needs the system's OpenJPEG library (2.3 or later); without them
+:func:`reduction_level` gives 0, so films are decoded at full resolution, and says so once
+(a warning).
 
 Resolution level ``k`` of an image at offset (0, 0) has ``ceil(side / 2^k)`` pixels a side and
 its pixel ``i`` lies at full-resolution pixel ``2^k * i`` (the low-pass samples of the wavelet
@@ -23,7 +26,6 @@ corrected), so the full-resolution path gives pydicom's array exactly.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
@@ -127,8 +129,9 @@ def reduction_level(
     """The largest level k with max(spacing) x 2^k <= ``coarsest_mm`` that the codestream
     holds (k <= its decomposition levels, no image offset) and that keeps both sides at least
     ``max(min_side, MIN_REDUCED_SIDE)`` pixels; 0 (full resolution) when the spacing or the
-    limit is unknown, or when the codestream's signedness is not PixelRepresentation's (its
-    samples are then reinterpreted bit by bit, which a low-pass image does not survive)."""
+    limit is unknown, when the codestream's signedness is not PixelRepresentation's (its
+    samples are then reinterpreted bit by bit, which a low-pass image does not survive), or
+    when Glymur cannot decode levels (:func:`glymur_available`; warned once)."""
     if spacing is None or coarsest_mm is None or info.offset != (0, 0):
         return 0
     if info.signed != pixel_signed:
@@ -143,21 +146,12 @@ def reduction_level(
         level < info.levels
         and finest * 2 ** (level + 1) <= coarsest_mm * (1 + 1e-9)
         and min(reduced_shape(shape, level + 1)) >= floor
-        and (
-            glymur_available() or _pillow_shape(shape, level + 1) == reduced_shape(shape, level + 1)
-        )
     ):
         level += 1
+    if level and not glymur_available():
+        _warn_full_resolution()
+        return 0
     return level
-
-
-def _pillow_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
-    """The shape Pillow (up to 13 at least) allocates for ``reduce = level``: it rounds
-    ``side / 2^level`` half up where JPEG 2000 takes the ceiling, and its decode then fails
-    ("broken data stream"), so such levels are not asked for."""
-    power = 2**level
-    adjust = power >> 1
-    return ((shape[0] + adjust) // power, (shape[1] + adjust) // power)
 
 
 def reduced_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
@@ -220,31 +214,10 @@ def _decode_full(data: bytes) -> npt.NDArray[Any] | None:
 
 
 def _decode_reduced(data: bytes, info: Codestream, level: int) -> npt.NDArray[Any] | None:
-    """Glymur's reduced decode, else Pillow's."""
-    if glymur_available():
-        return _glymur_read(data, level, None)
-    return _pillow_reduced(data, info, level)
-
-
-def _pillow_reduced(data: bytes, info: Codestream, level: int) -> npt.NDArray[Any] | None:
-    """Pillow's reduced decode; it scales N-bit samples to its 8/16-bit modes (shifted left,
-    signed ones offset by 2^(N-1)), which is undone here."""
-    from PIL import Image
-
-    if info.precision > 16:
+    """Glymur's reduced decode (None without Glymur)."""
+    if not glymur_available():
         return None
-    with warnings.catch_warnings():
-        # the reader checks sizes itself (MAX_PIXELS) before decoding
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data), formats=["JPEG2000"]) as img:
-            img.reduce = level  # type: ignore[assignment,method-assign]
-            img.load()
-            raw = np.asarray(img)
-    container = 8 if info.precision <= 8 else 16
-    values = raw.astype(np.int32) >> (container - info.precision)
-    if info.signed:
-        values -= 1 << (info.precision - 1)
-    return values
+    return _glymur_read(data, level, None)
 
 
 def as_stored(
@@ -264,20 +237,45 @@ def as_stored(
     return low.astype(dtype)
 
 
+MIN_OPENJPEG = (2, 3)
+"""The oldest OpenJPEG whose area decodes touch only the code blocks they need."""
+
+
 @cache
-def glymur_available() -> bool:
-    """Whether Glymur is installed and has found an OpenJPEG (2.3 or later: area decodes
-    then touch only the code blocks they need)."""
+def glymur_problem() -> str | None:
+    """Why Glymur cannot decode resolution levels and areas here (None: it can): not
+    installed, no OpenJPEG library found, or one older than :data:`MIN_OPENJPEG`."""
     try:
-        import glymur
-    except Exception:  # not installed, or its OpenJPEG lookup failed on import
-        return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Glymur warns on import when it finds no library
+            import glymur
+    except Exception as exc:  # not installed, or its library lookup failed on import
+        return f"Glymur is not importable ({type(exc).__name__}: {exc})"
     version = str(getattr(glymur.version, "openjpeg_version", "") or "0")
     try:
-        major, minor = (int(v) for v in version.split(".")[:2])
+        found = tuple(int(v) for v in version.split(".")[:2])
     except ValueError:
-        return False
-    return (major, minor) >= (2, 3)
+        found = (0, 0)
+    if found == (0, 0):
+        return "Glymur finds no OpenJPEG library (libopenjp2)"
+    if found < MIN_OPENJPEG:
+        return f"Glymur finds OpenJPEG {version}, older than 2.3"
+    return None
+
+
+def glymur_available() -> bool:
+    """Whether Glymur is installed and has found an OpenJPEG of 2.3 or later."""
+    return glymur_problem() is None
+
+
+@cache
+def _warn_full_resolution() -> None:
+    """The one warning that JPEG 2000 films are decoded at full resolution."""
+    logger.warning(
+        "%s: JPEG 2000 films are decoded at full resolution (slower); install glymur and the "
+        "system OpenJPEG library (Debian/Ubuntu: libopenjp2-7) for reduced decodes",
+        glymur_problem(),
+    )
 
 
 def _glymur_read(
@@ -288,7 +286,10 @@ def _glymur_read(
     only, so the codestream goes through a temporary one (in /dev/shm where it is writable)."""
     import glymur
 
-    glymur.set_option("lib.num_threads", decode_threads())
+    try:
+        glymur.set_option("lib.num_threads", decode_threads())
+    except RuntimeError:  # OpenJPEG older than 2.4, or built without threads: one thread
+        logger.debug("Glymur decodes on one thread (OpenJPEG %s)", glymur.version.openjpeg_version)
     step = 2**level
     shm = "/dev/shm"  # memory-backed where there is one
     where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
@@ -318,17 +319,17 @@ def decode_area(
 ) -> npt.NDArray[Any] | None:
     """Stored values of ``area`` = (row0, row1, col0, col1) of resolution level ``level``
     (clipped to that level's size), as :func:`decode` gives them cropped (exactly, for a
-    lossless codestream): Glymur's area decode, or without Glymur the whole level decoded by
-    :func:`decode` and cropped. None for an empty area or when the decode fails (logged at
-    debug level with ``name``)."""
+    lossless codestream): Glymur's area decode. None for an empty area, without Glymur, for a
+    codestream with an image offset, or when the decode fails (logged at debug level with
+    ``name``)."""
     shape = reduced_shape((info.rows, info.columns), level)
     r0, r1 = max(0, area[0]), min(shape[0], area[1])
     c0, c1 = max(0, area[2]), min(shape[1], area[3])
     if r1 <= r0 or c1 <= c0:
         return None
     if not glymur_available() or info.offset != (0, 0):
-        whole = decode(data, info, pixel_signed, level, name)
-        return None if whole is None else np.ascontiguousarray(whole[r0:r1, c0:c1])
+        logger.debug("%s: no JPEG 2000 area decode (%s)", name, glymur_problem() or "offset")
+        return None
     try:
         values = _glymur_read(data, level, (r0, r1, c0, c1))
     except Exception as exc:  # any decoder failure: the caller falls back

@@ -13,8 +13,9 @@ a side: the pixels are then about 2^k times smaller than Rows x Columns (pixel `
 film's pixel ``2^k * i``), ``spacing_mm`` is the header's times 2^k, ``Radiograph.reduction``
 and ``metadata["ResolutionReduction"]`` are ``k``, and ``Radiograph.region`` decodes a
 rectangle at a finer level (an area decode: only the code blocks it touches), through the same
-grayscale pipeline. Anything that path cannot decode goes to pydicom, at full resolution, as
-before.
+grayscale pipeline. Both need Glymur and the system OpenJPEG library; without them every film
+is decoded at full resolution (:func:`aacscore.io._j2k.reduction_level`). Anything that path
+cannot decode goes to pydicom, at full resolution, as before.
 """
 
 from __future__ import annotations

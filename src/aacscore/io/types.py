@@ -32,24 +32,38 @@ class FinerDecoder(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class FilmRegion:
-    """A rectangle of a radiograph's film, possibly finer than the radiograph's pixels.
+    """A rectangle of a film at one JPEG 2000 resolution level (level 0 for other films).
 
-    Region pixel ``(i, j)`` lies at radiograph pixel ``((row0 + i) / scale, (col0 + j) /
-    scale)``: ``scale`` region pixels per radiograph pixel (1: a crop of ``pixels``), ``origin``
-    = (row0, col0) in region-level pixels. ``spacing_mm`` is the region's (row, column) spacing,
-    or None when the radiograph's is unknown.
+    Region pixel ``(i, j)`` lies at film pixel ``(step * (row0 + i), step * (col0 + j))``, the
+    film's own (native) pixels: ``step`` = 2^level film pixels per region pixel, ``origin`` =
+    (row0, col0) in that level's pixels. ``spacing_mm`` is the region's (row, column) spacing,
+    or None when the film's is unknown.
     """
 
     pixels: npt.NDArray[np.float32]
     origin: tuple[int, int]
-    scale: int
+    step: int
     spacing_mm: tuple[float, float] | None
 
     def to_region(
         self, rows: npt.NDArray[np.float64], cols: npt.NDArray[np.float64]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Region (row, column) coordinates of radiograph coordinates."""
-        return rows * self.scale - self.origin[0], cols * self.scale - self.origin[1]
+        """Region (row, column) coordinates of film coordinates."""
+        return rows / self.step - self.origin[0], cols / self.step - self.origin[1]
+
+
+def level_box(
+    area: tuple[int, int, int, int], level: int, shape: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """The film rectangle ``area`` = (row0, row1, col0, col1) in the pixels of resolution
+    level ``level`` (pixel ``i`` at film pixel ``2^level * i``; the level ``shape``), grown to
+    whole pixels and clipped; None when nothing of it is on the film."""
+    step = 2**level
+    r0, r1 = max(0, area[0] // step), min(shape[0], -(-area[1] // step))
+    c0, c1 = max(0, area[2] // step), min(shape[1], -(-area[3] // step))
+    if r1 <= r0 or c1 <= c0:
+        return None
+    return (r0, r1, c0, c1)
 
 
 class RadiographError(ValueError):
@@ -82,7 +96,8 @@ class Radiograph:
     ``reduction`` is the JPEG 2000 resolution level ``k`` the pixels were decoded at (0: full
     resolution; else the film's pixel ``2^k * i`` is pixel ``i`` here and ``spacing_mm`` is the
     film's times 2^k); ``finer`` then decodes rectangles at the finer levels
-    (:meth:`region`).
+    (:meth:`region`). Geometry handed on (:attr:`info`, the pipeline's results) is in the
+    film's own pixels, :attr:`film_shape` and :attr:`film_spacing_mm`, whatever ``k``.
     """
 
     pixels: npt.NDArray[np.float32]
@@ -113,45 +128,58 @@ class Radiograph:
             return (rows, cols)
         return (self.shape[0] * 2**self.reduction, self.shape[1] * 2**self.reduction)
 
+    @property
+    def film_spacing_mm(self) -> tuple[float, float] | None:
+        """(row, column) spacing of the film at full resolution (:attr:`spacing_mm` unless
+        reduced)."""
+        if self.spacing_mm is None or not self.reduction:
+            return self.spacing_mm
+        f = 2**self.reduction
+        return (self.spacing_mm[0] / f, self.spacing_mm[1] / f)
+
     def region(self, area: tuple[int, int, int, int], finest_mm: float) -> FilmRegion:
-        """The rectangle ``area`` = (row0, row1, col0, col1) of :attr:`pixels` (clipped to
-        it) at the coarsest resolution level whose spacing is at most ``finest_mm`` (the
-        film's full resolution when none is): finer than :attr:`pixels` only for a reduced
-        JPEG 2000 film; otherwise, or when the finer decode fails (the decoder logs it), a crop
-        of :attr:`pixels`. Pixels from either path went through the same grayscale pipeline."""
-        r0, r1 = max(0, area[0]), min(self.shape[0], area[1])
-        c0, c1 = max(0, area[2]), min(self.shape[1], area[3])
-        if r1 <= r0 or c1 <= c0:
-            raise ValueError(f"region {area} lies outside the image of shape {self.shape}")
+        """The film rectangle ``area`` = (row0, row1, col0, col1), in film pixels
+        (:attr:`film_shape`; clipped to the film), at the coarsest resolution level whose
+        spacing is at most ``finest_mm`` (level 0 when none is): finer than :attr:`pixels` only
+        for a reduced JPEG 2000 film (an area decode by ``finer``); otherwise, or when that
+        decode fails (the decoder logs it), a crop of :attr:`pixels`. Pixels from either path
+        went through the same grayscale pipeline.
+
+        Raises:
+            ValueError: nothing of ``area`` is on the film."""
         level = self._region_level(finest_mm)
+        film = self.film_shape
         if level < self.reduction and self.finer is not None:
-            scale = 2 ** (self.reduction - level)
-            pixels = self.finer(level, (r0 * scale, r1 * scale, c0 * scale, c1 * scale))
+            box = level_box(area, level, (-(-film[0] // 2**level), -(-film[1] // 2**level)))
+            if box is None:
+                raise ValueError(f"region {area} lies outside the film of shape {film}")
+            pixels = self.finer(level, box)
             if pixels is not None:
-                spacing = self.spacing_mm
-                assert spacing is not None  # a reduction is made only for a known spacing
-                return FilmRegion(
-                    pixels=pixels,
-                    origin=(r0 * scale, c0 * scale),
-                    scale=scale,
-                    spacing_mm=(spacing[0] / scale, spacing[1] / scale),
-                )
+                return FilmRegion(pixels, (box[0], box[2]), 2**level, self._spacing_at(level))
             logger.debug("finer decode failed: a crop of the level-%d pixels", self.reduction)
+        box = level_box(area, self.reduction, self.shape)
+        if box is None:
+            raise ValueError(f"region {area} lies outside the film of shape {film}")
+        r0, r1, c0, c1 = box
         return FilmRegion(
             pixels=self.pixels[r0:r1, c0:c1],
             origin=(r0, c0),
-            scale=1,
+            step=2**self.reduction,
             spacing_mm=self.spacing_mm,
         )
+
+    def _spacing_at(self, level: int) -> tuple[float, float] | None:
+        film = self.film_spacing_mm
+        return None if film is None else (film[0] * 2**level, film[1] * 2**level)
 
     def _region_level(self, finest_mm: float) -> int:
         """The coarsest level <= :attr:`reduction` whose spacing is <= ``finest_mm`` (0 when
         none is)."""
-        if not self.reduction or self.spacing_mm is None or not math.isfinite(finest_mm):
+        film = self.film_spacing_mm
+        if not self.reduction or film is None or not math.isfinite(finest_mm):
             return self.reduction
-        full = max(self.spacing_mm) / 2**self.reduction
         level = self.reduction
-        while level > 0 and full * 2**level > finest_mm * (1 + 1e-9):
+        while level > 0 and max(film) * 2**level > finest_mm * (1 + 1e-9):
             level -= 1
         return level
 
@@ -164,13 +192,14 @@ class Radiograph:
 
     @property
     def info(self) -> RadiographInfo:
-        """Everything but the pixels."""
+        """Everything but the pixels; shape and spacing are the film's (:attr:`film_shape`,
+        :attr:`film_spacing_mm`), those of its full resolution."""
         return RadiographInfo(
             source=self.source,
             photometric=self.photometric,
             bits_stored=self.bits_stored,
-            shape=self.shape,
-            spacing_mm=self.spacing_mm,
+            shape=self.film_shape,
+            spacing_mm=self.film_spacing_mm,
             spacing_source=self.spacing_source,
             metadata=dict(self.metadata),
             warnings=self.warnings,
@@ -181,7 +210,8 @@ class Radiograph:
 
 @dataclass(frozen=True, eq=False)
 class RadiographInfo:
-    """What the reader found besides the pixels (fields as in :class:`Radiograph`)."""
+    """What the reader found besides the pixels (fields as in :class:`Radiograph`; ``shape``
+    and ``spacing_mm`` those of the film at full resolution)."""
 
     source: str
     photometric: str
