@@ -465,13 +465,11 @@ def _corner_distance_mm(a: Any, b: Any, names: tuple[str, ...] | None) -> float:
     """Largest distance (mm) between the two results' corners of the vertebrae both found
     (only ``names`` when given)."""
     sa, sb = a.stages.spine, b.stages.spine
-    ka = 2 ** int(a.stages.radiograph.metadata.get("ResolutionReduction", 0))
-    kb = 2 ** int(b.stages.radiograph.metadata.get("ResolutionReduction", 0))
-    spacing = a.stages.radiograph.spacing_mm[0] / ka
+    spacing = a.stages.radiograph.spacing_mm[0]  # both in the film's own pixels
     worst = 0.0
     for name in set(sa.vertebrae) & set(sb.vertebrae) & set(names or sa.vertebrae):
-        pa = np.asarray(sa.vertebrae[name].corners) * ka
-        pb = np.asarray(sb.vertebrae[name].corners) * kb
+        pa = np.asarray(sa.vertebrae[name].corners)
+        pb = np.asarray(sb.vertebrae[name].corners)
         worst = max(worst, float(np.max(np.hypot(*(pa - pb).T))) * spacing)
     return worst
 

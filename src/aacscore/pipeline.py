@@ -80,7 +80,8 @@ class Scorer:
         decode_spacing_mm: how coarse :meth:`score` may decode a JPEG 2000 film for the spine,
             view and quality stages (the coarsest resolution level of at most this spacing;
             the aortic band is decoded apart at up to its 0.25 mm per column, see
-            :mod:`aacscore.io.dicom`); None decodes every film at full resolution.
+            :mod:`aacscore.io.dicom`); None decodes every film at full resolution. Results
+            are in the film's own pixels and spacing either way (:func:`spine_in_film_pixels`).
     """
 
     def __init__(
