@@ -5,6 +5,8 @@ Usage::
     python benchmarks/decode.py [--n 2] [--repeats 3] [--threads 2] [--score-repeats 2]
         [--no-pipeline] [--out benchmarks/results/decode.json]
     python benchmarks/decode.py --readings [--n 6] [--out benchmarks/results/decode_readings.json]
+    python benchmarks/decode.py --profile [--n 4] [--repeats 3]
+        [--out benchmarks/results/decode_profile.json]
 
 Films: ``--n`` simulated films (seed 7000, AAC-24 targets 12, 4, 20, 8 in turn) at 0.14 mm (a DR
 film) and at 0.1 mm (a CR film), each written JPEG 2000 lossless and lossy (compression ratio
@@ -35,6 +37,12 @@ integer segment grades that differ, both severity groups, the vertebrae found, t
 corner distance (mm; L1-L4 and all) and both timings; per spacing the max and median
 |dAAC-24|, the agreement of grades, groups and vertebra levels, the median TTA sd and the
 median paired time ratio full / default (:func:`bench_readings`).
+
+``--profile`` times, on the simulated lossless films, where a default ``Scorer``'s seconds go
+(onnx, TTA on, the median of ``--repeats`` warm runs per film): the reduced read, the spine
+stage (and its own timings), the band (and within it the JPEG 2000 area decode of the band's
+rectangle, ``Radiograph.region``, timed apart) and the score; per spacing the medians
+(:func:`bench_profile`).
 
 The machine's load (``os.getloadavg``) is recorded before and after: other work on it slows every
 figure, threaded decoding most.
@@ -456,6 +464,74 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
     return {"films": rows, "summary": summary}
 
 
+def bench_profile(films: list[Path], threads: int, repeats: int) -> dict[str, Any]:
+    """Where a default scorer's seconds go on each simulated lossless film (module docstring)."""
+    from dataclasses import replace
+
+    from aacscore.backend import set_threads
+    from aacscore.pipeline import Scorer, band_along_spine, spine_in_film_pixels
+
+    set_threads(threads)
+    scorer = Scorer(backend="onnx")
+    sims = [f for f in films if f.name.startswith("sim") and f.name.endswith("j2kr.dcm")]
+    scorer.score(sims[0])
+    rows: list[dict[str, Any]] = []
+    for path in sims:
+        runs: list[dict[str, float]] = []
+        for _ in range(repeats):
+            t: dict[str, float] = {}
+            t0 = time.perf_counter()
+            rad = scorer.read(path)
+            t["read_s"] = time.perf_counter() - t0
+            area_s: list[float] = []
+            finer = rad.finer
+            if finer is not None:
+
+                def timed_finer(
+                    level: int, area: Any, finer: Any = finer, into: list[float] = area_s
+                ) -> Any:
+                    t1 = time.perf_counter()
+                    out = finer(level, area)
+                    into.append(time.perf_counter() - t1)
+                    return out
+
+                rad = replace(rad, finer=timed_finer)
+            t0 = time.perf_counter()
+            raw = scorer.spine_model.predict(rad)
+            spine = spine_in_film_pixels(raw, rad)
+            t["spine_s"] = time.perf_counter() - t0
+            for k, v in raw.timings.items():
+                t[f"spine.{k}"] = float(v)
+            t0 = time.perf_counter()
+            band = band_along_spine(rad, spine, scorer.score_model.band_geometry)
+            t["band_s"] = time.perf_counter() - t0
+            t["band.area_decode_s"] = sum(area_s)
+            t0 = time.perf_counter()
+            scorer.score_model.predict(band, groups=scorer.groups, tta=True)
+            t["score_s"] = time.perf_counter() - t0
+            runs.append(t)
+        row = {
+            "film": path.name,
+            "spacing_mm": float(path.name[3:].split("mm")[0]),
+            "shape": list(rad.film_shape),
+            "reduction": rad.reduction,
+            "median_s": {k: statistics.median(r[k] for r in runs) for k in runs[0]},
+        }
+        rows.append(row)
+        print(json.dumps(row))
+    summary: dict[str, Any] = {}
+    for mm in SPACINGS_MM:
+        sel = [r for r in rows if r["spacing_mm"] == mm]
+        if sel:
+            keys = sel[0]["median_s"].keys()
+            summary[f"{mm:g}mm"] = {
+                "films": len(sel),
+                "reduction": sorted({r["reduction"] for r in sel}),
+                "median_s": {k: statistics.median(r["median_s"][k] for r in sel) for k in keys},
+            }
+    return {"films": rows, "summary": summary}
+
+
 def _agree(rows: list[dict[str, Any]], key: str) -> str:
     """``"k/n"``: the rows whose two values of ``key`` are equal."""
     return f"{sum(r[key][0] == r[key][1] for r in rows)}/{len(rows)}"
@@ -492,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--score-repeats", type=int, default=2, help="scorings per film and read")
     ap.add_argument("--no-pipeline", action="store_true", help="skip the scoring part")
     ap.add_argument("--readings", action="store_true", help="only full vs default readings")
+    ap.add_argument("--profile", action="store_true", help="only the default scorer's stages")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -499,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load_before = os.getloadavg()
     t_start = time.perf_counter()
-    if args.readings:
+    if args.readings or args.profile:
         return _readings_main(args, load_before, t_start)
     args.out = args.out or RESULTS
     with tempfile.TemporaryDirectory() as tmp:
@@ -541,8 +618,12 @@ def main(argv: list[str] | None = None) -> int:
 def _readings_main(args: argparse.Namespace, load_before: Any, t_start: float) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         films = make_films(Path(tmp), args.n)
-        readings = bench_readings(films, args.threads)
-    out = args.out or RESULTS.with_name("decode_readings.json")
+        if args.profile:
+            readings = bench_profile(films, args.threads, args.repeats)
+        else:
+            readings = bench_readings(films, args.threads)
+    name = "decode_profile.json" if args.profile else "decode_readings.json"
+    out = args.out or RESULTS.with_name(name)
     record = {
         "command": "python benchmarks/decode.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "aacscore_version": __version__,
