@@ -1,7 +1,7 @@
 """Overlay picture (RGB array or PNG) of one scored film, for a reader to check the reading.
 
 The picture is the film (downsampled to :data:`MAX_SIDE`; a JPEG 2000 film the scorer decoded
-at a reduced level is decoded again at the level nearest the picture's size) between two dark
+at a reduced level is decoded again at the level nearest the picture's scale) between two dark
 strips that cover nothing of it: a header above (score, group, status with the flags or the
 failure's reason, what was measured, the file name, "research use" and the version) and a
 legend below (what was drawn).
@@ -539,14 +539,14 @@ def render_overlay(rad: Radiograph, result: Result) -> Overlay:
 def _film_pixels(rad: Radiograph, scale: float) -> npt.NDArray[np.float32]:
     """The film's pixels for a picture of ``scale`` picture pixels per film pixel: those of
     ``rad``, or for a JPEG 2000 film decoded at a reduced level
-    (:attr:`~aacscore.io.Radiograph.reduction`) the coarsest level at least as fine as the
-    picture (:meth:`~aacscore.io.Radiograph.region`; the reduced pixels when that decode
-    fails). Geometry is drawn in the film's own pixels either way."""
+    (:attr:`~aacscore.io.Radiograph.reduction`) the level nearest the picture's spacing (at
+    most sqrt(2) times coarser; :meth:`~aacscore.io.Radiograph.region`, the reduced pixels
+    when that decode fails). Geometry is drawn in the film's own pixels either way."""
     spacing = rad.film_spacing_mm
     if not rad.reduction or spacing is None:
         return rad.pixels
     rows, cols = rad.film_shape
-    return rad.region((0, rows, 0, cols), max(spacing) / scale).pixels
+    return rad.region((0, rows, 0, cols), max(spacing) / scale * math.sqrt(2)).pixels
 
 
 @dataclass(frozen=True)
