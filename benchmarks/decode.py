@@ -4,11 +4,14 @@ Usage::
 
     python benchmarks/decode.py [--n 2] [--repeats 3] [--threads 2] [--score-repeats 2]
         [--no-pipeline] [--out benchmarks/results/decode.json]
+    python benchmarks/decode.py --readings [--n 6] [--out benchmarks/results/decode_readings.json]
+    python benchmarks/decode.py --profile [--n 4] [--repeats 3]
+        [--out benchmarks/results/decode_profile.json]
 
 Films: ``--n`` simulated films (seed 7000, AAC-24 targets 12, 4, 20, 8 in turn) at 0.14 mm (a DR
-film: the scoring rule keeps it at full resolution) and at 0.1 mm (a CR film: half resolution
-is enough for scoring), each written JPEG 2000 lossless and lossy (compression ratio 15), plus
-pydicom-data's real CR films RG1 and RG3 (lossless and lossy; their spacing is unknown).
+film) and at 0.1 mm (a CR film), each written JPEG 2000 lossless and lossy (compression ratio
+15), plus pydicom-data's real CR films RG1 and RG3 (lossless and lossy; their spacing is
+unknown).
 
 Per film and decoder, on the codestream alone (the DICOM parse is not timed): the best and the
 median seconds of ``--repeats`` decodes, and the agreement with pydicom's decode (full
@@ -17,12 +20,29 @@ Decoders: pydicom (pylibjpeg-openjpeg, one thread), imagecodecs on 1, 2 and all 
 levels 0-2, and glymur (needs the system's OpenJPEG library) when installed.
 
 Then the reader (``read_radiograph``, file to pixels): pydicom's path (fast path off), the
-default (multi-threaded full resolution) and ``decode_spacing_mm=0.2`` (the scoring rule, with
-how far its spine-network input is from the full read's: :func:`spine_input_difference`); and,
+default (multi-threaded full resolution) and ``decode_spacing_mm=SCORING_DECODE_SPACING_MM``
+(the scoring rule's whole-film read, with how far its spine-network input is from the full
+read's: :func:`spine_input_difference`); and,
 unless ``--no-pipeline``, each simulated film that the rule reduces scored
 (``Scorer.score_radiograph``, TTA on, torch threads as given) from its full-resolution and from
 its scoring-rule read, the fastest of ``--score-repeats`` (read + score): stage timings, the
 spine stage's own timings, and the AAC-24 of both.
+
+``--readings`` does only this: the simulated films scored by two warm scorers sharing the shipped
+models (onnx, TTA on), one decoding at full resolution (``decode_spacing_mm=None``), one as
+``Scorer`` does by default (the film at the coarsest level of at most
+:data:`~aacscore.io.dicom.SCORING_DECODE_SPACING_MM`, the band's rectangle at up to 0.25 mm),
+interleaved per film: per film both AAC-24, their difference beside the full read's TTA sd, the
+integer segment grades that differ, both severity groups, the vertebrae found, the largest
+corner distance (mm; L1-L4 and all) and both timings; per spacing the max and median
+|dAAC-24|, the agreement of grades, groups and vertebra levels, the median TTA sd and the
+median paired time ratio full / default (:func:`bench_readings`).
+
+``--profile`` times, on the simulated lossless films, where a default ``Scorer``'s seconds go
+(onnx, TTA on, the median of ``--repeats`` warm runs per film): the reduced read, the spine
+stage (and its own timings), the band (and within it the JPEG 2000 area decode of the band's
+rectangle, ``Radiograph.region``, timed apart) and the score; per spacing the medians
+(:func:`bench_profile`).
 
 The machine's load (``os.getloadavg``) is recorded before and after: other work on it slows every
 figure, threaded decoding most.
@@ -58,6 +78,7 @@ from scipy import ndimage
 from aacscore import __version__
 from aacscore.io import _j2k, read_radiograph
 from aacscore.io.dicom import SCORING_DECODE_SPACING_MM
+from aacscore.kauppila import LEVELS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decode.json"
 PLANS = Path(__file__).resolve().parents[1] / "src" / "aacscore" / "models" / "spine" / "plans.json"
@@ -354,6 +375,195 @@ def bench_pipeline(films: list[Path], threads: int, repeats: int) -> list[dict[s
     return rows
 
 
+def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
+    """Full-resolution reads against the scorer's default reads (see the module docstring)."""
+    from aacscore.backend import set_threads
+    from aacscore.pipeline import Scorer
+
+    set_threads(threads)
+    full = Scorer(backend="onnx", decode_spacing_mm=None)
+    new = Scorer(
+        backend="onnx",
+        spine_model=full.spine_model,
+        score_model=full.score_model,
+        view_model=full.view_model,
+    )
+    sims = [f for f in films if f.name.startswith("sim")]
+    full.score(sims[0])
+    new.score(sims[0])
+    rows: list[dict[str, Any]] = []
+    for path in sims:
+        a = full.score(path)
+        b = new.score(path)
+        row: dict[str, Any] = {
+            "film": path.name,
+            "spacing_mm": float(path.name[3:].split("mm")[0]),
+            "status": [a.status.value, b.status.value],
+            "reduction": int(b.stages.radiograph.metadata.get("ResolutionReduction", 0))
+            if b.stages is not None
+            else None,
+            "seconds": [a.stages.timings["total_s"], b.stages.timings["total_s"]]
+            if a.stages is not None and b.stages is not None and "total_s" in a.stages.timings
+            else None,
+            "read_s": [a.stages.timings["read_s"], b.stages.timings["read_s"]]
+            if a.stages is not None and b.stages is not None
+            else None,
+        }
+        if a.aac24 is not None and b.aac24 is not None:
+            assert a.grades is not None and b.grades is not None
+            assert a.stages is not None and b.stages is not None
+            assert a.stages.spine is not None and b.stages.spine is not None
+            row["aac24"] = [a.aac24, b.aac24]
+            row["abs_diff_aac24"] = abs(a.aac24 - b.aac24)
+            row["aac24_sd_full"] = a.aac24_sd
+            ga, gb = a.grades_int or {}, b.grades_int or {}
+            row["aac24_int"] = [a.aac24_int, b.aac24_int]
+            row["grades_differ"] = [s for s in ga if ga[s] != gb.get(s)]
+            row["group"] = [str(a.group), str(b.group)]
+            row["levels"] = [sorted(a.stages.spine.vertebrae), sorted(b.stages.spine.vertebrae)]
+            row["corner_max_mm"] = _corner_distance_mm(a, b, LEVELS)
+            row["corner_max_all_mm"] = _corner_distance_mm(a, b, None)
+        rows.append(row)
+        print(json.dumps(row))
+    summary: dict[str, Any] = {}
+    for mm in SPACINGS_MM:
+        scored = [r for r in rows if r["spacing_mm"] == mm and "aac24" in r]
+        timed_rows = [r for r in rows if r["spacing_mm"] == mm and r["seconds"]]
+        if not scored:
+            continue
+        diffs = [r["abs_diff_aac24"] for r in scored]
+        grades = sum(8 - len(r["grades_differ"]) for r in scored)
+        summary[f"{mm:g}mm"] = {
+            "films": len([r for r in rows if r["spacing_mm"] == mm]),
+            "scored_both": len(scored),
+            "status_agree": sum(
+                r["status"][0] == r["status"][1] for r in rows if r["spacing_mm"] == mm
+            ),
+            "max_abs_diff_aac24": float(max(diffs)),
+            "median_abs_diff_aac24": float(np.median(diffs)),
+            "median_aac24_sd_full": float(np.median([r["aac24_sd_full"] for r in scored])),
+            "segment_grades_agree": f"{grades}/{8 * len(scored)}",
+            "aac24_int_agree": _agree(scored, "aac24_int"),
+            "groups_agree": _agree(scored, "group"),
+            "levels_agree": _agree(scored, "levels"),
+            "corner_max_all_mm": float(max(r["corner_max_all_mm"] for r in scored)),
+            "corner_max_mm": float(max(r["corner_max_mm"] for r in scored)),
+            "corner_median_of_max_mm": float(np.median([r["corner_max_mm"] for r in scored])),
+            "median_s": [
+                float(np.median([r["seconds"][0] for r in timed_rows])),
+                float(np.median([r["seconds"][1] for r in timed_rows])),
+            ],
+            "median_read_s": [
+                float(np.median([r["read_s"][0] for r in timed_rows])),
+                float(np.median([r["read_s"][1] for r in timed_rows])),
+            ],
+            "median_full_over_default": float(
+                np.median([r["seconds"][0] / r["seconds"][1] for r in timed_rows])
+            ),
+        }
+    return {"films": rows, "summary": summary}
+
+
+def bench_profile(films: list[Path], threads: int, repeats: int) -> dict[str, Any]:
+    """Where a default scorer's seconds go on each simulated lossless film (module docstring)."""
+    from aacscore.backend import set_threads
+    from aacscore.pipeline import Scorer
+
+    set_threads(threads)
+    scorer = Scorer(backend="onnx")
+    sims = [f for f in films if f.name.startswith("sim") and f.name.endswith("j2kr.dcm")]
+    scorer.score(sims[0])
+    rows: list[dict[str, Any]] = []
+    for path in sims:
+        try:
+            runs = _profile_runs(scorer, path, repeats)
+        except ValueError as exc:  # a film the pipeline refuses (spine, band): not timed
+            rows.append({"film": path.name, "error": f"{type(exc).__name__}: {exc}"})
+            print(json.dumps(rows[-1]))
+            continue
+        rad = scorer.read(path)
+        row = {
+            "film": path.name,
+            "spacing_mm": float(path.name[3:].split("mm")[0]),
+            "shape": list(rad.film_shape),
+            "reduction": rad.reduction,
+            "median_s": {k: statistics.median(r[k] for r in runs) for k in runs[0]},
+        }
+        rows.append(row)
+        print(json.dumps(row))
+    summary: dict[str, Any] = {}
+    for mm in SPACINGS_MM:
+        sel = [r for r in rows if r.get("spacing_mm") == mm]
+        if sel:
+            keys = sel[0]["median_s"].keys()
+            summary[f"{mm:g}mm"] = {
+                "films": len(sel),
+                "reduction": sorted({r["reduction"] for r in sel}),
+                "median_s": {k: statistics.median(r["median_s"][k] for r in sel) for k in keys},
+            }
+    return {"films": rows, "summary": summary}
+
+
+def _profile_runs(scorer: Any, path: Path, repeats: int) -> list[dict[str, float]]:
+    """``repeats`` timed runs of the default scorer's stages on one film (:func:`bench_profile`)."""
+    from dataclasses import replace
+
+    from aacscore.pipeline import band_along_spine, spine_in_film_pixels
+
+    runs: list[dict[str, float]] = []
+    for _ in range(repeats):
+        t: dict[str, float] = {}
+        t0 = time.perf_counter()
+        rad = scorer.read(path)
+        t["read_s"] = time.perf_counter() - t0
+        area_s: list[float] = []
+        finer = rad.finer
+        if finer is not None:
+
+            def timed_finer(
+                level: int, area: Any, finer: Any = finer, into: list[float] = area_s
+            ) -> Any:
+                t1 = time.perf_counter()
+                out = finer(level, area)
+                into.append(time.perf_counter() - t1)
+                return out
+
+            rad = replace(rad, finer=timed_finer)
+        t0 = time.perf_counter()
+        raw = scorer.spine_model.predict(rad)
+        spine = spine_in_film_pixels(raw, rad)
+        t["spine_s"] = time.perf_counter() - t0
+        for k, v in raw.timings.items():
+            t[f"spine.{k}"] = float(v)
+        t0 = time.perf_counter()
+        band = band_along_spine(rad, spine, scorer.score_model.band_geometry)
+        t["band_s"] = time.perf_counter() - t0
+        t["band.area_decode_s"] = sum(area_s)
+        t0 = time.perf_counter()
+        scorer.score_model.predict(band, groups=scorer.groups, tta=True)
+        t["score_s"] = time.perf_counter() - t0
+        runs.append(t)
+    return runs
+
+
+def _agree(rows: list[dict[str, Any]], key: str) -> str:
+    """``"k/n"``: the rows whose two values of ``key`` are equal."""
+    return f"{sum(r[key][0] == r[key][1] for r in rows)}/{len(rows)}"
+
+
+def _corner_distance_mm(a: Any, b: Any, names: tuple[str, ...] | None) -> float:
+    """Largest distance (mm) between the two results' corners of the vertebrae both found
+    (only ``names`` when given)."""
+    sa, sb = a.stages.spine, b.stages.spine
+    spacing = a.stages.radiograph.spacing_mm[0]  # both in the film's own pixels
+    worst = 0.0
+    for name in set(sa.vertebrae) & set(sb.vertebrae) & set(names or sa.vertebrae):
+        pa = np.asarray(sa.vertebrae[name].corners)
+        pb = np.asarray(sb.vertebrae[name].corners)
+        worst = max(worst, float(np.max(np.hypot(*(pa - pb).T))) * spacing)
+    return worst
+
+
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for pkg in ("pydicom", "pylibjpeg-openjpeg", "imagecodecs", "pillow", "glymur"):
@@ -371,13 +581,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (pipeline)")
     ap.add_argument("--score-repeats", type=int, default=2, help="scorings per film and read")
     ap.add_argument("--no-pipeline", action="store_true", help="skip the scoring part")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--readings", action="store_true", help="only full vs default readings")
+    ap.add_argument("--profile", action="store_true", help="only the default scorer's stages")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aacscore.io").setLevel(logging.ERROR)  # RG1: "spacing unknown"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load_before = os.getloadavg()
     t_start = time.perf_counter()
+    if args.readings or args.profile:
+        return _readings_main(args, load_before, t_start)
+    args.out = args.out or RESULTS
     with tempfile.TemporaryDirectory() as tmp:
         films = make_films(Path(tmp), args.n)
         decode_rows = bench_decoders(films, args.repeats, int(cpus or 1))
@@ -411,6 +626,39 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"load {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}; -> {args.out}")
+    return 0
+
+
+def _readings_main(args: argparse.Namespace, load_before: Any, t_start: float) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        films = make_films(Path(tmp), args.n)
+        if args.profile:
+            readings = bench_profile(films, args.threads, args.repeats)
+        else:
+            readings = bench_readings(films, args.threads)
+    name = "decode_profile.json" if args.profile else "decode_readings.json"
+    out = args.out or RESULTS.with_name(name)
+    record = {
+        "command": "python benchmarks/decode.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "aacscore_version": __version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "platform": platform.platform(),
+            "loadavg_before": list(load_before),
+            "loadavg_after": list(os.getloadavg()),
+            "threads": args.threads,
+        },
+        "versions": versions(),
+        "seed": SEED,
+        "aac24_targets": list(TARGETS),
+        "scoring_decode_spacing_mm": SCORING_DECODE_SPACING_MM,
+        "wall_s": time.perf_counter() - t_start,
+        **readings,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(readings["summary"], indent=1))
+    print(f"load {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}; -> {out}")
     return 0
 
 

@@ -15,7 +15,11 @@ and then the other, so that a change of the machine's load hits both alike. Per 
 kind: per-film median and p95 seconds (read → result), films/s and the median of each stage's
 timing; per kind the median ratio torch / onnx of the paired per-film times; the peak resident
 memory of the process and the load of the machine while it ran (other work on the machine slows
-every figure: re-run on an idle machine before quoting them).
+every figure: re-run on an idle machine before quoting them). ``shape_median`` is the films'
+own shape (what the results report); ``reduction_levels`` counts, per runner, the JPEG 2000
+resolution levels the scorer decoded the films at (0: full resolution; for the real-size J2K
+films ``Scorer`` decodes the film at a reduced level and the band's rectangle apart at up to
+0.25 mm, :mod:`aacscore.io.dicom`).
 
 ``--baseline REF`` also measures a previous version of the package on the same films in the same
 run: the ``src`` folder of git commit ``REF`` is extracted (``git archive``) to a temporary
@@ -99,6 +103,7 @@ class Sample:
     timings: dict[str, float]
     shape: tuple[int, ...] | None
     aac24: float | None
+    reduction: int = 0
 
 
 Runner = Callable[[Path], Sample]
@@ -116,6 +121,7 @@ def _sample(scorer: Any, film: Path) -> Sample:
         {} if stages is None else {k: float(v) for k, v in stages.timings.items()},
         None if stages is None else tuple(int(n) for n in stages.radiograph.shape),
         None if res.aac24 is None else float(res.aac24),
+        0 if stages is None else int(stages.radiograph.metadata.get("ResolutionReduction", 0)),
     )
 
 
@@ -172,7 +178,9 @@ class BaselineWorker:
         self._proc.stdin.flush()
         r = self._reply()
         shape = None if r["shape"] is None else tuple(r["shape"])
-        return Sample(r["seconds"], r["status"], r["timings"], shape, r["aac24"])
+        return Sample(
+            r["seconds"], r["status"], r["timings"], shape, r["aac24"], int(r.get("reduction", 0))
+        )
 
     def close(self) -> dict[str, Any]:
         """End the worker; what the results file says about the baseline."""
@@ -263,6 +271,10 @@ def measure(runners: dict[str, Runner], films: list[Path]) -> dict[str, Any]:
             [int(np.median([s[i] for s in sizes])) for i in range(2)] if sizes else None
         ),
         "bytes_median": int(np.median([f.stat().st_size for f in films])),
+        "reduction_levels": {
+            b: {str(k): [s.reduction for s in v].count(k) for k in sorted({s.reduction for s in v})}
+            for b, v in samples.items()
+        },
         "backends": {b: _summary(samples[b]) for b in runners},
     }
     secs = {b: np.asarray([s.seconds for s in v]) for b, v in samples.items()}

@@ -235,6 +235,8 @@ def test_the_settings_hash_follows_every_option_that_changes_results() -> None:
         {"groups": "0,4,15"},
         {"tta": False},
         {"spacing_mm": 0.2},
+        {"decode_spacing_mm": None},
+        {"decode_spacing_mm": 0.3},
         {"ignore_header": True},
         {"ignore_view": True},
     ]
@@ -267,6 +269,7 @@ def test_the_settings_values_are_exact_and_their_hash_is_of_canonical_json() -> 
         "view_check": False,
         "tta": True,
         "spacing_mm": None,
+        "decode_spacing_mm": 0.6,
         "ignore_header": False,
         "ignore_view": False,
     }

@@ -100,7 +100,13 @@ CASES_PER_PROCESS = 8
 start-up, spawning and loading the models, costs about as much as scoring a few films)."""
 JOBS_AUTO = "auto"
 
-_HASHED_OPTIONS: tuple[str, ...] = ("tta", "spacing_mm", "ignore_header", "ignore_view")
+_HASHED_OPTIONS: tuple[str, ...] = (
+    "tta",
+    "spacing_mm",
+    "decode_spacing_mm",
+    "ignore_header",
+    "ignore_view",
+)
 """Scorer attributes (besides the models and groups) that change results."""
 _MODEL_ATTRIBUTES: dict[str, str] = {
     "spine": "spine_model",
@@ -309,7 +315,8 @@ def resolve_workers(jobs: int | str, n_cases: int, cores: int | None = None) -> 
 def batch_settings(scorer: Scorer) -> BatchSettings:
     """What changes the results of ``scorer``: the aacscore version, each model's weight
     hashes (a model without weight files: its class), the severity groups, TTA, the imposed
-    pixel spacing and the ``ignore_header`` / ``ignore_view`` choices. The hash is the first
+    pixel spacing, how coarse JPEG 2000 films are decoded (``decode_spacing_mm``) and the
+    ``ignore_header`` / ``ignore_view`` choices. The hash is the first
     12 hex digits of the SHA-256 of their canonical JSON."""
     try:
         models: dict[str, Any] = {}
@@ -596,7 +603,7 @@ def process_item(
     header_ids: dict[str, str] = {}
     try:
         try:
-            rad = item.read(spacing_mm=scorer.spacing_mm)
+            rad = scorer.read(item)
         except (RadiographError, OSError) as e:
             result = failed(item.name, str(e), ErrorCode.UNREADABLE)
         else:
@@ -702,7 +709,7 @@ def complete_case(
     need_pid = include_patient_id and not row["patient_id"] and doc["reader"]["source"] == "dicom"
     if not (need_overlay or need_dicom or need_pid):
         return False, updates
-    rad = item.read(spacing_mm=scorer.spacing_mm)
+    rad = scorer.read(item)
     result = result_from_document(doc, rad)
     if need_pid:
         pid = dicom_ids(rad, True).get("patient_id", "")

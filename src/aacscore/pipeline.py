@@ -20,6 +20,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from aacscore._files import sha256_file
 from aacscore._timing import timed
 from aacscore._version import __version__
@@ -28,6 +31,7 @@ from aacscore.codes import ErrorCode, ScoringError
 from aacscore.gate.header import check_header
 from aacscore.gate.quality import assess_quality
 from aacscore.io import InputItem, RadiographError, read_radiograph
+from aacscore.io.dicom import SCORING_DECODE_SPACING_MM
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups
 from aacscore.qc import MIN_GREY_LEVELS, check_radiograph
@@ -73,6 +77,11 @@ class Scorer:
             Runtime on the graphs exported beside the weights; no PyTorch needed), ``torch``
             (needs ``aacscore[train]``) or ``auto`` (None: onnx where a model's graphs fit its
             weights, else torch). Loaded models keep their own; nnU-Net is torch only.
+        decode_spacing_mm: how coarse :meth:`score` may decode a JPEG 2000 film for the spine,
+            view and quality stages (the coarsest resolution level of at most this spacing;
+            the aortic band is decoded apart at up to its 0.25 mm per column, see
+            :mod:`aacscore.io.dicom`); None decodes every film at full resolution. Results
+            are in the film's own pixels and spacing either way (:func:`spine_in_film_pixels`).
     """
 
     def __init__(
@@ -87,6 +96,7 @@ class Scorer:
         ignore_view: bool = False,
         quality_reference: str | Path | QualityReference | bool | None = None,
         backend: str | Backend | None = None,
+        decode_spacing_mm: float | None = SCORING_DECODE_SPACING_MM,
     ) -> None:
         self.backend = parse_backend(backend)
         if self.backend == Backend.TORCH:
@@ -96,6 +106,7 @@ class Scorer:
         self.groups = parse_groups(groups)
         self.tta = tta
         self.spacing_mm = spacing_mm
+        self.decode_spacing_mm = decode_spacing_mm
         self.ignore_header = ignore_header
         self.ignore_view = ignore_view
         self.view_check = view_model is not False
@@ -181,15 +192,21 @@ class Scorer:
         timings: dict[str, float] = {}
         try:
             with timed(timings, "read_s"):
-                if isinstance(path, InputItem):
-                    rad = path.read(spacing_mm=self.spacing_mm)
-                else:
-                    rad = read_radiograph(path, spacing_mm=self.spacing_mm)
+                rad = self.read(path)
         except (RadiographError, OSError) as e:
             if raise_errors:
                 raise
             return failed(name, str(e), ErrorCode.UNREADABLE)
         return self.score_radiograph(rad, name, raise_errors=raise_errors, read_s=timings["read_s"])
+
+    def read(self, path: str | Path | InputItem) -> Radiograph:
+        """Read a film as :meth:`score` does: at this scorer's spacing override and
+        ``decode_spacing_mm``."""
+        if isinstance(path, InputItem):
+            return path.read(spacing_mm=self.spacing_mm, decode_spacing_mm=self.decode_spacing_mm)
+        return read_radiograph(
+            path, spacing_mm=self.spacing_mm, decode_spacing_mm=self.decode_spacing_mm
+        )
 
     def score_radiograph(
         self, rad: Radiograph, name: str, *, raise_errors: bool = False, read_s: float = 0.0
@@ -241,7 +258,7 @@ class Scorer:
                     flags.append("header_image_disagree")
             stage = ErrorCode.SPINE_NOT_FOUND
             with timed(timings, "spine_s"):
-                spine = self.spine_model.predict(rad)
+                spine = spine_in_film_pixels(self.spine_model.predict(rad), rad)
             stages = replace(stages, spine=spine)
             field = check_field(spine)
             stages = replace(stages, field_check=field)
@@ -274,7 +291,7 @@ class Scorer:
             flags.append("low_quality")
         timings["total_s"] = sum(timings.values())
         grades = None if pred.grades is None else dict(zip(SEGMENTS, pred.grades, strict=True))
-        spacing = band.spacing_mm if band.scale_estimated else rad.spacing_mm
+        spacing = band.spacing_mm if band.scale_estimated else rad.film_spacing_mm
         return Result(
             file=name,
             status=Status.WARNING if flags else Status.OK,
@@ -298,16 +315,51 @@ class Scorer:
 
 def band_along_spine(rad: Radiograph, spine: SpineResult, geometry: BandGeometry) -> Band:
     """The aortic band of a film cut along its spine result's Kauppila bounds, at a score
-    model's ``band_geometry`` (exactly as :class:`Scorer` cuts it)."""
+    model's ``band_geometry`` (exactly as :class:`Scorer` cuts it). ``spine`` is in the film's
+    own pixels (as :class:`Scorer` reports it, :func:`spine_in_film_pixels`), whatever
+    resolution ``rad`` was decoded at; so is the band."""
     from aacscore.aorta.roi import extract_band
 
     return extract_band(
-        rad.pixels,
+        rad,
         spine.vertebrae,
         spine.anterior_side,
-        rad.spacing_mm,
+        rad.film_spacing_mm,
         bounds=spine.bounds,
         geometry=geometry,
+    )
+
+
+def spine_in_film_pixels(spine: SpineResult, rad: Radiograph) -> SpineResult:
+    """A spine result on ``rad.pixels`` in the film's own pixels: for a JPEG 2000 film decoded
+    at resolution level k (:attr:`Radiograph.reduction`), corners, discs and bounds times 2^k
+    (pixel ``i`` of level k is film pixel ``2^k * i``), areas and fit errors scaled alike, the
+    label map repeated to the film's shape, and the film's shape and spacing; ``spine``
+    itself otherwise."""
+    if not rad.reduction:
+        return spine
+    f = float(2**rad.reduction)
+    shape = rad.film_shape
+    spacing = rad.film_spacing_mm
+
+    def scale(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(points, dtype=np.float64) * f
+
+    labels = np.asarray(spine.labels)
+    if labels.shape == rad.shape:
+        k = 2**rad.reduction
+        labels = np.repeat(np.repeat(labels, k, axis=0), k, axis=1)[: shape[0], : shape[1]]
+    return replace(
+        spine,
+        shape=shape,
+        spacing_mm=spacing,
+        vertebrae={
+            n: v.transformed(scale, spacing, area_scale=f * f, length_scale=f)
+            for n, v in spine.vertebrae.items()
+        },
+        discs={n: scale(p) for n, p in spine.discs.items()},
+        bounds={n: b.transformed(scale) for n, b in spine.bounds.items()},
+        labels=np.ascontiguousarray(labels),
     )
 
 

@@ -72,7 +72,7 @@ def check_radiograph(rad: Radiograph) -> QCReport:
     sat = float(np.mean((centre <= 0.002) | (centre >= 0.998)))
     if sat > 0.25:
         flags.append("saturated")
-    if min(px.shape) < 512:
+    if min(rad.film_shape) < 512:
         flags.append("low_resolution")
     if rad.warnings:
         flags.append("reader_warning")

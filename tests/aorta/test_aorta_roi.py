@@ -10,6 +10,7 @@ from aacscore.aorta import (
     BandGeometry,
     extract_band,
 )
+from aacscore.io import Radiograph
 from aacscore.kauppila import LEVELS
 from tests.aorta.aorta_synth import SyntheticSpine
 
@@ -272,3 +273,78 @@ def test_band_records_heights_and_side() -> None:
     assert band.vertebral_height_mm == pytest.approx((28.0,) * 4, abs=0.5)
     assert band.body_height_mm == pytest.approx((28.0,) * 4, abs=0.5)
     assert band.segment_rows("L3_posterior") == band.geometry.level_rows("L3")
+
+
+FINE = BandGeometry(rows_per_level=64, behind_mm=8.0, front_mm=56.0, mm_per_col=0.25)
+"""The shipped score model's band: 0.25 mm per column."""
+
+
+def _reduced(film: np.ndarray, spacing: tuple[float, float], finer: object) -> Radiograph:
+    """``film`` as a reader would hand it at JPEG 2000 level 1 (pixel i = film pixel 2 i)."""
+    return Radiograph(
+        pixels=np.ascontiguousarray(film[::2, ::2]),
+        spacing_mm=(spacing[0] * 2, spacing[1] * 2),
+        source="dicom",
+        photometric="MONOCHROME2",
+        bits_stored=12,
+        metadata={"Rows": film.shape[0], "Columns": film.shape[1]},
+        reduction=1,
+        finer=finer,  # type: ignore[arg-type]
+    )
+
+
+def test_a_radiograph_is_cut_in_its_films_pixels() -> None:
+    spine = SyntheticSpine(spacing=(0.14, 0.14), shape=(2000, 1600))
+    film = spine.render([(20.0, 60.0)])
+    corners = spine.corners_px()
+    ref = extract_band(film, corners, "right", spine.spacing, geometry=FINE)
+    asked: list[tuple[int, tuple[int, int, int, int]]] = []
+
+    def finer(level: int, area: tuple[int, int, int, int]) -> np.ndarray:
+        asked.append((level, area))
+        r0, r1, c0, c1 = area
+        return film[r0:r1, c0:c1]
+
+    # an unreduced radiograph: its pixels; a reduced one (0.28 mm > the band's 0.25 mm per
+    # column): the band's rectangle at level 0, the film's own pixels
+    plain = Radiograph(film, spine.spacing, "dicom", "MONOCHROME2", 12)
+    same = extract_band(plain, corners, "right", spine.spacing, geometry=FINE)
+    np.testing.assert_array_equal(same.pixels, ref.pixels)
+    band = extract_band(
+        _reduced(film, spine.spacing, finer), corners, "right", spine.spacing, geometry=FINE
+    )
+    np.testing.assert_array_equal(band.pixels, ref.pixels)
+    np.testing.assert_array_equal(band.grid_x, ref.grid_x)
+    assert band.inside_fraction == ref.inside_fraction
+    ((level, (r0, r1, c0, c1)),) = asked
+    assert level == 0
+    assert r0 <= ref.grid_y.min() and r1 > ref.grid_y.max()
+    assert c0 <= ref.grid_x.min() and c1 > ref.grid_x.max()
+
+
+def test_a_radiograph_fine_enough_for_the_band_is_cut_from_its_pixels() -> None:
+    spine = SyntheticSpine(spacing=(0.1, 0.1), shape=(2800, 2200))
+    film = spine.render([(20.0, 60.0)])
+
+    def finer(level: int, area: tuple[int, int, int, int]) -> np.ndarray:
+        raise AssertionError("0.2 mm is fine enough for 0.25 mm per column")
+
+    rad = _reduced(film, spine.spacing, finer)
+    band = extract_band(rad, spine.corners_px(), "right", spine.spacing, geometry=FINE)
+    # the level-1 pixels with the corners in their frame: the same band up to the crop's edges
+    half = {n: c / 2 for n, c in spine.corners_px().items()}
+    coarse = extract_band(rad.pixels, half, "right", rad.spacing_mm, geometry=FINE)
+    np.testing.assert_allclose(band.grid_x, coarse.grid_x * 2, atol=1e-9)
+    np.testing.assert_allclose(band.pixels, coarse.pixels, atol=1e-3)
+
+
+def test_a_failed_finer_decode_cuts_the_band_from_the_reduced_pixels() -> None:
+    spine = SyntheticSpine(spacing=(0.14, 0.14), shape=(2000, 1600))
+    film = spine.render([(20.0, 60.0)])
+    rad = _reduced(film, spine.spacing, lambda level, area: None)
+    band = extract_band(rad, spine.corners_px(), "right", spine.spacing, geometry=FINE)
+    half = {n: c / 2 for n, c in spine.corners_px().items()}
+    coarse = extract_band(rad.pixels, half, "right", rad.spacing_mm, geometry=FINE)
+    np.testing.assert_allclose(band.pixels, coarse.pixels, atol=1e-3)
+    ref = extract_band(film, spine.corners_px(), "right", spine.spacing, geometry=FINE)
+    assert float(np.abs(band.pixels - ref.pixels).max()) > 0.05  # coarser than the film

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import sys
 import types
@@ -18,7 +19,6 @@ from pydicom.pixels import get_encoder
 from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from aacscore.io import _j2k, read_radiograph, read_radiograph_bytes
-from aacscore.io.dicom import SCORING_DECODE_SPACING_MM
 from aacscore.io.inputs import collect_inputs
 
 J2K_LOGGER = "aacscore.io._j2k"
@@ -49,9 +49,36 @@ def needs_j2k_encoder() -> None:
         pytest.skip("no JPEG 2000 encoder")
 
 
-def fine_film(factory: Any, ramp: Any, rows: int, cols: int, mm: float, **kw: Any) -> Path:
-    """A lossless JPEG 2000 film of ``rows`` x ``cols`` at ``mm`` per pixel."""
+def needs_glymur() -> None:
+    """Skips without Glymur and OpenJPEG >= 2.3, except under CI (``AACSCORE_REQUIRE_TOOLS=1``:
+    ``.ci/run`` installs libopenjp2), where their absence fails the test."""
+    problem = _j2k.glymur_problem()
+    if problem is not None:
+        if os.environ.get("AACSCORE_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"{problem} (.ci/run installs libopenjp2-7 with apt-get)")
+        pytest.skip(problem)
+
+
+@pytest.fixture
+def no_glymur(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Glymur not importable (and the cached answer and the one warning reset around it)."""
+    monkeypatch.setitem(sys.modules, "glymur", None)  # import raises ImportError
+    _j2k.glymur_problem.cache_clear()
+    _j2k._warn_full_resolution.cache_clear()
+    yield
+    monkeypatch.undo()
+    _j2k.glymur_problem.cache_clear()
+    _j2k._warn_full_resolution.cache_clear()
+
+
+def fine_film(
+    factory: Any, ramp: Any, rows: int, cols: int, mm: float, reduced: bool = True, **kw: Any
+) -> Path:
+    """A lossless JPEG 2000 film of ``rows`` x ``cols`` at ``mm`` per pixel (``reduced``:
+    the test reads it reduced, which needs Glymur)."""
     needs_j2k_encoder()
+    if reduced:
+        needs_glymur()
     ds = factory.dataset(pixels=ramp(rows, cols, 12), PixelSpacing=[mm, mm], **kw)
     ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
     return factory.write(f"fine_{rows}x{cols}.dcm", ds)
@@ -199,7 +226,7 @@ def test_other_syntaxes_ignore_decode_spacing(dicom_factory: Any, ramp: Any, syn
 def test_reduced_decode_halves_shape_and_doubles_spacing(dicom_factory: Any, ramp: Any) -> None:
     path = fine_film(dicom_factory, ramp, 1200, 1101, 0.1)
     full = read_radiograph(path)
-    half = read_radiograph(path, decode_spacing_mm=SCORING_DECODE_SPACING_MM)
+    half = read_radiograph(path, decode_spacing_mm=0.2)
     assert full.shape == (1200, 1101) and full.spacing_mm == (0.1, 0.1)
     assert "ResolutionReduction" not in full.metadata
     assert half.shape == (600, 551)
@@ -208,6 +235,9 @@ def test_reduced_decode_halves_shape_and_doubles_spacing(dicom_factory: Any, ram
     assert half.metadata["ResolutionReduction"] == 1
     assert (half.metadata["Rows"], half.metadata["Columns"]) == (1200, 1101)
     assert half.warnings == ()
+    # what is handed on is the film's own geometry
+    assert half.film_shape == half.info.shape == (1200, 1101)
+    assert half.film_spacing_mm == half.info.spacing_mm == (0.1, 0.1)
     # the wavelet low-pass image agrees with a 2 x 2 mean of the full image
     diff = np.abs(half.pixels - box_mean(full.pixels, 2))
     assert float(diff.mean()) < 0.005 and float(np.percentile(diff, 99)) < 0.02
@@ -258,7 +288,46 @@ def test_reduced_fallback_is_full_resolution(
     np.testing.assert_array_equal(rad.pixels, read_radiograph(path).pixels)
 
 
+def test_without_glymur_films_are_read_at_full_resolution_with_one_warning(
+    dicom_factory: Any, ramp: Any, no_glymur: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = fine_film(dicom_factory, ramp, 1100, 1030, 0.1, reduced=False)
+    with caplog.at_level(logging.WARNING, logger=J2K_LOGGER):
+        first = read_radiograph(path, decode_spacing_mm=0.2)
+        again = read_radiograph(path, decode_spacing_mm=0.2)
+    assert not _j2k.glymur_available()
+    for rad in (first, again):
+        assert rad.reduction == 0 and rad.finer is None
+        assert rad.shape == (1100, 1030) and rad.spacing_mm == (0.1, 0.1)
+        assert "ResolutionReduction" not in rad.metadata
+    np.testing.assert_array_equal(first.pixels, read_radiograph(path).pixels)
+    (record,) = [r for r in caplog.records if r.name == J2K_LOGGER]
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert message.startswith("Glymur is not importable")
+    assert "decoded at full resolution" in message and "libopenjp2" in message
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        ("0.0.0", "Glymur finds no OpenJPEG library (libopenjp2)"),
+        ("2.1.2", "Glymur finds OpenJPEG 2.1.2, older than 2.3"),
+        ("2.3.0", None),
+        ("2.5.0", None),
+    ],
+)
+def test_glymur_needs_openjpeg_2_3(
+    monkeypatch: pytest.MonkeyPatch, no_glymur: None, version: str, problem: str | None
+) -> None:
+    fake = types.SimpleNamespace(version=types.SimpleNamespace(openjpeg_version=version))
+    monkeypatch.setitem(sys.modules, "glymur", fake)
+    assert _j2k.glymur_problem() == problem
+    assert _j2k.glymur_available() == (problem is None)
+
+
 def test_reduced_decode_of_real_films(real: Any) -> None:
+    needs_glymur()
     # RG1 (1955 x 1841, 15 bit, MONOCHROME1 windowed); RG3 (10 bit): the grey pipeline and the
     # inversion apply to the reduced image as to the full one
     for name in ("RG1_J2KR.dcm", "RG3_J2KI.dcm"):
@@ -275,10 +344,11 @@ def test_reduced_decode_of_real_films(real: Any) -> None:
 
 
 @pytest.mark.parametrize(("bits", "signed"), [(8, False), (12, True), (16, False)])
-def test_reduced_decode_undoes_pillow_scaling(
+def test_reduced_decode_keeps_the_stored_scale(
     dicom_factory: Any, ramp: Any, bits: int, signed: bool
 ) -> None:
     needs_j2k_encoder()
+    needs_glymur()
     stored = ramp(300, 280, bits) - (2 ** (bits - 1) if signed else 0)
     ds = dicom_factory.dataset(
         pixels=stored, bits_allocated=8 if bits == 8 else 16, bits_stored=bits, signed=signed
@@ -332,24 +402,33 @@ def stream(rows: int = 3000, cols: int = 2400, levels: int = 5, **kw: Any) -> _j
         (None, 0.2, 0),  # spacing unknown
     ],
 )
-def test_reduction_level_rule(spacing: Any, limit: float | None, level: int) -> None:
+def test_reduction_level_rule(
+    spacing: Any, limit: float | None, level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_j2k, "glymur_available", lambda: True)
     assert _j2k.reduction_level(spacing, limit, stream(rows=8192, cols=8192), False, 256) == level
 
 
-def test_reduction_level_limits() -> None:
+def test_reduction_level_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_j2k, "glymur_available", lambda: True)
     fine = (0.025, 0.025)
     assert _j2k.reduction_level(fine, 0.2, stream(levels=1), False, 256) == 1
     assert _j2k.reduction_level(fine, 0.2, stream(levels=0), False, 256) == 0
-    # both sides keep 512 pixels (or min_size, when larger)
+    # both sides keep 320 pixels (or min_size, when larger)
+    assert _j2k.MIN_REDUCED_SIDE == 320
     assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=2100), False, 256) == 2
     assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=2100), False, 600) == 1
-    assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=1000), False, 256) == 0
+    assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=1000), False, 256) == 1
+    assert _j2k.reduction_level(fine, 0.2, stream(rows=3000, cols=600), False, 256) == 0
     # a codestream signed otherwise than PixelRepresentation, or with an image offset
     assert _j2k.reduction_level(fine, 0.2, stream(), True, 256) == 0
     assert _j2k.reduction_level(fine, 0.2, stream(offset=(0, 8)), False, 256) == 0
-    # Pillow mis-sizes level 2 of a 1841-column image (rounds 460.25 to 460, not 461)
-    assert _j2k.reduction_level(fine, 0.2, stream(rows=4000, cols=2100), False, 256) == 2
-    assert _j2k.reduction_level(fine, 0.2, stream(rows=4000, cols=2101), False, 256) == 1
+    # any size of level (ceil(2101 / 4) = 526 columns)
+    assert _j2k.reduction_level(fine, 0.2, stream(rows=4000, cols=2101), False, 256) == 2
+    # without Glymur: full resolution
+    monkeypatch.setattr(_j2k, "glymur_available", lambda: False)
+    monkeypatch.setattr(_j2k, "_warn_full_resolution", lambda: None)
+    assert _j2k.reduction_level(fine, 0.2, stream(rows=4000, cols=2101), False, 256) == 0
 
 
 # --- codestream header, sample conversion, threads ----------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from aacscore.codes import ErrorCode, ScoringError
+from aacscore.io.types import FilmRegion, Radiograph
 from aacscore.kauppila import LEVELS
 from aacscore.vertebrae import (
     DISC_NAMES,
@@ -45,6 +46,8 @@ from aacscore.vertebrae import (
 )
 
 FloatArray = npt.NDArray[np.float64]
+_Cut = Callable[[tuple[int, int, int, int]], FilmRegion]
+"""The film's rectangle (row0, row1, col0, col1) in film pixels, as a :class:`FilmRegion`."""
 
 REFERENCE_ANTERIOR_HEIGHT_MM = 26.0
 """Assumed mean anterior body height of L1-L4 (mm), used only when the pixel spacing is unknown.
@@ -310,7 +313,7 @@ def band_bounds(
 
 
 def extract_band(
-    image: npt.ArrayLike,
+    image: npt.ArrayLike | Radiograph,
     corners: Mapping[str, npt.ArrayLike | Vertebra],
     anterior_side: str | Side,
     spacing_mm: tuple[float, float] | None,
@@ -328,10 +331,29 @@ def extract_band(
     corners by the same rule. ``spacing_mm`` is (row, col) in mm, or None: then the scale assumes
     the mean anterior body height of L1-L4 is ``reference_height_mm``. ``anterior_side`` must
     agree with the corners. The film is low-pass filtered before resampling (bilinear).
+    ``image`` is the film's pixels, or its :class:`~aacscore.io.Radiograph`: then coordinates
+    and ``spacing_mm`` are the film's own (:attr:`~aacscore.io.Radiograph.film_shape`, also for
+    a JPEG 2000 film decoded at a reduced level) and the band's rectangle is read at the
+    coarsest resolution of at most the band's column spacing
+    (:meth:`~aacscore.io.Radiograph.region`).
     """
-    img = np.asarray(image)
-    if img.ndim != 2 or img.size == 0:
-        raise BandError(f"image must be a non-empty 2-D array, got shape {img.shape}")
+    cut: _Cut
+    if isinstance(image, Radiograph):
+        film = image
+        shape = film.film_shape
+
+        def cut(box: tuple[int, int, int, int]) -> FilmRegion:
+            return film.region(box, geometry.mm_per_col)
+
+    else:
+        img = np.asarray(image)
+        if img.ndim != 2 or img.size == 0:
+            raise BandError(f"image must be a non-empty 2-D array, got shape {img.shape}")
+        shape = (int(img.shape[0]), int(img.shape[1]))
+
+        def cut(box: tuple[int, int, int, int]) -> FilmRegion:
+            return FilmRegion(img[box[0] : box[1], box[2] : box[3]], (box[0], box[2]), 1, None)
+
     try:
         side = Side.parse(anterior_side)
     except ValueError as e:
@@ -426,8 +448,8 @@ def extract_band(
         indexing="ij",
     )
     gx, gy = band.to_film(rr, cc)
-    pixels = _sample(img, gx, gy, sp, geometry, band)
-    h, w = img.shape
+    pixels = _sample(shape, cut, gx, gy, sp, geometry, band)
+    h, w = shape
     inside = (gx >= -0.5) & (gx <= w - 0.5) & (gy >= -0.5) & (gy <= h - 0.5)
     object.__setattr__(band, "inside_fraction", float(np.mean(inside)))
     object.__setattr__(band, "grid_x", gx)
@@ -437,14 +459,16 @@ def extract_band(
 
 
 def _sample(
-    img: npt.NDArray[Any],
+    shape: tuple[int, int],
+    cut: _Cut,
     gx: FloatArray,
     gy: FloatArray,
     spacing: tuple[float, float],
     geometry: BandGeometry,
     band: Band,
 ) -> npt.NDArray[np.float32]:
-    """Bilinear samples of the (anti-alias filtered) film, rows super-sampled and averaged."""
+    """Bilinear samples of the (anti-alias filtered) film of ``shape``, rows super-sampled and
+    averaged; ``cut`` gives the film's rectangle around them."""
     mean_row_mm = float(np.mean(band.mm_per_row))
     n_sub = max(1, min(4, round(mean_row_mm / geometry.mm_per_col)))
     if n_sub > 1:
@@ -464,7 +488,7 @@ def _sample(
     else:
         sx, sy = gx[None], gy[None]
 
-    h, w = img.shape
+    h, w = shape
     pad = 4.0
     x0 = max(0, math.floor(float(np.min(sx)) - pad))
     x1 = min(w, math.ceil(float(np.max(sx)) + pad) + 1)
@@ -474,13 +498,19 @@ def _sample(
         raise BandError(
             "the aortic band lies entirely outside the image", code=ErrorCode.BAND_OUTSIDE_FILM
         )
-    crop = np.asarray(img[y0:y1, x0:x1], dtype=np.float32)
-    # Low-pass to the band's column resolution (sigma in film pixels per axis).
-    factor = (geometry.mm_per_col / spacing[0], geometry.mm_per_col / spacing[1])
+    region = cut((y0, y1, x0, x1))
+    crop = np.asarray(region.pixels, dtype=np.float32)
+    # Low-pass to the band's column resolution (sigma in region pixels per axis).
+    step = region.step
+    factor = (
+        geometry.mm_per_col / (spacing[0] * step),
+        geometry.mm_per_col / (spacing[1] * step),
+    )
     sigma = tuple(0.4 * f if f > 1.0 else 0.0 for f in factor)
     if any(s > 0 for s in sigma):
         crop = ndimage.gaussian_filter(crop, sigma=sigma, mode="nearest")
-    coords = np.stack([sy.ravel() - y0, sx.ravel() - x0])
+    ry, rx = region.to_region(sy.ravel(), sx.ravel())
+    coords = np.stack([ry, rx])
     vals = ndimage.map_coordinates(crop, coords, order=1, mode="nearest")
     out = vals.reshape(sx.shape).mean(axis=0)
     return np.ascontiguousarray(out, dtype=np.float32)

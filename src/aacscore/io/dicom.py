@@ -8,10 +8,14 @@ full range that BitsStored allows (through the modality transform) maps onto [0,
 Single-frame grey JPEG 2000 is decoded by :mod:`aacscore.io._j2k` where it can: at full
 resolution on several threads (the same integers as pydicom's decode), or, only when the caller
 passes ``decode_spacing_mm``, at the coarsest JPEG 2000 resolution level ``k`` whose spacing
-(the film's largest spacing x 2^k) is at most ``decode_spacing_mm`` and that keeps 512 pixels
-a side: the pixels are then 2^k times smaller than Rows x Columns, ``spacing_mm`` is the
-header's times 2^k and ``metadata["ResolutionReduction"]`` is ``k``. Anything that path cannot
-decode goes to pydicom, at full resolution, as before.
+(the film's largest spacing x 2^k) is at most ``decode_spacing_mm`` and that keeps 320 pixels
+a side: the pixels are then about 2^k times smaller than Rows x Columns (pixel ``i`` at the
+film's pixel ``2^k * i``), ``spacing_mm`` is the header's times 2^k, ``Radiograph.reduction``
+and ``metadata["ResolutionReduction"]`` are ``k``, and ``Radiograph.region`` decodes a
+rectangle at a finer level (an area decode: only the code blocks it touches), through the same
+grayscale pipeline. Both need Glymur and the system OpenJPEG library; without them every film
+is decoded at full resolution (:func:`aacscore.io._j2k.reduction_level`). Anything that path
+cannot decode goes to pydicom, at full resolution, as before.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -79,10 +84,12 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _FAST_J2K = (JPEG2000Lossless, JPEG2000)
 """Transfer syntaxes whose grey single-frame pixel data :mod:`aacscore.io._j2k` decodes."""
 
-SCORING_DECODE_SPACING_MM = 0.2
-"""The ``decode_spacing_mm`` for scoring: the spine network works at about 1 mm per pixel and
-the aortic band at 0.25 mm per column, so films of 0.1 mm or finer can be decoded at half
-resolution (or less) without losing what either needs."""
+SCORING_DECODE_SPACING_MM = 0.6
+"""The ``decode_spacing_mm`` for scoring: the spine network sees the whole film at about 1 mm
+per pixel (288 x 192) and the view classifier at 128 pixels, so a film is decoded at the
+coarsest level of at most 0.6 mm (about twice the networks' resolution, for their
+antialiased resize); the aortic band (0.25 mm per column) is decoded apart, over its own
+rectangle, at the coarsest level of at most its column spacing (:meth:`Radiograph.region`)."""
 
 
 def read_dicom(
@@ -150,8 +157,9 @@ def read_dicom(
 
     arr: npt.NDArray[Any] | None = None
     level = 0
+    codestream: tuple[bytes, _j2k.Codestream] | None = None
     if ts in _FAST_J2K and not colour:
-        arr, level = _decode_j2k(ds, name, signed, spacing, decode_spacing_mm, min_size)
+        arr, level, codestream = _decode_j2k(ds, name, signed, spacing, decode_spacing_mm, min_size)
     if arr is None:
         arr = _decode(ds, name, ts)
     if arr.ndim != (3 if colour else 2):
@@ -162,19 +170,19 @@ def read_dicom(
         pixels = unit_range(grey, 0.0, float(2**bits_stored - 1), name)
         _note(notes, name, f"colour DICOM ({photometric}) converted to grey")
     else:
-        stored = _fix_bits(arr, bits_stored, signed)
-        values, lo, hi = _grey_pipeline(ds, name, stored, bits_stored, signed, notes)
-        pixels = unit_range(values, lo, hi, name)
-        if _inverted(ds, photometric):
-            np.subtract(np.float32(1.0), pixels, out=pixels)
+        pixels = _grey(ds, name, arr, bits_stored, signed, photometric, notes)
     if spacing_note:
         _note(notes, name, spacing_note)
 
     metadata = _metadata(ds, ts, ts_present, rows, cols, include_patient)
+    finer: _J2kFiner | None = None
+    header = _header(ds)
     if level and spacing is not None:  # a level is chosen only for a known spacing
         factor = 2**level
         spacing = (spacing[0] * factor, spacing[1] * factor)
         metadata["ResolutionReduction"] = level
+        if codestream is not None:
+            finer = _J2kFiner(name, codestream[0], codestream[1], header, bits_stored, signed)
 
     return Radiograph(
         pixels=np.ascontiguousarray(pixels, dtype=np.float32),
@@ -185,8 +193,37 @@ def read_dicom(
         metadata=metadata,
         warnings=tuple(notes),
         spacing_source=spacing_source,
-        header=_header(ds),
+        header=header,
+        reduction=level,
+        finer=finer,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class _J2kFiner:
+    """Rectangles of a reduced JPEG 2000 film at finer levels
+    (:class:`~aacscore.io.types.FinerDecoder`), through the film's grayscale pipeline."""
+
+    name: str
+    data: bytes
+    info: _j2k.Codestream
+    header: Dataset
+    bits_stored: int
+    signed: bool
+
+    def __call__(
+        self, level: int, area: tuple[int, int, int, int]
+    ) -> npt.NDArray[np.float32] | None:
+        arr = _j2k.decode_area(self.data, self.info, self.signed, level, area, self.name)
+        if arr is None:
+            logger.warning(
+                "%s: JPEG 2000 area decode at resolution level %d failed; the coarser pixels "
+                "are used",
+                self.name,
+                level,
+            )
+            return None
+        return _grey(self.header, self.name, arr, self.bits_stored, self.signed, "", [])
 
 
 _FIRST_PIXEL_TAG = 0x7FE00008
@@ -362,19 +399,20 @@ def _decode_j2k(
     spacing: tuple[float, float] | None,
     decode_spacing_mm: float | None,
     min_size: int,
-) -> tuple[npt.NDArray[Any] | None, int]:
-    """Stored values by the fast JPEG 2000 path and the resolution level they are at, or
-    (None, 0) when pydicom should decode the film (the reason is logged at debug level)."""
+) -> tuple[npt.NDArray[Any] | None, int, tuple[bytes, _j2k.Codestream] | None]:
+    """Stored values by the fast JPEG 2000 path, the resolution level they are at and the
+    codestream with its header, or (None, 0, None) when pydicom should decode the film (the
+    reason is logged at debug level)."""
     try:
         data = get_frame(ds.PixelData, 0, number_of_frames=1)
     except Exception as exc:  # pydicom reports the problem when it decodes
         logger.debug("%s: JPEG 2000 frame not extracted (%s)", name, exc)
-        return None, 0
+        return None, 0, None
     info = _j2k.parse_codestream(data)
     rows, cols = int(ds.Rows), int(ds.Columns)
     if info is None or info.components != 1 or (info.rows, info.columns) != (rows, cols):
         logger.debug("%s: JPEG 2000 header not for the fast path (%s)", name, info)
-        return None, 0
+        return None, 0, None
     level = _j2k.reduction_level(spacing, decode_spacing_mm, info, signed, min_size)
     if level:
         arr = _j2k.decode(data, info, signed, level, name)
@@ -386,8 +424,28 @@ def _decode_j2k(
                 arr.shape[0],
                 arr.shape[1],
             )
-            return arr, level
-    return _j2k.decode(data, info, signed, 0, name), 0
+            return arr, level, (data, info)
+    return _j2k.decode(data, info, signed, 0, name), 0, None
+
+
+def _grey(
+    ds: Dataset,
+    name: str,
+    arr: npt.NDArray[Any],
+    bits_stored: int,
+    signed: bool,
+    photometric: str,
+    notes: list[str],
+) -> npt.NDArray[np.float32]:
+    """Stored grey values -> [0, 1], bone bright (BitsStored, modality, VOI, inversion);
+    ``photometric`` empty: read from ``ds`` (as ``read_dicom`` wrote it there)."""
+    stored = _fix_bits(arr, bits_stored, signed)
+    values, lo, hi = _grey_pipeline(ds, name, stored, bits_stored, signed, notes)
+    pixels = unit_range(values, lo, hi, name)
+    photometric = photometric or str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    if _inverted(ds, photometric):
+        np.subtract(np.float32(1.0), pixels, out=pixels)
+    return pixels
 
 
 def _decode(ds: Dataset, name: str, ts: UID) -> npt.NDArray[Any]:

@@ -1,8 +1,10 @@
 """Overlay picture (RGB array or PNG) of one scored film, for a reader to check the reading.
 
-The picture is the film (downsampled to :data:`MAX_SIDE`) between two dark strips that cover
-nothing of it: a header above (score, group, status with the flags or the failure's reason, what
-was measured, the file name, "research use" and the version) and a legend below (what was drawn).
+The picture is the film (downsampled to :data:`MAX_SIDE`; a JPEG 2000 film the scorer decoded
+at a reduced level is decoded again at the level nearest the picture's scale) between two dark
+strips that cover nothing of it: a header above (score, group, status with the flags or the
+failure's reason, what was measured, the file name, "research use" and the version) and a
+legend below (what was drawn).
 On the film: the vertebral outlines (level colours, labels behind the bodies), the Kauppila
 bounds (mid-disc lines, labels at their anterior ends), the aortic band's front edge and ends,
 and the posterior/anterior wall strips coloured by grade, each grade written beside its strip on
@@ -383,7 +385,7 @@ class Overlay:
     film_box: Box
     """Where the (downsampled) film lies in the picture."""
     scale: float
-    """Picture pixels per film pixel."""
+    """Picture pixels per film pixel (the film's own pixels, at full resolution)."""
     drawn: frozenset[Drawn]
     labels: tuple[Label, ...]
 
@@ -505,11 +507,12 @@ def overlay_image(rad: Radiograph, result: Result) -> npt.NDArray[np.uint8]:
 def render_overlay(rad: Radiograph, result: Result) -> Overlay:
     """The overlay picture of a result (module docstring), with the film's place in it, what
     was drawn and the boxes of its texts."""
-    px = np.clip(rad.pixels, 0.0, 1.0)
-    scale = min(1.0, MAX_SIDE / max(px.shape))
+    rows, cols = rad.film_shape
+    scale = min(1.0, MAX_SIDE / max(rows, cols))
+    px = np.clip(_film_pixels(rad, scale), 0.0, 1.0)
     film = Image.fromarray((px * 255).astype(np.uint8))
-    if scale < 1.0:
-        size = (max(1, round(px.shape[1] * scale)), max(1, round(px.shape[0] * scale)))
+    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    if film.size != size:
         film = film.resize(size, Image.BILINEAR, reducing_gap=2.0)
     film = film.convert("RGB")
     style = _Style.for_picture(film.width, film.height)
@@ -531,6 +534,19 @@ def render_overlay(rad: Radiograph, result: Result) -> Overlay:
         drawn=drawn,
         labels=(*header.labels, *painter.labels, *legend.labels),
     )
+
+
+def _film_pixels(rad: Radiograph, scale: float) -> npt.NDArray[np.float32]:
+    """The film's pixels for a picture of ``scale`` picture pixels per film pixel: those of
+    ``rad``, or for a JPEG 2000 film decoded at a reduced level
+    (:attr:`~aacscore.io.Radiograph.reduction`) the level nearest the picture's spacing (at
+    most sqrt(2) times coarser; :meth:`~aacscore.io.Radiograph.region`, the reduced pixels
+    when that decode fails). Geometry is drawn in the film's own pixels either way."""
+    spacing = rad.film_spacing_mm
+    if not rad.reduction or spacing is None:
+        return rad.pixels
+    rows, cols = rad.film_shape
+    return rad.region((0, rows, 0, cols), max(spacing) / scale * math.sqrt(2)).pixels
 
 
 @dataclass(frozen=True)
