@@ -3,9 +3,9 @@
 We have no labelled real films, so the input gate learns from images we make ourselves:
 
 * ``lateral_lumbar``: films of both simulator families (A: :func:`aacscore.simulate.case.
-  simulate_case`, B: :func:`aacscore.simulate.family_b.case.simulate_case_b`, half each,
-  rendered coarse), whole or cropped so that L1-L4 with the T12/L1 and L4/L5 discs stay on the
-  film;
+  simulate_case`, B: :func:`aacscore.simulate.family_b.case.simulate_case_b`, alternating,
+  rendered coarse, two crops per film), whole or cropped so that L1-L4 with the T12/L1 and
+  L4/L5 discs stay on the film;
 * ``lumbar_spot``: crops of the same kind of films keeping only L4-S1 or only T12-L2 (from the
   simulated vertebra corners);
 * ``ap_lumbar``, ``chest`` (PA and lateral), ``lateral_thoracic``, ``cervical`` (lateral and
@@ -27,6 +27,7 @@ pathology, paediatric films, CT/MR scout images.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -54,7 +55,7 @@ VIEW_CLASSES: tuple[str, ...] = (
 
 SIM_SPACING_MM: tuple[float, float] = (0.8, 1.6)
 """Pixel spacing range of the family A lateral films (coarse: the classifier sees ~128 px)."""
-SIM_SPACING_B_MM: tuple[float, float] = (1.4, 2.0)
+SIM_SPACING_B_MM: tuple[float, float] = (1.5, 2.0)
 """Pixel spacing range of the family B lateral films (coarser: family B renders slower)."""
 STYLE_STRENGTH = 0.6
 """Strength of :func:`style` for every radiograph class."""
@@ -112,9 +113,7 @@ def style(
         a = a[y0 : y0 + ch, x0 : x0 + cw]
         h, w = a.shape
     if rng.random() < 0.6:
-        a = a + 0.15 * rng.uniform(0, 1) * texture(
-            rng, a.shape, max(h, w) * rng.uniform(0.05, 0.2)
-        )
+        a = a + 0.15 * rng.uniform(0, 1) * texture(rng, a.shape, max(h, w) * rng.uniform(0.05, 0.2))
     if rng.random() < 0.7:
         a = ndimage.gaussian_filter(a, rng.uniform(0.3, 1.5))
     lo, hi = np.percentile(a, [rng.uniform(0, 5), rng.uniform(95, 100)])
@@ -246,6 +245,23 @@ RENDERED: tuple[str, ...] = tuple(PHANTOMS)
 """The classes drawn as projection phantoms (:mod:`.views_chain`)."""
 
 
+CROPS_PER_FILM = 2
+"""Lateral and spot images cut from each simulated film (consecutive indices share a film)."""
+
+
+def film_family(index: int) -> str:
+    """The simulator family of the film under lateral/spot image ``index``: films alternate
+    between A and B."""
+    return ("a", "b")[(index // CROPS_PER_FILM) % 2]
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_film(seed: int, cls: int, film: int) -> SimulatedCase:
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(cls), int(film), 1]))
+    # film seeds: class number in the upper digits, so the two classes use other films
+    return sim_film(seed * 1000 + cls, film, rng, ("a", "b")[film % 2])
+
+
 def raw_film(cls: str, seed: int, index: int) -> tuple[F32, np.random.Generator]:
     """The film of image ``index`` of radiograph class ``cls`` before :func:`style`, and the
     generator to style it with."""
@@ -254,8 +270,7 @@ def raw_film(cls: str, seed: int, index: int) -> tuple[F32, np.random.Generator]
     c = VIEW_CLASSES.index(cls)
     rng = rng_for(seed, c, index)
     if cls in ("lateral_lumbar", "lumbar_spot"):
-        # film seeds: class number in the upper digits, so the two classes use other films
-        case = sim_film(seed * 1000 + c, index, rng)
+        case = _shared_film(seed, c, index // CROPS_PER_FILM)
         img = lateral_crop(case, rng) if cls == "lateral_lumbar" else spot_crop(case, rng)
     else:
         img = render_class(cls, rng)

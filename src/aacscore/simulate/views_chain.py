@@ -37,9 +37,9 @@ children.
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -64,6 +64,8 @@ class Phantom:
     roi: tuple[int, int, int, int]
     """``(y0, y1, x0, x1)`` pixel box the chains window on."""
     habitus: float
+    landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Pixel ``(row, col)`` of named anatomy (e.g. ``lung_left``, ``L3_pedicle_right``)."""
 
 
 class Grid:
@@ -110,10 +112,12 @@ class Grid:
         return slice(r0, r1), slice(c0, c1)
 
     def to_px(self, x_mm: float, y_mm: float) -> tuple[float, float]:
-        """Pixel ``(row, col)`` nearest to a millimetre point."""
-        d = (self.x - x_mm) ** 2 + (self.y - y_mm) ** 2
-        k = int(np.argmin(d))
-        return float(k // self.shape[1]), float(k % self.shape[1])
+        """Pixel ``(row, col)`` of a millimetre point (may lie outside the image)."""
+        ct, st, cx, cy = self._map
+        h, w = self.shape
+        u = (x_mm - cx) * ct + (y_mm - cy) * st
+        v = -(x_mm - cx) * st + (y_mm - cy) * ct
+        return float(v / self.spacing + (h - 1) / 2), float(u / self.spacing + (w - 1) / 2)
 
     def roi_box(self, x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
         """``(y0, y1, x0, x1)`` pixel box of the pixels inside a millimetre box (clipped; the
@@ -157,7 +161,9 @@ def _local(g: Grid | _Sub, cx: float, cy: float, ang: float) -> tuple[F32, F32]:
     return (dx * c + dy * s).astype(np.float32), (-dx * s + dy * c).astype(np.float32)
 
 
-def ellipsoid(g: Grid, cx: float, cy: float, a: float, b: float, depth: float, ang: float = 0.0) -> F32:
+def ellipsoid(
+    g: Grid, cx: float, cy: float, a: float, b: float, depth: float, ang: float = 0.0
+) -> F32:
     """Path through an ellipsoid with in-plane semi-axes ``a``, ``b`` and ``depth`` along the
     beam (full thickness at its centre)."""
     sub = _sub(g, cx, cy, max(a, b))
@@ -167,7 +173,15 @@ def ellipsoid(g: Grid, cx: float, cy: float, a: float, b: float, depth: float, a
 
 
 def shelled(
-    g: Grid, cx: float, cy: float, a: float, b: float, depth: float, t: float, trab: float, ang: float = 0.0
+    g: Grid,
+    cx: float,
+    cy: float,
+    a: float,
+    b: float,
+    depth: float,
+    t: float,
+    trab: float,
+    ang: float = 0.0,
 ) -> F32:
     """Bone of an ellipsoid with a cortical shell ``t`` mm and trabecular density ``trab``."""
     outer = ellipsoid(g, cx, cy, a, b, depth, ang)
@@ -176,7 +190,15 @@ def shelled(
 
 
 def ring(
-    g: Grid, cx: float, cy: float, a: float, b: float, length: float, t: float, trab: float, ang: float = 0.0
+    g: Grid,
+    cx: float,
+    cy: float,
+    a: float,
+    b: float,
+    length: float,
+    t: float,
+    trab: float,
+    ang: float = 0.0,
 ) -> F32:
     """A bony cylinder along the beam seen end-on (pedicle): bright cortical ring, its inside
     ``trab``; path ``length`` mm."""
@@ -194,7 +216,7 @@ def _seg_dist(g: Grid, pts: np.ndarray, r: float) -> tuple[F32, _Sub]:
     lo, hi = pts.min(axis=0) - r, pts.max(axis=0) + r
     sub = _Sub(g, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
     best = np.full(sub.x.shape, np.inf, dtype=np.float32)
-    for (ax, ay), (bx, by) in zip(pts[:-1], pts[1:], strict=True):
+    for (ax, ay), (bx, by) in itertools.pairwise(pts):
         vx, vy = bx - ax, by - ay
         ll = vx * vx + vy * vy
         t = np.clip(((sub.x - ax) * vx + (sub.y - ay) * vy) / max(ll, 1e-6), 0.0, 1.0)
@@ -218,7 +240,18 @@ def soft_tube(g: Grid, pts: np.ndarray, r: float) -> F32:
     return sub.full((2 * np.sqrt(np.clip(r * r - d * d, 0.0, None))).astype(np.float32))
 
 
-def column(g: Grid, cx: float, cy: float, hw: float, hh: float, depth: float, t: float, trab: float, ang: float, plate: float) -> F32:
+def column(
+    g: Grid,
+    cx: float,
+    cy: float,
+    hw: float,
+    hh: float,
+    depth: float,
+    t: float,
+    trab: float,
+    ang: float,
+    plate: float,
+) -> F32:
     """A vertebral body seen frontally: vertical cylinder (elliptic section ``2 hw`` wide,
     ``depth`` deep) ``2 hh`` tall with rounded corners, cortical shell and end-plates."""
     sub = _sub(g, cx, cy, math.hypot(hw, hh))
@@ -233,7 +266,17 @@ def column(g: Grid, cx: float, cy: float, hw: float, hh: float, depth: float, t:
     return sub.full((depth * ((prof - pin) + trab * pin + plates * 0.25)).astype(np.float32))
 
 
-def box_lateral(g: Grid, cx: float, cy: float, hw: float, hh: float, width: float, t: float, trab: float, ang: float) -> F32:
+def box_lateral(
+    g: Grid,
+    cx: float,
+    cy: float,
+    hw: float,
+    hh: float,
+    width: float,
+    t: float,
+    trab: float,
+    ang: float,
+) -> F32:
     """A vertebral body seen laterally: rounded box ``2 hw`` deep (in plane) and ``2 hh`` tall,
     ``width`` mm across the beam, with cortex where the beam runs tangentially."""
     sub = _sub(g, cx, cy, math.hypot(hw, hh))
@@ -265,7 +308,9 @@ def _bmd(rng: np.random.Generator) -> tuple[float, float]:
     return float(rng.uniform(0.15, 0.4)), float(rng.uniform(0.8, 2.0))
 
 
-def _fov(rng: np.random.Generator, w: tuple[float, float], h: tuple[float, float]) -> tuple[float, float]:
+def _fov(
+    rng: np.random.Generator, w: tuple[float, float], h: tuple[float, float]
+) -> tuple[float, float]:
     return float(rng.uniform(*w)), float(rng.uniform(*h))
 
 
@@ -307,9 +352,10 @@ def frontal_vertebra(
     cort: float,
     tp_len: float,
     spinous: bool = True,
-) -> None:
+) -> dict[str, tuple[float, float]]:
     """A vertebra seen from the front: body, pedicle rings, lamina, spinous, transverse and
-    articular processes."""
+    articular processes; returns the mm centres of its pedicles (``pedicle_left``/``_right``:
+    towards -x / +x)."""
     depth = hw * 1.5
     g.bone += column(g, cx, cy, hw, hh, depth, cort, trab, ang, float(rng.uniform(0.5, 1.2)))
     c, s = math.cos(ang), math.sin(ang)
@@ -318,13 +364,17 @@ def frontal_vertebra(
         return cx + du * c - dv * s, cy + du * s + dv * c
 
     pa, pb = hw * rng.uniform(0.14, 0.2), hh * rng.uniform(0.28, 0.38)
+    centres: dict[str, tuple[float, float]] = {}
     for side in (-1, 1):
         px, py = at(side * hw * rng.uniform(0.55, 0.68), -hh * rng.uniform(0.2, 0.35))
+        centres["pedicle_left" if side < 0 else "pedicle_right"] = (px, py)
         g.bone += ring(g, px, py, pa, pb, hw * 0.55, cort * 1.2, trab, ang)
         tx, ty = at(side * hw * 0.75, -hh * 0.15)
         ex, ey = at(side * (hw * 0.75 + tp_len), -hh * rng.uniform(0.1, 0.4))
         if tp_len > 1:
-            g.bone += tube(g, np.array([[tx, ty], [ex, ey]]), hh * rng.uniform(0.12, 0.2), cort, trab)
+            g.bone += tube(
+                g, np.array([[tx, ty], [ex, ey]]), hh * rng.uniform(0.12, 0.2), cort, trab
+            )
         for dv in (-1.0, 1.0):  # articular processes above and below the pedicles
             ax, ay = at(side * hw * 0.42, dv * hh * 0.95)
             g.bone += shelled(g, ax, ay, hw * 0.12, hh * 0.28, 12, cort, trab, ang + side * 0.3)
@@ -333,10 +383,17 @@ def frontal_vertebra(
     if spinous:
         sx, sy = at(rng.normal(0, hw * 0.04), hh * rng.uniform(0.35, 0.6))
         g.bone += ring(g, sx, sy, hw * 0.1, hh * 0.4, 22.0, cort * 1.4, trab, ang)
+    return centres
 
 
 def _spine_path(
-    rng: np.random.Generator, n: int, top: float, heights: np.ndarray, discs: np.ndarray, cx: float, bend: float
+    rng: np.random.Generator,
+    n: int,
+    top: float,
+    heights: np.ndarray,
+    discs: np.ndarray,
+    cx: float,
+    bend: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centres (x, y) and tilts of ``n`` stacked vertebrae from ``top`` down."""
     ys = np.empty(n)
@@ -367,12 +424,20 @@ def ap_lumbar(rng: np.random.Generator) -> Phantom:
     half_w = size * rng.uniform(140, 200)
     depth = size * rng.uniform(170, 300)
     g.soft += trunk(g, 0.0, half_w, depth)
+    marks: dict[str, tuple[float, float]] = {}
     for i in range(n):
         tp = widths[i] * (0.25 if i < 2 else (0.55 if i == 4 else 0.4)) * rng.uniform(0.8, 1.2)
-        frontal_vertebra(g, rng, xs[i], ys[i], widths[i] / 2, heights[i] / 2, ang[i], trab, cort, tp)
+        ped = frontal_vertebra(
+            g, rng, xs[i], ys[i], widths[i] / 2, heights[i] / 2, ang[i], trab, cort, tp
+        )
+        if i == l3:
+            marks["L3"] = g.to_px(xs[i], ys[i])
+            marks.update({f"L3_{k}": g.to_px(*v) for k, v in ped.items()})
     yb = float(ys[-1] + heights[-1] / 2 + discs[-1])
     for s in (-1, 1):  # psoas: muscle is denser than the fat around it
-        pts = np.array([[xs[2] + s * widths[2] * 0.45, ys[2]], [xs[-1] + s * widths[-1] * 1.3, yb + 40]])
+        pts = np.array(
+            [[xs[2] + s * widths[2] * 0.45, ys[2]], [xs[-1] + s * widths[-1] * 1.3, yb + 40]]
+        )
         g.soft += 0.12 * soft_tube(g, pts, float(rng.uniform(22, 35) * size))
         for k, yy in enumerate((ys[0], ys[1])):  # lowest ribs
             if rng.random() < 0.85:
@@ -410,7 +475,7 @@ def ap_lumbar(rng: np.random.Generator) -> Phantom:
         0.3 * g.soft,
     )
     roi = g.roi_box(xs[l3] - 80, ys[1], xs[l3] + 80, ys[-1])
-    return Phantom(g.bone, g.soft, g.spacing, roi, float(rng.uniform(0, 1)))
+    return Phantom(g.bone, g.soft, g.spacing, roi, float(rng.uniform(0, 1)), marks)
 
 
 # -------------------------------------------------------------------------------------------
@@ -437,7 +502,12 @@ def _lung_markings(rng: np.random.Generator, g: Grid) -> F32:
 def chest(rng: np.random.Generator) -> Phantom:
     """PA/AP chest (70 %) or lateral chest (see the module docstring)."""
     if rng.random() < 0.3:
-        return _lateral_chest(rng)
+        return lateral_chest(rng)
+    return chest_pa(rng)
+
+
+def chest_pa(rng: np.random.Generator) -> Phantom:
+    """PA/AP chest; landmarks ``lung_left``, ``lung_right`` (mid-lung) and ``mediastinum``."""
     trab, cort = _bmd(rng)
     size = float(rng.uniform(0.85, 1.15))
     half_w = size * rng.uniform(135, 175)
@@ -451,9 +521,11 @@ def chest(rng: np.random.Generator) -> Phantom:
     g.soft += trunk(g, 0.0, half_w * 0.35, depth * 0.5) * (g.y < apex - 20) * 0.6 * (shoulders > 0)
     # lungs: each a tall rounded shape, its medial edge against the mediastinum
     lung = np.zeros(g.shape, np.float32)
+    marks: dict[str, tuple[float, float]] = {}
     for s in (-1, 1):
         d_s = dome + (0 if s > 0 else size * rng.uniform(8, 25))  # right dome higher
         lx = s * half_w * rng.uniform(0.45, 0.55)
+        marks["lung_left" if s < 0 else "lung_right"] = g.to_px(lx, apex + 0.4 * (d_s - apex))
         lw = half_w * rng.uniform(0.4, 0.5)
         cy = (apex + d_s) / 2
         hh = (d_s - apex) / 2
@@ -463,7 +535,15 @@ def chest(rng: np.random.Generator) -> Phantom:
         dome_cut = g.y < d_s - 25 * (1 - np.clip(((g.x - lx) / lw) ** 2, 0, 1)) + 25
         lung += (np.sqrt(np.clip(1 - r2, 0, None)) * dome_cut).astype(np.float32)
     heart_x = size * rng.uniform(5, 30)
-    heart = ellipsoid(g, -heart_x, dome - size * rng.uniform(45, 60), size * rng.uniform(65, 90), size * rng.uniform(50, 65), 1.0, -0.5)
+    heart = ellipsoid(
+        g,
+        -heart_x,
+        dome - size * rng.uniform(45, 60),
+        size * rng.uniform(65, 90),
+        size * rng.uniform(50, 65),
+        1.0,
+        -0.5,
+    )
     media = np.clip(1 - np.abs(g.x - rng.normal(0, 3)) / (size * rng.uniform(22, 32)), 0, 1) ** 0.5
     lung = np.clip(lung - 0.6 * heart**0.5 - 1.2 * media, 0, 1)
     vessels = _lung_markings(rng, g)
@@ -472,24 +552,45 @@ def chest(rng: np.random.Generator) -> Phantom:
     for s in (-1, 1):  # hila
         g.soft += 0.25 * ellipsoid(g, s * size * 40, apex + (dome - apex) * 0.45, 18, 30, 60)
     # trachea
-    g.soft -= soft_tube(g, np.array([[0, apex - 80], [0, apex + 60]]), size * rng.uniform(7, 10)) * 1.0
+    g.soft -= (
+        soft_tube(g, np.array([[0, apex - 80], [0, apex + 60]]), size * rng.uniform(7, 10)) * 1.0
+    )
     # thoracic spine (faint through the mediastinum)
     n = 12
     heights = size * np.linspace(15, 22, n)
     discs = size * rng.uniform(4, 6, n)
     xs, ys, ang = _spine_path(rng, n, apex - 60 * size, heights, discs, 0.0, rng.normal(0, 4))
     for i in range(n):
-        frontal_vertebra(g, rng, xs[i], ys[i], size * (14 + i * 0.9), heights[i] / 2, ang[i], trab, cort, size * rng.uniform(8, 14))
+        frontal_vertebra(
+            g,
+            rng,
+            xs[i],
+            ys[i],
+            size * (14 + i * 0.9),
+            heights[i] / 2,
+            ang[i],
+            trab,
+            cort,
+            size * rng.uniform(8, 14),
+        )
     # ribs: posterior from each vertebra, anterior ones fainter and sloping down-medially
     for i in range(n - 1):
         for s in (-1, 1):
-            span = half_w * rng.uniform(0.8, 0.95) * (0.55 + 0.45 * math.sin(math.pi * min(1.0, (i + 1) / 7)))
+            span = (
+                half_w
+                * rng.uniform(0.8, 0.95)
+                * (0.55 + 0.45 * math.sin(math.pi * min(1.0, (i + 1) / 7)))
+            )
             drop = size * rng.uniform(40, 70)
             pts = _rib_arc(rng, xs[i] + s * size * 14, ys[i], s, span, drop)
             g.bone += tube(g, pts, size * rng.uniform(4.0, 5.5), cort, trab * 0.8)
             end = pts[-1]
             ant = np.array(
-                [end, [end[0] - s * span * 0.35, end[1] + size * 30], [s * size * 30, end[1] + size * rng.uniform(45, 70)]]
+                [
+                    end,
+                    [end[0] - s * span * 0.35, end[1] + size * 30],
+                    [s * size * 30, end[1] + size * rng.uniform(45, 70)],
+                ]
             )
             g.bone += 0.45 * tube(g, ant, size * rng.uniform(4, 5.5), cort, trab * 0.5)
     for s in (-1, 1):  # clavicles, scapulae, humeral heads, breasts
@@ -505,12 +606,24 @@ def chest(rng: np.random.Generator) -> Phantom:
         sx = s * half_w * rng.uniform(0.7, 0.85)
         g.bone += shelled(g, sx, apex + size * 55, size * 35, size * 70, 6, cort, trab, s * 0.35)
         if rng.random() < 0.6:
-            g.bone += shelled(g, s * half_w * rng.uniform(1.0, 1.15), apex - size * 35, size * 25, size * 25, 50, cort, trab)
+            g.bone += shelled(
+                g,
+                s * half_w * rng.uniform(1.0, 1.15),
+                apex - size * 35,
+                size * 25,
+                size * 25,
+                50,
+                cort,
+                trab,
+            )
         if rng.random() < 0.4:
-            g.soft += 0.5 * ellipsoid(g, s * half_w * 0.55, dome - size * 20, size * 60, size * 45, 80)
+            g.soft += 0.5 * ellipsoid(
+                g, s * half_w * 0.55, dome - size * 20, size * 60, size * 45, 80
+            )
     g.soft = np.maximum(g.soft, 0.0)
+    marks["mediastinum"] = g.to_px(0.0, apex + 0.4 * (dome - apex))
     roi = g.roi_box(-half_w, apex, half_w, dome)
-    return Phantom(g.bone, g.soft, g.spacing, roi, float(rng.uniform(0, 1)))
+    return Phantom(g.bone, g.soft, g.spacing, roi, float(rng.uniform(0, 1)), marks)
 
 
 def lateral_spine(
@@ -534,7 +647,9 @@ def lateral_spine(
         g.bone += box_lateral(g, cx, cy, d, h, float(widths[i]), cort, trab, a)
         c, s = math.cos(a), math.sin(a)
 
-        def at(du: float, dv: float, cx: float = cx, cy: float = cy, c: float = c, s: float = s) -> tuple[float, float]:
+        def at(
+            du: float, dv: float, cx: float = cx, cy: float = cy, c: float = c, s: float = s
+        ) -> tuple[float, float]:
             return cx + post * du * c - dv * s, cy + post * du * s + dv * c
 
         px, py = at(d + h * 0.5, -h * 0.3)
@@ -547,11 +662,13 @@ def lateral_spine(
 
 
 def lateral_thoracic(rng: np.random.Generator) -> Phantom:
-    """Lateral thoracic spine (see the module docstring)."""
+    """Lateral thoracic spine (see the module docstring); landmarks ``T7`` (body centre) and
+    ``lung`` (in front of the spine)."""
     return _lateral_thorax(rng, chest_view=False)
 
 
-def _lateral_chest(rng: np.random.Generator) -> Phantom:
+def lateral_chest(rng: np.random.Generator) -> Phantom:
+    """Lateral chest (landmarks as :func:`lateral_thoracic`)."""
     return _lateral_thorax(rng, chest_view=True)
 
 
@@ -574,7 +691,6 @@ def _lateral_thorax(rng: np.random.Generator, chest_view: bool) -> Phantom:
     xs = post * kyph * np.sin(math.pi * t)  # apex backwards
     ang = np.arctan(np.gradient(xs, ys)) * -1.0
     ap_depth = size * rng.uniform(180, 280)  # chest front-back
-    front = xs.min() if post > 0 else xs.max()
     ant_x = -post * (ap_depth * 0.72)
     if chest_view:
         fov = _fov(rng, (300, 430), (330, 430))
@@ -591,13 +707,23 @@ def _lateral_thorax(rng: np.random.Generator, chest_view: bool) -> Phantom:
     lung_x0, lung_x1 = sorted((ant_x + post * 15, xs.mean() + post * 40))
     u = (g.x - (lung_x0 + lung_x1) / 2) / ((lung_x1 - lung_x0) / 2)
     v = (g.y - (ys[0] + dome) / 2) / ((dome - ys[0] + 20) / 2)
-    dia = dome - 30 * (1 - np.clip(u, -1, 1) ** 2) * 0 + 25 * u * post
+    dia = dome + 25 * u * post  # the diaphragm slopes down towards the back
     lung = np.sqrt(np.clip(1 - np.abs(u) ** 3 - np.abs(v) ** 2.5, 0, None)) * (g.y < dia)
-    heart = ellipsoid(g, ant_x + post * size * rng.uniform(55, 80), dome - size * 55, size * 60, size * 55, 1.0, 0.5)
+    heart = ellipsoid(
+        g,
+        ant_x + post * size * rng.uniform(55, 80),
+        dome - size * 55,
+        size * 60,
+        size * 55,
+        1.0,
+        0.5,
+    )
     lung = np.clip(lung - 0.6 * heart**0.5, 0, 1)
     vessels = _lung_markings(rng, g)
     g.soft -= width * rng.uniform(0.5, 0.7) * lung * (1.0 - vessels)
-    lateral_spine(g, rng, xs, ys, ang, depths, heights, widths, trab, cort, post, float(rng.uniform(0.6, 1.1)))
+    lateral_spine(
+        g, rng, xs, ys, ang, depths, heights, widths, trab, cort, post, float(rng.uniform(0.6, 1.1))
+    )
     # ribs: posterior arcs leaving the posterior elements, both sides slightly offset
     for i in range(1, n - 1):
         for off in (rng.uniform(-6, 0), rng.uniform(0, 8)):
@@ -621,8 +747,12 @@ def _lateral_thorax(rng: np.random.Generator, chest_view: bool) -> Phantom:
         if rng.random() < 0.4:
             g.bone += shelled(g, xs[1] - post * 30, ys[0] - 10, 25, 25, 50, cort, trab)
     g.soft = np.maximum(g.soft, 0.0)
+    marks = {
+        "T7": g.to_px(float(xs[6]), float(ys[6])),
+        "lung": g.to_px(float(xs[4] - post * (depths[4] / 2 + 45 * size)), float(ys[4])),
+    }
     roi = g.roi_box(min(ant_x, xs.min()), ys[2], max(ant_x, xs.max() + post * 40), ys[-2])
-    return Phantom(g.bone, g.soft, g.spacing, roi, float(rng.uniform(0, 1)))
+    return Phantom(g.bone, g.soft, g.spacing, roi, float(rng.uniform(0, 1)), marks)
 
 
 # -------------------------------------------------------------------------------------------
@@ -648,35 +778,86 @@ def cervical(rng: np.random.Generator) -> Phantom:
         t = (ys - ys[0]) / (ys[-1] - ys[0])
         xs = -post * lord * np.sin(math.pi * t)
         ang = np.arctan(np.gradient(xs, ys)) * -1.0
-        g = Grid(rng, fov, (float(xs.mean() + rng.normal(0, 15)), float(ys[3] + rng.normal(0, 20))), _rot(rng, 4))
+        g = Grid(
+            rng,
+            fov,
+            (float(xs.mean() + rng.normal(0, 15)), float(ys[3] + rng.normal(0, 20))),
+            _rot(rng, 4),
+        )
         neck_w = size * rng.uniform(100, 140)
         ant = xs.mean() - post * size * rng.uniform(45, 60)
         g.soft += trunk(g, xs.mean() - post * 10, size * 65, neck_w)
-        g.soft += trunk(g, 0, size * 220, size * 350) * np.clip((g.y - ys[-1] - 10) / 30, 0, 1)  # shoulders
-        air = np.array([[ant + post * 8, ys[0] - 30], [ant + post * 14, ys[3]], [ant + post * 10, ys[-1] + 40]])
+        g.soft += trunk(g, 0, size * 220, size * 350) * np.clip(
+            (g.y - ys[-1] - 10) / 30, 0, 1
+        )  # shoulders
+        air = np.array(
+            [[ant + post * 8, ys[0] - 30], [ant + post * 14, ys[3]], [ant + post * 10, ys[-1] + 40]]
+        )
         g.soft -= soft_tube(g, air, size * rng.uniform(6, 10)) * 2.0
         depths = size * np.array([8, 15, 15, 16, 16, 17, 17])
-        lateral_spine(g, rng, xs, ys, ang, depths, heights, size * np.full(n, 20), trab, cort, post, 0.3)
-        g.bone += tube(g, np.array([[xs[1] - post * 2, ys[1] - 8], [xs[1] - post * 4, ys[0] - 14]]), 5 * size, cort, trab)  # dens
+        lateral_spine(
+            g, rng, xs, ys, ang, depths, heights, size * np.full(n, 20), trab, cort, post, 0.3
+        )
+        g.bone += tube(
+            g,
+            np.array([[xs[1] - post * 2, ys[1] - 8], [xs[1] - post * 4, ys[0] - 14]]),
+            5 * size,
+            cort,
+            trab,
+        )  # dens
         skull_y = ys[0] - size * rng.uniform(25, 40)
         g.bone += shelled(g, xs[0] + post * 40, skull_y - 70, 110 * size, 80 * size, 150, 4, 0.1)
-        mand = np.array([[xs[0] - post * 5, ys[0] - 30], [ant - post * 40, ys[1] + 10], [ant - post * 80, ys[1] + 5]])
+        mand = np.array(
+            [
+                [xs[0] - post * 5, ys[0] - 30],
+                [ant - post * 40, ys[1] + 10],
+                [ant - post * 80, ys[1] + 5],
+            ]
+        )
         g.bone += tube(g, mand, size * 7, cort * 1.5, trab)
         if rng.random() < 0.7:
-            g.bone += shelled(g, xs[-1] + post * 20, ys[-1] + 35, 60 * size, 25 * size, 50, cort, trab)
+            g.bone += shelled(
+                g, xs[-1] + post * 20, ys[-1] + 35, 60 * size, 25 * size, 50, cort, trab
+            )
         roi = g.roi_box(ant, ys[0], xs.max() + 30, ys[-1])
     else:
-        xs, _, ang = _spine_path(rng, n, ys[0] - heights[0] / 2, heights, discs, 0.0, rng.normal(0, 3))
-        g = Grid(rng, fov, (float(rng.normal(0, 12)), float(ys[3] + rng.normal(0, 20))), _rot(rng, 3))
+        xs, _, ang = _spine_path(
+            rng, n, ys[0] - heights[0] / 2, heights, discs, 0.0, rng.normal(0, 3)
+        )
+        g = Grid(
+            rng, fov, (float(rng.normal(0, 12)), float(ys[3] + rng.normal(0, 20))), _rot(rng, 3)
+        )
         g.soft += trunk(g, 0.0, size * 60, size * 110)
         g.soft += trunk(g, 0, size * 200, size * 200) * np.clip((g.y - ys[-1] - 10) / 30, 0, 1)
-        g.soft -= soft_tube(g, np.array([[0, ys[1]], [rng.normal(0, 3), ys[-1] + 60]]), size * rng.uniform(7, 10)) * 1.2
+        g.soft -= (
+            soft_tube(
+                g,
+                np.array([[0, ys[1]], [rng.normal(0, 3), ys[-1] + 60]]),
+                size * rng.uniform(7, 10),
+            )
+            * 1.2
+        )
         for i in range(1, n):
-            frontal_vertebra(g, rng, xs[i], ys[i], size * (9 + i * 0.6), heights[i] / 2, ang[i], trab, cort, size * 5)
+            frontal_vertebra(
+                g,
+                rng,
+                xs[i],
+                ys[i],
+                size * (9 + i * 0.6),
+                heights[i] / 2,
+                ang[i],
+                trab,
+                cort,
+                size * 5,
+            )
         mand = _rib_arc(rng, 0, ys[0] - 15, 1, 50 * size, -20)
-        g.bone += tube(g, np.concatenate([mand[::-1] * np.array([-1, 1]), mand]), size * 6, cort, trab)
+        g.bone += tube(
+            g, np.concatenate([mand[::-1] * np.array([-1, 1]), mand]), size * 6, cort, trab
+        )
         for s in (-1, 1):
-            cl = np.array([[s * 15, ys[-1] + 30], [s * 70 * size, ys[-1] + 15], [s * 130 * size, ys[-1] + 5]])
+            cl = np.array(
+                [[s * 15, ys[-1] + 30], [s * 70 * size, ys[-1] + 15], [s * 130 * size, ys[-1] + 5]]
+            )
             g.bone += tube(g, cl, size * 6, cort, trab)
         roi = g.roi_box(-40, ys[1], 40, ys[-1])
     return Phantom(g.bone, np.maximum(g.soft, 0.0), g.spacing, roi, float(rng.uniform(0, 0.7)))
@@ -700,14 +881,21 @@ def pelvis_hip(rng: np.random.Generator) -> Phantom:
         centre = (float(rng.normal(0, 12)), float(size * rng.uniform(0, 40)))
     g = Grid(rng, fov, centre, _rot(rng, 2.5))
     g.soft += trunk(g, 0.0, size * rng.uniform(170, 220), size * rng.uniform(190, 290))
+    marks: dict[str, tuple[float, float]] = {"sacrum": g.to_px(0.0, -size * 40)}
     # L5 and sacrum
-    frontal_vertebra(g, rng, 0.0, -size * 95, size * 26, size * 13, rng.normal(0, 0.04), trab, cort, size * 18)
+    frontal_vertebra(
+        g, rng, 0.0, -size * 95, size * 26, size * 13, rng.normal(0, 0.04), trab, cort, size * 18
+    )
     u, v = np.abs(g.x), g.y + size * 75
-    shape = np.clip(1 - u / (size * 55 * (1 - 0.65 * np.clip(v / (110 * size), 0, 1))), 0, 1) * ((v > 0) & (v < 110 * size))
+    shape = np.clip(1 - u / (size * 55 * (1 - 0.65 * np.clip(v / (110 * size), 0, 1))), 0, 1) * (
+        (v > 0) & (v < 110 * size)
+    )
     g.bone += (18 * trab + 4 * cort) * np.sqrt(shape).astype(np.float32)
     for k in range(4):
         for s in (-1, 1):
-            g.bone -= 0.8 * ellipsoid(g, s * size * (25 - 3 * k), -size * 60 + 22 * k * size, 5, 4.5, 18 * trab + 3)
+            g.bone -= 0.8 * ellipsoid(
+                g, s * size * (25 - 3 * k), -size * 60 + 22 * k * size, 5, 4.5, 18 * trab + 3
+            )
     for s in (-1, 1):
         # iliac wing: thin plate with a thick crest and the arcuate line
         icx, icy = s * size * rng.uniform(85, 105), -size * rng.uniform(45, 65)
@@ -717,29 +905,57 @@ def pelvis_hip(rng: np.random.Generator) -> Phantom:
         tt = np.linspace(0.2, math.pi - 0.2, 12)
         crest = np.stack([icx + a * np.cos(tt), icy - b * np.abs(np.sin(tt))], 1)
         g.bone += tube(g, crest, size * rng.uniform(5, 8), cort * 1.5, trab)
-        brim = np.array([[s * size * 35, -size * 40], [s * size * 70, -size * 5], [s * size * 75, size * 25]])
+        brim = np.array(
+            [[s * size * 35, -size * 40], [s * size * 70, -size * 5], [s * size * 75, size * 25]]
+        )
         g.bone += tube(g, brim, size * 4, cort * 1.3, trab)
         # acetabulum, femoral head, neck, trochanters, shaft
         hx, hy = s * size * rng.uniform(85, 100), size * rng.uniform(35, 50)
         hr = size * rng.uniform(22, 27)
-        g.bone += 0.6 * tube(g, np.array([[hx + s * hr * math.cos(t), hy - hr * math.sin(t) * 1.05] for t in np.linspace(-0.3, math.pi * 0.8, 10)]), 4 * size, cort * 1.5, trab)
+        marks["femoral_head_left" if s < 0 else "femoral_head_right"] = g.to_px(hx, hy)
+        g.bone += 0.6 * tube(
+            g,
+            np.array(
+                [
+                    [hx + s * hr * math.cos(t), hy - hr * math.sin(t) * 1.05]
+                    for t in np.linspace(-0.3, math.pi * 0.8, 10)
+                ]
+            ),
+            4 * size,
+            cort * 1.5,
+            trab,
+        )
         g.bone += shelled(g, hx, hy, hr, hr, 2 * hr, cort, trab)
         neck_end = np.array([hx + s * size * 45, hy + size * 35])
         g.bone += tube(g, np.array([[hx, hy], neck_end]), size * rng.uniform(14, 17), cort, trab)
-        g.bone += shelled(g, hx + s * size * 55, hy + size * 25, size * 18, size * 25, 40, cort, trab)
-        g.bone += shelled(g, hx + s * size * 30, hy + size * 70, size * 10, size * 10, 20, cort, trab)
+        g.bone += shelled(
+            g, hx + s * size * 55, hy + size * 25, size * 18, size * 25, 40, cort, trab
+        )
+        g.bone += shelled(
+            g, hx + s * size * 30, hy + size * 70, size * 10, size * 10, 20, cort, trab
+        )
         shaft = np.array([neck_end, [hx + s * size * 50, hy + size * 300]])
         g.bone += tube(g, shaft, size * rng.uniform(14, 17), size * rng.uniform(4, 7), 0.05)
         # pubic rami around the obturator foramen
         ox, oy = s * size * 45, size * 65
-        ram = np.array([[ox + s * size * 20 * math.cos(t), oy + size * 22 * math.sin(t)] for t in np.linspace(0, 2 * math.pi, 20)])
+        ram = np.array(
+            [
+                [ox + s * size * 20 * math.cos(t), oy + size * 22 * math.sin(t)]
+                for t in np.linspace(0, 2 * math.pi, 20)
+            ]
+        )
         g.bone += tube(g, ram, size * 7, cort, trab)
-        g.soft += 0.15 * soft_tube(g, np.array([[hx + s * 40, hy + 40], [hx + s * 60, hy + 250]]), size * 60)
-    g.soft -= np.minimum(_gas(rng, g, (-150 * size, -140 * size, 150 * size, 20 * size), int(rng.integers(0, 6))), 0.3 * g.soft)
+        g.soft += 0.15 * soft_tube(
+            g, np.array([[hx + s * 40, hy + 40], [hx + s * 60, hy + 250]]), size * 60
+        )
+    g.soft -= np.minimum(
+        _gas(rng, g, (-150 * size, -140 * size, 150 * size, 20 * size), int(rng.integers(0, 6))),
+        0.3 * g.soft,
+    )
     roi = g.roi_box(-150 * size, -100 * size, 150 * size, 120 * size)
     if single:
         roi = g.roi_box(centre[0] - 80, centre[1] - 80, centre[0] + 80, centre[1] + 80)
-    return Phantom(g.bone, np.maximum(g.soft, 0.0), g.spacing, roi, float(rng.uniform(0, 1)))
+    return Phantom(g.bone, np.maximum(g.soft, 0.0), g.spacing, roi, float(rng.uniform(0, 1)), marks)
 
 
 # -------------------------------------------------------------------------------------------
@@ -754,10 +970,17 @@ def other_body_part(rng: np.random.Generator) -> Phantom:
         big = rng.random() < 0.5  # knee vs elbow / ankle scale
         r = rng.uniform(13, 18) if big else rng.uniform(7, 11)
         fov = _fov(rng, (r * 8, r * 16), (r * 14, r * 26))
-        g = Grid(rng, fov, (float(rng.normal(0, r)), float(rng.normal(0, r * 2))), float(rng.uniform(-25, 25)))
+        g = Grid(
+            rng,
+            fov,
+            (float(rng.normal(0, r)), float(rng.normal(0, r * 2))),
+            float(rng.uniform(-25, 25)),
+        )
         g.soft += trunk(g, 0.0, r * rng.uniform(3.5, 5.0), r * rng.uniform(6, 9))
         gap = r * rng.uniform(0.3, 0.6)
-        g.bone += tube(g, np.array([[0, -gap - r * 1.2], [rng.normal(0, 2), -r * 30]]), r, r * 0.3, 0.05)
+        g.bone += tube(
+            g, np.array([[0, -gap - r * 1.2], [rng.normal(0, 2), -r * 30]]), r, r * 0.3, 0.05
+        )
         g.bone += shelled(g, 0, -gap - r * 0.9, r * 2.0, r * 1.0, r * 2.2, cort, trab)
         nb = int(rng.integers(1, 3))
         bend = rng.uniform(-0.5, 0.5)
@@ -773,7 +996,12 @@ def other_body_part(rng: np.random.Generator) -> Phantom:
         roi = g.roi_box(-r * 3, -r * 4, r * 3, r * 4)
     elif kind == "hand":
         fov = _fov(rng, (120, 220), (160, 260))
-        g = Grid(rng, fov, (float(rng.normal(0, 10)), float(rng.normal(0, 15))), float(rng.uniform(-20, 20)))
+        g = Grid(
+            rng,
+            fov,
+            (float(rng.normal(0, 10)), float(rng.normal(0, 15))),
+            float(rng.uniform(-20, 20)),
+        )
         base = np.array([0.0, 60.0])
         for k in range(5):
             a = (k - 2) * rng.uniform(0.15, 0.28) + rng.normal(0, 0.04)
@@ -783,7 +1011,13 @@ def other_body_part(rng: np.random.Generator) -> Phantom:
             g.soft += soft_tube(g, np.stack([p, p + dv * sum(segs)]), 9.0)
             for sl in segs:
                 q = p + dv * sl
-                g.bone += tube(g, np.stack([p + dv * 2.5, q - dv * 2.5]), float(rng.uniform(3.5, 5.0)), 1.5, trab)
+                g.bone += tube(
+                    g,
+                    np.stack([p + dv * 2.5, q - dv * 2.5]),
+                    float(rng.uniform(3.5, 5.0)),
+                    1.5,
+                    trab,
+                )
                 p = q
         for _ in range(8):
             cx, cy = base[0] + rng.normal(0, 12), base[1] + rng.normal(8, 7)
@@ -805,10 +1039,17 @@ def other_body_part(rng: np.random.Generator) -> Phantom:
         else:  # lateral: sella, facial bones, sinuses
             g.bone += shelled(g, -a * 0.55, b * 0.35, 30, 35, 60, 3, 0.2)
             g.soft -= 30 * (ellipsoid(g, -a * 0.6, b * 0.25, 18, 15, 1.0) > 0)
-        mand = np.array([[-a * 0.8 * math.cos(t), b * 0.85 + 30 * math.sin(t)] for t in np.linspace(0.2, math.pi - 0.2, 12)])
+        mand = np.array(
+            [
+                [-a * 0.8 * math.cos(t), b * 0.85 + 30 * math.sin(t)]
+                for t in np.linspace(0.2, math.pi - 0.2, 12)
+            ]
+        )
         g.bone += tube(g, mand, 8, 3, trab)
         for t in np.linspace(0.5, math.pi - 0.5, 12):
-            g.bone += shelled(g, -a * 0.55 * math.cos(t), b * 0.8 + 10 * math.sin(t), 3, 6, 8, 1.0, 0.8)
+            g.bone += shelled(
+                g, -a * 0.55 * math.cos(t), b * 0.8 + 10 * math.sin(t), 3, 6, 8, 1.0, 0.8
+            )
         roi = g.roi_box(-a, -b, a, b)
     return Phantom(g.bone, np.maximum(g.soft, 0.0), g.spacing, roi, float(rng.uniform(0, 0.5)))
 
@@ -831,7 +1072,9 @@ PHANTOMS = {
 def _trab_texture(rng: np.random.Generator, ph: Phantom) -> F32:
     """Bone map with trabecular texture (band-pass noise where the bone is)."""
     tex = texture(rng, ph.bone.shape, float(rng.uniform(0.6, 1.5)))
-    return np.maximum(ph.bone * (1 + np.float32(rng.uniform(0.08, 0.2)) * tex), 0).astype(np.float32)
+    return np.maximum(ph.bone * (1 + np.float32(rng.uniform(0.08, 0.2)) * tex), 0).astype(
+        np.float32
+    )
 
 
 def chain_family_a(ph: Phantom, rng: np.random.Generator) -> F32:
@@ -841,7 +1084,9 @@ def chain_family_a(ph: Phantom, rng: np.random.Generator) -> F32:
     frame = Frame.make((h, w), ph.spacing_mm, (0.0, 0.0), 0.0)
     y0, y1, x0, x1 = ph.roi
     box = (float(x0), float(y0), float(x1 - 1), float(y1 - 1))
-    lint = (np.float32(MU_SOFT_A) * ph.soft + np.float32(MU_BONE_A) * _trab_texture(rng, ph)).astype(np.float32)
+    lint = (
+        np.float32(MU_SOFT_A) * ph.soft + np.float32(MU_BONE_A) * _trab_texture(rng, ph)
+    ).astype(np.float32)
     sig, coll = chain_a.expose(lint, np.zeros_like(lint), 1, frame, ip, box, rng)
     img = chain_a.process(sig, coll, ip, ph.spacing_mm, box)
     chain_a.overlays(img, ip, box, rng, bool(rng.random() < 0.5))
@@ -890,10 +1135,11 @@ __all__: list[str] = [
     "ap_lumbar",
     "cervical",
     "chest",
+    "chest_pa",
+    "lateral_chest",
     "lateral_thoracic",
     "other_body_part",
     "pelvis_hip",
     "radiograph",
     "render_class",
 ]
-_ = Any
