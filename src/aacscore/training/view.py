@@ -314,7 +314,8 @@ class ViewStage:
         self.opt.load_state_dict(state["opt"])
         self.step = int(state["step"])
         self.gen.set_state(state["gen"])
-        self.total_epochs = int(state["total_epochs"])
+        # a resumed run with more epochs stretches the learning-rate schedule to them
+        self.total_epochs = max(int(state["total_epochs"]), self.config.epochs)
 
     def weights(self) -> dict[str, Any]:
         return cpu_state(self.net)
