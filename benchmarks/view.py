@@ -90,18 +90,33 @@ def _real_films(clf: Any, reference: Path) -> list[dict[str, Any]]:
 
 
 def _dev_films(clf: Any, folder: Path, limit: int) -> dict[str, Any] | None:
+    """Simulated full-size lateral films of ``folder``: refused (at the gate's threshold and at
+    others, with the labels they get) and the share labelled lateral_lumbar."""
+    from collections import Counter
+
+    from aacscore.gate.view import ACCEPT_P_LATERAL
     from aacscore.io import read_radiograph
 
     files = sorted(folder.glob("case_*.dcm"))[:limit]
     if not files:
         return None
-    refused = [f.name for f in files if clf.predict(read_radiograph(f).pixels).refuse_code]
+    preds = [clf.predict(read_radiograph(f).pixels) for f in files]
+    refused = [f.name for f, p in zip(files, preds, strict=True) if p.refuse_code]
+    by_threshold = {}
+    for t in (0.02, 0.05, 0.1, 0.2, 0.5):
+        out = [
+            p.label.value for p in preds if p.label.value != "lateral_lumbar" and p.p_lateral < t
+        ]
+        by_threshold[str(t)] = {"refused": len(out), "labels": dict(Counter(out))}
     return {
         "folder": str(folder),
         "n": len(files),
+        "accept_p_lateral": ACCEPT_P_LATERAL,
         "refused": len(refused),
         "refused_rate": len(refused) / len(files),
         "refused_files": refused[:20],
+        "labelled_lateral": sum(p.label.value == "lateral_lumbar" for p in preds) / len(files),
+        "refused_if_p_lateral_below": by_threshold,
     }
 
 

@@ -113,6 +113,13 @@ def test_shipped_weights_are_fp16_and_load_to_float32(tmp_path: Path) -> None:
 
 
 @needs_model
+@pytest.mark.xfail(
+    strict=True,
+    reason="known failure of the shipped model: trained on the old cartoon drawings, it labels "
+    "0.46 of the projection phantoms rendered through the simulator's imaging chains right "
+    "(benchmarks/results/view_shipped_on_phantoms.json); a model retrained on them is not "
+    "shipped yet (benchmarks/results/view_candidate_h11.json)",
+)
 def test_shipped_model_classifies_fresh_synthetic_images(clf: ViewClassifier) -> None:
     from aacscore.simulate.views import VIEW_CLASSES, generate
 

@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 
 from aacscore.gate.view import CLASSES
+from aacscore.simulate import views
 from aacscore.simulate.nonradiographs import HELD_OUT_PHOTOS, PHOTOS
 from aacscore.simulate.views import (
     VIEW_CLASSES,
+    film_family,
     generate,
     lateral_box,
     lateral_crop,
+    raw_film,
     spot_box,
     spot_crop,
 )
@@ -62,3 +65,56 @@ def test_spot_views_cut_off_lumbar_levels_and_lateral_crops_keep_them() -> None:
         lat = lateral_box(case, np.random.default_rng(100 + i))
         assert all(_inside(case.vertebrae[n], lat) for n in ("L1", "L2", "L3", "L4"))
         assert lateral_crop(case, np.random.default_rng(100 + i)).size > 0
+
+
+def test_lateral_and_spot_images_mix_both_simulator_families(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    real_a, real_b = views.simulate_case, views.simulate_case_b
+
+    def a(*args: object, **kw: object) -> object:
+        calls.append("a")
+        return real_a(*args, **kw)  # type: ignore[arg-type]
+
+    def b(*args: object, **kw: object) -> object:
+        calls.append("b")
+        return real_b(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(views, "simulate_case", a)
+    monkeypatch.setattr(views, "simulate_case_b", b)
+    views._shared_film.cache_clear()
+    for cls in ("lateral_lumbar", "lumbar_spot"):
+        calls.clear()
+        for i in range(8):
+            generate(cls, 77, i)
+        # films alternate A, B every CROPS_PER_FILM images; each film is rendered once
+        assert calls == [film_family(i) for i in range(0, 8, views.CROPS_PER_FILM)]
+        assert set(calls) == {"a", "b"}
+    views._shared_film.cache_clear()
+
+
+def test_every_radiograph_class_gets_the_same_style(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, tuple[bool, float, bool]] = {}
+    real = views.style
+
+    def spy(
+        img: np.ndarray,
+        rng: np.random.Generator,
+        rotate: bool = True,
+        strength: float = 1.0,
+        crop: bool = True,
+    ) -> np.ndarray:
+        seen[current] = (rotate, strength, crop)
+        return real(img, rng, rotate, strength, crop)
+
+    monkeypatch.setattr(views, "style", spy)
+    for current in VIEW_CLASSES[:-1]:
+        generate(current, 3, 0)
+    assert set(seen) == set(VIEW_CLASSES[:-1])
+    assert len(set(seen.values())) == 1
+
+
+def test_raw_film_refuses_non_radiograph_classes() -> None:
+    with pytest.raises(ValueError, match="unknown radiograph class"):
+        raw_film("not_radiograph", 0, 0)

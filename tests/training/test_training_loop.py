@@ -142,6 +142,33 @@ def test_time_budget_cuts_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert res.epochs_run == 3 and not res.stopped_by_time and roomy.planned is None
 
 
+class SlowStartCounter(Counter):
+    """A Counter whose epoch ``k`` takes ``seconds[k - 1]`` of fake time."""
+
+    def __init__(self, values: list[float], clock: FakeClock, seconds: list[float]) -> None:
+        super().__init__(values)
+        self.clock, self.seconds = clock, seconds
+
+    def train_epoch(self, epoch: int, advance: Advance | None) -> dict[str, Any]:
+        self.clock.now += self.seconds[epoch - 1]
+        return super().train_epoch(epoch, advance)
+
+
+def test_time_budget_plans_from_the_steady_epochs_not_the_slow_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(loop_module, "time", clock)
+    # a 30 s first epoch, then 5 s ones, 1 minute: the first epoch alone would plan 1 epoch;
+    # from the steady ones, after epoch 2 (35 s spent) 60 - 35 - 5 = 20 s fit 4 more
+    stage = SlowStartCounter([float(20 - k) for k in range(20)], clock, [30.0] + [5.0] * 19)
+    res = run_loop(stage, TrainConfig(epochs=20, max_minutes=1.0), tmp_path)
+    assert res.epochs_run == 6 and res.stopped_by_time
+    assert [r["epochs_planned"] for r in res.history] == [2, 6, 6, 6, 6, 6]
+    assert stage.planned == 6
+    assert sum(r["seconds"] for r in res.history) <= 60.0
+
+
 def test_history_csv_flattens_nested_values(tmp_path: Path) -> None:
     run_loop(Counter([1.0, 0.5]), TrainConfig(epochs=2), tmp_path)
     header = (tmp_path / HISTORY_CSV).read_text().splitlines()[0].split(",")

@@ -50,3 +50,26 @@ def test_view_metrics_counts_refusals_and_acceptances() -> None:
     assert m["negatives_wrongly_accepted"]["ap_lumbar"] == 0.5
     assert m["confusion"]["lateral_lumbar"]["lumbar_spot"] == 1
     assert m["per_class_accuracy"]["ap_lumbar"] == 0.5
+
+
+def test_resumed_stage_stretches_its_schedule_to_more_epochs() -> None:
+    from aacscore.training.config import ViewTrainConfig
+    from aacscore.training.view import ViewStage
+
+    x = np.zeros((4, 16, 16), np.uint8)
+    y = np.array([0, 1, 0, 1])
+    small = ViewStage(
+        ViewTrainConfig(epochs=3, filters=(4, 4, 4, 4, 4), input_size=16), (x, y), (x, y)
+    )
+    small.plan_epochs(2)  # cut by a time budget
+    state = small.state_dict()
+    longer = ViewStage(
+        ViewTrainConfig(epochs=9, filters=(4, 4, 4, 4, 4), input_size=16), (x, y), (x, y)
+    )
+    longer.load_state_dict(state)
+    assert longer.total_epochs == 9
+    same = ViewStage(
+        ViewTrainConfig(epochs=1, filters=(4, 4, 4, 4, 4), input_size=16), (x, y), (x, y)
+    )
+    same.load_state_dict(state)
+    assert same.total_epochs == 2

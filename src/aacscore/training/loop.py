@@ -184,15 +184,30 @@ def epochs_within_budget(
     epochs_done_now: int,
     epochs_done: int,
     planned: int,
+    t_first: float | None = None,
 ) -> int:
-    """Epochs (total) that fit ``max_minutes``: the time per epoch is the mean of this
-    invocation's epochs; one epoch's worth is kept for the final evaluation. The count is set
-    after the first epoch of an invocation, then only shortened."""
+    """Epochs (total, at most ``epochs``) that fit ``max_minutes``, re-planned after every
+    epoch; one epoch's worth is kept for the final evaluation.
+
+    The first epoch of an invocation is the slowest (thread pools, caches, allocator), so once
+    a second one has run the time per epoch is the mean of the epochs after the first (those
+    that ended after ``t_first``), and the plan may grow again; a budget not yet spent after the
+    first epoch always allows a second one to be measured. ``planned`` is kept for the
+    signature's sake.
+    """
+    del planned
     now = time.perf_counter()
-    per_epoch = (now - t_loop) / max(epochs_done_now, 1)
-    left = max_minutes * 60.0 - (now - t_start) - per_epoch
+    if epochs_done_now > 1 and t_first is not None:
+        per_epoch = (now - t_first) / (epochs_done_now - 1)
+    else:
+        per_epoch = (now - t_loop) / max(epochs_done_now, 1)
+    per_epoch = max(per_epoch, 1e-9)
+    spent = now - t_start
+    left = max_minutes * 60.0 - spent - per_epoch
     fit = epochs_done + max(0, math.floor(left / per_epoch))
-    return max(epochs_done, min(planned, fit) if epochs_done_now > 1 else min(epochs, fit))
+    if epochs_done_now == 1 and spent < max_minutes * 60.0:
+        fit = max(fit, epochs_done + 1)
+    return max(epochs_done, min(epochs, fit))
 
 
 def _improved(value: float, best: float, mode: Mode, min_delta: float) -> bool:
@@ -249,6 +264,7 @@ def run_loop(
     if epoch_task is not None and start > 1:
         epoch_task(min(start - 1, config.epochs))
     t_loop = time.perf_counter()
+    t_first: float | None = None
     for epoch in range(start, config.epochs + 1):
         if stale >= config.patience:
             stopped_early = True
@@ -262,6 +278,7 @@ def run_loop(
         val = stage.validate()
         row: dict[str, Any] = {"epoch": epoch, **train, **val}
         if config.max_minutes is not None:
+            before = planned
             planned = epochs_within_budget(
                 config.max_minutes,
                 config.epochs,
@@ -270,11 +287,14 @@ def run_loop(
                 epoch + 1 - start,
                 epoch,
                 planned,
+                t_first,
             )
             stopped_by_time = planned < config.epochs
-            if stopped_by_time:
+            if planned != before:
                 stage.plan_epochs(planned)
             row["epochs_planned"] = planned
+        if t_first is None:
+            t_first = time.perf_counter()
         value = stage.monitor(row)
         if _improved(value, best_value, stage.mode, config.min_delta):
             best_value, best_epoch, stale = value, epoch, 0
