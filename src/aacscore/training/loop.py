@@ -183,7 +183,6 @@ def epochs_within_budget(
     t_loop: float,
     epochs_done_now: int,
     epochs_done: int,
-    planned: int,
     t_first: float | None = None,
 ) -> int:
     """Epochs (total, at most ``epochs``) that fit ``max_minutes``, re-planned after every
@@ -192,10 +191,8 @@ def epochs_within_budget(
     The first epoch of an invocation is the slowest (thread pools, caches, allocator), so once
     a second one has run the time per epoch is the mean of the epochs after the first (those
     that ended after ``t_first``), and the plan may grow again; a budget not yet spent after the
-    first epoch always allows a second one to be measured. ``planned`` is kept for the
-    signature's sake.
+    first epoch always allows a second one to be measured.
     """
-    del planned
     now = time.perf_counter()
     if epochs_done_now > 1 and t_first is not None:
         per_epoch = (now - t_first) / (epochs_done_now - 1)
@@ -286,7 +283,6 @@ def run_loop(
                 t_loop,
                 epoch + 1 - start,
                 epoch,
-                planned,
                 t_first,
             )
             stopped_by_time = planned < config.epochs
