@@ -438,7 +438,6 @@ def test_hard_negatives_are_in_training_batches_with_their_weight(tmp_path: Path
     assert bs.hard_negative[val_idx].any() and bs.hard_negative[train_idx].any()
     stage = ScoreStage(bs, train_idx, val_idx, cfg)
     seen = np.concatenate([idx for idx, _ in stage.batches()])
-    weights = np.concatenate([w for _, w in stage.batches()])
     assert set(seen.tolist()) == set(train_idx.tolist())
     assert bs.hard_negative[seen].sum() == bs.hard_negative[train_idx].sum() > 0
     for idx, w in stage.batches():
