@@ -23,7 +23,21 @@ failed <= 3 %, corner median <= 1.5 mm.
 label of that level with the mask's body (target >= 0.85), whether L2-L5 are each found on their
 body (Dice > 0.5) and whether the model's L1 lies above L2.
 
-Writes the ``spine`` section of the results file (other sections are kept).
+``score``: score models on bands cut from the TRUE vertebra corners (jittered 1.5 mm RMS, as in
+``benchmarks/score_model.py``), one row per model and test set::
+
+    python benchmarks/generalise.py score \\
+        --model shipped:A=src/aacscore/models/score --model new:A+B=runs/score_new/model \\
+        --test A=data/sim_final2026 --test B=data/simB2_test3012 \\
+        --test A-neg=data/simA_negtest3071 --test B-neg=data/simB2_negtest3072
+
+Figures per row (with test-time augmentation and the model's calibration): MAE, Spearman, ICC(2,1),
+lewis sensitivity/specificity, segment exact-grade, the integer AAC-24's MAE and the
+false-positive rate (AAC-0 films whose integer AAC-24 is >= 2). A test's family is the part
+before ``-`` (``A-neg`` is family A), for the in-family flag.
+
+Each run writes its own section of the results file (other sections are kept; a ``score`` run
+also keeps the rows of other models and tests, so models can be measured one at a time).
 """
 
 from __future__ import annotations
@@ -81,7 +95,7 @@ def parse_model(spec: str) -> tuple[str, tuple[str, ...], Path]:
 
 
 def parse_test(spec: str) -> tuple[str, Path]:
-    """``FAMILY=DIR`` -> (family, folder)."""
+    """``FAMILY=DIR`` (or ``FAMILY-TAG=DIR``) -> (name, folder)."""
     fam, sep, folder = spec.partition("=")
     if not sep or not fam or not folder:
         raise argparse.ArgumentTypeError(f"--test {spec!r}: expected FAMILY=DIR")
@@ -178,6 +192,93 @@ def spine_section(args: argparse.Namespace) -> dict[str, Any]:
     return {"matrix": rows, "real": real, "targets_out_of_family": TARGETS_OUT_OF_FAMILY}
 
 
+def _score_benchmark() -> Any:
+    spec = importlib.util.spec_from_file_location("score_benchmark", HERE / "score_model.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {HERE / 'score_model.py'}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def score_row(m: dict[str, Any]) -> dict[str, Any]:
+    """The matrix figures of one score evaluation (``score_model.evaluate_model``)."""
+    per = m["group"]["per_group"]
+    return {
+        "n": m["n"],
+        "mae": m["mae"],
+        "bias": m["bias"],
+        "spearman": m["spearman"],
+        "icc21": m["icc21"]["value"],
+        "group_accuracy": m["group"]["accuracy"],
+        "sens_spec": {g: [v["sensitivity"], v["specificity"]] for g, v in per.items()},
+        "segment_exact": m.get("segment_exact", {}).get("overall"),
+        "integer_mae": m.get("integer", {}).get("mae"),
+        "aac0_films": m.get("integer", {}).get("aac0_films"),
+        "false_positive_rate": m.get("integer", {}).get("false_positive_rate"),
+        "mean_total_on_aac0": m.get("mean_total_on_aac0"),
+        "low_confidence_rate": m["low_confidence"]["rate"],
+    }
+
+
+def score_section(args: argparse.Namespace) -> dict[str, Any]:
+    from aacscore.score import ScoreModel
+    from aacscore.training.score_data import build_simulated_bands
+
+    bench = _score_benchmark()
+    models = [(name, fams, ScoreModel.load(folder), folder) for name, fams, folder in args.model]
+    rows: list[dict[str, Any]] = []
+    for fam, data in args.test:
+        cache: dict[Any, Any] = {}
+        for name, fams, model, folder in models:
+            if model.band_geometry not in cache:
+                cache[model.band_geometry] = build_simulated_bands(
+                    data,
+                    geometry=model.band_geometry,
+                    jitter_mm=args.jitter_mm,
+                    n_jitter=1,
+                    seed=args.seed,
+                    max_cases=args.max_cases,
+                )
+            bs = cache[model.band_geometry]
+            t0 = time.perf_counter()
+            m = bench.evaluate_model(model, bs, bench._truth_aac8(data, bs.case_ids), True, "lewis")
+            row = {
+                "model": name,
+                "trained_on": "+".join(fams),
+                "test": fam,
+                "in_family": fam.split("-")[0] in fams,
+                "model_dir": str(folder),
+                "sha256": model.config.sha256,
+                "data": str(data),
+                **score_row(m),
+                "wall_seconds": time.perf_counter() - t0,
+            }
+            rows.append(row)
+            logging.info(
+                "%s on %s: MAE %.3f, Spearman %s, FP rate %s",
+                name,
+                fam,
+                row["mae"],
+                row["spearman"],
+                row["false_positive_rate"],
+            )
+    return {"matrix": rows, "jitter_mm": args.jitter_mm, "bands": "true corners, jittered"}
+
+
+def _print_score(section: dict[str, Any]) -> None:
+    def f(v: Any) -> str:
+        return "  n/a" if v is None else f"{v:5.3f}"
+
+    print(f"{'model':10s} {'test':6s} {'n':>4s}   MAE  rho   ICC   seg   FP   lewis sens/spec")
+    for r in section["matrix"]:
+        ss = " ".join(f"{g} {f(a)}/{f(b)}" for g, (a, b) in r["sens_spec"].items())
+        print(
+            f"{r['model']:10s} {r['test']:6s} {r['n']:4d} {f(r['mae'])} {f(r['spearman'])} "
+            f"{f(r['icc21'])} {f(r['segment_exact'])} {f(r['false_positive_rate'])} {ss}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="section", required=True)
@@ -188,18 +289,36 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--real", type=Path, default=DEFAULT_REAL if DEFAULT_REAL.is_dir() else None)
     sp.add_argument("--threads", type=int, default=2)
     sp.add_argument("--out", type=Path, default=RESULTS)
+    sc = sub.add_parser("score", help="score models on true-corner bands across families")
+    sc.add_argument("--model", type=parse_model, action="append", required=True)
+    sc.add_argument("--test", type=parse_test, action="append", required=True)
+    sc.add_argument("--max-cases", type=int, default=None)
+    sc.add_argument("--jitter-mm", type=float, default=1.5)
+    sc.add_argument("--seed", type=int, default=12345, help="seed of the corner jitter")
+    sc.add_argument("--threads", type=int, default=2)
+    sc.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     set_threads(args.threads)
-    section = spine_section(args)
+    section = spine_section(args) if args.section == "spine" else score_section(args)
     section["command"] = " ".join(["python", "benchmarks/generalise.py", *(argv or sys.argv[1:])])
     section["machine"] = f"{platform.machine()}, torch {torch.__version__}, {args.threads} threads"
     doc: dict[str, Any] = {}
     if args.out.is_file():
         doc = json.loads(args.out.read_text())
+    if args.section == "score" and "score" in doc:  # rows of other models and tests are kept
+        new = {(r["model"], r["test"]) for r in section["matrix"]}
+        kept = [r for r in doc["score"].get("matrix", []) if (r["model"], r["test"]) not in new]
+        section["matrix"] = kept + section["matrix"]
+        earlier = doc["score"].get("commands", [doc["score"].get("command")])
+        section["commands"] = [c for c in earlier if c] + [section["command"]]
     doc[args.section] = section
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    if args.section == "score":
+        _print_score(section)
+        print(f"written to {args.out}")
+        return 0
     head = f"{'model':10s} {'trained':8s} {'test':5s} {'Dice':>6s} {'levels':>7s} "
     print(head + f"{'corner':>7s} {'p90':>6s} {'orient':>7s} {'failed':>7s}")
     for r in section["matrix"]:

@@ -106,6 +106,8 @@ def evaluate_model(
             "mae": float(np.mean(np.abs(a8[ok] - aac8_true[ok]))),
         }
     m["seconds_per_band_batched"] = secs / len(preds)
+    zero = bs.totals == 0
+    m["mean_total_on_aac0"] = float(np.mean(total[zero])) if zero.any() else None
     return m
 
 

@@ -158,3 +158,39 @@ def test_zero_threshold_is_chosen_on_validation_and_applied(tmp_path: Path) -> N
     model = _model(tmp_path / "z", Calibration("grades", (0.0, 3.0), (0.0, 3.0), 2.99))
     p = model.predict(tiny_band(np.zeros(8), np.random.default_rng(0)))
     assert p.grades == (0.0,) * 8 and p.aac24 == 0.0 and p.group == "low"
+
+
+def test_calibration_is_fitted_on_mixed_families(tmp_path: Path) -> None:
+    from aacscore.training.score import ScoreTrainConfig, train_score
+    from tests.score.score_synth import write_fake_simulator_folder
+    from tests.training.test_training_score import _tag_cases
+
+    write_fake_simulator_folder(tmp_path / "a", 24, seed=1)
+    write_fake_simulator_folder(tmp_path / "b", 24, seed=2)
+    _tag_cases(tmp_path / "a", negative=(0, 1, 2, 3))
+    _tag_cases(tmp_path / "b", family="b", negative=(0, 1, 2, 3))
+    cfg = ScoreTrainConfig(
+        network=TINY_NET,
+        geometry=TINY_GEOMETRY,
+        batch_size=8,
+        warmup_epochs=0.0,
+        augment=False,
+        num_threads=1,
+        n_jitter=1,
+        val_fraction=0.5,
+        epochs=1,
+        steps_per_epoch=2,
+        negative_weight=3.0,
+    )
+    res = train_score([tmp_path / "a", tmp_path / "b"], tmp_path / "run", cfg)
+    conf = json.loads((res.model_dir / "config.json").read_text())
+    fit = conf["calibration_fit"]["strata"]
+    # both families (and both families' hard negatives) are in the calibration's fit set
+    assert fit == {"a": 10, "a_negative": 2, "b": 10, "b_negative": 2}
+    assert conf["calibration"] is not None and conf["calibration"]["target"] == "grades"
+    by = conf["metrics"]["validation_tta_by_stratum"]
+    assert set(by) == set(fit) and all(by[k]["n"] == fit[k] for k in fit)
+    assert by["a_negative"]["integer"]["aac0_films"] == 2
+    assert conf["training"]["config"]["negative_weight"] == 3.0
+    card = (res.model_dir / "MODEL_CARD.md").read_text()
+    assert "## Validation by family" in card and "| b_negative | 2 |" in card

@@ -402,3 +402,83 @@ def test_fine_tuning_starts_from_the_given_models_weights(tmp_path: Path) -> Non
         )
     with pytest.raises(FileNotFoundError):
         init_weights(net, dataclasses.replace(tuned_cfg, init_from=str(tmp_path / "none")))
+
+
+def _tag_cases(folder: Path, family: str | None = None, negative: tuple[int, ...] = ()) -> None:
+    """Mark a fake simulator folder's cases as family ``family`` and some as hard negatives."""
+    for k, jp in enumerate(sorted(folder.glob("case_*.json"))):
+        d = json.loads(jp.read_text())
+        if family is not None:
+            d["family"] = family
+        if k in negative:
+            d["distribution"] = "negative"
+            for s in SEGMENTS:
+                d["segments"][s] = {"fraction": 0.0, "grade": 0}
+        jp.write_text(json.dumps(d))
+
+
+def test_hard_negatives_are_in_training_batches_with_their_weight(tmp_path: Path) -> None:
+    from aacscore.score.network import score_loss
+    from aacscore.training.score import ScoreStage, _targets, weighted_score_loss
+
+    sim = tmp_path / "sim"
+    write_fake_simulator_folder(sim, 12)
+    _tag_cases(sim, negative=(1, 4, 7, 10))
+    bs = build_simulated_bands(sim, geometry=TINY_GEOMETRY, n_jitter=2)
+    neg_ids = {c for c, n in zip(bs.case_ids, bs.hard_negative, strict=True) if n}
+    assert neg_ids == {"case_000001", "case_000004", "case_000007", "case_000010"}
+    assert np.all(bs.totals[bs.hard_negative] == 0)
+    # the flags survive the band cache
+    again = BandSet.load(bs.save(tmp_path / "bands.npz"))
+    assert np.array_equal(again.hard_negative, bs.hard_negative) and again.family == bs.family
+
+    cfg = _cfg(negative_weight=4.0, epochs=1)
+    strata = [str(int(n)) for n in bs.hard_negative]
+    train_idx, val_idx = split_by_case(bs.case_ids, 0.25, 0, strata)
+    assert bs.hard_negative[val_idx].any() and bs.hard_negative[train_idx].any()
+    stage = ScoreStage(bs, train_idx, val_idx, cfg)
+    seen = np.concatenate([idx for idx, _ in stage.batches()])
+    assert set(seen.tolist()) == set(train_idx.tolist())
+    assert bs.hard_negative[seen].sum() == bs.hard_negative[train_idx].sum() > 0
+    for idx, w in stage.batches():
+        assert np.array_equal(w, np.where(bs.hard_negative[idx], 4.0, 1.0))
+
+    # the weighted loss is the weighted mean of the per-row losses
+    idx, w = next((i, w) for i, w in stage.batches() if len(set(w.tolist())) == 2)
+    x = torch.from_numpy(bs.bands[idx].astype(np.float32))[:, None]
+    stage.net.eval()
+    with torch.no_grad():
+        out = stage.net(x)
+        loss, _ = weighted_score_loss(out, _targets(bs, idx, 0.5), "segments", w)
+        per_row = [
+            float(
+                score_loss(
+                    {k: v[r : r + 1] for k, v in out.items()},
+                    _targets(bs, idx[r : r + 1], 0.5),
+                    "segments",
+                )[0]
+            )
+            for r in range(len(idx))
+        ]
+    assert float(loss) == pytest.approx(float(np.sum(w * per_row) / np.sum(w)), rel=1e-5)
+    plain, _ = score_loss(out, _targets(bs, idx, 0.5), "segments")
+    assert float(loss) != pytest.approx(float(plain), rel=1e-4)
+
+
+def test_split_by_case_holds_out_films_of_every_stratum() -> None:
+    ids = [f"a{i}" for i in range(40)] + [f"b{i}" for i in range(6)] + ["n0", "n0", "n1"]
+    strata = ["a"] * 40 + ["b"] * 6 + ["neg"] * 3
+    train, val = split_by_case(ids, 0.15, 3, strata)
+    val_strata = {strata[i] for i in val}
+    assert val_strata == {"a", "b", "neg"}
+    assert {ids[i] for i in train}.isdisjoint({ids[i] for i in val})
+    assert sum(strata[i] == "a" for i in val) == 6  # 15 % of each stratum
+    with pytest.raises(ValueError, match="strata"):
+        split_by_case(ids, 0.15, 3, strata[:-1])
+
+
+def test_bandsets_without_the_new_columns_default_to_plain_films() -> None:
+    bs = tiny_bandset(5)
+    assert not bs.hard_negative.any() and bs.family == ("",) * 5
+    with pytest.raises(ValueError, match="hard_negative"):
+        dataclasses.replace(bs, hard_negative=np.zeros(3, dtype=bool))

@@ -72,6 +72,7 @@ def train_score_cmd(
     init: Path | None = typer.Option(
         None,
         "--init",
+        "--init-from",
         help="Fine-tune: start from this score model folder's weights (same head and band "
         "options), e.g. the shipped model on your own films.",
     ),
@@ -104,6 +105,22 @@ def train_score_cmd(
         min=0.05,
         help="Band column width in mm (finer keeps small plaques; cost grows as its inverse).",
     ),
+    style_prob: float = typer.Option(
+        0.0,
+        "--style-prob",
+        min=0.0,
+        max=1.0,
+        help="Share of training bands restyled (intensity-only style randomisation; 0: off).",
+    ),
+    negative_weight: float = typer.Option(
+        1.0,
+        "--negative-weight",
+        min=0.01,
+        help="Loss weight of hard-negative films (simulate --distribution negative).",
+    ),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", min=0.1, help="Stop training after this many minutes."
+    ),
     device: str = typer.Option(
         "cpu", "--device", help="torch device of the network in training: cpu, cuda, cuda:N."
     ),
@@ -112,6 +129,7 @@ def train_score_cmd(
     """Train the Kauppila score model on aortic bands and export it with a model card."""
     from aacscore.aorta import BandGeometry
     from aacscore.score import HEADS
+    from aacscore.training.augment import AugmentConfig
     from aacscore.training.errors import TrainingError
     from aacscore.training.score import ScoreTrainConfig, train_score
     from aacscore.training.score_data import (
@@ -143,6 +161,9 @@ def train_score_cmd(
         spine_copies=spine_copies,
         spine_model=spine_model,
         init_from=None if init is None else str(init),
+        augment_config=AugmentConfig(style_prob=style_prob),
+        negative_weight=negative_weight,
+        max_minutes=max_minutes,
     )
     provider: GeometryProvider | None = None
     try:

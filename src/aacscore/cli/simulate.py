@@ -16,7 +16,10 @@ def simulate(
     seed: int = typer.Option(0, "--seed", min=0, help="Dataset seed."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes."),
     distribution: str = typer.Option(
-        "population", "--distribution", help="Target AAC-24 distribution: population|balanced|mild."
+        "population",
+        "--distribution",
+        help="Target AAC-24 distribution: population|balanced|mild|negative (hard negatives: "
+        "AAC-24 0, no plaque, distractors over the aortic band).",
     ),
     fmt: str = typer.Option("dicom", "--format", help="Image format: dicom|png|both."),
     spacing: float | None = typer.Option(

@@ -6,8 +6,10 @@ ground truth is *measured* afterwards on the rendered, visibility-checked calcif
 Modelled:
 
 * Target AAC-24 total: ``population`` (~45% zero, ~20% 1-5, ~22% 6-15, ~13% 16-24),
-  ``balanced`` (uniform 0-24) or ``mild`` (20% zero, 60% 1-4, 20% 5-8: the films around the
-  low/moderate/high cut-offs, for training the hard cases). The total is spread over the 8
+  ``balanced`` (uniform 0-24), ``mild`` (20% zero, 60% 1-4, 20% 5-8: the films around the
+  low/moderate/high cut-offs, for training the hard cases) or ``negative`` (hard negatives:
+  AAC-24 exactly 0, no aortic plaque at all, and the distractors of
+  :func:`plan_hard_negatives` near and over the aortic band). The total is spread over the 8
   segments with more weight caudally (L4 > L3 > L2 > L1) and on the posterior wall (x1.35), and
   clustered within the patient.
 * Per graded segment a target calcified fraction inside the grade's interval, away from the
@@ -66,7 +68,9 @@ from aacscore.simulate.geometry import (
 )
 from aacscore.vertebrae import DISC_NAMES, Vertebra, disc_bound, level_bound_names
 
-DISTRIBUTIONS: tuple[str, ...] = ("population", "balanced", "mild")
+HARD_NEGATIVE = "negative"
+"""The distribution of hard negatives: plaque-free films full of distractors over the band."""
+DISTRIBUTIONS: tuple[str, ...] = ("population", "balanced", "mild", HARD_NEGATIVE)
 WALL_CODE: dict[str, int] = {"anterior": 1, "posterior": 2}
 _LEVEL_W = {"L1": 0.55, "L2": 0.8, "L3": 1.1, "L4": 1.5}
 _WALL_W = {"anterior": 1.0, "posterior": 1.35}
@@ -231,9 +235,12 @@ def measure_truth(
 
 
 def sample_target(rng: np.random.Generator, distribution: str) -> int:
-    """Target AAC-24 total drawn from ``population``, ``balanced`` or ``mild``."""
+    """Target AAC-24 total drawn from ``population``, ``balanced``, ``mild`` or ``negative``
+    (always 0)."""
     u = rng.random()
     r = int(rng.integers(0, 1000))
+    if distribution == HARD_NEGATIVE:
+        return 0
     if distribution == "balanced":
         return r % 25
     if distribution == "mild":  # the hard range around the low/moderate/high cut-offs
@@ -652,19 +659,237 @@ def render_distractors(shapes: list[tuple[str, F64, float, float]], frame: Frame
         out[crop.slices] += val.astype(np.float32)
 
 
+# --------------------------------------------------------------------------------------------
+# hard negatives
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HardNegativePlan:
+    """Distractors of a hard-negative film, in the canonical mm frame of either family (x
+    posterior, y caudal): never calcification of the aortic walls, so the truth stays 0.
+
+    ``gas``: bowel loops over the band as (centreline, radius mm, haustral period mm (0: smooth),
+    gas fill 0-1, stool 0-1); ``rings``: phleboliths and ``dots``: calcified lymph nodes as
+    (centre, radius mm, relative density); ``clips``: metal clips as V pairs of (tip, end)
+    strokes; ``lines``: faint vessel-like linear structures as (polyline, radius mm, relative
+    density). ``age``: an older patient (more osteophytes) where the family models them;
+    ``crop_band``: a narrow field that leaves the front of the band outside the film.
+    """
+
+    gas: tuple[tuple[F64, float, float, float, float], ...]
+    rings: tuple[tuple[F64, float, float], ...]
+    dots: tuple[tuple[F64, float, float], ...]
+    clips: tuple[tuple[F64, F64], ...]
+    lines: tuple[tuple[F64, float, float], ...]
+    age: float
+    crop_band: bool
+
+    def counts(self) -> dict[str, int]:
+        """Number of each kind of distractor."""
+        return {
+            "gas_loops": len(self.gas),
+            "phleboliths": len(self.rings),
+            "node_calcifications": len(self.dots),
+            "clips": len(self.clips),
+            "vessel_lines": len(self.lines),
+            "band_cropped": int(self.crop_band),
+        }
+
+    def centres(self) -> F64:
+        """One representative point (mm) per distractor (gas: every centreline vertex)."""
+        pts = [g[0] for g in self.gas]
+        pts += [c[None, :] for c, _, _ in (*self.rings, *self.dots)]
+        pts += [np.concatenate(c).mean(axis=0)[None, :] for c in self.clips]
+        pts += [ln[0] for ln in self.lines]
+        return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+NEGATIVE_MIN_WALL_MM = 4.0
+"""Calcific distractors (nodes, phleboliths, vessel lines) stay this far from both walls, so no
+hard negative holds a plaque-like density on the wall itself (that would be a label error)."""
+
+
+def plan_hard_negatives(
+    rng: np.random.Generator, walls_mm: Mapping[str, F64], span_y: tuple[float, float]
+) -> HardNegativePlan:
+    """Distractors near and over the aortic band between ``span_y`` (mm, L1 top to L4 bottom):
+    haustral colon and gas bubbles across the band, stool, phleboliths and calcified nodes
+    beside the walls, metal clips anywhere over it, faint vessel-like lines along it."""
+    wall_pts = np.concatenate([resample_polyline(walls_mm[w], 0.5) for w in WALLS])
+    tree = cKDTree(wall_pts)
+    ant = resample_polyline(walls_mm["anterior"], 1.0)
+    post = resample_polyline(walls_mm["posterior"], 1.0)
+    y0, y1 = span_y
+    ant = ant[(ant[:, 1] >= y0 - 10) & (ant[:, 1] <= y1 + 10)]
+    post = post[(post[:, 1] >= y0 - 10) & (post[:, 1] <= y1 + 10)]
+    if len(ant) < 2 or len(post) < 2:
+        raise SimulationError("the aortic walls do not span L1-L4")
+
+    def near_wall(lo: float, hi: float) -> F64 | None:
+        """A point lo-hi mm from the nearest wall, in front of, between or behind the walls."""
+        for _ in range(20):
+            wall = ant if rng.random() < 0.6 else post
+            base = wall[int(rng.integers(0, len(wall)))]
+            side = -1.0 if rng.random() < 0.7 else 1.0  # -x is anterior
+            c = base + np.array([side * rng.uniform(lo, hi), rng.normal(0, 3)])
+            d, _ = tree.query(c)
+            if lo <= d <= hi + 5:
+                return np.asarray(c, dtype=np.float64)
+        return None
+
+    def walk(start: F64, heading: float, steps: int, step: float, wiggle: float) -> F64:
+        pts = [start]
+        a = heading
+        for _ in range(steps):
+            a += float(rng.normal(0, wiggle))
+            pts.append(pts[-1] + step * np.array([math.cos(a), math.sin(a)]))
+        return np.asarray(pts)
+
+    gas: list[tuple[F64, float, float, float, float]] = []
+    # a colon segment running down (or obliquely across) the band, haustral, with stool
+    for _ in range(int(rng.integers(1, 3))):
+        start = ant[int(rng.integers(0, max(1, len(ant) // 3)))] + np.array(
+            [rng.uniform(-30, 15), rng.uniform(-25, 5)]
+        )
+        length = (y1 - start[1]) + rng.uniform(0, 20)
+        steps = max(3, int(length / 8.0))
+        gas.append(
+            (
+                walk(start, math.pi / 2 + rng.normal(0, 0.35), steps, 8.0, 0.15),
+                float(rng.uniform(8, 22)),
+                float(rng.uniform(10, 22)) if rng.random() < 0.8 else 0.0,
+                float(rng.uniform(0.3, 1.0)),
+                float(rng.uniform(0.0, 0.9)),
+            )
+        )
+    # small-bowel loops and bubbles over the walls
+    for _ in range(int(rng.integers(1, 5))):
+        c = ant[int(rng.integers(0, len(ant)))] + np.array([rng.uniform(-25, 20), 0.0])
+        n = int(rng.integers(1, 6))
+        if n > 1:
+            loop = walk(c, rng.uniform(0, 2 * math.pi), n, 5.0, 0.8)
+        else:
+            loop = np.stack([c, c + 0.01])
+        gas.append((loop, float(rng.uniform(3, 10)), 0.0, float(rng.uniform(0.4, 1.0)), 0.0))
+
+    rings: list[tuple[F64, float, float]] = []
+    dots: list[tuple[F64, float, float]] = []
+    for _ in range(int(rng.integers(0, 3))):
+        c = near_wall(NEGATIVE_MIN_WALL_MM + 1.5, 20.0)
+        if c is not None:
+            rings.append((c, float(rng.uniform(1.5, 3.0)), float(rng.uniform(0.5, 1.0))))
+    for _ in range(int(rng.integers(1, 3))):  # calcified para-aortic / mesenteric nodes
+        c0 = near_wall(NEGATIVE_MIN_WALL_MM + 4.0, 25.0)
+        if c0 is None:
+            continue
+        for c in c0 + rng.normal(0, rng.uniform(1.0, 3.0), (int(rng.integers(3, 10)), 2)):
+            r = float(rng.uniform(0.6, 1.8))
+            if tree.query(c)[0] >= NEGATIVE_MIN_WALL_MM + r:
+                dots.append((np.asarray(c), r, float(rng.uniform(0.4, 1.0))))
+    clips: list[tuple[F64, F64]] = []
+    if rng.random() < 0.6:
+        for _ in range(int(rng.integers(1, 6))):
+            c = ant[int(rng.integers(0, len(ant)))] + np.array(
+                [rng.uniform(-25, 15), rng.normal(0, 6)]
+            )
+            ang = rng.uniform(0, math.pi)
+            d = np.array([math.cos(ang), math.sin(ang)])
+            nrm = np.array([-d[1], d[0]])
+            spread = rng.uniform(0.5, 2.0)
+            tip = c + d * rng.uniform(5, 10)
+            clips.append((np.stack([c + nrm * spread, tip]), np.stack([c - nrm * spread, tip])))
+    lines: list[tuple[F64, float, float]] = []
+    for _ in range(int(rng.integers(0, 3))):
+        side = ant if rng.random() < 0.6 else post
+        off = rng.uniform(NEGATIVE_MIN_WALL_MM + 2.0, 18.0) * (-1.0 if side is ant else 1.0)
+        a = int(rng.integers(0, max(1, len(side) - 30)))
+        seg = side[a : a + int(rng.integers(25, 80))] + np.array([off, 0.0])
+        seg = seg + np.cumsum(rng.normal(0, 0.15, seg.shape), axis=0) * np.array([1.0, 0.0])
+        r = float(rng.uniform(0.4, 1.0))
+        keep = tree.query(seg)[0] >= NEGATIVE_MIN_WALL_MM + r
+        if keep.sum() >= 10:
+            lines.append((seg[keep], r, float(rng.uniform(0.15, 0.5))))
+    return HardNegativePlan(
+        gas=tuple(gas),
+        rings=tuple(rings),
+        dots=tuple(dots),
+        clips=tuple(clips),
+        lines=tuple(lines),
+        age=float(rng.uniform(65, 90)),
+        crop_band=bool(rng.random() < 0.3),
+    )
+
+
+def hard_negative_shapes(
+    plan: HardNegativePlan, mu_scale: float
+) -> list[tuple[str, F64, float, float]]:
+    """The calcific and metal distractors of ``plan`` as family A shapes for
+    :func:`render_distractors` (the gas goes through :func:`render_gas`)."""
+    shapes: list[tuple[str, F64, float, float]] = []
+    for c, r, dens in plan.rings:
+        shapes.append(("ring", c[None, :], r, 0.15 + 0.35 * dens))
+    for c, r, dens in plan.dots:
+        shapes.append(("dot", c[None, :], r, 0.15 + 0.3 * dens))
+    for a, b in plan.clips:
+        amp = float(2.5 * mu_scale)
+        shapes += [("capsule", a, 0.35, amp), ("capsule", b, 0.35, amp)]
+    for pts, r, dens in plan.lines:
+        for p0, p1 in zip(pts[:-1:3], pts[3::3], strict=False):
+            shapes.append(("capsule", np.stack([p0, p1]), r, 0.03 + 0.1 * dens))
+    return shapes
+
+
+def render_gas(
+    gas: tuple[tuple[F64, float, float, float, float], ...],
+    frame: Frame,
+    out: F32,
+    rng: np.random.Generator,
+) -> None:
+    """Subtract bowel-gas loops (haustral narrowing, stool bubbles) from the line-integral map
+    (gas attenuates ~``MU_GAS`` less than the soft tissue it displaces)."""
+    mu_gas = 0.02
+    for pts, radius, period, fill, stool in gas:
+        line = resample_polyline(pts, 0.25) if len(pts) > 1 and np.ptp(pts) > 0 else pts[:1]
+        crop = frame.crop(line, margin_mm=radius + 1.0)
+        if crop is None:
+            continue
+        x, y = crop.mm_grid()
+        grid = np.stack([x.ravel(), y.ravel()], axis=1).astype(np.float64)
+        d, j = cKDTree(line).query(grid, distance_upper_bound=radius + 0.5)
+        ok = np.isfinite(d)
+        s = j[ok] * 0.25
+        r = np.full(len(s), radius)
+        if period > 0:
+            r = radius * (1 - 0.3 * (0.5 + 0.5 * np.cos(2 * math.pi * s / period)) ** 4)
+        chord = 2 * np.sqrt(np.clip(r * r - d[ok] ** 2, 0, None))
+        val = np.zeros(len(grid))
+        val[ok] = chord * fill * (1 - 0.7 * stool)
+        if stool > 0:  # gas bubbles trapped in faeces: fine mottling
+            noise = ndimage.gaussian_filter(rng.standard_normal(x.shape), 1.0 / frame.spacing)
+            bubbles = np.clip((noise.ravel() / max(float(noise.std()), 1e-9) - 0.8) * 2, 0, 1)
+            val[ok] += chord * stool * 0.5 * bubbles[ok]
+        out[crop.slices] -= np.float32(mu_gas) * val.reshape(x.shape).astype(np.float32)
+
+
 __all__ = [
     "DISTRIBUTIONS",
+    "HARD_NEGATIVE",
     "WALL_CODE",
     "Bound",
+    "HardNegativePlan",
     "Plaque",
     "SimulationError",
     "Truth",
     "allocate_grades",
     "compute_bounds",
+    "hard_negative_shapes",
     "measure_truth",
+    "plan_hard_negatives",
     "plan_plaques",
     "project_to_polyline",
     "render_distractors",
+    "render_gas",
     "render_plaques",
     "sample_distractors",
     "sample_target",

@@ -23,13 +23,17 @@ from aacscore.kauppila import LEVELS, SEGMENTS, WALLS, KauppilaScore
 from aacscore.simulate.anatomy import Anatomy, render_bones, render_medium, sample_anatomy
 from aacscore.simulate.calcification import (
     DISTRIBUTIONS,
+    HARD_NEGATIVE,
     Bound,
     SimulationError,
     allocate_grades,
     compute_bounds,
+    hard_negative_shapes,
     measure_truth,
+    plan_hard_negatives,
     plan_plaques,
     render_distractors,
+    render_gas,
     render_plaques,
     sample_distractors,
     sample_target,
@@ -76,6 +80,9 @@ OVERRIDES: dict[str, str] = {
 }
 
 VERTEBRA_NAMES: tuple[str, ...] = ("T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
+HARD_NEGATIVE_TAG = 0x0AE6
+"""Extra seed word of the hard-negative draws (``[seed, index, HARD_NEGATIVE_TAG]``), so the
+other distributions' random streams are untouched."""
 _REQUIRED = ("T12", "L1", "L2", "L3", "L4", "L5")
 
 
@@ -181,6 +188,12 @@ def simulate_case(
     check_case_arguments(seed, index, distribution, DISTRIBUTIONS, overrides, OVERRIDES)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
     ov = dict(overrides)
+    negative = distribution == HARD_NEGATIVE
+    neg_rng = np.random.default_rng(
+        np.random.SeedSequence([int(seed), int(index), HARD_NEGATIVE_TAG])
+    )
+    if negative:  # older patients: more osteophytes at the anterior corners
+        ov.setdefault("age", float(neg_rng.uniform(65, 90)))
 
     anat = sample_anatomy(rng, ov)
     corners_mm = {b.name: b.corners_mm() for b in anat.bodies if b.name in VERTEBRA_NAMES}
@@ -194,6 +207,20 @@ def simulate_case(
         raise ValueError(f"target_aac24 must lie in 0..24, got {total}")
     target = allocate_grades(rng, total)
     plaques, plaque_info = plan_plaques(rng, target, seg_ranges, wall_len, total)
+    neg_plan = None
+    if negative:  # no aortic plaque at all (also none outside the scored segments)
+        if total != 0:
+            raise ValueError(f"hard negatives have AAC-24 0, got target_aac24={total}")
+        plaques = []
+        span = (
+            float(np.min(corners_mm["L1"][:, 1])),
+            float(np.max(corners_mm["L4"][:, 1])),
+        )
+        neg_plan = plan_hard_negatives(neg_rng, anat.walls, span)
+        if neg_plan.crop_band:
+            ov.setdefault("fov_width_mm", 60.0)  # enlarged to the ROI: the band's front is cut
+        anat.soft["gas"] = max(anat.soft["gas"], float(neg_rng.uniform(0.4, 0.9)))
+        anat.soft["stool"] = max(anat.soft["stool"], float(neg_rng.uniform(0.3, 0.9)))
 
     l4 = anat.body("L4")
     region = {
@@ -211,6 +238,8 @@ def simulate_case(
     geo = sample_geometry(rng, ov, roi, spine_c, spacing_mm, gp)
     ip = sample_imaging(rng, ov, float(anat.soft["habitus"]))
     shapes, dcounts = sample_distractors(rng, anat.walls, region, ip["mu_scale"])
+    if neg_plan is not None:
+        shapes += hard_negative_shapes(neg_plan, float(ip["mu_scale"]))
     frame = geo.frame
     sp = frame.spacing
 
@@ -219,6 +248,8 @@ def simulate_case(
     render_bones(anat, frame, l_fine, labels, rng)
     pmasks = render_plaques(plaques, anat.walls, frame, l_fine)
     render_distractors(shapes, frame, l_fine)
+    if neg_plan is not None:
+        render_gas(neg_plan.gas, frame, l_fine, neg_rng)
     fm = max(1, round(0.6 / sp))
     l_med, _thick = render_medium(anat, frame.coarse(fm), rng)
 
@@ -279,6 +310,16 @@ def simulate_case(
         },
         "distractors": dcounts,
         "overlays": drawn,
+        **(
+            {}
+            if neg_plan is None
+            else {
+                "hard_negatives": {
+                    **neg_plan.counts(),
+                    "points_px": _round(to_img(neg_plan.centres())),
+                }
+            }
+        ),
         "medium_factor": fm,
     }
     log.debug("case %s/%s: aac24=%d target=%d", seed, index, truth.score.aac24, total)

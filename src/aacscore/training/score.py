@@ -45,10 +45,13 @@ from aacscore.score.predict import (
 )
 from aacscore.training.augment import AugmentConfig, augment
 from aacscore.training.calibration import (
+    append_stratum_section,
     calibrate_uncertainty,
+    calibration_strata,
     choose_zero_threshold,
     cross_fitted,
     fit_output_calibration,
+    per_stratum_metrics,
 )
 from aacscore.training.card import write_model_card
 from aacscore.training.config import TrainConfig, resolve_config
@@ -109,6 +112,9 @@ class ScoreTrainConfig(TrainConfig):
     init_from: str | None = None
     """Start from the weights of this score model folder (fine-tuning) instead of at random;
     its network and band geometry must match this run's."""
+    negative_weight: float = 1.0
+    """Loss weight of the hard-negative bands (simulated ``--distribution negative`` films: no
+    plaque, distractors over the band) relative to the other bands' 1."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -117,6 +123,8 @@ class ScoreTrainConfig(TrainConfig):
         object.__setattr__(self, "head", Head(self.head).value)
         if self.network.head != self.head:
             object.__setattr__(self, "network", replace(self.network, head=self.head))
+        if not self.negative_weight > 0:
+            raise ValueError(f"negative_weight must be positive, got {self.negative_weight}")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
@@ -178,6 +186,46 @@ def _targets(
         fractions=torch.from_numpy(bs.fractions[idx].astype(np.float32)).to(device),
         fraction_weight=fraction_weight,
     )
+
+
+def row_weights(
+    data: BandSet, idx: npt.NDArray[np.intp], negative_weight: float
+) -> npt.NDArray[np.float64]:
+    """Loss weight of rows ``idx``: ``negative_weight`` for hard negatives, 1 otherwise."""
+    return np.where(data.hard_negative[idx], negative_weight, 1.0).astype(np.float64)
+
+
+def weighted_score_loss(
+    out: dict[str, torch.Tensor],
+    targets: Targets,
+    head: str,
+    weights: npt.NDArray[np.float64],
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`aacscore.score.network.score_loss` with per-row weights: the weighted mean of the
+    per-weight groups' losses (each a per-row mean), weighted by the group's rows x weight."""
+    levels = np.unique(weights)
+    if len(levels) == 1:
+        return score_loss(out, targets, head)
+    total_w = float(weights.sum())
+    loss: torch.Tensor | None = None
+    parts: dict[str, float] = {}
+    for w in levels:
+        rows = torch.from_numpy(np.flatnonzero(weights == w))
+        sub_out = {k: v[rows.to(v.device)] for k, v in out.items()}
+        dev = targets.grades.device
+        sub_t = Targets(
+            grades=targets.grades[rows.to(dev)],
+            total=targets.total[rows.to(dev)],
+            fractions=targets.fractions[rows.to(dev)],
+            fraction_weight=targets.fraction_weight,
+        )
+        lg, pg = score_loss(sub_out, sub_t, head)
+        share = float(w) * len(rows) / total_w
+        loss = lg * share if loss is None else loss + lg * share
+        for k, v in pg.items():
+            parts[k] = parts.get(k, 0.0) + v * share
+    assert loss is not None
+    return loss, parts
 
 
 def _lr_lambda(total_steps: int, warmup_steps: int) -> Any:
@@ -302,20 +350,29 @@ class ScoreStage:
             perm = np.concatenate([perm] * reps)[: cfg.steps_per_epoch * cfg.batch_size]
         return perm
 
+    def batches(self) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]]:
+        """One epoch's batches: (row indices, loss weight of each row)."""
+        cfg = self.config
+        perm = self._order()
+        n_steps = max(1, math.ceil(len(perm) / cfg.batch_size))
+        out = []
+        for s in range(n_steps):
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            out.append((idx, row_weights(self.data, idx, cfg.negative_weight)))
+        return out
+
     def train_epoch(self, epoch: int, advance: Advance | None) -> dict[str, Any]:
         cfg, data, dev = self.config, self.data, self.device
         self.net.train()
-        perm = self._order()
-        n_steps = max(1, math.ceil(len(perm) / cfg.batch_size))
         sums: dict[str, float] = {}
         seen = 0
-        for s in range(n_steps):
-            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+        for idx, weights in self.batches():
             x = torch.from_numpy(data.bands[idx].astype(np.float32))[:, None]
             if cfg.augment:
                 x = augment(x, cfg.geometry, self.gen, cfg.augment_config)
             o = self.net(normalize(x).to(dev))
-            loss, parts = score_loss(o, _targets(data, idx, cfg.fraction_weight, dev), cfg.head)
+            targets = _targets(data, idx, cfg.fraction_weight, dev)
+            loss, parts = weighted_score_loss(o, targets, cfg.head, weights)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
@@ -578,10 +635,18 @@ def train_score(
     data = concat_bandsets(
         [load_training_data(d, out, cfg, provider, progress, cache_dir) for d in sources]
     )
-    train_idx, val_idx = split_by_case(data.case_ids, cfg.val_fraction, cfg.seed)
+    # held out by case within each family and hard-negative stratum: all are in validation
+    strata = [f"{f}:{int(n)}" for f, n in zip(data.family, data.hard_negative, strict=True)]
+    train_idx, val_idx = split_by_case(data.case_ids, cfg.val_fraction, cfg.seed, strata)
     # Validate on one copy per film (the first jitter) so every film counts once.
     val_idx = val_idx[data.copy_index[val_idx] == 0]
-    logger.info("%d training bands, %d validation films", len(train_idx), len(val_idx))
+    logger.info(
+        "%d training bands (%d hard negatives), %d validation films (%s)",
+        len(train_idx),
+        int(data.hard_negative[train_idx].sum()),
+        len(val_idx),
+        calibration_strata(data, val_idx),
+    )
     result = fit(data, train_idx, val_idx, cfg, out, resume=resume, progress=progress)
 
     net = ScoreNet(cfg.network)
@@ -610,6 +675,14 @@ def train_score(
     )
     bins = tta_metrics.get("sd_scale_bins")
     plain = evaluate(net, data, val_idx, cfg)
+    by_family = per_stratum_metrics(
+        net,
+        data,
+        val_idx,
+        cfg.geometry,
+        val_out,
+        calibration.zero_below if calibration is not None else 0.0,
+    )
     n_train_cases = len({data.case_ids[i] for i in train_idx})
     data_summary = _data_summary(data, train_idx, val_idx)
     used_command = command or default_command(data_dir, out, cfg, install)
@@ -634,12 +707,22 @@ def train_score(
                 "train_time_s": round(sum(float(r["seconds"]) for r in result.history), 1),
                 "wall_time_s": round(time.perf_counter() - t_start, 1),
             },
-            "metrics": {"validation_tta": tta_metrics, "validation_no_tta": plain},
+            "metrics": {
+                "validation_tta": tta_metrics,
+                "validation_no_tta": plain,
+                "validation_tta_by_stratum": by_family,
+            },
+            "calibration_fit": {
+                "n_films": len(val_idx),
+                "strata": calibration_strata(data, val_idx),
+                "cross_fitted_figures": val_out is not None,
+            },
         },
     )
     model_dir = out / "model"
     final_cfg = export_model(net, model_dir, model_cfg, data, val_idx, cfg)
     write_model_card(model_dir / CARD_NAME, final_cfg, list(result.history))
+    append_stratum_section(model_dir / CARD_NAME, by_family, calibration_strata(data, val_idx))
     installed: Path | None = None
     if install:
         dest = Path(install_dir) if install_dir is not None else PACKAGE_MODEL_DIR

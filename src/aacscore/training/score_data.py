@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy.typing as npt
 from aacscore._files import atomic_savez
 from aacscore.aorta.roi import DEFAULT_BAND_GEOMETRY, Band, BandError, BandGeometry, extract_band
 from aacscore.kauppila import SEGMENTS
+from aacscore.simulate.calcification import HARD_NEGATIVE
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,10 @@ class BandSet:
     ``bands`` float16 (N, H, W) raw film intensities; ``grades``/``fractions`` (N, 8) in
     :data:`aacscore.kauppila.SEGMENTS` order; ``totals`` (N,); ``case_ids`` name the film of
     each row (several rows per film when corners were jittered several times);
-    ``level_length_mm`` and ``vertebral_height_mm`` (N, 4) describe L1-L4 (for AAC-8).
+    ``level_length_mm`` and ``vertebral_height_mm`` (N, 4) describe L1-L4 (for AAC-8);
+    ``hard_negative`` (N,) marks simulated hard negatives (``--distribution negative``) and
+    ``family`` (N,) names each row's simulator family (``a``, ``b``; empty for films). Both
+    default to "not a hard negative" and "" (sets built before they existed).
     """
 
     bands: npt.NDArray[np.float16]
@@ -78,6 +82,19 @@ class BandSet:
     copy_index: npt.NDArray[np.int16]
     geometry: BandGeometry
     meta: Mapping[str, Any]
+    hard_negative: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    family: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self)
+        if len(self.hard_negative) != n:
+            if len(self.hard_negative):
+                raise ValueError(f"hard_negative has {len(self.hard_negative)} rows, not {n}")
+            object.__setattr__(self, "hard_negative", np.zeros(n, dtype=bool))
+        if len(self.family) != n:
+            if self.family:
+                raise ValueError(f"family has {len(self.family)} rows, not {n}")
+            object.__setattr__(self, "family", ("",) * n)
 
     def __len__(self) -> int:
         return int(self.bands.shape[0])
@@ -106,6 +123,8 @@ class BandSet:
             copy_index=self.copy_index[i],
             geometry=self.geometry,
             meta=self.meta,
+            hard_negative=self.hard_negative[i],
+            family=tuple(self.family[k] for k in i),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -123,6 +142,8 @@ class BandSet:
             copy_index=self.copy_index,
             geometry=np.asarray(json.dumps(self.geometry.as_dict())),
             meta=np.asarray(json.dumps(dict(self.meta))),
+            hard_negative=self.hard_negative,
+            family=np.asarray(self.family, dtype=str),
         )
         return p
 
@@ -143,6 +164,12 @@ class BandSet:
                     copy_index=z["copy_index"],
                     geometry=BandGeometry.from_dict(json.loads(str(z["geometry"]))),
                     meta=json.loads(str(z["meta"])),
+                    hard_negative=(
+                        z["hard_negative"].astype(bool)
+                        if "hard_negative" in z.files
+                        else np.zeros(0, dtype=bool)
+                    ),
+                    family=tuple(str(f) for f in z["family"]) if "family" in z.files else (),
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise ScoreDataError(p, f"not a readable band cache ({exc})") from exc
@@ -184,6 +211,13 @@ class SimulatedCase:
     spacing_mm: tuple[float, float] | None
     grades: tuple[int, ...]
     fractions: tuple[float, ...]
+    family: str = "a"
+    distribution: str = ""
+
+    @property
+    def hard_negative(self) -> bool:
+        """Whether the case is a simulated hard negative (``--distribution negative``)."""
+        return self.distribution == HARD_NEGATIVE
 
 
 def is_simulated_folder(path: str | Path) -> bool:
@@ -229,6 +263,8 @@ def read_case_json(path: str | Path, film: Path | None = None) -> SimulatedCase:
         spacing_mm=spacing,
         grades=grades,
         fractions=fractions,
+        family=str(d.get("family", "a")),
+        distribution=str(d.get("distribution", "")),
     )
 
 
@@ -369,6 +405,8 @@ def _simulated_bandset(
         copy_index=np.asarray([k for _, _, k in rows], dtype=np.int16),
         geometry=geometry,
         meta={**meta, "n_cases": len({c.case_id for c, _, _ in rows})},
+        hard_negative=np.asarray([c.hard_negative for c, _, _ in rows], dtype=bool),
+        family=tuple(c.family for c, _, _ in rows),
     )
 
 
@@ -555,6 +593,8 @@ def concat_bandsets(sets: Sequence[BandSet], *, same_films: bool = False) -> Ban
             c if same_films else f"{k}:{c}" for k, s in enumerate(sets) for c in s.case_ids
         ),
         copy_index=np.concatenate([s.copy_index for s in sets]),
+        hard_negative=np.concatenate([s.hard_negative for s in sets]),
+        family=tuple(f for s in sets for f in s.family),
         geometry=geo,
         meta={
             "source": "+".join(str(s.meta.get("source", "?")) for s in sets),
@@ -608,17 +648,33 @@ def cached_bands(cache_dir: str | Path, key: str, build: Callable[[], BandSet]) 
 
 
 def split_by_case(
-    case_ids: Sequence[str], val_fraction: float, seed: int
+    case_ids: Sequence[str],
+    val_fraction: float,
+    seed: int,
+    strata: Sequence[str] | None = None,
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Train and validation row indices; all copies of a film go to the same side."""
+    """Train and validation row indices; all copies of a film go to the same side.
+
+    ``strata`` (one label per row, e.g. family and hard-negative flag): each stratum with at
+    least 2 films is split on its own, so every such stratum has films on both sides."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     unique = sorted(set(case_ids))
     if len(unique) < 2:
         raise ValueError("need at least 2 films to split into training and validation")
-    order = sorted(unique, key=lambda c: _stable_int(f"{seed}:{c}"))
-    n_val = min(max(1, round(val_fraction * len(unique))), len(unique) - 1)
-    val = set(order[:n_val])
+    labels = [""] * len(case_ids) if strata is None else list(strata)
+    if len(labels) != len(case_ids):
+        raise ValueError(f"{len(labels)} strata for {len(case_ids)} rows")
+    film_stratum = dict(zip(case_ids, labels, strict=True))
+    val: set[str] = set()
+    groups = sorted(set(film_stratum.values()))
+    for g in groups:
+        films = sorted(c for c in unique if film_stratum[c] == g)
+        if len(films) < 2 and len(groups) > 1:
+            continue  # too small to split: training only
+        order = sorted(films, key=lambda c: _stable_int(f"{seed}:{c}"))
+        n_val = min(max(1, round(val_fraction * len(films))), len(films) - 1)
+        val.update(order[:n_val])
     is_val = np.asarray([c in val for c in case_ids])
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 

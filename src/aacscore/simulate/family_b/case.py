@@ -20,10 +20,14 @@ from scipy import ndimage
 
 from aacscore._files import json_safe
 from aacscore.kauppila import LEVELS, SEGMENTS, WALLS
-from aacscore.simulate.case import SimulatedCase, check_case_arguments
+from aacscore.simulate.calcification import HARD_NEGATIVE, HardNegativePlan, plan_hard_negatives
+from aacscore.simulate.case import HARD_NEGATIVE_TAG, SimulatedCase, check_case_arguments
 from aacscore.simulate.family_b import render as rd
 from aacscore.simulate.family_b.scene import (
     DISTRIBUTIONS,
+    F64,
+    GasTube,
+    Scene,
     plan_plaques,
     sample_scene,
     spread_grades,
@@ -111,6 +115,22 @@ def _canvas(
     return rd.Canvas(shape, m, tt), mirror
 
 
+def _add_hard_negatives(sc: Scene, plan: HardNegativePlan) -> list[tuple[F64, F64, float, float]]:
+    """Put ``plan``'s gas and calcific distractors into the scene; returns the metal clips and
+    vessel-like lines as strokes (p0, p1, radius mm, density) for :func:`rd.render_strokes`."""
+    for pts, radius, period, fill, stool in plan.gas:
+        sc.gas.append(GasTube(pts, radius, period, fill, stool))
+    for c, r, dens in (*plan.rings, *plan.dots):
+        sc.distractors.append((c, r, 0.6 + 0.9 * dens))
+    strokes: list[tuple[F64, F64, float, float]] = []
+    for a, b in plan.clips:
+        strokes += [(a[0], a[1], 0.35, 12.0), (b[0], b[1], 0.35, 12.0)]
+    for pts, r, dens in plan.lines:
+        for p0, p1 in zip(pts[:-1:3], pts[3::3], strict=False):
+            strokes.append((p0, p1, r, 0.2 + 0.5 * dens))
+    return strokes
+
+
 def simulate_case_b(
     seed: int,
     index: int,
@@ -125,6 +145,17 @@ def simulate_case_b(
     sk = sample_skeleton(rng, ov)
     sc = sample_scene(rng, sk, ov)
     corners_mm = {n: sk.bodies[n].corners() for n in VERTEBRA_NAMES}
+    neg_plan: HardNegativePlan | None = None
+    strokes: list[tuple[F64, F64, float, float]] = []
+    if distribution == HARD_NEGATIVE:
+        neg_rng = np.random.default_rng(
+            np.random.SeedSequence([int(seed), int(index), FAMILY_B_TAG, HARD_NEGATIVE_TAG])
+        )
+        span = (float(corners_mm["L1"][:, 1].min()), float(corners_mm["L4"][:, 1].max()))
+        neg_plan = plan_hard_negatives(neg_rng, sc.walls, span)
+        strokes = _add_hard_negatives(sc, neg_plan)
+        if neg_plan.crop_band:
+            ov.setdefault("fov_width_mm", 60.0)  # enlarged to the ROI: the band's front is cut
     bounds_mm = segment_bounds(corners_mm, sc.walls)
     ranges = {s: (b[0].s, b[1].s) for s, b in bounds_mm.items()}
     wall_len = {wall: float(cumulative(sc.walls[wall])[-1]) for wall in WALLS}
@@ -133,6 +164,10 @@ def simulate_case_b(
         raise ValueError(f"target_aac24 must lie in 0..24, got {total}")
     grades = spread_grades(rng, total)
     plaques, pinfo = plan_plaques(rng, grades, ranges, wall_len, total)
+    if neg_plan is not None:  # no aortic plaque at all (also none outside the scored segments)
+        if total != 0:
+            raise ValueError(f"hard negatives have AAC-24 0, got target_aac24={total}")
+        plaques = []
     chain = rd.sample_chain(rng, float(sc.params["habitus"]), ov)
 
     roi = [corners_mm[n] for n in LEVELS]
@@ -180,6 +215,7 @@ def simulate_case_b(
     cortical = float(rng.uniform(0.8, 1.2))
     bone = trab + np.float32(cortical) * (cort + rd.upsample(cort_m, shape, fm))
     rd.render_rings(cv, sc.distractors, bone)
+    rd.render_strokes(cv, strokes, bone)
     flats = [rd.render_plaque(cv, p, sc.walls[p.wall], bone) for p in plaques]
 
     soft, gas = rd.soft_tissue(coarse, sc, rng)
@@ -232,6 +268,19 @@ def simulate_case_b(
         "distractors": len(sc.distractors),
         "gas_tubes": len(sc.gas),
         "overlays": drawn,
+        **(
+            {}
+            if neg_plan is None
+            else {
+                "hard_negatives": {
+                    **neg_plan.counts(),
+                    "points_px": [
+                        [round(float(x), 3), round(float(y), 3)]
+                        for x, y in cv.to_px(neg_plan.centres())
+                    ],
+                }
+            }
+        ),
         "layer_factors": [fm, fc],
     }
     log.debug("family b case %s/%s: aac24=%d target=%d", seed, index, truth.score.aac24, total)

@@ -534,6 +534,21 @@ def render_rings(cv: Canvas, items: list[tuple[F64, float, float]], bone: F32) -
         bone[box[0] : box[1], box[2] : box[3]] += val.astype(np.float32)
 
 
+def render_strokes(cv: Canvas, items: list[tuple[F64, F64, float, float]], bone: F32) -> None:
+    """Straight dense strokes (metal clips, vessel-like lines): (p0, p1, radius, density)."""
+    for p0, p1, r, dens in items:
+        box = cv.window(np.stack([p0, p1]), r + 1)
+        if box is None:
+            continue
+        x, y = cv.grid_mm(box)
+        d = p1 - p0
+        ll = float(d @ d) or 1.0
+        t = np.clip(((x - p0[0]) * d[0] + (y - p0[1]) * d[1]) / ll, 0, 1)
+        dist = np.hypot(x - (p0[0] + t * d[0]), y - (p0[1] + t * d[1]))
+        val = dens * 2 * np.sqrt(np.clip(r * r - dist * dist, 0, None))
+        bone[box[0] : box[1], box[2] : box[3]] += val.astype(np.float32)
+
+
 # --------------------------------------------------------------------------------------------
 # exposure, detector, processing
 # --------------------------------------------------------------------------------------------

@@ -314,6 +314,8 @@ def target_probabilities(distribution: str) -> F64:
         p[:] = 1.0 / 25
     elif distribution == "mild":
         p[0], p[1:5], p[5:9] = 0.2, 0.6 / 4, 0.2 / 4
+    elif distribution == "negative":
+        p[0] = 1.0
     else:
         raise ValueError(f"unknown distribution {distribution!r}; expected one of {DISTRIBUTIONS}")
     return p / p.sum()
