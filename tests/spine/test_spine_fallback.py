@@ -112,6 +112,20 @@ def test_when_both_fail_the_primary_error_or_unchecked_reading_comes_back(
     assert FALLBACK_FLAG not in unchecked.flags
 
 
+@pytest.mark.parametrize("flag", ["level_uncertain", "orientation_uncertain"])
+def test_an_unsure_fallback_reading_is_not_used(
+    film: tuple[Radiograph, SpineResult], flag: str
+) -> None:
+    rad, res = film
+    unsure = replace(res, flags=(flag,))
+    with pytest.raises(SpineError, match="L2: implausible body size"):
+        FallbackSpineModel(Fake(res, error=_implausible()), Fake(unsure)).predict(rad)
+    uncertain = replace(res, flags=("level_uncertain",))
+    assert FallbackSpineModel(Fake(uncertain), Fake(unsure)).predict(rad) is uncertain
+    primary = Fake(res, error=_implausible())
+    assert FallbackSpineModel(primary, Fake(unsure)).predict(rad, check=False) is res
+
+
 def test_an_uncertain_primary_reading_stays_when_the_fallback_fails(
     film: tuple[Radiograph, SpineResult],
 ) -> None:
