@@ -50,9 +50,10 @@ became, in ``params.anatomy.variety`` of the case JSON:
   -20..0 deg (upper lumbar discs kyphotic, L5/S1 still lordotic), no lower than 65 deg below
   neutral; extension adds 8-20 deg (at most 85 deg).
 * Spondylolisthesis (8%): anterior slip of L4 on L5 (mostly degenerative, 5-20% of the lower
-  body's depth) or of L5 on S1 (mostly isthmic, 10-30%) along the lower superior end-plate; the
-  column above slips with it; in the isthmic kind the slipped vertebra's lamina, inferior
-  articular processes and spinous process stay behind (pars defect).
+  body's superior end-plate, between its truth corners) or of L5 on S1 (mostly isthmic, 10-30%)
+  along that end-plate; the column above (and the aorta) slips with it; in the isthmic kind the
+  slipped vertebra's lamina, inferior articular processes and spinous process stay behind (pars
+  defect).
 * Transitional vertebrae (6%): a lumbarised S1 (a free lumbar-type body with a 4-8 mm disc above
   a sacrum one segment shorter: six lumbar-type bodies) or a sacralised L5 (its disc with S1
   reduced to a 0.5-2 mm sliver, bridged anteriorly by bone, one enlarged transverse process
@@ -115,7 +116,6 @@ from aacscore.simulate.implants import (
     build_screws,
     build_stent_graft,
     render_metal,
-    screw_levels,
 )
 from aacscore.vertebrae import LABEL_VALUES
 
@@ -810,7 +810,9 @@ def sample_anatomy(
     p["soft"] = {k: round(v, 3) for k, v in soft.items()}
 
     # --- aorta walls -----------------------------------------------------------------------
-    walls, bif_y = _sample_aorta(rng, bodies, by, pick)
+    # the aorta runs along the bodies as the label convention names them (T10 ... S1)
+    by_aorta = {rename[b.name]: b for b in bodies} if rename else by
+    walls, bif_y = _sample_aorta(rng, bodies, by_aorta, pick)
 
     p["fracture"] = None if frac_level is None else {"level": frac_level, "kind": frac_kind}
     p["osteophytes"] = sum(len(b.osteophytes) for b in bodies)
@@ -882,9 +884,7 @@ def lordosis_deg(upper: F64, lower: F64) -> float:
     Positive when the curve between them is lordotic in the canonical frame (anterior left,
     cranial up); mirror the sign for a film whose anterior faces right.
     """
-    return math.degrees(
-        _wrap(_plate_angle(upper[0], upper[1]) - _plate_angle(lower[0], lower[1]))
-    )
+    return math.degrees(_wrap(_plate_angle(upper[0], upper[1]) - _plate_angle(lower[0], lower[1])))
 
 
 class _Column:
@@ -899,9 +899,7 @@ class _Column:
     def below(self, name: str) -> str:
         return _CHAIN[_CHAIN.index(name) - 1]
 
-    def move_above(
-        self, upper: str, theta: float, pivot: F64, shift: F64 | None = None
-    ) -> None:
+    def move_above(self, upper: str, theta: float, pivot: F64, shift: F64 | None = None) -> None:
         """Rotate by ``theta`` about ``pivot`` and shift ``upper`` and every body above it.
 
         A vacuum streak in the disc below ``upper`` moves half-way.
@@ -1009,16 +1007,13 @@ def _vary_column(
         rec["posture"] = {
             "kind": po.kind,
             "lordosis_neutral_deg": round(neutral, 3),
-            "lordosis_deg": round(
-                lordosis_deg(col.b[l1].corners_mm(), col.b[s1].corners_mm()), 3
-            ),
+            "lordosis_deg": round(lordosis_deg(col.b[l1].corners_mm(), col.b[s1].corners_mm()), 3),
         }
     li = v.listhesis
     if li is not None:
         up = anat[li.level]
-        low = col.b[col.below(up)]
-        cl = low.corners_mm()
-        slip = li.fraction * low.depth
+        cl = col.b[col.below(up)].corners_mm()
+        slip = li.fraction * float(np.hypot(*(cl[1] - cl[0])))  # of the end-plate (corners)
         shift = slip * _unit(cl[0] - cl[1])
         col.move_above(up, 0.0, np.zeros(2), shift)
         if li.kind == "isthmic":
@@ -1132,23 +1127,23 @@ def _finish_variety(
         }
     implants: list[dict[str, Any]] = []
     if v.screws is not None:
-        parts, r = build_screws(v.screws, by)
+        parts, irec = build_screws(v.screws, by)
         metal += parts
-        implants.append(r)
+        implants.append(irec)
     if v.disc_prosthesis is not None:
         up = v.disc_prosthesis.level
         low = _LADDER[_LADDER.index(up) - 1]
-        parts, r = build_prosthesis(v.disc_prosthesis, by[up], by[low], f"{up}/{low}")
+        parts, irec = build_prosthesis(v.disc_prosthesis, by[up], by[low], f"{up}/{low}")
         metal += parts
-        implants.append(r)
+        implants.append(irec)
     if v.ivc_filter is not None:
-        parts, r = build_ivc_filter(v.ivc_filter, by, walls)
+        parts, irec = build_ivc_filter(v.ivc_filter, by, walls)
         metal += parts
-        implants.append(r)
+        implants.append(irec)
     if v.stent_graft is not None:
-        parts, r = build_stent_graft(v.stent_graft, by, walls, bif_y)
+        parts, irec = build_stent_graft(v.stent_graft, by, walls, bif_y)
         metal += parts
-        implants.append(r)
+        implants.append(irec)
     if implants:
         out["implants"] = implants
     return named, tubes, metal, out

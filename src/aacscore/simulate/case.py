@@ -280,9 +280,9 @@ def simulate_case(
     segments = _segment_records(truth, bounds_px, sp)
     seg_bounds = {s: np.stack([bounds_px[s][0].point, bounds_px[s][1].point]) for s in SEGMENTS}
 
-    anat_params = anat.params
-    if "variety" in anat_params:
-        anat_params = {**anat_params, "variety": variety_record_to_image(anat_params["variety"], to_img)}
+    anat_params = dict(anat.params)
+    if "variety" in anat_params:  # its points in the film's pixels, like every coordinate
+        anat_params["variety"] = variety_record_to_image(anat_params["variety"], to_img)
     params: dict[str, Any] = {
         "anatomy": anat_params,
         "geometry": gp,

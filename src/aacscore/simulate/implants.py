@@ -222,9 +222,7 @@ def screw_levels(plan: ScrewPlan) -> tuple[str, ...]:
     return SPINE_ORDER[k - plan.levels + 1 : k + 1]
 
 
-def build_screws(
-    plan: ScrewPlan, by: Mapping[str, BodyLike]
-) -> tuple[list[Metal], dict[str, Any]]:
+def build_screws(plan: ScrewPlan, by: Mapping[str, BodyLike]) -> tuple[list[Metal], dict[str, Any]]:
     """Screws (shaft + tulip head) per level and side, and one rod per side."""
     parts: list[Metal] = []
     screws: list[list[list[float]]] = []
@@ -239,9 +237,7 @@ def build_screws(
             du += side * plan.side_mm
             u_in, u_tip = d / 2 + 0.5 * d, -d / 2 + plan.tip_frac * d
             v_in = -0.18 * h + dv
-            entry, tip = b.local_to_mm(
-                [[u_in + du, v_in], [u_tip + du, v_in - t * (u_in - u_tip)]]
-            )
+            entry, tip = b.local_to_mm([[u_in + du, v_in], [u_tip + du, v_in - t * (u_in - u_tip)]])
             axis = _unit(entry - tip)  # posterior along the screw
             parts.append(
                 Wire(np.stack([entry, tip]), np.array([3.25, 2.9]), MU_TITANIUM_EXCESS,
@@ -372,9 +368,11 @@ def build_stent_graft(
             lumen = min(lumen, 14.0)
         rad = float(np.clip((lumen - 1.0) / 2.0, 5.0, 15.0))
         c = p + (rad + 0.5) * nrm
-        ring = c[None] + (plan.amplitude_mm * tri)[:, None] * tau[None] + (
-            rad * np.cos(phi)
-        )[:, None] * nrm[None]
+        ring = (
+            c[None]
+            + (plan.amplitude_mm * tri)[:, None] * tau[None]
+            + (rad * np.cos(phi))[:, None] * nrm[None]
+        )
         parts.append(Wire(ring, np.full(len(ring), r_wire), MU_STEEL_EXCESS))
         centres.append(c)
         diameters.append(2.0 * rad)
@@ -382,9 +380,11 @@ def build_stent_graft(
     if centres:
         p, tau, nrm = _wall_frame(post, s0)
         for k in range(plan.markers):
-            m = centres[0] - plan.amplitude_mm * tau + (
-                diameters[0] / 2.0 * math.cos(math.pi * (k + 0.5) / plan.markers)
-            ) * nrm
+            m = (
+                centres[0]
+                - plan.amplitude_mm * tau
+                + (diameters[0] / 2.0 * math.cos(math.pi * (k + 0.5) / plan.markers)) * nrm
+            )
             parts.append(Wire(np.stack([m, m + 1.2 * tau]), np.array([0.5, 0.5]), 2.0))
     record = {
         "kind": "stent_graft",
