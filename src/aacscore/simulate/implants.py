@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from scipy.spatial import cKDTree
 
 from aacscore.simulate.geometry import (
     F32,
@@ -42,6 +43,7 @@ from aacscore.simulate.geometry import (
     intersect_ray_polyline,
     point_at,
     project_to_polyline,
+    resample_polyline,
     rounded_box_sdf,
     soft_inside,
     tangent_at,
@@ -176,15 +178,23 @@ def _render_wire(w: Wire, frame: Frame, out: F32) -> None:
         return
     x, y = crop.mm_grid()
     pts = np.stack([x.ravel(), y.ravel()], axis=1).astype(np.float64)
-    s, d = project_to_polyline(pts, w.points)
+    near = np.arange(len(pts))
+    if len(w.points) > 8:  # many segments: project only the pixels near the wire
+        step = max(0.5 * px, 0.2)
+        dist, _ = cKDTree(resample_polyline(w.points, step)).query(
+            pts, distance_upper_bound=rmax + step
+        )
+        near = np.flatnonzero(np.isfinite(dist))
+    s, d = project_to_polyline(pts[near], w.points)
     sv = arc_length(w.points)
     rad = np.interp(s, sv, r)
     if w.thread_mm > 0 and w.pitch_mm > 0:
         saw = np.abs((s / w.pitch_mm) % 1.0 - 0.5) * 2.0  # 0..1 triangle wave
         rad = rad + w.thread_mm * (saw - 0.5)
     chord = 2.0 * np.sqrt(np.clip(rad * rad - d * d, 0.0, None)) * np.interp(s, sv, gain)
-    val = (chord * (w.mu * w.squash)).astype(np.float32).reshape(crop.shape)
-    out[crop.slices] += val
+    flat = np.zeros(len(pts), dtype=np.float32)
+    flat[near] = chord * (w.mu * w.squash)
+    out[crop.slices] += flat.reshape(crop.shape)
 
 
 def _render_plate(p: Plate, frame: Frame, out: F32) -> None:
