@@ -29,9 +29,16 @@ def simulate(
     family: str = typer.Option(
         "a", "--family", help="Rendering family: a (training simulator) | b (independent)."
     ),
+    variety: str = typer.Option(
+        "standard",
+        "--variety",
+        help="Family a anatomy: standard | extended (flexion/extension, spondylolisthesis, "
+        "transitional vertebrae, DISH, scoliosis, implants).",
+    ),
 ) -> None:
     """Simulate N cases (image, labels, calcification mask, JSON, truth.csv) into OUT."""
     from aacscore.simulate import simulate_dataset, write_gallery
+    from aacscore.simulate.anatomy import VARIETIES
     from aacscore.simulate.calcification import DISTRIBUTIONS
     from aacscore.simulate.dataset import FAMILIES
 
@@ -43,6 +50,14 @@ def simulate(
         raise typer.Exit(2)
     if family not in FAMILIES:
         err_console.print(f"[red]error:[/red] unknown family {family!r} (expected a or b)")
+        raise typer.Exit(2)
+    if variety not in VARIETIES:
+        err_console.print(
+            f"[red]error:[/red] unknown variety {variety!r} (expected standard or extended)"
+        )
+        raise typer.Exit(2)
+    if variety != "standard" and (family != "a" or gallery):
+        err_console.print("[red]error:[/red] --variety applies to family a datasets only")
         raise typer.Exit(2)
     if gallery and family != "a":
         err_console.print("[red]error:[/red] --gallery renders family a only")
@@ -63,6 +78,7 @@ def simulate(
         progress=True,
         spacing_mm=spacing,
         family=family,
+        variety=variety,
     )
     hist = summary.aac24
     zero = sum(1 for a in hist if a == 0)

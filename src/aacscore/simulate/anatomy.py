@@ -39,15 +39,51 @@ Modelled (ranges are per patient unless stated):
   bifurcation near L4 below which the anterior wall diverges. The aorta itself is not rendered
   (soft tissue); only the wall polylines are returned for the calcification module.
 
-Not modelled: bowel wall/organ outlines (liver, kidneys, bladder), scoliosis, spondylolisthesis,
-transitional vertebrae, implants other than clips, beam divergence other than the left/right
-offsets, contrast media.
+Extended variety (``variety="extended"``, :func:`sample_variety`): drawn per film from a separate
+random stream (``default_rng([seed, index, 7])``), so the standard draws, and every standard film,
+stay as they are; each feature is applied to the same patient and recorded, with what its truth
+became, in ``params.anatomy.variety`` of the case JSON:
+
+* Flexion (15%) / extension (15%) views: the column above each lumbar disc is rotated about a
+  point in the disc (discs wedge open posteriorly in flexion, anteriorly in extension). Flexion
+  sets the L1-S1 lordosis (angle between the L1 and S1 superior end-plates, truth corners) to
+  -20..0 deg (upper lumbar discs kyphotic, L5/S1 still lordotic), no lower than 65 deg below
+  neutral; extension adds 8-20 deg (at most 85 deg).
+* Spondylolisthesis (8%): anterior slip of L4 on L5 (mostly degenerative, 5-20% of the lower
+  body's superior end-plate, between its truth corners) or of L5 on S1 (mostly isthmic, 10-30%)
+  along that end-plate; the column above (and the aorta) slips with it; in the isthmic kind the
+  slipped vertebra's lamina, inferior articular processes and spinous process stay behind (pars
+  defect).
+* Transitional vertebrae (6%): a lumbarised S1 (a free lumbar-type body with a 4-8 mm disc above
+  a sacrum one segment shorter: six lumbar-type bodies) or a sacralised L5 (its disc with S1
+  reduced to a 0.5-2 mm sliver, bridged anteriorly by bone, one enlarged transverse process
+  fused with the ala: four free lumbar bodies).
+* Implants (:mod:`aacscore.simulate.implants`): pedicle screws + rods over 2-3 levels (5%), an
+  anterior disc prosthesis (2%, disc height restored), an IVC filter (2%), an aortic stent-graft
+  (2%).
+* DISH (4%): flowing anterior ossification bridging 4-6 bodies (3-5 discs) between T11 and L5,
+  2-4 mm thick over the bodies and 4-9 mm over the discs (bone, never calcification).
+* Scoliosis double contours (6%): a left/right shift of 3-8 mm (mostly vertical, with 1-5 deg
+  tilt) of the end-plates on 2-4 consecutive levels around an apex in L1-L4.
+
+Level convention (:data:`LEVEL_CONVENTION`, also in the variety record): the truth names the
+bodies the way the spine stage counts them, up from the sacrum: the first free body above the
+sacrum is L5, the next L4, and so on. A lumbarised S1 is therefore labelled L5 (the anatomical L5
+is L4, ..., the anatomical L1 is T12, and the second sacral segment is S1); a sacralised L5 is the
+top of the sacrum, labelled S1 (the anatomical L4 is L5, ..., the anatomical T12, which bears the
+12th ribs, is L1). The record maps each label to its anatomical name. Other anatomy parameters
+(``disc_factors``) name the anatomical levels; ``fracture`` is renamed to the label convention.
+
+Not modelled: bowel wall/organ outlines (liver, kidneys, bladder), fused interbody cages, implants
+other than those above and clips, beam divergence other than the left/right offsets, contrast
+media.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +104,18 @@ from aacscore.simulate.geometry import (
     smooth_noise,
     soft_inside,
     upsample_bilinear,
+)
+from aacscore.simulate.implants import (
+    FilterPlan,
+    Metal,
+    ProsthesisPlan,
+    ScrewPlan,
+    StentPlan,
+    build_ivc_filter,
+    build_prosthesis,
+    build_screws,
+    build_stent_graft,
+    render_metal,
 )
 from aacscore.vertebrae import LABEL_VALUES
 
@@ -145,6 +193,8 @@ class Body:
     spinous_angle: float
     osteophytes: tuple[Osteophyte, ...] = ()
     sacral: bool = False
+    anatomical: str = ""  # anatomical name when the label convention names it differently
+    arch_shift: float = 0.0  # isthmic slip: lamina and spinous process left behind (mm, local u)
 
     def local_to_mm(self, pts: npt.ArrayLike) -> F64:
         """Local (u, v) points to canonical mm."""
@@ -202,6 +252,8 @@ class Anatomy:
     walls: dict[str, F64]
     bifurcation_y: float
     params: dict[str, Any] = field(default_factory=dict)
+    bone_tubes: tuple[Tube, ...] = ()  # DISH, bony bridges (fine grid)
+    metal: tuple[Metal, ...] = ()
 
     def body(self, name: str) -> Body:
         """The body named ``name``."""
@@ -209,6 +261,252 @@ class Anatomy:
             if b.name == name:
                 return b
         raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Extended variety: the plan
+# --------------------------------------------------------------------------------------------
+
+VARIETIES: tuple[str, ...] = ("standard", "extended")
+"""``standard``: the simulator as it always was; ``extended``: plus :func:`sample_variety`."""
+VARIETY_STREAM = 7
+"""Third entropy word of the variety stream: ``default_rng([seed, index, VARIETY_STREAM])``."""
+VARIETY_PROBABILITIES: dict[str, float] = {
+    "flexion": 0.15,
+    "extension": 0.15,
+    "spondylolisthesis": 0.08,
+    "transitional": 0.06,
+    "pedicle_screws": 0.05,
+    "disc_prosthesis": 0.02,
+    "ivc_filter": 0.02,
+    "stent_graft": 0.02,
+    "dish": 0.04,
+    "scoliosis": 0.06,
+}
+"""Per-film probability of each extended feature (drawn independently; flexion and extension
+exclude each other)."""
+LEVEL_CONVENTION = (
+    "levels counted up from the sacrum: the first free body above the sacrum is L5, the next L4, "
+    "...; a lumbarised S1 is labelled L5 and a sacralised L5 is the top of the sacrum (S1)"
+)
+_LADDER: tuple[str, ...] = (
+    "S6", "S5", "S4", "S3", "S2", "S1", "L5", "L4", "L3", "L2", "L1",
+    "T12", "T11", "T10", "T9", "T8", "T7",
+)  # fmt: skip
+_CHAIN: tuple[str, ...] = _LADDER[1:-1]  # built bodies, caudal to cranial (S5 ... T8)
+_POSTURE_W = {
+    "flexion": {"L1": 0.22, "L2": 0.24, "L3": 0.22, "L4": 0.18, "L5": 0.14},
+    "extension": {"L1": 0.12, "L2": 0.16, "L3": 0.22, "L4": 0.26, "L5": 0.24},
+}
+
+
+@dataclass(frozen=True)
+class Posture:
+    """``flexion``: ``amount_deg`` is the target L1-S1 lordosis; ``extension``: its increase."""
+
+    kind: str
+    amount_deg: float
+
+
+@dataclass(frozen=True)
+class Listhesis:
+    """Anterior slip of ``level`` (L4 or L5) on the body below by ``fraction`` of its depth."""
+
+    level: str
+    fraction: float
+    kind: str  # degenerative | isthmic
+
+
+@dataclass(frozen=True)
+class Transitional:
+    """``lumbarised_S1`` or ``sacralised_L5``: the new (or reduced) disc's height and wedge."""
+
+    kind: str
+    disc_mm: float
+    disc_angle_deg: float
+    spinous: float
+    bridge_mm: float
+
+
+@dataclass(frozen=True)
+class Scoliosis:
+    """Left/right end-plate shift of ``shift_mm`` on ``levels`` levels from ``top`` down."""
+
+    top: str
+    levels: int
+    shift_mm: float
+    direction_deg: float
+    tilt_deg: float
+
+
+@dataclass(frozen=True)
+class Dish:
+    """Flowing anterior ossification over ``levels`` bodies from ``top`` down."""
+
+    top: str
+    levels: int
+    body_mm: float
+    disc_mm: float
+    width_mm: float
+
+
+@dataclass(frozen=True)
+class Variety:
+    """The extended features of one film (None: absent). Build one to force features."""
+
+    posture: Posture | None = None
+    listhesis: Listhesis | None = None
+    transitional: Transitional | None = None
+    scoliosis: Scoliosis | None = None
+    dish: Dish | None = None
+    screws: ScrewPlan | None = None
+    disc_prosthesis: ProsthesisPlan | None = None
+    ivc_filter: FilterPlan | None = None
+    stent_graft: StentPlan | None = None
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Names of the features present (``flexion`` / ``extension`` for the posture)."""
+        out = [self.posture.kind] if self.posture else []
+        names = {
+            "listhesis": "spondylolisthesis",
+            "transitional": "transitional",
+            "scoliosis": "scoliosis",
+            "dish": "dish",
+            "screws": "pedicle_screws",
+            "disc_prosthesis": "disc_prosthesis",
+            "ivc_filter": "ivc_filter",
+            "stent_graft": "stent_graft",
+        }
+        out += [n for k, n in names.items() if getattr(self, k) is not None]
+        return tuple(out)
+
+
+def sample_variety(rng: np.random.Generator) -> Variety:
+    """Draw the extended features of one film (:data:`VARIETY_PROBABILITIES`).
+
+    Every parameter is drawn whether or not its feature is present, in a fixed order, so each
+    feature's parameters do not depend on the others.
+    """
+    pr = VARIETY_PROBABILITIES
+    u = rng.random()
+    flex, ext = float(rng.uniform(-20.0, 0.0)), float(rng.uniform(8.0, 20.0))
+    posture = None
+    if u < pr["flexion"]:
+        posture = Posture("flexion", flex)
+    elif u < pr["flexion"] + pr["extension"]:
+        posture = Posture("extension", ext)
+
+    on = rng.random() < pr["spondylolisthesis"]
+    level = "L4" if rng.random() < 0.55 else "L5"
+    degenerative = rng.random() < (0.8 if level == "L4" else 0.3)
+    f_deg, f_isth = float(rng.uniform(0.05, 0.2)), float(rng.uniform(0.1, 0.3))
+    listhesis = None
+    if on:
+        kind = "degenerative" if degenerative else "isthmic"
+        listhesis = Listhesis(level, f_deg if degenerative else f_isth, kind)
+
+    on = rng.random() < pr["transitional"]
+    lumb = rng.random() < 0.5
+    t_disc = float(rng.uniform(4.0, 8.0)) if lumb else float(rng.uniform(0.5, 2.0))
+    t_ang = float(rng.uniform(0.0, 6.0)) if lumb else float(rng.uniform(0.0, 4.0))
+    t_spin, t_bridge = float(rng.uniform(0.05, 0.35)), float(rng.uniform(1.8, 3.2))
+    transitional = None
+    if on:
+        kind = "lumbarised_S1" if lumb else "sacralised_L5"
+        transitional = Transitional(kind, t_disc, t_ang, t_spin, t_bridge)
+
+    on = rng.random() < pr["pedicle_screws"]
+    bottom = str(rng.choice(["L4", "L5", "S1"], p=[0.3, 0.3, 0.4]))
+    screws = ScrewPlan(
+        bottom,
+        int(rng.integers(2, 4)),
+        float(rng.uniform(0.15, 0.3)),
+        float(rng.normal(0.0, 4.0)),
+        float(rng.uniform(0.5, 2.5)),
+    )
+    screws_on = on
+
+    on = rng.random() < pr["disc_prosthesis"]
+    u = rng.random()
+    pl = "L3" if u < 0.2 else "L4" if u < 0.6 else "L5"
+    if listhesis is not None and pl == listhesis.level:  # one procedure per disc
+        pl = "L5" if pl == "L4" else "L4"
+    prosthesis = ProsthesisPlan(
+        pl,
+        float(rng.uniform(7.0, 10.0)),
+        float(rng.uniform(1.5, 2.5)),
+        float(rng.uniform(26.0, 34.0)),
+        float(rng.uniform(4.0, 7.0)),
+    )
+    prosthesis_on = on
+
+    on = rng.random() < pr["ivc_filter"]
+    ivc = FilterPlan(
+        str(rng.choice(["conical", "tulip"])),
+        float(rng.uniform(40.0, 55.0)),
+        float(rng.uniform(11.0, 15.0)),
+        float(rng.uniform(0.0, 10.0)),
+        float(rng.uniform(0.0, 0.6)),
+        float(rng.uniform(0.0, 2.0 * math.pi)),
+    )
+    ivc_on = on
+
+    on = rng.random() < pr["stent_graft"]
+    stent = StentPlan(
+        int(rng.integers(5, 9)),
+        float(rng.uniform(5.0, 8.0)),
+        float(rng.uniform(1.5, 5.0)),
+        float(rng.uniform(0.35, 0.5)),
+        int(rng.integers(2, 5)),
+    )
+    stent_on = on
+
+    on = rng.random() < pr["dish"]
+    dish = Dish(
+        str(rng.choice(["T11", "T12", "L1", "L2"], p=[0.3, 0.3, 0.25, 0.15])),
+        int(rng.integers(4, 7)),
+        float(rng.uniform(2.0, 4.0)),
+        float(rng.uniform(4.0, 9.0)),
+        float(rng.uniform(15.0, 30.0)),
+    )
+    dish_on = on
+
+    on = rng.random() < pr["scoliosis"]
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    scol = Scoliosis(
+        str(rng.choice(["L1", "L2", "L3", "L4"])),
+        int(rng.integers(2, 5)),
+        float(rng.uniform(3.0, 8.0)),
+        float(sign * rng.uniform(55.0, 125.0)),
+        float(sign * rng.uniform(1.0, 5.0)),
+    )
+    return Variety(
+        posture=posture,
+        listhesis=listhesis,
+        transitional=transitional,
+        scoliosis=scol if on else None,
+        dish=dish if dish_on else None,
+        screws=screws if screws_on else None,
+        disc_prosthesis=prosthesis if prosthesis_on else None,
+        ivc_filter=ivc if ivc_on else None,
+        stent_graft=stent if stent_on else None,
+    )
+
+
+def resolve_variety(variety: str | Variety, seed: int, index: int) -> Variety | None:
+    """The plan of case ``index`` of ``seed``: None for ``standard``, drawn for ``extended``.
+
+    Raises:
+        ValueError: an unknown variety name.
+    """
+    if isinstance(variety, Variety):
+        return variety
+    if variety not in VARIETIES:
+        raise ValueError(f"unknown variety {variety!r}; expected one of {VARIETIES}")
+    if variety == "standard":
+        return None
+    return sample_variety(np.random.default_rng([int(seed), int(index), VARIETY_STREAM]))
 
 
 def _axis(alpha: float) -> F64:
@@ -221,8 +519,15 @@ def _e(alpha: float) -> F64:
     return np.array([math.cos(alpha), math.sin(alpha)])
 
 
-def sample_anatomy(rng: np.random.Generator, ov: dict[str, Any]) -> Anatomy:
-    """Sample one patient's anatomy (every draw happens whatever the overrides)."""
+def sample_anatomy(
+    rng: np.random.Generator, ov: dict[str, Any], variety: Variety | None = None
+) -> Anatomy:
+    """Sample one patient's anatomy (every draw happens whatever the overrides).
+
+    With a ``variety`` plan (:func:`sample_variety`) the same patient is drawn from ``rng`` and
+    the plan's features are applied to it; the bodies are then named by :data:`LEVEL_CONVENTION`
+    and ``params["variety"]`` records what was applied.
+    """
     p: dict[str, Any] = {}
 
     def pick(name: str, value: Any) -> Any:
@@ -280,6 +585,7 @@ def sample_anatomy(rng: np.random.Generator, ov: dict[str, Any]) -> Anatomy:
     alpha = -ss
     q = np.array([0.0, 0.0])  # posterior-superior corner of S1
     vac: list[tuple[tuple[float, float], float, float, float]] = []
+    vac_up: list[str] = []  # the body above each vacuum disc
 
     def make_body(
         name: str, q0: F64, a0: float, wedge: float, hp: float, upward: bool
@@ -402,6 +708,7 @@ def sample_anatomy(rng: np.random.Generator, ov: dict[str, Any]) -> Anatomy:
             vac.append(
                 ((float(mid[0]), float(mid[1])), float(alpha), float(rng.uniform(6, 16)), dh)
             )
+            vac_up.append(lv)
         q = q_disc
         alpha = alpha + disc_ll
         body_ll = _LORD_BODY.get(lv, 0.0) * ll
@@ -411,6 +718,10 @@ def sample_anatomy(rng: np.random.Generator, ov: dict[str, Any]) -> Anatomy:
         b, q, alpha = make_body(lv, q, alpha, body_ll, _BODY_REF[lv][0] * scale, True)
         bodies.append(b)
 
+    rename: dict[str, str] = {}
+    col_rec: dict[str, Any] = {}
+    if variety is not None:
+        bodies, vac, rename, col_rec = _vary_column(bodies, vac, vac_up, variety)
     by = {b.name: b for b in bodies}
 
     # --- ribs (T10-T12, both sides), psoas ---------------------------------------------------
@@ -499,11 +810,26 @@ def sample_anatomy(rng: np.random.Generator, ov: dict[str, Any]) -> Anatomy:
     p["soft"] = {k: round(v, 3) for k, v in soft.items()}
 
     # --- aorta walls -----------------------------------------------------------------------
-    walls, bif_y = _sample_aorta(rng, bodies, by, pick)
+    # the aorta runs along the bodies as the label convention names them (T10 ... S1)
+    by_aorta = {rename[b.name]: b for b in bodies} if rename else by
+    walls, bif_y = _sample_aorta(rng, bodies, by_aorta, pick)
 
     p["fracture"] = None if frac_level is None else {"level": frac_level, "kind": frac_kind}
     p["osteophytes"] = sum(len(b.osteophytes) for b in bodies)
     p["vacuum_discs"] = len(vac)
+    bone_tubes: list[Tube] = []
+    metal: list[Metal] = []
+    if variety is not None:
+        rib_levels = sum(1 for tb in tubes if tb.wall > 0) // 2
+        bodies, bone_tubes, metal, p["variety"] = _finish_variety(
+            bodies, variety, rename, walls, bif_y, rib_levels, col_rec
+        )
+        if frac_level is not None and rename[frac_level] != frac_level:
+            p["fracture"] = {
+                "level": rename[frac_level],
+                "kind": frac_kind,
+                "anatomical": frac_level,
+            }
     return Anatomy(
         bodies=tuple(bodies),
         vacuum_discs=tuple(vac),
@@ -515,7 +841,333 @@ def sample_anatomy(rng: np.random.Generator, ov: dict[str, Any]) -> Anatomy:
         walls=walls,
         bifurcation_y=bif_y,
         params=p,
+        bone_tubes=tuple(bone_tubes),
+        metal=tuple(metal),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Extended variety: applying the plan to the built column and the finished anatomy
+# --------------------------------------------------------------------------------------------
+
+_Vacuum = tuple[tuple[float, float], float, float, float]
+_CONV_LEVELS: tuple[str, ...] = ("T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
+
+
+def _rot(theta: float) -> F64:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+def _unit(v: F64) -> F64:
+    out: F64 = v / max(float(np.hypot(v[0], v[1])), 1e-9)
+    return out
+
+
+def _cranial(corners: F64) -> F64:
+    """Cranial unit normal of a body's superior end-plate (from its AS and PS corners)."""
+    e = _unit(corners[1] - corners[0])
+    return np.array([e[1], -e[0]])
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def _plate_angle(a: F64, b: F64) -> float:
+    return math.atan2(float(b[1] - a[1]), float(b[0] - a[0]))
+
+
+def lordosis_deg(upper: F64, lower: F64) -> float:
+    """Angle (deg) between the superior end-plates of two bodies' corners (AS, PS, PI, AI).
+
+    Positive when the curve between them is lordotic in the canonical frame (anterior left,
+    cranial up); mirror the sign for a film whose anterior faces right.
+    """
+    return math.degrees(_wrap(_plate_angle(upper[0], upper[1]) - _plate_angle(lower[0], lower[1])))
+
+
+class _Column:
+    """Rigid edits of the built column (anatomical names; :data:`_CHAIN` order)."""
+
+    def __init__(self, bodies: list[Body], vac: list[_Vacuum], vac_up: list[str]) -> None:
+        self.order = [b.name for b in bodies]
+        self.b = {b.name: b for b in bodies}
+        self.vac = list(vac)
+        self.vac_up = list(vac_up)
+
+    def below(self, name: str) -> str:
+        return _CHAIN[_CHAIN.index(name) - 1]
+
+    def move_above(self, upper: str, theta: float, pivot: F64, shift: F64 | None = None) -> None:
+        """Rotate by ``theta`` about ``pivot`` and shift ``upper`` and every body above it.
+
+        A vacuum streak in the disc below ``upper`` moves half-way.
+        """
+        sh = np.zeros(2) if shift is None else shift
+        k = _CHAIN.index(upper)
+
+        def tf(pt: F64, frac: float) -> F64:
+            out: F64 = pivot + _rot(theta * frac) @ (pt - pivot) + sh * frac
+            return out
+
+        for name in _CHAIN[k:]:
+            b = self.b[name]
+            c = tf(np.asarray(b.centre), 1.0)
+            self.b[name] = replace(b, centre=(float(c[0]), float(c[1])), angle=b.angle + theta)
+        for i, up in enumerate(self.vac_up):
+            j = _CHAIN.index(up)
+            if j >= k:
+                frac = 0.5 if j == k else 1.0
+                centre, ang, ln, h = self.vac[i]
+                c = tf(np.asarray(centre), frac)
+                self.vac[i] = ((float(c[0]), float(c[1])), ang + theta * frac, ln, h)
+
+    def set_disc_height(self, upper: str, height: float) -> None:
+        """Translate ``upper`` and above so the posterior height of its disc is ``height``."""
+        cl = self.b[self.below(upper)].corners_mm()
+        cu = self.b[upper].corners_mm()
+        cran = _cranial(cl)
+        gap = float((cu[2] - cl[1]) @ cran)
+        self.move_above(upper, 0.0, np.zeros(2), (height - gap) * cran)
+
+    def drop_vacuum(self, upper: str) -> None:
+        keep = [i for i, up in enumerate(self.vac_up) if up != upper]
+        self.vac = [self.vac[i] for i in keep]
+        self.vac_up = [self.vac_up[i] for i in keep]
+
+    def bodies(self) -> list[Body]:
+        return [self.b[n] for n in self.order]
+
+
+def _posture_pivot(upper: Body, lower: Body, theta: float) -> F64:
+    """Centre of rotation in the disc that keeps both disc heights positive."""
+    cl, cu = lower.corners_mm(), upper.corners_mm()
+    a_mid, p_mid = (cl[0] + cu[3]) / 2.0, (cl[1] + cu[2]) / 2.0
+    depth = float(np.hypot(*(p_mid - a_mid)))
+    h_a = float(np.hypot(*(cu[3] - cl[0])))
+    h_p = float(np.hypot(*(cu[2] - cl[1])))
+    f = 0.5
+    if theta < 0:  # flexion: the anterior disc closes
+        f = float(np.clip((h_a - 1.5) / (depth * -theta), 0.0, 0.4))
+    elif theta > 0:  # extension: the posterior disc closes
+        f = float(np.clip(1.0 - (h_p - 1.0) / (depth * theta), 0.6, 1.0))
+    out: F64 = a_mid + f * (p_mid - a_mid)
+    return out
+
+
+def _vary_column(
+    bodies: list[Body], vac: list[_Vacuum], vac_up: list[str], v: Variety
+) -> tuple[list[Body], list[_Vacuum], dict[str, str], dict[str, Any]]:
+    """Transitional vertebra, disc prosthesis height, posture, slip and scoliosis shifts.
+
+    Returns the edited bodies and vacuum streaks (anatomical names), the renaming to the label
+    convention (anatomical -> label) and the record of what was applied.
+    """
+    col = _Column(bodies, vac, vac_up)
+    rename = {n: n for n in _CHAIN}
+    rec: dict[str, Any] = {}
+    t = v.transitional
+    if t is not None and t.kind == "lumbarised_S1":
+        col.set_disc_height("S1", t.disc_mm)
+        col.move_above("S1", math.radians(t.disc_angle_deg), col.b["S1"].corners_mm()[2])
+        col.b["S1"] = replace(col.b["S1"], spinous_angle=t.spinous)
+        rename = {n: _LADDER[_LADDER.index(n) + 1] for n in _CHAIN}
+    elif t is not None:
+        cl, cu = col.b["S1"].corners_mm(), col.b["L5"].corners_mm()
+        phi = _wrap(_plate_angle(cu[3], cu[2]) - _plate_angle(cl[0], cl[1]))
+        col.move_above("L5", math.radians(t.disc_angle_deg) - phi, (cl[1] + cu[2]) / 2.0)
+        col.set_disc_height("L5", t.disc_mm)
+        col.drop_vacuum("L5")
+        rename = {n: _LADDER[_LADDER.index(n) - 1] for n in _CHAIN}
+    anat = {c: a for a, c in rename.items()}
+    if t is not None:
+        rec["transitional"] = {
+            "kind": t.kind,
+            "free_lumbar_bodies": 6 if t.kind == "lumbarised_S1" else 4,
+            "disc_mm": round(t.disc_mm, 3),
+            "anatomical": {c: anat[c] for c in _CONV_LEVELS},
+        }
+    dp = v.disc_prosthesis
+    if dp is not None:
+        col.set_disc_height(anat[dp.level], dp.height_mm)
+        col.drop_vacuum(anat[dp.level])
+    po = v.posture
+    if po is not None:
+        l1, s1 = anat["L1"], anat["S1"]
+        neutral = lordosis_deg(col.b[l1].corners_mm(), col.b[s1].corners_mm())
+        if po.kind == "flexion":
+            target = max(po.amount_deg, neutral - 65.0)
+        else:
+            target = max(min(neutral + po.amount_deg, 85.0), neutral)
+        for conv_up, w in sorted(_POSTURE_W[po.kind].items(), reverse=True):
+            up = anat[conv_up]
+            theta = math.radians(w * (target - neutral))
+            col.move_above(up, theta, _posture_pivot(col.b[up], col.b[col.below(up)], theta))
+        rec["posture"] = {
+            "kind": po.kind,
+            "lordosis_neutral_deg": round(neutral, 3),
+            "lordosis_deg": round(lordosis_deg(col.b[l1].corners_mm(), col.b[s1].corners_mm()), 3),
+        }
+    li = v.listhesis
+    if li is not None:
+        up = anat[li.level]
+        cl = col.b[col.below(up)].corners_mm()
+        slip = li.fraction * float(np.hypot(*(cl[1] - cl[0])))  # of the end-plate (corners)
+        shift = slip * _unit(cl[0] - cl[1])
+        col.move_above(up, 0.0, np.zeros(2), shift)
+        if li.kind == "isthmic":
+            col.b[up] = replace(col.b[up], arch_shift=float(slip))
+        rec["spondylolisthesis"] = {
+            "level": f"{li.level}/{_LADDER[_LADDER.index(li.level) - 1]}",
+            "kind": li.kind,
+            "fraction": round(li.fraction, 4),
+            "slip_mm": round(float(slip), 3),
+            "shift_mm": [round(float(shift[0]), 4), round(float(shift[1]), 4)],
+        }
+    sc = v.scoliosis
+    if sc is not None:
+        conv = ("T12", "L1", "L2", "L3", "L4", "L5")
+        names = conv[conv.index(sc.top) : conv.index(sc.top) + sc.levels]
+        shifts = {}
+        for k, name in enumerate(names):
+            prof = 0.75 + 0.25 * math.sin(math.pi * (k + 0.5) / len(names))
+            m, ph = sc.shift_mm * prof, math.radians(sc.direction_deg)
+            split = (m * math.cos(ph), m * math.sin(ph), math.radians(sc.tilt_deg) * prof)
+            col.b[anat[name]] = replace(col.b[anat[name]], split=split)
+            shifts[name] = round(m, 3)
+        rec["scoliosis"] = {"shift_mm": shifts, "tilt_deg": round(sc.tilt_deg, 3)}
+    return col.bodies(), col.vac, rename, rec
+
+
+def _smooth_tube(pts: F64, rad: F64, wall: float, mu: float, width: float) -> Tube:
+    """A bony bar through ``pts`` (cubic in arc length, 1 mm steps) of lateral ``width`` mm."""
+    s = arc_length(pts)
+    t = np.arange(0.0, s[-1] + 1e-9, 1.0)
+    if len(pts) >= 3:
+        dense = np.stack([CubicSpline(s, pts[:, 0])(t), CubicSpline(s, pts[:, 1])(t)], axis=1)
+    else:
+        dense = np.stack([np.interp(t, s, pts[:, 0]), np.interp(t, s, pts[:, 1])], axis=1)
+    r = np.interp(t, s, rad)
+    return Tube(dense, r, wall, mu, squash=float(width / (2.0 * r.mean())))
+
+
+def _finish_variety(
+    bodies: list[Body],
+    v: Variety,
+    rename: dict[str, str],
+    walls: dict[str, F64],
+    bif_y: float,
+    rib_levels: int,
+    rec: dict[str, Any],
+) -> tuple[list[Body], list[Tube], list[Metal], dict[str, Any]]:
+    """Rename to the label convention; DISH, bony bridges and implants on the named bodies."""
+    named = [
+        replace(b, name=rename[b.name], anatomical=b.name if rename[b.name] != b.name else "")
+        for b in bodies
+    ]
+    by = {b.name: b for b in named}
+    out: dict[str, Any] = {
+        "mode": "extended",
+        "level_convention": LEVEL_CONVENTION,
+        "features": list(v.features),
+        **rec,
+    }
+    tubes: list[Tube] = []
+    metal: list[Metal] = []
+    t = v.transitional
+    if t is not None:
+        out["transitional"]["lowest_rib"] = rename["T12" if rib_levels == 3 else "T11"]
+    if t is not None and t.kind == "sacralised_L5":
+        l5, s1 = by["S1"], by["S2"]  # the fused L5 and the anatomical S1
+        cu, cl = l5.corners_mm(), s1.corners_mm()
+        fwd = _unit(-(_e(l5.angle) + _e(s1.angle)))
+        a = cu[3] + 3.0 * _unit(cu[0] - cu[3]) + 0.4 * fwd
+        m = (cu[3] + cl[0]) / 2.0 + 0.6 * t.bridge_mm * fwd
+        b = cl[0] + 3.0 * _unit(cl[3] - cl[0]) + 0.4 * fwd
+        rb = t.bridge_mm
+        tubes.append(
+            _smooth_tube(np.stack([a, m, b]), np.array([0.6, 1.0, 0.6]) * rb, 0.35,
+                         MU_CORTEX_EXCESS * 0.7, 20.0)
+        )  # fmt: skip
+        d, h = l5.depth, l5.h_post
+        p0 = l5.local_to_mm([[d / 2 + 0.3 * d, -0.1 * h]])[0]
+        p2 = s1.local_to_mm([[d / 2 + 0.2 * d, 0.3 * s1.h_post]])[0]
+        p1 = (p0 + p2) / 2.0 + 2.0 * _unit(p0 - p2) @ _rot(math.pi / 2).T
+        tubes.append(
+            _smooth_tube(np.stack([p0, p1, p2]), np.array([6.5, 7.5, 5.5]), 0.2,
+                         MU_CORTEX_EXCESS * 0.6, 14.0)
+        )  # fmt: skip
+        out["transitional"]["fusion_points_mm"] = _pts_mm([m, p1])
+    dh = v.dish
+    if dh is not None:
+        levels = ("T11", "T12", "L1", "L2", "L3", "L4", "L5")
+        names = levels[levels.index(dh.top) : levels.index(dh.top) + dh.levels]
+        pts: list[F64] = []
+        rad: list[float] = []
+        for j, nm in enumerate(names):
+            b = by[nm]
+            r = dh.body_mm / 2.0
+            for vv in (-0.3, 0.0, 0.3):
+                pts.append(b.local_to_mm([[-b.depth / 2 - r + 0.8, vv * b.h_ant]])[0])
+                rad.append(r)
+            if j < len(names) - 1:
+                lo = by[names[j + 1]]
+                mid = (b.corners_mm()[3] + lo.corners_mm()[0]) / 2.0
+                fwd = _unit(-(_e(b.angle) + _e(lo.angle)))
+                pts.append(mid + (dh.disc_mm / 2.0 - 0.8) * fwd)
+                rad.append(dh.disc_mm / 2.0)
+        tube = _smooth_tube(np.stack(pts), np.asarray(rad), 0.3, MU_CORTEX_EXCESS * 0.7,
+                            dh.width_mm)  # fmt: skip
+        tubes.append(tube)
+        out["dish"] = {
+            "levels": list(names),
+            "discs_bridged": len(names) - 1,
+            "points_mm": _pts_mm(tube.points[:: max(1, len(tube.points) // 24)]),
+        }
+    implants: list[dict[str, Any]] = []
+    if v.screws is not None:
+        parts, irec = build_screws(v.screws, by)
+        metal += parts
+        implants.append(irec)
+    if v.disc_prosthesis is not None:
+        up = v.disc_prosthesis.level
+        low = _LADDER[_LADDER.index(up) - 1]
+        parts, irec = build_prosthesis(v.disc_prosthesis, by[up], by[low], f"{up}/{low}")
+        metal += parts
+        implants.append(irec)
+    if v.ivc_filter is not None:
+        parts, irec = build_ivc_filter(v.ivc_filter, by, walls)
+        metal += parts
+        implants.append(irec)
+    if v.stent_graft is not None:
+        parts, irec = build_stent_graft(v.stent_graft, by, walls, bif_y)
+        metal += parts
+        implants.append(irec)
+    if implants:
+        out["implants"] = implants
+    return named, tubes, metal, out
+
+
+def _pts_mm(a: npt.ArrayLike) -> list[list[float]]:
+    return [[round(float(x), 3), round(float(y), 3)] for x, y in np.atleast_2d(np.asarray(a))]
+
+
+def variety_record_to_image(rec: Any, to_img: Callable[[F64], F64]) -> Any:
+    """The variety record with every ``*points_mm`` list mapped to image pixels (``*points``)."""
+    if isinstance(rec, dict):
+        out: dict[str, Any] = {}
+        for k, val in rec.items():
+            if k.endswith("points_mm"):
+                arr = np.asarray(val, dtype=np.float64)
+                px = to_img(arr.reshape(-1, 2)).reshape(arr.shape)
+                out[k[: -len("_mm")]] = np.round(px, 3).tolist()
+            else:
+                out[k] = variety_record_to_image(val, to_img)
+        return out
+    if isinstance(rec, list):
+        return [variety_record_to_image(x, to_img) for x in rec]
+    return rec
 
 
 def _sample_aorta(
@@ -660,7 +1312,8 @@ def _plate(
 def render_bones(
     anat: Anatomy, frame: Frame, out: F32, labels: npt.NDArray[np.uint8], rng: np.random.Generator
 ) -> None:
-    """Add vertebral bodies, posterior elements, osteophytes and sacrum to ``out`` (in place)."""
+    """Add vertebral bodies, posterior elements, osteophytes and sacrum to ``out`` (in place),
+    then the variety's bony bars (DISH, fusion) and metal implants."""
     px = frame.spacing
     mu_c_body = MU_CORTEX_EXCESS * 0.75
     for b in anat.bodies:
@@ -709,6 +1362,9 @@ def render_bones(
         u, v = crop.local_grid(centre, ang)
         r = ellipse_radius(u, v, length / 2, max(h * 0.18, 0.6))
         out[crop.slices] += np.float32(MU_GAS_EXCESS * 10.0) * np.sqrt(np.clip(1 - r * r, 0, None))
+    for tube in anat.bone_tubes:
+        _tube(frame, tube, out)
+    render_metal(anat.metal, frame, out)
 
 
 def _render_posterior(b: Body, frame: Frame, out: F32) -> None:
@@ -723,18 +1379,24 @@ def _render_posterior(b: Body, frame: Frame, out: F32) -> None:
         (d / 2 + 0.38 * d, -0.60 * h, 0.08 * d, 0.2 * h, -0.3, 9.0, 0.35, 1.0),  # sup. artic.
         (d / 2 + 0.56 * d, 0.62 * h, 0.08 * d, 0.22 * h, -0.2, 9.0, 0.35, 1.0),  # inf. artic.
     ]
+    arch = b.arch_shift  # isthmic slip: the arch behind the pars defect stays behind
     for side in (-0.5, 0.5):
         du, dv, dth = (side * x for x in b.split)
-        for cu, cv, au, av, ang, width, shell, ms in paired:
+        for k, (cu, cv, au, av, ang, width, shell, ms) in enumerate(paired):
+            if arch and k == 4:
+                cu = cu + arch
             centre = b.local_to_mm([[cu + du, cv + dv]])[0]
             _ellipsoid(frame, out, centre, b.angle + ang + dth, au, av, width, shell, mc * ms, mt)
-    ls = 0.5 * d * (1.0 if b.name.startswith("L") else 1.3)
+    lumbar = b.name.startswith("L") or b.anatomical.startswith("L")
+    ls = 0.5 * d * (1.0 if lumbar else 1.3)
     sa = b.spinous_angle
     cu = d / 2 + 0.55 * d + ls * math.cos(sa)
     cv = 0.1 * h + ls * math.sin(sa)
+    if arch:
+        cu += arch
     centre = b.local_to_mm([[cu, cv]])[0]
     _plate(frame, out, centre, b.angle + sa, ls, 0.27 * h, 5.0, mc * 0.7, mt)
-    centre = b.local_to_mm([[d / 2 + 0.6 * d, 0.05 * h]])[0]
+    centre = b.local_to_mm([[d / 2 + 0.6 * d + arch, 0.05 * h]])[0]
     _ellipsoid(frame, out, centre, b.angle, 0.14 * d, 0.3 * h, 10.0, 0.3, mc, mt)
 
 

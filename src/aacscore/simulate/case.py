@@ -20,7 +20,15 @@ import numpy.typing as npt
 
 from aacscore._files import json_safe
 from aacscore.kauppila import LEVELS, SEGMENTS, WALLS, KauppilaScore
-from aacscore.simulate.anatomy import Anatomy, render_bones, render_medium, sample_anatomy
+from aacscore.simulate.anatomy import (
+    Anatomy,
+    Variety,
+    render_bones,
+    render_medium,
+    resolve_variety,
+    sample_anatomy,
+    variety_record_to_image,
+)
 from aacscore.simulate.calcification import (
     DISTRIBUTIONS,
     HARD_NEGATIVE,
@@ -182,10 +190,17 @@ def simulate_case(
     index: int,
     distribution: str = "population",
     spacing_mm: float | None = None,
+    variety: str | Variety = "standard",
     **overrides: Any,
 ) -> SimulatedCase:
-    """Render case ``index`` of ``seed`` (see module docstring and :data:`OVERRIDES`)."""
+    """Render case ``index`` of ``seed`` (see module docstring and :data:`OVERRIDES`).
+
+    ``variety``: ``"standard"``, ``"extended"`` (anatomical variety and implants drawn from their
+    own stream, :func:`aacscore.simulate.anatomy.sample_variety`) or a
+    :class:`~aacscore.simulate.anatomy.Variety` plan to force features.
+    """
     check_case_arguments(seed, index, distribution, DISTRIBUTIONS, overrides, OVERRIDES)
+    plan = resolve_variety(variety, seed, index)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
     ov = dict(overrides)
     negative = distribution == HARD_NEGATIVE
@@ -195,7 +210,7 @@ def simulate_case(
     if negative:  # older patients: more osteophytes at the anterior corners
         ov.setdefault("age", float(neg_rng.uniform(65, 90)))
 
-    anat = sample_anatomy(rng, ov)
+    anat = sample_anatomy(rng, ov, plan)
     corners_mm = {b.name: b.corners_mm() for b in anat.bodies if b.name in VERTEBRA_NAMES}
     bounds_mm = compute_bounds(corners_mm, anat.walls)
     seg_ranges = {s: (b[0].s, b[1].s) for s, b in bounds_mm.items()}
@@ -296,8 +311,11 @@ def simulate_case(
     segments = _segment_records(truth, bounds_px, sp)
     seg_bounds = {s: np.stack([bounds_px[s][0].point, bounds_px[s][1].point]) for s in SEGMENTS}
 
+    anat_params = dict(anat.params)
+    if "variety" in anat_params:  # its points in the film's pixels, like every coordinate
+        anat_params["variety"] = variety_record_to_image(anat_params["variety"], to_img)
     params: dict[str, Any] = {
-        "anatomy": anat.params,
+        "anatomy": anat_params,
         "geometry": gp,
         "imaging": ip,
         "calcification": {

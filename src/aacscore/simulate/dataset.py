@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from aacscore.kauppila import SEGMENTS
+from aacscore.simulate.anatomy import VARIETIES
 from aacscore.simulate.calcification import DISTRIBUTIONS
 from aacscore.simulate.case import SimulatedCase, simulate_case
 from aacscore.simulate.dicom import write_dicom
@@ -99,15 +100,17 @@ def write_case(case: SimulatedCase, out_dir: str | Path, fmt: str = "dicom") -> 
     return row
 
 
-def _job(args: tuple[int, int, str, str, str, float | None, str]) -> dict[str, Any]:
-    seed, index, distribution, out_dir, fmt, spacing, family = args
+def _job(args: tuple[int, int, str, str, str, float | None, str, str]) -> dict[str, Any]:
+    seed, index, distribution, out_dir, fmt, spacing, family, variety = args
     case: SimulatedCase
     if family == "b":
         from aacscore.simulate.family_b import simulate_case_b
 
         case = simulate_case_b(seed, index, distribution=distribution, spacing_mm=spacing)
     else:
-        case = simulate_case(seed, index, distribution=distribution, spacing_mm=spacing)
+        case = simulate_case(
+            seed, index, distribution=distribution, spacing_mm=spacing, variety=variety
+        )
     return write_case(case, out_dir, fmt)
 
 
@@ -121,9 +124,11 @@ def simulate_dataset(
     progress: bool | Callable[[int, int], None] = True,
     spacing_mm: float | None = None,
     family: str = "a",
+    variety: str = "standard",
 ) -> DatasetSummary:
     """Simulate ``n`` cases into ``out_dir`` (cases are independent of ``jobs``) with the
-    rendering ``family`` (:data:`FAMILIES`).
+    rendering ``family`` (:data:`FAMILIES`) and, for family ``a``, the anatomical ``variety``
+    (:data:`aacscore.simulate.anatomy.VARIETIES`).
 
     ``progress`` is True for a rich progress bar, False for none, or a callback ``(done, n)``.
     """
@@ -137,9 +142,13 @@ def simulate_dataset(
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    if variety not in VARIETIES:
+        raise ValueError(f"unknown variety {variety!r}; expected one of {VARIETIES}")
+    if family != "a" and variety != "standard":
+        raise ValueError(f"variety {variety!r} is a family a option; family {family!r} has none")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [(seed, i, distribution, str(out), fmt, spacing_mm, family) for i in range(n)]
+    tasks = [(seed, i, distribution, str(out), fmt, spacing_mm, family, variety) for i in range(n)]
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     callback: Callable[[int, int], None] | None = progress if callable(progress) else None
