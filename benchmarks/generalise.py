@@ -76,10 +76,12 @@ REAL_DICE_TARGET = 0.85
 MASK_LEVELS = ("L2", "L3", "L4", "L5")
 
 
-def _spine_benchmark() -> Any:
-    spec = importlib.util.spec_from_file_location("spine_benchmark", HERE / "spine.py")
+def _benchmark(name: str) -> Any:
+    """The benchmark script ``benchmarks/<name>.py`` as a module."""
+    path = HERE / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {HERE / 'spine.py'}")
+        raise ImportError(f"cannot load {path}")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -153,7 +155,7 @@ def real_film(model: SpineModel | FallbackSpineModel, folder: Path) -> dict[str,
 
 
 def spine_section(args: argparse.Namespace) -> dict[str, Any]:
-    bench = _spine_benchmark()
+    bench = _benchmark("spine")
     rows: list[dict[str, Any]] = []
     real: dict[str, Any] = {}
     for name, fams, folder in args.model:
@@ -192,15 +194,6 @@ def spine_section(args: argparse.Namespace) -> dict[str, Any]:
     return {"matrix": rows, "real": real, "targets_out_of_family": TARGETS_OUT_OF_FAMILY}
 
 
-def _score_benchmark() -> Any:
-    spec = importlib.util.spec_from_file_location("score_benchmark", HERE / "score_model.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {HERE / 'score_model.py'}")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def score_row(m: dict[str, Any]) -> dict[str, Any]:
     """The matrix figures of one score evaluation (``score_model.evaluate_model``)."""
     per = m["group"]["per_group"]
@@ -225,7 +218,7 @@ def score_section(args: argparse.Namespace) -> dict[str, Any]:
     from aacscore.score import ScoreModel
     from aacscore.training.score_data import build_simulated_bands
 
-    bench = _score_benchmark()
+    bench = _benchmark("score_model")
     models = [(name, fams, ScoreModel.load(folder), folder) for name, fams, folder in args.model]
     rows: list[dict[str, Any]] = []
     for fam, data in args.test:

@@ -107,24 +107,16 @@ class FallbackSpineModel:
         why = (
             str(error.problem) if error is not None else "the primary model's levels are uncertain"
         )
+        second: SpineResult | None = None
         try:
             second = self.fallback.predict(radiograph, anterior_side, check=True)
         except SpineError as e:
             log.debug("%s: the fallback spine model failed too: %s", radiograph.source, e)
+        if second is None or UNSURE & set(second.flags):  # unsure: no better than none
             if first is not None:
                 return first
             assert error is not None
             if check:
-                raise error from None
-            return self.primary.predict(radiograph, anterior_side, check=False)
-        if UNSURE & set(second.flags):  # an unsure second reading is no better than none
-            log.debug(
-                "%s: the fallback spine model is unsure too: %s", radiograph.source, second.flags
-            )
-            if first is not None:
-                return first
-            if check:
-                assert error is not None
                 raise error from None
             return self.primary.predict(radiograph, anterior_side, check=False)
         log.info("%s: spine read by the fallback model (%s)", radiograph.source, why)
