@@ -29,14 +29,17 @@ its scoring-rule read, the fastest of ``--score-repeats`` (read + score): stage 
 spine stage's own timings, and the AAC-24 of both.
 
 ``--readings`` does only this: the simulated films scored by two warm scorers sharing the shipped
-models (onnx, TTA on), one decoding at full resolution (``decode_spacing_mm=None``), one as
-``Scorer`` does by default (the film at the coarsest level of at most
-:data:`~aacscore.io.dicom.SCORING_DECODE_SPACING_MM`, the band's rectangle at up to 0.25 mm),
-interleaved per film: per film both AAC-24, their difference beside the full read's TTA sd, the
+models (onnx, TTA on), one decoding at full resolution (``decode_spacing_mm=None``) and sampling
+the band from the finest level it needs (``band_source_spacing_mm=None``: at most the band's
+0.25 mm per column), one as ``Scorer`` does by default (the film at the coarsest level of at
+most :data:`~aacscore.io.dicom.SCORING_DECODE_SPACING_MM`, the band's rectangle from the
+coarsest level of at most :data:`~aacscore.aorta.roi.BAND_SOURCE_SPACING_MM`), interleaved per
+film: per film both AAC-24 and their errors against the truth, their difference beside the
+full read's TTA sd, the
 integer segment grades that differ, both severity groups, the vertebrae found, the largest
-corner distance (mm; L1-L4 and all) and both timings; per spacing the max and median
-|dAAC-24|, the agreement of grades, groups and vertebra levels, the median TTA sd and the
-median paired time ratio full / default (:func:`bench_readings`).
+corner distance (mm; L1-L4 and all) and both timings; per spacing both MAEs against the
+truth, the max and median |dAAC-24|, the agreement of grades, groups and vertebra levels, the
+median TTA sd and the median paired time ratio full / default (:func:`bench_readings`).
 
 ``--profile`` times, on the simulated lossless films, where a default ``Scorer``'s seconds go
 (onnx, TTA on, the median of ``--repeats`` warm runs per film): the reduced read, the spine
@@ -94,12 +97,18 @@ REAL_FILMS = ("RG1_J2KR.dcm", "RG1_J2KI.dcm", "RG3_J2KR.dcm", "RG3_J2KI.dcm")
 log = logging.getLogger("benchmarks.decode")
 
 
+TRUTH_FILE = "truth.json"
+"""The simulated films' true AAC-24 by file name, written beside them by :func:`make_films`."""
+
+
 def make_films(folder: Path, n: int) -> list[Path]:
-    """Simulated J2K films (lossless and lossy at each spacing), then the real ones found."""
+    """Simulated J2K films (lossless and lossy at each spacing; their true AAC-24 in
+    :data:`TRUTH_FILE`), then the real ones found."""
     from aacscore.simulate import simulate_case
     from aacscore.simulate.dataset import write_case
 
     films: list[Path] = []
+    truth: dict[str, float] = {}
     for mm in SPACINGS_MM:
         for i in range(n):
             target = TARGETS[i % len(TARGETS)]
@@ -115,6 +124,8 @@ def make_films(folder: Path, n: int) -> list[Path]:
                 path = folder / f"sim{mm:g}mm_{i}_{tag}.dcm"
                 ds.save_as(path)
                 films.append(path)
+                truth[path.name] = float(case.truth.aac24)
+    (folder / TRUTH_FILE).write_text(json.dumps(truth, indent=1))
     for name in REAL_FILMS:
         found = get_testdata_file(name, download=False)
         if isinstance(found, str):
@@ -381,7 +392,7 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
     from aacscore.pipeline import Scorer
 
     set_threads(threads)
-    full = Scorer(backend="onnx", decode_spacing_mm=None)
+    full = Scorer(backend="onnx", decode_spacing_mm=None, band_source_spacing_mm=None)
     new = Scorer(
         backend="onnx",
         spine_model=full.spine_model,
@@ -389,6 +400,7 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
         view_model=full.view_model,
     )
     sims = [f for f in films if f.name.startswith("sim")]
+    truths = json.loads((sims[0].parent / TRUTH_FILE).read_text())
     full.score(sims[0])
     new.score(sims[0])
     rows: list[dict[str, Any]] = []
@@ -414,6 +426,8 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
             assert a.stages is not None and b.stages is not None
             assert a.stages.spine is not None and b.stages.spine is not None
             row["aac24"] = [a.aac24, b.aac24]
+            row["truth_aac24"] = truths[path.name]
+            row["abs_error"] = [abs(v - truths[path.name]) for v in (a.aac24, b.aac24)]
             row["abs_diff_aac24"] = abs(a.aac24 - b.aac24)
             row["aac24_sd_full"] = a.aac24_sd
             ga, gb = a.grades_int or {}, b.grades_int or {}
@@ -440,6 +454,9 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
                 r["status"][0] == r["status"][1] for r in rows if r["spacing_mm"] == mm
             ),
             "max_abs_diff_aac24": float(max(diffs)),
+            "mae_vs_truth": [
+                float(np.mean([r["abs_error"][k] for r in scored])) for k in (0, 1)
+            ],
             "median_abs_diff_aac24": float(np.median(diffs)),
             "median_aac24_sd_full": float(np.median([r["aac24_sd_full"] for r in scored])),
             "segment_grades_agree": f"{grades}/{8 * len(scored)}",

@@ -18,8 +18,8 @@ memory of the process and the load of the machine while it ran (other work on th
 every figure: re-run on an idle machine before quoting them). ``shape_median`` is the films'
 own shape (what the results report); ``reduction_levels`` counts, per runner, the JPEG 2000
 resolution levels the scorer decoded the films at (0: full resolution; for the real-size J2K
-films ``Scorer`` decodes the film at a reduced level and the band's rectangle apart at up to
-0.25 mm, :mod:`aacscore.io.dicom`).
+films ``Scorer`` decodes the film at a reduced level and the band's rectangle apart from the
+coarsest level of at most 0.3 mm, :data:`aacscore.aorta.roi.BAND_SOURCE_SPACING_MM`).
 
 ``--baseline REF`` also measures a previous version of the package on the same films in the same
 run: the ``src`` folder of git commit ``REF`` is extracted (``git archive``) to a temporary

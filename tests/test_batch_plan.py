@@ -237,6 +237,7 @@ def test_the_settings_hash_follows_every_option_that_changes_results() -> None:
         {"spacing_mm": 0.2},
         {"decode_spacing_mm": None},
         {"decode_spacing_mm": 0.3},
+        {"band_source_spacing_mm": None},
         {"ignore_header": True},
         {"ignore_view": True},
     ]
@@ -270,6 +271,7 @@ def test_the_settings_values_are_exact_and_their_hash_is_of_canonical_json() -> 
         "tta": True,
         "spacing_mm": None,
         "decode_spacing_mm": 0.6,
+        "band_source_spacing_mm": 0.3,
         "ignore_header": False,
         "ignore_view": False,
     }

@@ -104,6 +104,7 @@ _HASHED_OPTIONS: tuple[str, ...] = (
     "tta",
     "spacing_mm",
     "decode_spacing_mm",
+    "band_source_spacing_mm",
     "ignore_header",
     "ignore_view",
 )
@@ -315,7 +316,8 @@ def resolve_workers(jobs: int | str, n_cases: int, cores: int | None = None) -> 
 def batch_settings(scorer: Scorer) -> BatchSettings:
     """What changes the results of ``scorer``: the aacscore version, each model's weight
     hashes (a model without weight files: its class), the severity groups, TTA, the imposed
-    pixel spacing, how coarse JPEG 2000 films are decoded (``decode_spacing_mm``) and the
+    pixel spacing, how coarse JPEG 2000 films are decoded (``decode_spacing_mm``,
+    ``band_source_spacing_mm``) and the
     ``ignore_header`` / ``ignore_view`` choices. The hash is the first
     12 hex digits of the SHA-256 of their canonical JSON."""
     try:

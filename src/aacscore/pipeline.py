@@ -26,6 +26,7 @@ import numpy.typing as npt
 from aacscore._files import sha256_file
 from aacscore._timing import timed
 from aacscore._version import __version__
+from aacscore.aorta.roi import BAND_SOURCE_SPACING_MM
 from aacscore.backend import Backend, parse_backend, require_torch
 from aacscore.codes import ErrorCode, ScoringError
 from aacscore.gate.header import check_header
@@ -79,9 +80,14 @@ class Scorer:
             weights, else torch). Loaded models keep their own; nnU-Net is torch only.
         decode_spacing_mm: how coarse :meth:`score` may decode a JPEG 2000 film for the spine,
             view and quality stages (the coarsest resolution level of at most this spacing;
-            the aortic band is decoded apart at up to its 0.25 mm per column, see
-            :mod:`aacscore.io.dicom`); None decodes every film at full resolution. Results
-            are in the film's own pixels and spacing either way (:func:`spine_in_film_pixels`).
+            the aortic band is decoded apart, see ``band_source_spacing_mm``); None decodes
+            every film at full resolution. Results are in the film's own pixels and spacing
+            either way (:func:`spine_in_film_pixels`).
+        band_source_spacing_mm: how coarse a resolution level of a JPEG 2000 film the aortic
+            band may be sampled from, however the film was read (the coarsest level of at most
+            this or the band's column spacing, whichever is larger; default
+            :data:`~aacscore.aorta.roi.BAND_SOURCE_SPACING_MM`, 0.3 mm); None: of at most the
+            band's column spacing (0.25 mm).
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class Scorer:
         quality_reference: str | Path | QualityReference | bool | None = None,
         backend: str | Backend | None = None,
         decode_spacing_mm: float | None = SCORING_DECODE_SPACING_MM,
+        band_source_spacing_mm: float | None = BAND_SOURCE_SPACING_MM,
     ) -> None:
         self.backend = parse_backend(backend)
         if self.backend == Backend.TORCH:
@@ -107,6 +114,7 @@ class Scorer:
         self.tta = tta
         self.spacing_mm = spacing_mm
         self.decode_spacing_mm = decode_spacing_mm
+        self.band_source_spacing_mm = band_source_spacing_mm
         self.ignore_header = ignore_header
         self.ignore_view = ignore_view
         self.view_check = view_model is not False
@@ -310,13 +318,21 @@ class Scorer:
 
     def _band(self, rad: Radiograph, spine: SpineResult) -> Band:
         """The aortic band cut along the spine result's Kauppila bounds."""
-        return band_along_spine(rad, spine, self.score_model.band_geometry)
+        return band_along_spine(
+            rad, spine, self.score_model.band_geometry, self.band_source_spacing_mm
+        )
 
 
-def band_along_spine(rad: Radiograph, spine: SpineResult, geometry: BandGeometry) -> Band:
+def band_along_spine(
+    rad: Radiograph,
+    spine: SpineResult,
+    geometry: BandGeometry,
+    source_spacing_mm: float | None = BAND_SOURCE_SPACING_MM,
+) -> Band:
     """The aortic band of a film cut along its spine result's Kauppila bounds, at a score
-    model's ``band_geometry`` (exactly as :class:`Scorer` cuts it). ``spine`` is in the film's
-    own pixels (as :class:`Scorer` reports it, :func:`spine_in_film_pixels`), whatever
+    model's ``band_geometry`` (exactly as a default :class:`Scorer` cuts it;
+    ``source_spacing_mm`` as :func:`aacscore.aorta.roi.extract_band`'s). ``spine`` is in the
+    film's own pixels (as :class:`Scorer` reports it, :func:`spine_in_film_pixels`), whatever
     resolution ``rad`` was decoded at; so is the band."""
     from aacscore.aorta.roi import extract_band
 
@@ -327,6 +343,7 @@ def band_along_spine(rad: Radiograph, spine: SpineResult, geometry: BandGeometry
         rad.film_spacing_mm,
         bounds=spine.bounds,
         geometry=geometry,
+        source_spacing_mm=source_spacing_mm,
     )
 
 

@@ -10,6 +10,7 @@ from aacscore.aorta import (
     BandGeometry,
     extract_band,
 )
+from aacscore.aorta.roi import BAND_SOURCE_SPACING_MM
 from aacscore.io import Radiograph
 from aacscore.kauppila import LEVELS
 from tests.aorta.aorta_synth import SyntheticSpine
@@ -279,58 +280,77 @@ FINE = BandGeometry(rows_per_level=64, behind_mm=8.0, front_mm=56.0, mm_per_col=
 """The shipped score model's band: 0.25 mm per column."""
 
 
-def _reduced(film: np.ndarray, spacing: tuple[float, float], finer: object) -> Radiograph:
-    """``film`` as a reader would hand it at JPEG 2000 level 1 (pixel i = film pixel 2 i)."""
+class _Levels:
+    """A stand-in for a JPEG 2000 film's area decoder: level ``k`` is every 2^k-th film pixel;
+    records what it is asked and fails when told to."""
+
+    levels = 5
+
+    def __init__(self, film: np.ndarray, fail: bool = False) -> None:
+        self.film, self.fail = film, fail
+        self.asked: list[tuple[int, tuple[int, int, int, int]]] = []
+
+    def __call__(self, level: int, area: tuple[int, int, int, int]) -> np.ndarray | None:
+        self.asked.append((level, area))
+        if self.fail:
+            return None
+        r0, r1, c0, c1 = area
+        f = 2**level
+        return np.ascontiguousarray(self.film[::f, ::f][r0:r1, c0:c1])
+
+
+def _read(
+    film: np.ndarray, spacing: tuple[float, float], finer: _Levels | None, reduction: int = 1
+) -> Radiograph:
+    """``film`` as a reader would hand it at JPEG 2000 level ``reduction`` (pixel i = film
+    pixel 2^reduction i)."""
+    f = 2**reduction
     return Radiograph(
-        pixels=np.ascontiguousarray(film[::2, ::2]),
-        spacing_mm=(spacing[0] * 2, spacing[1] * 2),
+        pixels=np.ascontiguousarray(film[::f, ::f]),
+        spacing_mm=(spacing[0] * f, spacing[1] * f),
         source="dicom",
         photometric="MONOCHROME2",
         bits_stored=12,
         metadata={"Rows": film.shape[0], "Columns": film.shape[1]},
-        reduction=1,
-        finer=finer,  # type: ignore[arg-type]
+        reduction=reduction,
+        finer=finer,
     )
 
 
 def test_a_radiograph_is_cut_in_its_films_pixels() -> None:
-    spine = SyntheticSpine(spacing=(0.14, 0.14), shape=(2000, 1600))
+    # 0.16 mm: level 1 (0.32 mm) is coarser than BAND_SOURCE_SPACING_MM, so level 0
+    assert 0.16 <= BAND_SOURCE_SPACING_MM < 0.32
+    spine = SyntheticSpine(spacing=(0.16, 0.16), shape=(1800, 1400))
     film = spine.render([(20.0, 60.0)])
     corners = spine.corners_px()
     ref = extract_band(film, corners, "right", spine.spacing, geometry=FINE)
-    asked: list[tuple[int, tuple[int, int, int, int]]] = []
-
-    def finer(level: int, area: tuple[int, int, int, int]) -> np.ndarray:
-        asked.append((level, area))
-        r0, r1, c0, c1 = area
-        return film[r0:r1, c0:c1]
-
-    # an unreduced radiograph: its pixels; a reduced one (0.28 mm > the band's 0.25 mm per
-    # column): the band's rectangle at level 0, the film's own pixels
+    # an unreduced radiograph without other levels: its pixels
     plain = Radiograph(film, spine.spacing, "dicom", "MONOCHROME2", 12)
     same = extract_band(plain, corners, "right", spine.spacing, geometry=FINE)
     np.testing.assert_array_equal(same.pixels, ref.pixels)
+    # a reduced one: the band's rectangle decoded at level 0, the film's own pixels
+    finer = _Levels(film)
     band = extract_band(
-        _reduced(film, spine.spacing, finer), corners, "right", spine.spacing, geometry=FINE
+        _read(film, spine.spacing, finer), corners, "right", spine.spacing, geometry=FINE
     )
     np.testing.assert_array_equal(band.pixels, ref.pixels)
     np.testing.assert_array_equal(band.grid_x, ref.grid_x)
     assert band.inside_fraction == ref.inside_fraction
-    ((level, (r0, r1, c0, c1)),) = asked
+    ((level, (r0, r1, c0, c1)),) = finer.asked
     assert level == 0
     assert r0 <= ref.grid_y.min() and r1 > ref.grid_y.max()
     assert c0 <= ref.grid_x.min() and c1 > ref.grid_x.max()
 
 
-def test_a_radiograph_fine_enough_for_the_band_is_cut_from_its_pixels() -> None:
-    spine = SyntheticSpine(spacing=(0.1, 0.1), shape=(2800, 2200))
+@pytest.mark.parametrize("spacing", [0.1, 0.14])
+def test_a_radiograph_fine_enough_for_the_band_is_cut_from_its_pixels(spacing: float) -> None:
+    # level 1 (0.2 or 0.28 mm) is fine enough: the band from the level-1 read's own pixels
+    spine = SyntheticSpine(spacing=(spacing, spacing), shape=(2800, 2200))
     film = spine.render([(20.0, 60.0)])
-
-    def finer(level: int, area: tuple[int, int, int, int]) -> np.ndarray:
-        raise AssertionError("0.2 mm is fine enough for 0.25 mm per column")
-
-    rad = _reduced(film, spine.spacing, finer)
+    finer = _Levels(film)
+    rad = _read(film, spine.spacing, finer)
     band = extract_band(rad, spine.corners_px(), "right", spine.spacing, geometry=FINE)
+    assert finer.asked == []
     # the level-1 pixels with the corners in their frame: the same band up to the crop's edges
     half = {n: c / 2 for n, c in spine.corners_px().items()}
     coarse = extract_band(rad.pixels, half, "right", rad.spacing_mm, geometry=FINE)
@@ -338,11 +358,37 @@ def test_a_radiograph_fine_enough_for_the_band_is_cut_from_its_pixels() -> None:
     np.testing.assert_allclose(band.pixels, coarse.pixels, atol=1e-3)
 
 
-def test_a_failed_finer_decode_cuts_the_band_from_the_reduced_pixels() -> None:
+@pytest.mark.parametrize("reduction", [0, 2])
+def test_the_band_comes_from_one_level_however_the_film_was_read(reduction: int) -> None:
+    # a 0.14 mm JPEG 2000 film read at full resolution or at level 2: the band from level 1
     spine = SyntheticSpine(spacing=(0.14, 0.14), shape=(2000, 1600))
     film = spine.render([(20.0, 60.0)])
-    rad = _reduced(film, spine.spacing, lambda level, area: None)
+    corners = spine.corners_px()
+    at_level_1 = extract_band(
+        _read(film, spine.spacing, _Levels(film)), corners, "right", spine.spacing, geometry=FINE
+    )
+    finer = _Levels(film)
+    band = extract_band(
+        _read(film, spine.spacing, finer, reduction), corners, "right", spine.spacing, geometry=FINE
+    )
+    assert [level for level, _ in finer.asked] == [1]
+    np.testing.assert_array_equal(band.pixels, at_level_1.pixels)
+    # the same pixels without other levels (an uncompressed film): the film's own
+    own = extract_band(
+        _read(film, spine.spacing, None, 0), corners, "right", spine.spacing, geometry=FINE
+    )
+    np.testing.assert_array_equal(
+        own.pixels, extract_band(film, corners, "right", spine.spacing, geometry=FINE).pixels
+    )
+
+
+def test_a_failed_finer_decode_cuts_the_band_from_the_reduced_pixels() -> None:
+    spine = SyntheticSpine(spacing=(0.16, 0.16), shape=(1800, 1400))
+    film = spine.render([(20.0, 60.0)])
+    finer = _Levels(film, fail=True)
+    rad = _read(film, spine.spacing, finer)
     band = extract_band(rad, spine.corners_px(), "right", spine.spacing, geometry=FINE)
+    assert [level for level, _ in finer.asked] == [0]
     half = {n: c / 2 for n, c in spine.corners_px().items()}
     coarse = extract_band(rad.pixels, half, "right", rad.spacing_mm, geometry=FINE)
     np.testing.assert_allclose(band.pixels, coarse.pixels, atol=1e-3)

@@ -140,6 +140,37 @@ def test_other_inputs_give_crops(dicom_factory: Any, ramp: Any, tmp_path: Path) 
     )
 
 
+def test_a_full_read_decodes_coarser_levels_only_when_asked(dicom_factory: Any, ramp: Any) -> None:
+    path = j2k_film(dicom_factory, ramp)
+    full = read_radiograph(path)
+    assert full.reduction == 0 and full.finer is not None and full.finer.levels >= 2
+    # without `coarser`: a crop of its own pixels, as before
+    own = full.region(BOX, 0.2)
+    assert own.step == 1
+    np.testing.assert_array_equal(own.pixels, crop(full, BOX, 1))
+    # with it: the level-1 rectangle, as a level-1 read has it, and as a level-2 read gives it
+    region = full.region(BOX, 0.1, coarser=True)
+    assert region.step == 2 and region.spacing_mm == (0.1, 0.1)
+    half = read_radiograph(path, decode_spacing_mm=0.1)
+    np.testing.assert_array_equal(region.pixels, crop(half, BOX, 2))
+    coarse = read_radiograph(path, decode_spacing_mm=0.2)
+    np.testing.assert_array_equal(coarse.region(BOX, 0.1, coarser=True).pixels, region.pixels)
+    # no coarser than the codestream holds
+    deepest = full.region(BOX, 1e6, coarser=True)
+    assert deepest.step == 2**full.finer.levels
+
+
+def test_full_reads_without_glymur_have_no_other_levels(
+    dicom_factory: Any, ramp: Any, no_glymur: None
+) -> None:
+    needs_j2k_encoder()
+    ds = dicom_factory.dataset(pixels=ramp(600, 500, 12), PixelSpacing=[0.05, 0.05])
+    ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    rad = read_radiograph(dicom_factory.write("plain_j2k.dcm", ds))
+    assert rad.reduction == 0 and rad.finer is None
+    assert rad.region(BOX, 0.2, coarser=True).step == 1
+
+
 def test_failed_finer_decode_falls_back_to_a_crop(
     dicom_factory: Any, ramp: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:

@@ -1,5 +1,5 @@
-"""Scoring a real-size JPEG 2000 film read at a reduced level (the band at <= 0.25 mm): the
-reading agrees with the full read's and every coordinate handed on is in the film's own
+"""Scoring a real-size JPEG 2000 film read at a reduced level (the band from its 0.28 mm level):
+the reading agrees with the full read's and every coordinate handed on is in the film's own
 pixels."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def test_scorer_reads_j2k_reduced_by_default(results: dict[str, Result]) -> None
     assert default.radiograph.shape == full.radiograph.shape
     assert default.radiograph.spacing_mm == full.radiograph.spacing_mm
     assert default.radiograph.spacing_mm == pytest.approx((SPACING_MM, SPACING_MM))
-    # the band is cut at the film's full resolution all the same (0.14 mm <= 0.25 mm)
+    # the band is cut from the same level either way (level 1, 0.28 mm: BAND_SOURCE_SPACING_MM)
     assert default.band is not None and full.band is not None
     assert default.band.spacing_mm == full.band.spacing_mm
 
@@ -218,7 +218,7 @@ def test_the_region_path_and_the_full_read_cut_the_same_band(
     geometry = scorer.score_model.band_geometry
     ref = band_along_spine(full, spine, geometry)
     cut = band_along_spine(reduced, spine, geometry)
-    # the same film pixels (0.14 mm <= 0.25 mm: the band's rectangle at full resolution)
+    # the same pixels (the band's rectangle from level 1 however the film was read)
     assert float(abs(cut.pixels - ref.pixels).max()) < 1e-5
     from aacscore.aorta.roi import extract_band
 

@@ -311,3 +311,19 @@ def test_convex_outline_keeps_direction_and_hull() -> None:
         assert abs(area) > abs(orig) * 1.05  # the slot is bridged
     with pytest.raises(SpineError, match="degenerate"):
         convex_outline(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_line_fit_is_the_principal_axis(seed: int) -> None:
+    from aacscore.spine.geometry import _fit_line
+
+    rng = np.random.default_rng(seed)
+    angle = rng.uniform(-np.pi, np.pi)
+    t = rng.uniform(-20, 20, 60)
+    pts = np.stack([t * np.cos(angle), t * np.sin(angle)], axis=1) + rng.normal(0, 0.7, (60, 2))
+    shift = np.array([5.0, -3.0])
+    centre, d = _fit_line(pts + shift)
+    np.testing.assert_allclose(centre, pts.mean(axis=0) + shift, atol=1e-12)
+    ref = np.linalg.svd(pts - pts.mean(axis=0), full_matrices=False)[2][0]
+    assert np.hypot(*d) == pytest.approx(1.0)
+    assert abs(d[0] * ref[1] - d[1] * ref[0]) < 1e-9  # parallel (either sign)

@@ -404,6 +404,49 @@ def test_fine_tuning_starts_from_the_given_models_weights(tmp_path: Path) -> Non
         init_weights(net, dataclasses.replace(tuned_cfg, init_from=str(tmp_path / "none")))
 
 
+def test_wise_alpha_exports_the_average_with_the_starting_weights(tmp_path: Path) -> None:
+    from aacscore.training.score import wise_average
+
+    sim = tmp_path / "sim"
+    write_fake_simulator_folder(sim, 8)
+    cfg = _cfg(n_jitter=1, val_fraction=0.25, head="segments", epochs=1)
+    first = train_score(sim, tmp_path / "a", dataclasses.replace(cfg, seed=0))
+    tuned_cfg = dataclasses.replace(cfg, init_from=str(first.model_dir), seed=5)
+    tuned = train_score(sim, tmp_path / "b", tuned_cfg)
+    # the same fine-tune resumed after its last epoch, exported as the average
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    half = train_score(
+        sim, tmp_path / "c", dataclasses.replace(tuned_cfg, wise_alpha=0.5), resume=True
+    )
+    start = ScoreModel.load(first.model_dir).net.state_dict()
+    end = ScoreModel.load(tuned.model_dir).net.state_dict()
+    mid = ScoreModel.load(half.model_dir).net.state_dict()
+    moved = 0
+    for k, v in mid.items():
+        if v.is_floating_point():
+            # float16 weights on disk: each stored value rounds the average
+            torch.testing.assert_close(v, 0.5 * (start[k] + end[k]), atol=2e-3, rtol=2e-3)
+            moved += int(not torch.equal(start[k], end[k]))
+        else:
+            assert torch.equal(v, end[k])
+    assert moved > 0
+    conf = json.loads((half.model_dir / "config.json").read_text())
+    assert conf["training"]["config"]["wise_alpha"] == 0.5
+    avg = wise_average(
+        {"w": torch.zeros(2), "n": torch.tensor(3)},
+        {"w": torch.ones(2), "n": torch.tensor(7)},
+        0.25,
+    )
+    torch.testing.assert_close(avg["w"], torch.full((2,), 0.25))
+    assert int(avg["n"]) == 7
+    with pytest.raises(ValueError, match="different tensors"):
+        wise_average({"w": torch.zeros(2)}, {"v": torch.zeros(2)}, 0.5)
+    with pytest.raises(ValueError, match="set init_from"):
+        dataclasses.replace(cfg, wise_alpha=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dataclasses.replace(tuned_cfg, wise_alpha=1.5)
+
+
 def _tag_cases(folder: Path, family: str | None = None, negative: tuple[int, ...] = ()) -> None:
     """Mark a fake simulator folder's cases as family ``family`` and some as hard negatives."""
     for k, jp in enumerate(sorted(folder.glob("case_*.json"))):

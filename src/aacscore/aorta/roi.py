@@ -81,6 +81,13 @@ class BandError(ScoringError):
 
 REFERENCE_ROWS_PER_LEVEL = 32
 REFERENCE_MM_PER_COL = 0.5
+BAND_SOURCE_SPACING_MM = 0.3
+"""By default (:func:`extract_band`'s ``source_spacing_mm``) a JPEG 2000 film's band is sampled
+from the coarsest resolution level of its codestream whose spacing is at most the larger of the
+band's column spacing and this, however the film was read
+(:meth:`~aacscore.io.Radiograph.region` with ``coarser``): a 0.14-0.15 mm film's band comes from
+its 0.28-0.30 mm level (within the 0.10-0.35 mm source spacings of the films the score models
+were trained on), decoding a quarter of the pixels. Other films: their own pixels."""
 
 
 @dataclass(frozen=True)
@@ -321,6 +328,7 @@ def extract_band(
     bounds: Mapping[str, Bound] | None = None,
     geometry: BandGeometry = DEFAULT_BAND_GEOMETRY,
     reference_height_mm: float = REFERENCE_ANTERIOR_HEIGHT_MM,
+    source_spacing_mm: float | None = BAND_SOURCE_SPACING_MM,
 ) -> Band:
     """Straightened aortic band in front of L1-L4 (see the module docstring for the geometry).
 
@@ -333,17 +341,20 @@ def extract_band(
     agree with the corners. The film is low-pass filtered before resampling (bilinear).
     ``image`` is the film's pixels, or its :class:`~aacscore.io.Radiograph`: then coordinates
     and ``spacing_mm`` are the film's own (:attr:`~aacscore.io.Radiograph.film_shape`, also for
-    a JPEG 2000 film decoded at a reduced level) and the band's rectangle is read at the
-    coarsest resolution of at most the band's column spacing
-    (:meth:`~aacscore.io.Radiograph.region`).
+    a JPEG 2000 film decoded at a reduced level) and the band's rectangle of a JPEG 2000 film is
+    read at the coarsest resolution level of at most the band's column spacing or
+    ``source_spacing_mm`` (:data:`BAND_SOURCE_SPACING_MM`; None: the column spacing alone),
+    whichever is larger (:meth:`~aacscore.io.Radiograph.region`), whatever level the film was
+    read at.
     """
     cut: _Cut
     if isinstance(image, Radiograph):
         film = image
         shape = film.film_shape
+        finest = max(geometry.mm_per_col, source_spacing_mm or 0.0)
 
         def cut(box: tuple[int, int, int, int]) -> FilmRegion:
-            return film.region(box, geometry.mm_per_col)
+            return film.region(box, finest, coarser=True)
 
     else:
         img = np.asarray(image)

@@ -8,11 +8,13 @@ backends feed the networks the same input (to float32 rounding):
   padding_mode="border", align_corners=False)`` for an axis-aligned affine map (a zoom and a
   shift per axis).
 
-Each 1-D pass is a sparse (output x input) weight matrix applied along one axis.
+Each 1-D pass is a sparse (output x input) weight matrix applied along one axis (the matrices
+are cached by size and never modified).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ from scipy import sparse
 FloatArray = npt.NDArray[np.float64]
 
 
+@lru_cache(maxsize=256)
 def _bilinear_weights(n_in: int, n_out: int) -> sparse.csr_matrix:
     """Plain bilinear (half-pixel centres, edge clamp) as an (n_out, n_in) matrix; source
     positions in float32, as PyTorch computes them for float32 tensors."""
@@ -37,6 +40,7 @@ def _bilinear_weights(n_in: int, n_out: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((vals, (rows, cols)), shape=(n_out, n_in))
 
 
+@lru_cache(maxsize=256)
 def _antialias_weights(n_in: int, n_out: int) -> sparse.csr_matrix:
     """PyTorch's antialiased bilinear (triangle filter of half-width max(1, n_in / n_out))."""
     scale = n_in / n_out

@@ -118,6 +118,14 @@ def train_score_cmd(
         min=0.01,
         help="Loss weight of hard-negative films (simulate --distribution negative).",
     ),
+    wise_alpha: float = typer.Option(
+        1.0,
+        "--wise-alpha",
+        min=0.0,
+        max=1.0,
+        help="With --init-from: export (1 - A) x its weights + A x the fine-tuned ones "
+        "(weight-space ensembling, WiSE-FT); 1: the fine-tuned weights.",
+    ),
     max_minutes: float | None = typer.Option(
         None, "--max-minutes", min=0.1, help="Stop training after this many minutes."
     ),
@@ -142,6 +150,9 @@ def train_score_cmd(
         err_console.print(f"[red]error:[/red] --head must be one of {', '.join(HEADS)}")
         raise typer.Exit(2)
     require_device(device)
+    if wise_alpha < 1.0 and init is None:
+        err_console.print("[red]error:[/red] --wise-alpha below 1 needs --init-from")
+        raise typer.Exit(2)
     config = ScoreTrainConfig(
         head=head,
         epochs=epochs,
@@ -163,6 +174,7 @@ def train_score_cmd(
         init_from=None if init is None else str(init),
         augment_config=AugmentConfig(style_prob=style_prob),
         negative_weight=negative_weight,
+        wise_alpha=wise_alpha,
         max_minutes=max_minutes,
     )
     provider: GeometryProvider | None = None

@@ -154,6 +154,18 @@ def reduction_level(
     return level
 
 
+def levels_usable(info: Codestream, pixel_signed: bool) -> bool:
+    """Whether the codestream's reduced resolution levels can stand for the film: it has some,
+    no image offset, the signedness of PixelRepresentation (see :func:`reduction_level`) and
+    Glymur can decode them (:func:`glymur_available`)."""
+    return (
+        info.levels > 0
+        and info.offset == (0, 0)
+        and info.signed == pixel_signed
+        and glymur_available()
+    )
+
+
 def reduced_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
     """(rows, columns) of resolution level ``level`` of an image at offset (0, 0)."""
     f = 2**level

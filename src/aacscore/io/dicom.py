@@ -89,7 +89,7 @@ SCORING_DECODE_SPACING_MM = 0.6
 per pixel (288 x 192) and the view classifier at 128 pixels, so a film is decoded at the
 coarsest level of at most 0.6 mm (about twice the networks' resolution, for their
 antialiased resize); the aortic band (0.25 mm per column) is decoded apart, over its own
-rectangle, at the coarsest level of at most its column spacing (:meth:`Radiograph.region`)."""
+rectangle (:meth:`Radiograph.region`, :data:`aacscore.aorta.roi.BAND_SOURCE_SPACING_MM`)."""
 
 
 def read_dicom(
@@ -181,8 +181,8 @@ def read_dicom(
         factor = 2**level
         spacing = (spacing[0] * factor, spacing[1] * factor)
         metadata["ResolutionReduction"] = level
-        if codestream is not None:
-            finer = _J2kFiner(name, codestream[0], codestream[1], header, bits_stored, signed)
+    if codestream is not None:
+        finer = _J2kFiner(name, codestream[0], codestream[1], header, bits_stored, signed)
 
     return Radiograph(
         pixels=np.ascontiguousarray(pixels, dtype=np.float32),
@@ -201,7 +201,7 @@ def read_dicom(
 
 @dataclass(frozen=True, eq=False)
 class _J2kFiner:
-    """Rectangles of a reduced JPEG 2000 film at finer levels
+    """Rectangles of a JPEG 2000 film at other resolution levels than its read's
     (:class:`~aacscore.io.types.FinerDecoder`), through the film's grayscale pipeline."""
 
     name: str
@@ -211,14 +211,18 @@ class _J2kFiner:
     bits_stored: int
     signed: bool
 
+    @property
+    def levels(self) -> int:
+        """The codestream's decomposition levels."""
+        return self.info.levels
+
     def __call__(
         self, level: int, area: tuple[int, int, int, int]
     ) -> npt.NDArray[np.float32] | None:
         arr = _j2k.decode_area(self.data, self.info, self.signed, level, area, self.name)
         if arr is None:
             logger.warning(
-                "%s: JPEG 2000 area decode at resolution level %d failed; the coarser pixels "
-                "are used",
+                "%s: JPEG 2000 area decode at resolution level %d failed; the pixels read are used",
                 self.name,
                 level,
             )
@@ -401,8 +405,9 @@ def _decode_j2k(
     min_size: int,
 ) -> tuple[npt.NDArray[Any] | None, int, tuple[bytes, _j2k.Codestream] | None]:
     """Stored values by the fast JPEG 2000 path, the resolution level they are at and the
-    codestream with its header, or (None, 0, None) when pydicom should decode the film (the
-    reason is logged at debug level)."""
+    codestream with its header (None when its other levels cannot be decoded:
+    :func:`aacscore.io._j2k.levels_usable`), or (None, 0, None) when pydicom should decode the
+    film (the reason is logged at debug level)."""
     try:
         data = get_frame(ds.PixelData, 0, number_of_frames=1)
     except Exception as exc:  # pydicom reports the problem when it decodes
@@ -425,7 +430,9 @@ def _decode_j2k(
                 arr.shape[1],
             )
             return arr, level, (data, info)
-    return _j2k.decode(data, info, signed, 0, name), 0, None
+    arr = _j2k.decode(data, info, signed, 0, name)
+    usable = arr is not None and _j2k.levels_usable(info, signed)
+    return arr, 0, (data, info) if usable else None
 
 
 def _grey(

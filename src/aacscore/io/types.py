@@ -18,7 +18,13 @@ logger = logging.getLogger(__name__)
 
 
 class FinerDecoder(Protocol):
-    """Decodes a rectangle of a film at a finer resolution level than its radiograph's."""
+    """Decodes a rectangle of a JPEG 2000 film at another resolution level than its
+    radiograph's."""
+
+    @property
+    def levels(self) -> int:
+        """The coarsest resolution level the codestream holds (its decomposition levels)."""
+        ...
 
     def __call__(
         self, level: int, area: tuple[int, int, int, int]
@@ -137,26 +143,32 @@ class Radiograph:
         f = 2**self.reduction
         return (self.spacing_mm[0] / f, self.spacing_mm[1] / f)
 
-    def region(self, area: tuple[int, int, int, int], finest_mm: float) -> FilmRegion:
+    def region(
+        self, area: tuple[int, int, int, int], finest_mm: float, coarser: bool = False
+    ) -> FilmRegion:
         """The film rectangle ``area`` = (row0, row1, col0, col1), in film pixels
         (:attr:`film_shape`; clipped to the film), at the coarsest resolution level whose
-        spacing is at most ``finest_mm`` (level 0 when none is): finer than :attr:`pixels` only
-        for a reduced JPEG 2000 film (an area decode by ``finer``); otherwise, or when that
-        decode fails (the decoder logs it), a crop of :attr:`pixels`. Pixels from either path
-        went through the same grayscale pipeline.
+        spacing is at most ``finest_mm`` (level 0 when none is), no coarser than
+        :attr:`pixels` unless ``coarser``. A level other than :attr:`pixels`' is decoded by
+        ``finer`` (an area decode of a JPEG 2000 film; with ``coarser`` also for a film read at
+        full resolution, so that a rectangle comes from the same level however the film was
+        read); otherwise, or when that decode fails (the decoder logs it), it is a crop of
+        :attr:`pixels`. Pixels from either path went through the same grayscale pipeline.
 
         Raises:
             ValueError: nothing of ``area`` is on the film."""
-        level = self._region_level(finest_mm)
+        level = self._region_level(finest_mm, coarser)
         film = self.film_shape
-        if level < self.reduction and self.finer is not None:
+        if level != self.reduction and self.finer is not None:
             box = level_box(area, level, (-(-film[0] // 2**level), -(-film[1] // 2**level)))
             if box is None:
                 raise ValueError(f"region {area} lies outside the film of shape {film}")
             pixels = self.finer(level, box)
             if pixels is not None:
                 return FilmRegion(pixels, (box[0], box[2]), 2**level, self._spacing_at(level))
-            logger.debug("finer decode failed: a crop of the level-%d pixels", self.reduction)
+            logger.debug(
+                "level-%d decode failed: a crop of the level-%d pixels", level, self.reduction
+            )
         box = level_box(area, self.reduction, self.shape)
         if box is None:
             raise ValueError(f"region {area} lies outside the film of shape {film}")
@@ -172,13 +184,16 @@ class Radiograph:
         film = self.film_spacing_mm
         return None if film is None else (film[0] * 2**level, film[1] * 2**level)
 
-    def _region_level(self, finest_mm: float) -> int:
-        """The coarsest level <= :attr:`reduction` whose spacing is <= ``finest_mm`` (0 when
-        none is)."""
+    def _region_level(self, finest_mm: float, coarser: bool) -> int:
+        """The coarsest level <= :attr:`reduction` (with ``coarser``: <= the codestream's
+        levels) whose spacing is <= ``finest_mm`` (0 when none is)."""
         film = self.film_spacing_mm
-        if not self.reduction or film is None or not math.isfinite(finest_mm):
+        top = self.reduction
+        if coarser and self.finer is not None:
+            top = max(top, self.finer.levels)
+        if not top or film is None or not math.isfinite(finest_mm):
             return self.reduction
-        level = self.reduction
+        level = top
         while level > 0 and max(film) * 2**level > finest_mm * (1 + 1e-9):
             level -= 1
         return level

@@ -194,10 +194,14 @@ def convex_outline(points: npt.ArrayLike, step: float = 0.25) -> FloatArray:
 
 
 def _fit_line(points: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Total-least-squares line: (point on line, unit direction)."""
+    """Total-least-squares line: (point on line, unit direction), the principal axis of the
+    points' 2x2 scatter matrix (in closed form: the direction at half the angle of
+    ``(sxx - syy, 2 sxy)``)."""
     c = points.mean(axis=0)
-    _, _, vt = np.linalg.svd(points - c, full_matrices=False)
-    return c, vt[0]
+    d = points - c
+    sxx, syy, sxy = float(d[:, 0] @ d[:, 0]), float(d[:, 1] @ d[:, 1]), float(d[:, 0] @ d[:, 1])
+    theta = 0.5 * math.atan2(2.0 * sxy, sxx - syy)
+    return c, np.array([math.cos(theta), math.sin(theta)])
 
 
 def _intersect(p1: FloatArray, d1: FloatArray, p2: FloatArray, d2: FloatArray) -> FloatArray | None:

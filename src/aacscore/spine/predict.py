@@ -49,6 +49,7 @@ from aacscore.spine.result import (
     fine_label_map,
     geometry_from_logits,
     result_from_label_scores,
+    trace_logits,
 )
 from aacscore.spine.weights import (
     MODEL_CARD,
@@ -231,9 +232,8 @@ class SpineModel:
             level_note = count.note()
         with timed(timings, "geometry_s"):
             model_spacing = box.model_spacing(radiograph.spacing_mm)
-            geo, labels_model = geometry_from_logits(
-                logits, model_spacing, radiograph.source, check=False
-            )
+            traced = trace_logits(logits, model_spacing, radiograph.source, check=False)
+            geo, labels_model = traced.geometry, traced.labels
             confidence = spine_confidence(logits, labels_model)
             frame = CanonicalFrame(shape, side)
 
@@ -264,7 +264,7 @@ class SpineModel:
             warnings += reasons
 
         with timed(timings, "labels_s"):
-            fine = fine_label_map(logits, labels_model, FINE_FACTOR)
+            fine = fine_label_map(logits, labels_model, FINE_FACTOR, upsampled=traced.upsampled)
             labels = box.labels_to_image(fine, factor=FINE_FACTOR, mirrored=frame.mirrored)
         timings["total_s"] = sum(timings.values())
         return SpineResult(
@@ -332,4 +332,5 @@ __all__ = [
     "geometry_from_logits",
     "load_spine_model",
     "result_from_label_scores",
+    "trace_logits",
 ]

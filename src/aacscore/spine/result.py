@@ -220,31 +220,100 @@ def as_scores(scores: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return a
 
 
+@dataclass(frozen=True, eq=False)
+class UpsampledScores:
+    """(C, h, w) scores upsampled bilinearly ``factor`` times over the coarse box
+    ``(y0, y1, x0, x1)`` around every labelled body (``margin`` coarse pixels beyond their
+    bounding box, clipped to the map): one resize that :func:`contours_from_logits` and
+    :func:`fine_label_map` both cut from. A cut's values equal a resize of the cut alone, but
+    for the outermost ``factor / 2`` fine pixels of a cut that does not reach the box's edge
+    (there the cut alone would repeat its edge pixel); both functions mask those pixels out."""
+
+    fine: npt.NDArray[np.float32]
+    box: tuple[int, int, int, int]
+    factor: int
+
+    @classmethod
+    def around(
+        cls,
+        logits: npt.ArrayLike,
+        labels: npt.NDArray[np.uint8],
+        factor: int = FINE_FACTOR,
+        margin: int = 3,
+    ) -> UpsampledScores | None:
+        """The upsampled box around the labels (None when nothing is labelled)."""
+        scores = as_scores(logits)
+        box = _label_box(labels, margin)
+        if box is None:
+            return None
+        y0, y1, x0, x1 = box
+        fine = resize_bilinear(scores[:, y0:y1, x0:x1], ((y1 - y0) * factor, (x1 - x0) * factor))
+        return cls(fine, box, factor)
+
+    def cut(self, y0: int, y1: int, x0: int, x1: int) -> npt.NDArray[np.float32] | None:
+        """The fine scores of coarse box ``(y0, y1, x0, x1)`` (None unless inside :attr:`box`)."""
+        by0, by1, bx0, bx1 = self.box
+        if y0 < by0 or y1 > by1 or x0 < bx0 or x1 > bx1:
+            return None
+        f = self.factor
+        return self.fine[:, (y0 - by0) * f : (y1 - by0) * f, (x0 - bx0) * f : (x1 - bx0) * f]
+
+
+def _label_box(
+    mask: npt.NDArray[np.integer[Any]] | npt.NDArray[np.bool_], margin: int
+) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)`` of the non-zero pixels plus ``margin``, clipped (None when empty)."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return None
+    h, w = mask.shape
+    return (
+        max(int(rows.min()) - margin, 0),
+        min(int(rows.max()) + margin + 1, h),
+        max(int(cols.min()) - margin, 0),
+        min(int(cols.max()) + margin + 1, w),
+    )
+
+
+def _upsampled(
+    logits: npt.NDArray[np.float32],
+    box: tuple[int, int, int, int],
+    factor: int,
+    shared: UpsampledScores | None,
+) -> npt.NDArray[np.float32]:
+    """``logits`` over ``box`` upsampled ``factor`` times (cut from ``shared`` when it holds
+    it at that factor)."""
+    if shared is not None and shared.factor == factor:
+        fine = shared.cut(*box)
+        if fine is not None:
+            return fine
+    y0, y1, x0, x1 = box
+    return resize_bilinear(logits[:, y0:y1, x0:x1], ((y1 - y0) * factor, (x1 - x0) * factor))
+
+
 def contours_from_logits(
     logits: npt.ArrayLike,
     labels: npt.NDArray[np.uint8],
     factor: int = FINE_FACTOR,
     margin: int = 3,
+    upsampled: UpsampledScores | None = None,
 ) -> dict[str, FloatArray]:
     """Sub-pixel outline of each labelled body from (C, h, w) logits (or probabilities).
 
-    Around each body the scores are upsampled bilinearly ``factor`` times and the boundary where
-    the body's class stops being the arg-max is traced; other components of the same class are
-    masked out. Returned points are in the logits' pixel coordinates.
+    Around each body the scores are upsampled bilinearly ``factor`` times (cut from
+    ``upsampled`` when given) and the boundary where the body's class stops being the arg-max
+    is traced; other components of the same class are masked out. Returned points are in the
+    logits' pixel coordinates.
     """
     logits = as_scores(logits)
-    _c, h, w = logits.shape
     out: dict[str, FloatArray] = {}
     for name, v in LABEL_VALUES.items():
         m = labels == v
-        if not m.any():
+        box = _label_box(m, margin)
+        if box is None:
             continue
-        rows, cols = np.nonzero(m)
-        y0, y1 = max(int(rows.min()) - margin, 0), min(int(rows.max()) + margin + 1, h)
-        x0, x1 = max(int(cols.min()) - margin, 0), min(int(cols.max()) + margin + 1, w)
-        crop = logits[:, y0:y1, x0:x1]
-        size = ((y1 - y0) * factor, (x1 - x0) * factor)
-        fine = resize_bilinear(crop, size)
+        y0, y1, x0, x1 = box
+        fine = _upsampled(logits, box, factor, upsampled)
         others = np.concatenate([fine[:v], fine[v + 1 :]], axis=0).max(axis=0)
         score = (fine[v] - others).astype(np.float64)
         keep = ndimage.binary_dilation(m[y0:y1, x0:x1], iterations=1)
@@ -264,23 +333,21 @@ def fine_label_map(
     labels: npt.NDArray[np.uint8],
     factor: int = FINE_FACTOR,
     margin: int = 2,
+    upsampled: UpsampledScores | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Arg-max of the logits upsampled bilinearly ``factor`` times, (h * factor, w * factor).
 
-    Only the region around the cleaned coarse ``labels`` is upsampled; each class is kept only
-    next to its own (largest) coarse component.
+    Only the region around the cleaned coarse ``labels`` is upsampled (cut from ``upsampled``
+    when given); each class is kept only next to its own (largest) coarse component.
     """
     logits = as_scores(logits)
     _, h, w = logits.shape
     out = np.zeros((h * factor, w * factor), dtype=np.uint8)
-    rows, cols = np.nonzero(labels)
-    if rows.size == 0:
+    box = _label_box(labels, margin)
+    if box is None:
         return out
-    y0, y1 = max(int(rows.min()) - margin, 0), min(int(rows.max()) + margin + 1, h)
-    x0, x1 = max(int(cols.min()) - margin, 0), min(int(cols.max()) + margin + 1, w)
-    crop = logits[:, y0:y1, x0:x1]
-    size = ((y1 - y0) * factor, (x1 - x0) * factor)
-    fine = resize_bilinear(crop, size)
+    y0, y1, x0, x1 = box
+    fine = _upsampled(logits, box, factor, upsampled)
     arg = fine.argmax(axis=0).astype(np.uint8)
     sub = labels[y0:y1, x0:x1]
     for v in np.unique(arg):
@@ -293,6 +360,38 @@ def fine_label_map(
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class TracedLogits:
+    """What :func:`trace_logits` finds in (C, h, w) logits."""
+
+    geometry: SpineGeometry
+    labels: npt.NDArray[np.uint8]
+    """The cleaned coarse labels (largest component per body)."""
+    upsampled: UpsampledScores | None
+    """The scores upsampled around the labels (None when nothing is labelled), for
+    :func:`fine_label_map` to reuse."""
+
+
+def trace_logits(
+    logits: npt.ArrayLike,
+    spacing_mm: tuple[float, float] | None,
+    source: str | None = None,
+    check: bool = True,
+    factor: int = FINE_FACTOR,
+) -> TracedLogits:
+    """Canonical-frame geometry (anterior left) from (C, h, w) logits, with the cleaned labels
+    and the upsampled scores its outlines were traced on."""
+    logits = as_scores(logits)
+    coarse = logits.argmax(axis=0).astype(np.uint8)
+    labels, warnings = clean_labels(coarse)
+    shared = UpsampledScores.around(logits, labels, factor)
+    contours = contours_from_logits(logits, labels, factor, upsampled=shared)
+    geo = geometry_from_contours(
+        contours, Side.LEFT, spacing_mm, source, extra_warnings=warnings, check=check
+    )
+    return TracedLogits(geo, labels, shared)
+
+
 def geometry_from_logits(
     logits: npt.ArrayLike,
     spacing_mm: tuple[float, float] | None,
@@ -300,15 +399,10 @@ def geometry_from_logits(
     check: bool = True,
     factor: int = FINE_FACTOR,
 ) -> tuple[SpineGeometry, npt.NDArray[np.uint8]]:
-    """Canonical-frame geometry (anterior left) from (C, h, w) logits, and the cleaned labels."""
-    logits = as_scores(logits)
-    coarse = logits.argmax(axis=0).astype(np.uint8)
-    labels, warnings = clean_labels(coarse)
-    contours = contours_from_logits(logits, labels, factor)
-    geo = geometry_from_contours(
-        contours, Side.LEFT, spacing_mm, source, extra_warnings=warnings, check=check
-    )
-    return geo, labels
+    """Canonical-frame geometry (anterior left) from (C, h, w) logits, and the cleaned labels
+    (:func:`trace_logits`)."""
+    traced = trace_logits(logits, spacing_mm, source, check, factor)
+    return traced.geometry, traced.labels
 
 
 def _map_geometry(

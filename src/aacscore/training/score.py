@@ -115,9 +115,17 @@ class ScoreTrainConfig(TrainConfig):
     negative_weight: float = 1.0
     """Loss weight of the hard-negative bands (simulated ``--distribution negative`` films: no
     plaque, distractors over the band) relative to the other bands' 1."""
+    wise_alpha: float = 1.0
+    """With ``init_from``: export ``(1 - wise_alpha) x`` its weights ``+ wise_alpha x`` the
+    fine-tuned ones (weight-space ensembling, WiSE-FT: keeps what the starting model knew while
+    adding what the fine-tune learnt), calibrated like any model; 1: the fine-tuned weights."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0.0 <= self.wise_alpha <= 1.0:
+            raise ValueError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
+        if self.wise_alpha < 1.0 and self.init_from is None:
+            raise ValueError("wise_alpha < 1 averages with the init_from model: set init_from")
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; expected one of {', '.join(HEADS)}")
         object.__setattr__(self, "head", Head(self.head).value)
@@ -270,6 +278,25 @@ def group_balance_weights(totals: npt.ArrayLike, groups: str = "lewis") -> npt.N
     idx = np.asarray([g.index(float(t)) for t in np.asarray(totals, dtype=np.float64)])
     counts = np.bincount(idx, minlength=len(g.labels)).astype(np.float64)
     return 1.0 / counts[idx]
+
+
+def wise_average(
+    start: Mapping[str, torch.Tensor], tuned: Mapping[str, torch.Tensor], alpha: float
+) -> dict[str, torch.Tensor]:
+    """``(1 - alpha) x start + alpha x tuned`` for every floating-point tensor (weights and batch
+    norm statistics); other tensors (counters) are ``tuned``'s.
+
+    Raises:
+        ValueError: the two hold different tensors."""
+    if set(start) != set(tuned):
+        raise ValueError(f"different tensors: {sorted(set(start) ^ set(tuned))[:5]}")
+    out: dict[str, torch.Tensor] = {}
+    for k, t in tuned.items():
+        s0 = start[k].to(device=t.device)
+        if s0.shape != t.shape:
+            raise ValueError(f"{k}: shape {tuple(s0.shape)} against {tuple(t.shape)}")
+        out[k] = (1.0 - alpha) * s0.to(t.dtype) + alpha * t if t.is_floating_point() else t
+    return out
 
 
 def init_weights(net: ScoreNet, config: ScoreTrainConfig) -> None:
@@ -650,7 +677,17 @@ def train_score(
     result = fit(data, train_idx, val_idx, cfg, out, resume=resume, progress=progress)
 
     net = ScoreNet(cfg.network)
-    net.load_state_dict(result.best_state)
+    state = result.best_state
+    if cfg.init_from is not None and cfg.wise_alpha < 1.0:
+        start = ScoreModel.load(cfg.init_from).net.state_dict()
+        state = wise_average(start, state, cfg.wise_alpha)
+        logger.info(
+            "weights: %.2f x %s + %.2f x the fine-tuned",
+            1 - cfg.wise_alpha,
+            cfg.init_from,
+            cfg.wise_alpha,
+        )
+    net.load_state_dict(state)
     floor = 0.15
     calibration: Calibration | None = None
     val_out: NetworkOutputs | None = None
