@@ -454,9 +454,7 @@ def bench_readings(films: list[Path], threads: int) -> dict[str, Any]:
                 r["status"][0] == r["status"][1] for r in rows if r["spacing_mm"] == mm
             ),
             "max_abs_diff_aac24": float(max(diffs)),
-            "mae_vs_truth": [
-                float(np.mean([r["abs_error"][k] for r in scored])) for k in (0, 1)
-            ],
+            "mae_vs_truth": [float(np.mean([r["abs_error"][k] for r in scored])) for k in (0, 1)],
             "median_abs_diff_aac24": float(np.median(diffs)),
             "median_aac24_sd_full": float(np.median([r["aac24_sd_full"] for r in scored])),
             "segment_grades_agree": f"{grades}/{8 * len(scored)}",
