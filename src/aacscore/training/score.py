@@ -117,8 +117,8 @@ class ScoreTrainConfig(TrainConfig):
     plaque, distractors over the band) relative to the other bands' 1."""
     wise_alpha: float = 1.0
     """With ``init_from``: export ``(1 - wise_alpha) x`` its weights ``+ wise_alpha x`` the
-    fine-tuned ones (weight-space ensembling, WiSE-FT: keeps what the starting model knew while
-    adding what the fine-tune learnt), calibrated like any model; 1: the fine-tuned weights."""
+    fine-tuned ones (weight-space ensembling, WiSE-FT), calibrated like any model; 1: the
+    fine-tuned weights."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
