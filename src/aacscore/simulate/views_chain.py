@@ -386,6 +386,17 @@ def frontal_vertebra(
     return centres
 
 
+def _stacked_centres(top: float, heights: np.ndarray, discs: np.ndarray) -> np.ndarray:
+    """Row (mm) of the centre of each of ``len(heights)`` vertebrae stacked from ``top`` down,
+    ``discs[i]`` below body ``i``."""
+    ys = np.empty(len(heights))
+    y = top
+    for i in range(len(heights)):
+        ys[i] = y + heights[i] / 2
+        y += heights[i] + discs[i]
+    return ys
+
+
 def _spine_path(
     rng: np.random.Generator,
     n: int,
@@ -396,11 +407,7 @@ def _spine_path(
     bend: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centres (x, y) and tilts of ``n`` stacked vertebrae from ``top`` down."""
-    ys = np.empty(n)
-    y = top
-    for i in range(n):
-        ys[i] = y + heights[i] / 2
-        y += heights[i] + discs[i]
+    ys = _stacked_centres(top, heights, discs)
     t = (ys - ys[0]) / max(ys[-1] - ys[0], 1.0)
     phase = rng.uniform(0, math.pi)
     xs = cx + bend * np.sin(math.pi * t + phase)
@@ -681,11 +688,7 @@ def _lateral_thorax(rng: np.random.Generator, chest_view: bool) -> Phantom:
     discs = size * rng.uniform(3.5, 6, n)
     depths = size * np.linspace(16, 30, n)
     widths = size * np.linspace(25, 42, n)
-    ys = np.empty(n)
-    y = -size * 170
-    for i in range(n):
-        ys[i] = y + heights[i] / 2
-        y += heights[i] + discs[i]
+    ys = _stacked_centres(-size * 170, heights, discs)
     kyph = rng.uniform(25, 55) * size
     t = (ys - ys[0]) / (ys[-1] - ys[0])
     xs = post * kyph * np.sin(math.pi * t)  # apex backwards
@@ -766,11 +769,7 @@ def cervical(rng: np.random.Generator) -> Phantom:
     n = 7
     heights = size * np.array([9, 14, 13, 13, 13, 14, 15]) * rng.uniform(0.93, 1.07, n)
     discs = size * rng.uniform(3.5, 6, n)
-    ys = np.empty(n)
-    y = -size * 60
-    for i in range(n):
-        ys[i] = y + heights[i] / 2
-        y += heights[i] + discs[i]
+    ys = _stacked_centres(-size * 60, heights, discs)
     fov = _fov(rng, (150, 260), (200, 300))
     if rng.random() < 0.65:
         post = float(rng.choice([-1.0, 1.0]))
