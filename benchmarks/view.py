@@ -94,7 +94,6 @@ def _dev_films(clf: Any, folder: Path, limit: int) -> dict[str, Any] | None:
     others, with the labels they get) and the share labelled lateral_lumbar."""
     from collections import Counter
 
-    from aacscore.gate.view import ACCEPT_P_LATERAL
     from aacscore.io import read_radiograph
 
     files = sorted(folder.glob("case_*.dcm"))[:limit]
@@ -111,7 +110,7 @@ def _dev_films(clf: Any, folder: Path, limit: int) -> dict[str, Any] | None:
     return {
         "folder": str(folder),
         "n": len(files),
-        "accept_p_lateral": ACCEPT_P_LATERAL,
+        "accept_p_lateral": clf.accept_p_lateral,
         "refused": len(refused),
         "refused_rate": len(refused) / len(files),
         "refused_files": refused[:20],
@@ -128,6 +127,7 @@ def _markdown(res: dict[str, Any]) -> str:
         "",
         f"Synthetic test set (seed {res['seed']}, {res['n_per_class']} per class, fresh): "
         f"accuracy {t['accuracy']:.4f}, balanced accuracy {t['balanced_accuracy']:.4f}; "
+        f"acceptance threshold p_lateral {t['accept_p_lateral']}; "
         f"lateral films wrongly refused {t['lateral_wrongly_refused']:.4f} (target <= 0.01); "
         f"largest share of a negative class wrongly accepted {t['max_negative_accepted']:.4f} "
         "(target <= 0.01 per class).",
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "weights_sha256": clf.config.get("sha256"),
         "seed": args.seed,
         "n_per_class": args.n_per_class,
-        "synthetic_test": view_metrics(probs, y),
+        "synthetic_test": view_metrics(probs, y, clf.accept_p_lateral),
         "timing": _timing(clf, film),
         "sim_dev_films": _dev_films(clf, args.dev, args.dev_max) if args.dev.is_dir() else None,
         "real_films": _real_films(clf, args.reference),

@@ -91,6 +91,30 @@ def test_decision_rule_and_reason() -> None:
     assert prediction(_probs(not_radiograph=1.0)).as_dict()["refuse_code"] == "not_radiograph"
 
 
+def test_the_models_own_threshold_decides_and_survives_the_round_trip() -> None:
+    strict = prediction(_probs(chest=0.7, lateral_lumbar=0.3), accept_p_lateral=0.4)
+    assert strict.refuse_code == ErrorCode.WRONG_REGION
+    assert prediction(_probs(chest=0.7, lateral_lumbar=0.3)).refuse_code is None  # default 0.1
+    back = ViewPrediction.from_dict(strict.as_dict())
+    assert back.accept_p_lateral == 0.4 and back.refuse_code == ErrorCode.WRONG_REGION
+    old = {k: v for k, v in strict.as_dict().items() if k != "accept_p_lateral"}
+    assert ViewPrediction.from_dict(old).accept_p_lateral == 0.1  # results written before
+
+
+@needs_model
+def test_a_config_threshold_is_used_and_checked(tmp_path: Path) -> None:
+    for name in ("view.safetensors", "config.json"):
+        shutil.copy2(PACKAGE_MODEL_DIR / name, tmp_path / name)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "accept_p_lateral": 0.35}))
+    c = ViewClassifier.load(tmp_path, backend="torch")
+    assert c.accept_p_lateral == 0.35
+    assert c.predict(np.random.default_rng(0).random((90, 70))).accept_p_lateral == 0.35
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "accept_p_lateral": 0.9}))
+    with pytest.raises(ViewModelError, match=r"accept_p_lateral 0\.9 outside"):
+        ViewClassifier.load(tmp_path, backend="torch")
+
+
 def test_load_refuses_an_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(ViewModelError, match=r"no config\.json"):
         ViewClassifier.load(tmp_path)

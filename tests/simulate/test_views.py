@@ -118,3 +118,36 @@ def test_every_radiograph_class_gets_the_same_style(monkeypatch: pytest.MonkeyPa
 def test_raw_film_refuses_non_radiograph_classes() -> None:
     with pytest.raises(ValueError, match="unknown radiograph class"):
         raw_film("not_radiograph", 0, 0)
+
+
+def test_working_film_scales_the_corners_with_the_pixels() -> None:
+    from aacscore.simulate.case import simulate_case
+    from aacscore.simulate.views import FILM_WORKING_SPACING_MM, working_film
+
+    case = simulate_case(4, 0, spacing_mm=0.3)
+    film = working_film(case.image, case.vertebrae, 0.3, np.random.default_rng(0))
+    k = film.image.shape[1] / case.image.shape[1]
+    lo, hi = FILM_WORKING_SPACING_MM
+    assert 0.3 / hi - 0.01 <= k <= 0.3 / lo + 0.01
+    np.testing.assert_allclose(film.vertebrae["L3"][:, 0], case.vertebrae["L3"][:, 0] * k)
+    # a film coarser than the working scale is never enlarged
+    coarse = working_film(case.image, case.vertebrae, 3.0, np.random.default_rng(0))
+    assert coarse.image.shape == case.image.shape
+
+
+def test_film_images_are_deterministic_and_crop_like_the_generated_ones() -> None:
+    from aacscore.simulate.case import simulate_case
+    from aacscore.simulate.views import Film, film_image
+
+    case = simulate_case(4, 1, spacing_mm=1.2)
+    film = Film(case.image, case.vertebrae)
+    a = film_image(film, "lateral_lumbar", np.random.default_rng(3))
+    b = film_image(film, "lateral_lumbar", np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    raw = film_image(film, "lumbar_spot", np.random.default_rng(5), styled=False)
+    box = spot_box(film, np.random.default_rng(5))
+    assert raw.shape == spot_crop(film, np.random.default_rng(5)).shape
+    assert raw.shape[0] <= box[3] - box[1] + 2
+    with pytest.raises(ValueError, match="lateral_lumbar or lumbar_spot"):
+        film_image(film, "chest", np.random.default_rng(0))

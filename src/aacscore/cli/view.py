@@ -16,15 +16,48 @@ def train_view_cmd(
     out: Path = typer.Option(
         Path("runs/view"), "--out", help="Run folder: checkpoints, history, OUT/model."
     ),
-    data: Path | None = typer.Option(
+    data: list[Path] | None = typer.Option(
         None,
         "--data",
-        help="Folder of training shards (default: data/views_SEED, generated if missing).",
+        help="Folder of training shards (default: data/views_SEED, generated if missing); "
+        "the first is generated if missing; repeat to pool folders.",
     ),
-    val_data: Path | None = typer.Option(
+    val_data: list[Path] | None = typer.Option(
         None,
         "--val-data",
-        help="Folder of validation shards (default: data/views_SEED+1, generated if missing).",
+        help="Folder of validation shards (default: data/views_SEED+1, generated if missing); "
+        "repeat to pool folders.",
+    ),
+    films: list[Path] | None = typer.Option(
+        None,
+        "--films",
+        help="Folder of full-size simulated films (aacscore simulate) cut into styled lateral "
+        "and spot training images (shards cached in FOLDER_viewshards); repeatable.",
+    ),
+    val_films: list[Path] | None = typer.Option(
+        None,
+        "--val-films",
+        help="Like --films for validation (FOLDER_viewshards_val): the whole films as read, "
+        "unstyled, and spot crops.",
+    ),
+    film_copies: int = typer.Option(
+        2, "--film-copies", min=1, help="Training images of each class per --films film."
+    ),
+    style_prob: float = typer.Option(
+        0.0,
+        "--style-prob",
+        min=0.0,
+        max=1.0,
+        help="Share of training images restyled in the batch (random conv nets, tone curves, "
+        "CLAHE, noise, JPEG).",
+    ),
+    max_lateral_refused: float = typer.Option(
+        0.005,
+        "--max-lateral-refused",
+        min=0.0,
+        max=1.0,
+        help="The model's acceptance threshold is the largest that refuses at most this share "
+        "of the validation lateral images.",
     ),
     n_per_class: int = typer.Option(
         750, "--n-per-class", min=1, help="Training images per class to generate."
@@ -54,14 +87,31 @@ def train_view_cmd(
     """Train the view/region classifier of the input gate on procedural images."""
     from aacscore.training.config import ViewTrainConfig
     from aacscore.training.errors import TrainingError
-    from aacscore.training.view import build_view_dataset, train_view
+    from aacscore.training.view import build_film_shards, build_view_dataset, train_view
 
     require_device(device)
-    train_dir = data or Path("data") / f"views_{seed}"
-    val_dir = val_data or Path("data") / f"views_{seed + 1}"
+    train_dirs = list(data or [Path("data") / f"views_{seed}"])
+    val_dirs = list(val_data or [Path("data") / f"views_{seed + 1}"])
     try:
-        build_view_dataset(train_dir, n_per_class, seed, jobs=jobs)
-        build_view_dataset(val_dir, n_val_per_class, seed + 1, jobs=jobs)
+        build_view_dataset(train_dirs[0], n_per_class, seed, jobs=jobs)
+        build_view_dataset(val_dirs[0], n_val_per_class, seed + 1, jobs=jobs)
+        for i, f in enumerate(films or []):
+            train_dirs.append(
+                build_film_shards(
+                    f, Path(f"{f}_viewshards"), seed * 100 + i, copies=film_copies, jobs=jobs
+                )
+            )
+        for i, f in enumerate(val_films or []):
+            val_dirs.append(
+                build_film_shards(
+                    f,
+                    Path(f"{f}_viewshards_val"),
+                    (seed + 1) * 100 + i,
+                    copies=1,
+                    styled=False,
+                    jobs=jobs,
+                )
+            )
         config = ViewTrainConfig(
             epochs=epochs,
             batch_size=batch_size,
@@ -71,12 +121,14 @@ def train_view_cmd(
             device=device,
             max_minutes=time_budget,
             jobs=jobs,
+            style_prob=style_prob,
+            max_lateral_refused=max_lateral_refused,
         )
         result = train_view(
-            train_dir,
+            train_dirs,
             out,
             config,
-            val_data=val_dir,
+            val_data=val_dirs,
             install=install,
             install_dir=model_dir,
             resume=resume,
@@ -90,6 +142,7 @@ def train_view_cmd(
     console.print(
         f"view model: {result.model_dir} (accuracy {v['accuracy']:.4f}, balanced "
         f"{v['balanced_accuracy']:.4f}, lateral refused {v['lateral_wrongly_refused']:.4f}, "
-        f"max negative accepted {v['max_negative_accepted']:.4f}; {result.train_time_s} s)"
+        f"max negative accepted {v['max_negative_accepted']:.4f} at accept_p_lateral "
+        f"{v['accept_p_lateral']}; {result.train_time_s} s)"
         + (f"; installed to {result.installed_to}" if result.installed_to else "")
     )

@@ -4,7 +4,9 @@ A small strided CNN (:class:`ViewNet`) on a letterboxed, percentile-normalised c
 (:func:`preprocess`) gives the probabilities of nine classes (:class:`ViewClass`); the film and
 its horizontal mirror image are averaged (patients face either way). The label is the most
 probable class; its :data:`VIEW_ERROR_CODES` entry says why such a film is refused, except that
-a film with ``p_lateral >= ACCEPT_P_LATERAL`` (0.1) is never refused.
+a film whose ``p_lateral`` reaches the model's acceptance threshold (``accept_p_lateral`` in its
+``config.json``, chosen on validation films when it was trained; :data:`ACCEPT_P_LATERAL` for a
+model without one) is never refused.
 
 The weights (``models/view``) were trained on procedural images only (see the model card).
 The torch network (:class:`~aacscore.gate.view_net.ViewNet`) is imported on first use.
@@ -45,12 +47,14 @@ INPUT_SIZE = 128
 """Side of the square network input (px)."""
 FILTERS: tuple[int, ...] = (8, 16, 32, 64, 128)
 ACCEPT_P_LATERAL = 0.1
-"""A film with at least this probability of being a lateral lumbar film is never refused.
+"""Acceptance threshold of a model whose ``config.json`` names none: a film with at least this
+probability of being a lateral lumbar film is never refused.
 
-Low on purpose: the classifier is trained on procedural images only and on real films it is a
-weak signal (see the model card: a real lateral film gets p_lateral 0.29); a refusal needs the
-classifier to be nearly sure. Between this and 0.5 the film is scored and flagged
-``view_uncertain`` (:data:`aacscore.pipeline.VIEW_UNCERTAIN_BELOW`)."""
+Low on purpose: a refusal needs the classifier to be nearly sure. Between the threshold and 0.5
+the film is scored and flagged ``view_uncertain``
+(:data:`aacscore.pipeline.VIEW_UNCERTAIN_BELOW`)."""
+ACCEPT_P_LATERAL_RANGE = (0.02, 0.5)
+"""Thresholds a model's ``accept_p_lateral`` may take."""
 PERCENTILES = (1.0, 99.0)
 """Grey levels mapped to 0 and 1 by :func:`preprocess`."""
 
@@ -112,6 +116,8 @@ class ViewPrediction:
     label: ViewClass
     probabilities: Mapping[str, float]
     p_lateral: float
+    accept_p_lateral: float = ACCEPT_P_LATERAL
+    """The model's acceptance threshold (a film at or above it is never refused)."""
 
     @property
     def accepted(self) -> bool:
@@ -120,8 +126,8 @@ class ViewPrediction:
 
     @property
     def refuse_code(self) -> ErrorCode | None:
-        """Why the film is refused, or None (``p_lateral >= ACCEPT_P_LATERAL``)."""
-        if self.p_lateral >= ACCEPT_P_LATERAL:
+        """Why the film is refused, or None (``p_lateral >= accept_p_lateral``)."""
+        if self.p_lateral >= self.accept_p_lateral:
             return None
         return VIEW_ERROR_CODES[self.label]
 
@@ -142,6 +148,7 @@ class ViewPrediction:
         return {
             "label": self.label.value,
             "p_lateral": round(self.p_lateral, 4),
+            "accept_p_lateral": round(self.accept_p_lateral, 4),
             "refuse_code": None if self.refuse_code is None else self.refuse_code.value,
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
         }
@@ -153,6 +160,7 @@ class ViewPrediction:
             ViewClass(d["label"]),
             {k: float(v) for k, v in d["probabilities"].items()},
             float(d["p_lateral"]),
+            float(d.get("accept_p_lateral", ACCEPT_P_LATERAL)),
         )
 
 
@@ -213,7 +221,9 @@ def mirrored_probabilities_array(net: Net | Any, batch: npt.ArrayLike) -> npt.ND
     return out
 
 
-def prediction(probs: Sequence[float]) -> ViewPrediction:
+def prediction(
+    probs: Sequence[float], accept_p_lateral: float = ACCEPT_P_LATERAL
+) -> ViewPrediction:
     """The :class:`ViewPrediction` of a probability vector in :data:`CLASSES` order."""
     values = [float(v) for v in probs]
     if len(values) != len(CLASSES):
@@ -223,6 +233,7 @@ def prediction(probs: Sequence[float]) -> ViewPrediction:
         label=CLASSES[k],
         probabilities={c.value: v for c, v in zip(CLASSES, values, strict=True)},
         p_lateral=values[CLASSES.index(ViewClass.LATERAL_LUMBAR)],
+        accept_p_lateral=accept_p_lateral,
     )
 
 
@@ -234,6 +245,7 @@ class ViewClassifier:
         self.config = dict(config)
         self.model_dir = model_dir
         self.input_size = int(self.config.get("input_size", INPUT_SIZE))
+        self.accept_p_lateral = accept_threshold(self.config, model_dir)
         self._torch_net: ViewNet | None = None
         if isinstance(net, Net):
             self.runner = net
@@ -285,7 +297,7 @@ class ViewClassifier:
         if x.ndim == 2:
             x = x[None]
         probs = mirrored_probabilities_array(self.runner, x[:, None])
-        return [prediction(p.tolist()) for p in probs]
+        return [prediction(p.tolist(), self.accept_p_lateral) for p in probs]
 
     def predict(self, pixels: npt.ArrayLike) -> ViewPrediction:
         """The prediction of a 2-D film in [0, 1] (any size, portrait or landscape)."""
@@ -298,6 +310,21 @@ class ViewClassifier:
         if self.backend == Backend.ONNX:
             files.append(graph_path(self.model_dir / WEIGHTS_FILE))
         return files
+
+
+def accept_threshold(config: Mapping[str, Any], model_dir: Path | None = None) -> float:
+    """The acceptance threshold of a model's config (:data:`ACCEPT_P_LATERAL` when it names
+    none).
+
+    Raises:
+        ViewModelError: the threshold is outside :data:`ACCEPT_P_LATERAL_RANGE`.
+    """
+    t = float(config.get("accept_p_lateral", ACCEPT_P_LATERAL))
+    lo, hi = ACCEPT_P_LATERAL_RANGE
+    if not lo <= t <= hi:
+        where = f"{model_dir / CONFIG_FILE}: " if model_dir is not None else ""
+        raise ViewModelError(f"{where}accept_p_lateral {t} outside {lo}-{hi}")
+    return t
 
 
 def _load_view_net(config: Mapping[str, Any], d: Path) -> ViewNet:

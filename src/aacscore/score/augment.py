@@ -9,6 +9,7 @@ percent of a level (like a spine-stage error), columns shift/zoom about the ante
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,22 @@ def normalize_bands(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return ((flat - q[1][:, None]) / scale[:, None]).reshape(a.shape).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _tta_operators(
+    h: int, w: int, row_px: float, col_px: float, c0: float, transforms: tuple[TTATransform, ...]
+) -> tuple[tuple[sparse.csr_matrix, sparse.csr_matrix], ...]:
+    """Row and (transposed) column resampling matrices of each transform of an ``(h, w)`` band:
+    two taps per row, so sparse products (the dense ones' sums to rounding); cached, as they
+    depend only on the band geometry."""
+    ops = []
+    for tr in transforms:
+        ry, rx = affine_matrices(
+            (h, w), 1.0, tr.row_shift * row_px, tr.col_zoom, tr.col_shift * col_px, c0
+        )
+        ops.append((sparse.csr_matrix(ry), sparse.csr_matrix(rx.T)))
+    return tuple(ops)
+
+
 def tta_bands(
     x: npt.ArrayLike,
     geometry: BandGeometry,
@@ -80,15 +97,12 @@ def tta_bands(
     b, _, h, w = a.shape
     t = len(transforms)
     row_px, col_px = geometry.pixel_scale
-    c0 = anterior_column(geometry)
+    operators = _tta_operators(
+        h, w, float(row_px), float(col_px), anterior_column(geometry), transforms
+    )
     bands = a[:, 0].astype(np.float64)
     out = np.empty((b, t, 1, h, w), dtype=np.float32)
-    for k, tr in enumerate(transforms):
-        ry, rx = affine_matrices(
-            (h, w), 1.0, tr.row_shift * row_px, tr.col_zoom, tr.col_shift * col_px, c0
-        )
-        # two taps per row of ry and rx: sparse products (the dense ones' sums to rounding)
-        sy, sx_t = sparse.csr_matrix(ry), sparse.csr_matrix(rx.T)
+    for k, (tr, (sy, sx_t)) in enumerate(zip(transforms, operators, strict=True)):
         for i in range(b):
             y = np.clip((sy @ bands[i]) @ sx_t, 1e-4, 1.0)  # (H, W)
             out[i, k, 0] = y if tr.gamma == 1.0 else y**tr.gamma

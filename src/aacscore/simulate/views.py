@@ -29,11 +29,16 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from aacscore.backend.resample import resize_bilinear
 from aacscore.simulate.case import SimulatedCase, simulate_case
 from aacscore.simulate.family_b.case import simulate_case_b
 from aacscore.simulate.geometry import F32
@@ -159,6 +164,17 @@ def style(
 # Simulated lateral films: whole, cropped keeping L1-L4, and spot crops
 
 
+class LateralFilm(Protocol):
+    """A lateral film and its vertebra corners (a :class:`SimulatedCase`, or a film read from
+    disk with its annotations): what the crop boxes need."""
+
+    @property
+    def image(self) -> F32: ...
+
+    @property
+    def vertebrae(self) -> Mapping[str, np.ndarray]: ...
+
+
 def sim_film(
     seed: int, index: int, rng: np.random.Generator, family: str | None = None
 ) -> SimulatedCase:
@@ -172,7 +188,7 @@ def sim_film(
     raise ValueError(f"unknown simulator family {fam!r}; expected 'a' or 'b'")
 
 
-def _bbox(case: SimulatedCase, names: tuple[str, ...]) -> tuple[float, float, float, float]:
+def _bbox(case: LateralFilm, names: tuple[str, ...]) -> tuple[float, float, float, float]:
     pts = np.concatenate([case.vertebrae[n] for n in names if n in case.vertebrae], axis=0)
     return (
         float(pts[:, 0].min()),
@@ -189,7 +205,7 @@ def _crop(img: F32, x0: float, y0: float, x1: float, y1: float) -> F32:
     return img[c:d, a:b]
 
 
-def lateral_box(case: SimulatedCase, rng: np.random.Generator) -> tuple[float, float, float, float]:
+def lateral_box(case: LateralFilm, rng: np.random.Generator) -> tuple[float, float, float, float]:
     """The ``(x0, y0, x1, y1)`` window of a lateral training image: the whole film, or a random
     crop that keeps L1-L4, the T12/L1 and L4/L5 discs and the aorta in front of the spine."""
     h, w = case.image.shape
@@ -206,12 +222,12 @@ def lateral_box(case: SimulatedCase, rng: np.random.Generator) -> tuple[float, f
     return cx0, cy0, cx1, cy1
 
 
-def lateral_crop(case: SimulatedCase, rng: np.random.Generator) -> F32:
+def lateral_crop(case: LateralFilm, rng: np.random.Generator) -> F32:
     """A lateral training image of a simulated film (see :func:`lateral_box`)."""
     return _crop(case.image, *lateral_box(case, rng))
 
 
-def spot_box(case: SimulatedCase, rng: np.random.Generator) -> tuple[float, float, float, float]:
+def spot_box(case: LateralFilm, rng: np.random.Generator) -> tuple[float, float, float, float]:
     """The ``(x0, y0, x1, y1)`` window of a spot view: only L4-S1 (L1-L2 cut off) or only
     T12-L2 (L3-L5 cut off)."""
     h, w = case.image.shape
@@ -232,9 +248,66 @@ def spot_box(case: SimulatedCase, rng: np.random.Generator) -> tuple[float, floa
     return cx0, top, cx1, bot
 
 
-def spot_crop(case: SimulatedCase, rng: np.random.Generator) -> F32:
+def spot_crop(case: LateralFilm, rng: np.random.Generator) -> F32:
     """A spot view of a simulated film (see :func:`spot_box`)."""
     return _crop(case.image, *spot_box(case, rng))
+
+
+# -------------------------------------------------------------------------------------------
+# Full-size films read from disk (the pipeline's input) as lateral and spot images
+
+FILM_WORKING_SPACING_MM: tuple[float, float] = (0.8, 2.0)
+"""Spacing a full-size film is resampled to before it is cut and styled: the scale at which
+the phantoms and the coarse simulated films are drawn, so that :func:`style` acts alike."""
+
+
+@dataclass(frozen=True)
+class Film:
+    """A lateral film (bone bright, [0, 1]) with its vertebra corners ((4, 2) pixel x, y)."""
+
+    image: F32
+    vertebrae: Mapping[str, np.ndarray]
+
+
+def working_film(
+    pixels: npt.ArrayLike,
+    vertebrae: Mapping[str, npt.ArrayLike],
+    spacing_mm: float,
+    rng: np.random.Generator,
+) -> Film:
+    """A full-size film resampled (antialiased) to a random spacing of
+    :data:`FILM_WORKING_SPACING_MM`, with its corners scaled alike (never enlarged)."""
+    a = np.asarray(pixels, dtype=np.float32)
+    target = float(rng.uniform(*FILM_WORKING_SPACING_MM))
+    k = min(1.0, float(spacing_mm) / target)
+    h, w = a.shape
+    size = (max(8, round(h * k)), max(8, round(w * k)))
+    if size != (h, w):
+        a = resize_bilinear(a, size, antialias=True)
+    sy, sx = size[0] / h, size[1] / w
+    corners = {
+        n: np.asarray(c, dtype=np.float64).reshape(4, 2) * np.array([sx, sy])
+        for n, c in vertebrae.items()
+    }
+    return Film(np.ascontiguousarray(a, dtype=np.float32), corners)
+
+
+def film_image(film: LateralFilm, cls: str, rng: np.random.Generator, styled: bool = True) -> F32:
+    """A ``lateral_lumbar`` or ``lumbar_spot`` image of a lateral film: the crop of
+    :func:`lateral_crop` / :func:`spot_crop`, mirrored half the time and, with ``styled``, under
+    the same :func:`style` as every generated radiograph."""
+    if cls == "lateral_lumbar":
+        img = lateral_crop(film, rng)
+    elif cls == "lumbar_spot":
+        img = spot_crop(film, rng)
+    else:
+        raise ValueError(f"a lateral film gives lateral_lumbar or lumbar_spot images, not {cls!r}")
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    if not styled:
+        return img
+    return style(img, rng, rotate=True, strength=STYLE_STRENGTH, crop=False)
 
 
 # -------------------------------------------------------------------------------------------

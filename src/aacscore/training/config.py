@@ -106,3 +106,10 @@ class ViewTrainConfig(TrainConfig):
     dropout: float = 0.2
     jobs: int = 2
     """Processes for generating the synthetic images."""
+    style_prob: float = 0.0
+    """Share of training images restyled in the batch (:func:`aacscore.training.style.
+    restyle_intensity`: random conv nets, tone curves, CLAHE, noise, JPEG, ...; every class
+    alike)."""
+    max_lateral_refused: float = 0.005
+    """The exported model's ``accept_p_lateral`` is the largest threshold that refuses at most
+    this share of the validation lateral films."""

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from aacscore._files import atomic_savez, atomic_write_text, json_safe, sha256_file
 from aacscore.gate.view import (
     ACCEPT_P_LATERAL,
+    ACCEPT_P_LATERAL_RANGE,
     CLASSES,
     CONFIG_FILE,
     PACKAGE_MODEL_DIR,
@@ -43,6 +44,7 @@ from aacscore.training.config import ViewTrainConfig, resolve_config
 from aacscore.training.errors import TrainingError
 from aacscore.training.export import cpu_state, fp16_roundtrip, install_model, save_weights
 from aacscore.training.loop import BEST_CHECKPOINT, CHECKPOINT_DIR, Advance, Mode, run_loop
+from aacscore.training.style import style_batch
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +121,117 @@ def build_view_dataset(
     return out
 
 
-def load_view_dataset(data_dir: str | Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """All shards of a dataset folder: inputs (n, s, s) uint8 and class numbers."""
-    files = sorted(Path(data_dir).glob("*.npz"))
+FILM_SHARD = 50
+"""Films per shard file of :func:`build_film_shards`."""
+FILM_CLASSES: tuple[str, ...] = ("lateral_lumbar", "lumbar_spot")
+
+
+def _film_job(args: tuple[list[str], int, int, int, int, bool, str]) -> str:
+    from aacscore.io import read_radiograph
+    from aacscore.simulate.dataset import load_case_annotations
+    from aacscore.simulate.views import film_image, working_film
+
+    films, seed, start, copies, size, styled, path = args
+    torch.set_num_threads(1)
+    xs, ys = [], []
+    for i, f in enumerate(films, start=start):
+        ann = load_case_annotations(Path(f).with_suffix(".json"))
+        corners = {n: v["corners"] for n, v in ann["vertebrae"].items()}
+        pixels = read_radiograph(f).pixels
+        for c, cls in enumerate(FILM_CLASSES):
+            for k in range(copies):
+                rng = np.random.default_rng(np.random.SeedSequence([seed, i, c, k]))
+                if not styled and cls == "lateral_lumbar" and k == 0:
+                    img = pixels  # the whole film, as the pipeline sees it
+                else:
+                    spacing = float(np.mean(np.asarray(ann["spacing_mm"], dtype=np.float64)))
+                    film = working_film(pixels, corners, spacing, rng)
+                    img = film_image(film, cls, rng, styled=styled)
+                xs.append((preprocess(img, size) * 255 + 0.5).astype(np.uint8))
+                ys.append(NAMES.index(cls))
+    atomic_savez(Path(path), x=np.stack(xs), y=np.asarray(ys, dtype=np.int64))
+    return path
+
+
+def build_film_shards(
+    films_dir: str | Path,
+    out_dir: str | Path,
+    seed: int,
+    *,
+    copies: int = 2,
+    styled: bool = True,
+    size: int = 128,
+    jobs: int = 1,
+) -> Path:
+    """Shards of lateral_lumbar and lumbar_spot images cut from the full-size simulated films
+    of ``films_dir`` (``case_*.dcm`` or ``case_*.png`` with their ``.json`` truth, read by the
+    pipeline's reader): per film ``copies`` of each class, resampled to the phantoms' scale and
+    styled like every generated radiograph (:func:`aacscore.simulate.views.film_image`). With
+    ``styled`` False (validation) the first lateral image is the whole film as read. Returns
+    ``out_dir``; shards already there are kept."""
+    src = Path(films_dir)
+    films = sorted(
+        str(p)
+        for p in src.glob("case_*")
+        if p.suffix in (".dcm", ".png")
+        and not p.stem.endswith(("_labels", "_calc"))
+        and p.with_suffix(".json").is_file()
+    )
+    films = list(dict.fromkeys(str(Path(f).with_suffix("")) for f in films))
+    films = [
+        next(str(Path(f + e)) for e in (".dcm", ".png") if Path(f + e).is_file()) for f in films
+    ]
+    if not films:
+        raise TrainingError(f"{src}: no case_*.dcm/png films with their .json truth")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    recipe = {"seed": seed, "copies": copies, "styled": styled, "size": size}
+    prev = out / "summary.json"
+    if prev.is_file():
+        old = json.loads(prev.read_text(encoding="utf-8"))
+        if any(old.get(k) != v for k, v in recipe.items()):
+            raise TrainingError(
+                f"{out}: shards made with { ({k: old.get(k) for k in recipe}) }, not {recipe}; "
+                "remove the folder to rebuild them"
+            )
+    todo = []
+    for start in range(0, len(films), FILM_SHARD):
+        stop = min(len(films), start + FILM_SHARD)
+        path = out / f"films_{start:05d}_{stop:05d}.npz"
+        if not path.is_file():
+            todo.append((films[start:stop], seed, start, copies, size, styled, str(path)))
+    t0 = time.perf_counter()
+    if jobs > 1 and len(todo) > 1:
+        with mp.get_context("fork").Pool(jobs) as pool:
+            for p in pool.imap_unordered(_film_job, todo):
+                logger.info("wrote %s", p)
+    else:
+        for job in todo:
+            _film_job(job)
+    if todo or not (out / "summary.json").is_file():
+        summary = {
+            "films": str(src),
+            "n_films": len(films),
+            **recipe,
+            "classes": list(FILM_CLASSES),
+            "generation_s": round(time.perf_counter() - t0, 1),
+        }
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return out
+
+
+def load_view_dataset(
+    *data_dirs: str | Path,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """All shards of one or more dataset folders: inputs (n, s, s) uint8 and class numbers."""
+    files = []
+    for d in data_dirs:
+        found = sorted(Path(d).glob("*.npz"))
+        if not found:
+            raise TrainingError(f"{d}: no .npz shards (build them with build_view_dataset)")
+        files.extend(found)
     if not files:
-        raise TrainingError(f"{data_dir}: no .npz shards (build them with build_view_dataset)")
+        raise TrainingError("no view dataset folder given")
     xs, ys = [], []
     for f in files:
         with np.load(f) as z:
@@ -136,15 +244,19 @@ def load_view_dataset(data_dir: str | Path) -> tuple[npt.NDArray[np.uint8], npt.
 # Metrics
 
 
-def view_metrics(probs: npt.NDArray[np.floating[Any]], y: npt.NDArray[np.int64]) -> dict[str, Any]:
+def view_metrics(
+    probs: npt.NDArray[np.floating[Any]],
+    y: npt.NDArray[np.int64],
+    accept_p_lateral: float = ACCEPT_P_LATERAL,
+) -> dict[str, Any]:
     """Accuracy per class, confusion table and the gate's error rates of mirror-averaged
     probabilities ``(n, classes)`` against the true classes ``y``.
 
-    A film is accepted when its label is lateral_lumbar or ``p_lateral >= ACCEPT_P_LATERAL``
+    A film is accepted when its label is lateral_lumbar or ``p_lateral >= accept_p_lateral``
     (the decision rule of :class:`aacscore.gate.view.ViewPrediction`).
     """
     pred = probs.argmax(axis=1)
-    accepted = (pred == LATERAL) | (probs[:, LATERAL] >= ACCEPT_P_LATERAL)
+    accepted = (pred == LATERAL) | (probs[:, LATERAL] >= accept_p_lateral)
     per_class: dict[str, float | None] = {}
     accept_rate: dict[str, float | None] = {}
     confusion: dict[str, dict[str, int]] = {}
@@ -165,8 +277,29 @@ def view_metrics(probs: npt.NDArray[np.floating[Any]], y: npt.NDArray[np.int64])
         "lateral_wrongly_refused": None if lat is None else 1.0 - lat,
         "negatives_wrongly_accepted": {n: v for n, v in accept_rate.items() if n != NAMES[LATERAL]},
         "max_negative_accepted": max(negatives) if negatives else None,
+        "accept_p_lateral": accept_p_lateral,
         "confusion": confusion,
     }
+
+
+def choose_accept_threshold(
+    probs: npt.NDArray[np.floating[Any]], y: npt.NDArray[np.int64], max_refused: float
+) -> float:
+    """The largest acceptance threshold (a multiple of 0.01 in
+    :data:`~aacscore.gate.view.ACCEPT_P_LATERAL_RANGE`) that refuses at most ``max_refused`` of
+    the lateral films among ``probs``; the range's lower end when none does."""
+    lat = probs[y == LATERAL]
+    if len(lat) == 0:
+        raise TrainingError("no lateral_lumbar images to choose the acceptance threshold on")
+    not_lat = lat.argmax(axis=1) != LATERAL
+    lo, hi = ACCEPT_P_LATERAL_RANGE
+    best = lo
+    for t in np.arange(round(lo * 100), round(hi * 100) + 1) / 100.0:
+        if float((not_lat & (lat[:, LATERAL] < t)).mean()) <= max_refused + 1e-12:
+            best = float(t)
+        else:
+            break
+    return best
 
 
 @torch.inference_mode()
@@ -198,6 +331,24 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (x + noise * torch.randn(x.shape, generator=gen)).clamp(0, 1)
 
 
+def restyle_inputs(x: torch.Tensor, rng: np.random.Generator, p: float) -> torch.Tensor:
+    """Restyle each (1, s, s) letterboxed input of a batch with probability ``p``: the
+    intensity transforms of :func:`aacscore.training.style.restyle_intensity` on the image area
+    (the bounding box of its non-zero pixels), then its 1st/99th percentiles mapped to 0/1 as
+    :func:`aacscore.gate.view.preprocess` does."""
+    valid = (x > 0).to(x.dtype)
+    out, _, _ = style_batch(x, None, valid, rng, p, spatial=False)
+    for i in range(out.shape[0]):
+        v = valid[i, 0] > 0
+        if not bool(v.any()) or torch.equal(out[i], x[i]):
+            continue
+        vals = out[i, 0][v]
+        lo, hi = torch.quantile(vals, torch.tensor([0.01, 0.99], dtype=vals.dtype))
+        if float(hi - lo) > 1e-6:
+            out[i, 0] = torch.where(v, ((out[i, 0] - lo) / (hi - lo)).clamp(0, 1), 0.0)
+    return out
+
+
 class ViewStage:
     """The view classifier as a :class:`aacscore.training.loop.Stage`."""
 
@@ -219,6 +370,7 @@ class ViewStage:
         self.x, self.y = train
         self.vx, self.vy = val
         self.gen = torch.Generator().manual_seed(config.seed)
+        self.style_rng = np.random.default_rng(config.seed + 7919)
         self.total_epochs = config.epochs
         self.step = 0
         counts = np.bincount(self.y, minlength=len(NAMES)).astype(np.float64)
@@ -250,6 +402,8 @@ class ViewStage:
             if len(idx) == 0:
                 idx = order[:bs]
             xb = torch.from_numpy(self.x[idx]).float().div_(255.0)[:, None]
+            if self.config.style_prob > 0:
+                xb = restyle_inputs(xb, self.style_rng, self.config.style_prob)
             xb = augment(xb, self.gen).to(self.device)
             yb = torch.from_numpy(self.y[idx]).to(self.device)
             for g in self.opt.param_groups:
@@ -306,6 +460,7 @@ class ViewStage:
             "opt": self.opt.state_dict(),
             "step": self.step,
             "gen": self.gen.get_state(),
+            "style_rng": self.style_rng.bit_generator.state,
             "total_epochs": self.total_epochs,
         }
 
@@ -314,6 +469,8 @@ class ViewStage:
         self.opt.load_state_dict(state["opt"])
         self.step = int(state["step"])
         self.gen.set_state(state["gen"])
+        if "style_rng" in state:
+            self.style_rng.bit_generator.state = state["style_rng"]
         # a resumed run with more epochs stretches the learning-rate schedule to them
         self.total_epochs = max(int(state["total_epochs"]), self.config.epochs)
 
@@ -363,7 +520,10 @@ def write_view_card(model_dir: Path, config: Mapping[str, Any], metrics: Mapping
         "Tells a lateral lumbar spine radiograph from 8 other kinds of image: "
         + ", ".join(f"`{n}`" for n in NAMES[1:])
         + ". The input gate refuses a film whose label is not `lateral_lumbar` unless its "
-        f"p_lateral >= {ACCEPT_P_LATERAL} (codes: `ap_lumbar` wrong_view; chest, "
+        f"p_lateral >= {config.get('accept_p_lateral', ACCEPT_P_LATERAL)} (`accept_p_lateral` "
+        "in config.json: the largest threshold that refused at most "
+        f"{tc.get('max_lateral_refused', '?')} of the validation lateral images; "
+        "codes: `ap_lumbar` wrong_view; chest, "
         "lateral_thoracic, cervical, pelvis_hip, other_body_part wrong_region; "
         "lumbar_spot field_incomplete; "
         "not_radiograph not_radiograph); below 0.5 an accepted film is flagged "
@@ -400,7 +560,14 @@ def write_view_card(model_dir: Path, config: Mapping[str, Any], metrics: Mapping
         "blur, unsharp masking, rotation +-15 deg, vignetting, grid lines, collimation, "
         "burned-in text) at the same strength; not_radiograph = scikit-image photographs (the "
         "cat `chelsea` held out), textures, gradients, drawings, screenshots and tables, label "
-        "maps, aacscore-style overlays.",
+        "maps, aacscore-style overlays. Folders of full-size simulated films "
+        "(`--films`: read by the pipeline's reader, resampled to 0.8-2.0 mm/px, cut into "
+        "lateral and spot images and styled the same way; `--val-films`: the whole films as "
+        "read, unstyled) add lateral and spot images at the scale the gate sees; with "
+        f"`--style-prob` ({tc.get('style_prob', 0.0)}) that share of the training images of "
+        "every class is restyled in the batch (`aacscore.training.style.restyle_intensity`: "
+        "random shallow conv nets, tone curves, CLAHE, unsharp masking, noise, JPEG, moire, "
+        "glare).",
         "",
         f"- training set: `{tr.get('data')}`: {tr.get('n_train')} images "
         f"({tr.get('n_per_class_train')} per class), seed {tr.get('data_seed')}",
@@ -425,6 +592,7 @@ def write_view_card(model_dir: Path, config: Mapping[str, Any], metrics: Mapping
         "",
         f"- accuracy {val.get('accuracy', float('nan')):.4f}, balanced accuracy "
         f"{val.get('balanced_accuracy', float('nan')):.4f}",
+        f"- acceptance threshold (p_lateral): {val.get('accept_p_lateral')}",
         f"- lateral films wrongly refused: {val.get('lateral_wrongly_refused')}",
         f"- largest share of a negative class wrongly accepted: {val.get('max_negative_accepted')}",
         "",
@@ -494,7 +662,16 @@ def export_view_model(
     """Write the fp16 weights, config.json, metrics.json and the card; returns the metrics."""
     net = ViewNet(config.filters, len(NAMES), config.dropout)
     net.load_state_dict(fp16_roundtrip(weights))
-    metrics = {"validation": view_metrics(predict_probabilities(net, val[0]), val[1])}
+    probs = predict_probabilities(net, val[0])
+    if bool((val[1] == LATERAL).any()):
+        accept = choose_accept_threshold(probs, val[1], config.max_lateral_refused)
+    else:
+        logger.warning("no lateral validation images: acceptance threshold %s", ACCEPT_P_LATERAL)
+        accept = ACCEPT_P_LATERAL
+    metrics = {
+        "validation": view_metrics(probs, val[1], accept),
+        "validation_at_default_threshold": view_metrics(probs, val[1]),
+    }
     model_dir.mkdir(parents=True, exist_ok=True)
     save_weights(net, model_dir / WEIGHTS_FILE, fp16=True, metadata={"model": "aacscore-view"})
     cfg = {
@@ -503,6 +680,7 @@ def export_view_model(
         "filters": list(config.filters),
         "percentiles": [1.0, 99.0],
         "mirror_average": True,
+        "accept_p_lateral": accept,
         "dtype": "float16",
         "n_parameters": sum(p.numel() for p in net.parameters()),
         "sha256": sha256_file(model_dir / WEIGHTS_FILE),
@@ -514,12 +692,20 @@ def export_view_model(
     return metrics
 
 
+Folders = str | Path | Sequence[str | Path]
+"""One dataset folder or several (their shards are pooled)."""
+
+
+def _folders(d: Folders) -> list[Path]:
+    return [Path(d)] if isinstance(d, str | Path) else [Path(p) for p in d]
+
+
 def train_view(
-    data: str | Path,
+    data: Folders,
     out_dir: str | Path,
     config: ViewTrainConfig | None = None,
     *,
-    val_data: str | Path | None = None,
+    val_data: Folders | None = None,
     install: bool = False,
     install_dir: str | Path | None = None,
     resume: bool = False,
@@ -527,8 +713,10 @@ def train_view(
     command: str | None = None,
     **overrides: Any,
 ) -> ViewTrainResult:
-    """Train the view classifier on a dataset folder (see :func:`build_view_dataset`) and
-    export it to ``out_dir/model`` (and the package's ``models/view`` with ``install``).
+    """Train the view classifier on dataset folders (:func:`build_view_dataset`,
+    :func:`build_film_shards`) and export it to ``out_dir/model`` (and the package's
+    ``models/view`` with ``install``), with the acceptance threshold chosen on the validation
+    images (:func:`choose_accept_threshold`).
 
     Without ``val_data`` a stratified ``val_fraction`` of ``data`` is held out.
     """
@@ -538,11 +726,13 @@ def train_view(
     t0 = time.perf_counter()
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
-    x, y = load_view_dataset(data)
+    train_dirs = _folders(data)
+    val_dirs = None if val_data is None else _folders(val_data)
+    x, y = load_view_dataset(*train_dirs)
     if x.shape[1] != cfg.input_size:
         raise TrainingError(f"{data}: inputs are {x.shape[1]} px, config wants {cfg.input_size}")
-    if val_data is not None:
-        vx, vy = load_view_dataset(val_data)
+    if val_dirs is not None:
+        vx, vy = load_view_dataset(*val_dirs)
     else:
         rng = np.random.default_rng(cfg.seed)
         val_idx = np.concatenate(
@@ -564,14 +754,19 @@ def train_view(
         result = run_loop(stage, cfg, out, resume=resume, progress=prog, t_start=t0)
     train_time = round(time.perf_counter() - t0, 1)
     data_summary: dict[str, Any] = {}
-    for key, d in (("data", data), ("val", val_data)):
-        s = Path(d) / "summary.json" if d is not None else None
-        if s is not None and s.is_file():
-            data_summary[key] = json.loads(s.read_text(encoding="utf-8"))
+    folders: dict[str, list[dict[str, Any]]] = {"data": [], "val": []}
+    for key, dirs in (("data", train_dirs), ("val", val_dirs or [])):
+        for d in dirs:
+            s = d / "summary.json"
+            info = json.loads(s.read_text(encoding="utf-8")) if s.is_file() else {}
+            folders[key].append({"folder": str(d), **info})
+            if "n_per_class" in info and key not in data_summary:
+                data_summary[key] = info
     training = {
         "command": command,
-        "data": str(data),
-        "val_data": None if val_data is None else str(val_data),
+        "data": ", ".join(str(d) for d in train_dirs),
+        "val_data": None if val_dirs is None else ", ".join(str(d) for d in val_dirs),
+        "folders": folders,
         "data_seed": data_summary.get("data", {}).get("seed"),
         "val_seed": data_summary.get("val", {}).get("seed"),
         "n_per_class_train": data_summary.get("data", {}).get("n_per_class"),
