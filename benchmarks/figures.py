@@ -362,7 +362,13 @@ def _gate_rows() -> list[Row]:
     def lateral(d: dict[str, Any]) -> str:
         lat = d["lateral"]
         codes = ", ".join(f"{k} {v}" for k, v in sorted(lat["refused_codes"].items())) or "none"
-        return f"{100 * lat['refused_fraction']:.1f}% ({lat['refused']} of {lat['n']}: {codes})"
+        out = f"{100 * lat['refused_fraction']:.1f}% ({lat['refused']} of {lat['n']}: {codes})"
+        if "wrongly_refused" in lat:
+            out += (
+                f"; wrongly (truth field complete) {100 * lat['wrongly_refused_fraction']:.1f}%"
+                f" ({lat['wrongly_refused']})"
+            )
+        return out
 
     def negatives(d: dict[str, Any]) -> str:
         c = d["negatives"]["classes"]

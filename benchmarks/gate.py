@@ -10,7 +10,9 @@ Three panels, each film through :meth:`aacscore.pipeline.Scorer.score_radiograph
 ``aacscore score`` runs it:
 
 - ``lateral``: simulated lateral lumbar films (simulator output, DICOM). Wrongly refused =
-  ``failed``; target <= 1 %. The codes of the refused films and the flags of the scored ones.
+  ``failed`` although the film's truth has L1-L4 and their Kauppila bounds on the film
+  (:func:`truth_field_complete`; a film whose truth is cut is rightly refused); target <= 1 %.
+  The codes of the refused films and the flags of the scored ones.
 - ``negatives``: synthetic films of every other view class (:func:`aacscore.simulate.views.
   generate`, a seed used neither for training nor validation of the view classifier), enlarged
   to a film-like size (long side 1200-2400 px). Refused and refused-with-the-right-code rates per
@@ -80,12 +82,28 @@ def _enlarge(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(pil.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
 
 
+def truth_field_complete(json_path: Path) -> bool | None:
+    """Whether a simulated film's truth has L1-L4 (every corner at least 1 px inside) and the
+    Kauppila bounds of its walls on the film (None without a truth file)."""
+    if not json_path.is_file():
+        return None
+    d = json.loads(json_path.read_text(encoding="utf-8"))
+    h, w = d["shape"]
+    pts = [c for n in ("L1", "L2", "L3", "L4") for c in d["vertebrae"][n]["corners"]]
+    pts += [p for s in d["segments"].values() for p in s["bounds"]]
+    a = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    return bool(np.all((a >= 1.0) & (a <= np.array([w - 2.0, h - 2.0]))))
+
+
 def lateral_panel(scorer: Scorer, folder: Path, limit: int | None) -> dict[str, Any]:
     files = sorted(folder.glob("*.dcm"))[:limit]
     rows = []
     for f in files:
-        rows.append(_row(scorer.score(f)))
+        row = _row(scorer.score(f))
+        row["truth_field_complete"] = truth_field_complete(f.with_suffix(".json"))
+        rows.append(row)
     refused = [r for r in rows if r["status"] == "failed"]
+    wrongly = [r for r in refused if r["truth_field_complete"] is not False]
     flags = Counter(fl for r in rows if r["status"] != "failed" for fl in r["flags"])
     return {
         "folder": str(folder),
@@ -93,7 +111,13 @@ def lateral_panel(scorer: Scorer, folder: Path, limit: int | None) -> dict[str, 
         "refused": len(refused),
         "refused_fraction": len(refused) / max(1, len(rows)),
         "refused_codes": dict(Counter(r["error_code"] for r in refused)),
-        "refused_files": [{k: r[k] for k in ("file", "error_code", "error")} for r in refused],
+        "field_incomplete_by_truth": sum(r["truth_field_complete"] is False for r in rows),
+        "wrongly_refused": len(wrongly),
+        "wrongly_refused_fraction": len(wrongly) / max(1, len(rows)),
+        "refused_files": [
+            {k: r[k] for k in ("file", "error_code", "error", "truth_field_complete")}
+            for r in refused
+        ],
         "flags_of_scored": dict(flags),
         "low_quality_fraction": flags.get("low_quality", 0) / max(1, len(rows) - len(refused)),
         "median_total_s": _median(r["total_s"] for r in rows),

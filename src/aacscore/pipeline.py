@@ -35,7 +35,7 @@ from aacscore.io import InputItem, RadiographError, read_radiograph
 from aacscore.io.dicom import SCORING_DECODE_SPACING_MM
 from aacscore.io.types import Radiograph
 from aacscore.kauppila import SEGMENTS, SeverityGroups, parse_groups
-from aacscore.qc import MIN_GREY_LEVELS, check_radiograph
+from aacscore.qc import MAX_COLOURFULNESS, MIN_GREY_LEVELS, check_radiograph
 from aacscore.results import Result, StageResults, Status, failed
 
 if TYPE_CHECKING:
@@ -242,6 +242,13 @@ class Scorer:
                     problem = f"{header.reason}; use --ignore-header to score it anyway"
                     raise ScoringError(header.code, problem)
                 flags.append("header_ignored")
+            if qc.colourfulness is not None and qc.colourfulness >= MAX_COLOURFULNESS:
+                raise ScoringError(
+                    ErrorCode.NOT_RADIOGRAPH,
+                    f"a colour image (colourfulness {qc.colourfulness:.0f}, at least "
+                    f"{MAX_COLOURFULNESS:.0f}: colour that its brightness does not explain): a "
+                    "photograph, not a radiograph",
+                )
             if qc.grey_levels is not None and qc.grey_levels < MIN_GREY_LEVELS:
                 raise ScoringError(
                     ErrorCode.NOT_RADIOGRAPH,

@@ -32,7 +32,16 @@ class QCReport:
     saturated_fraction: float
     grey_levels: int | None = None
     """How many of 4096 grey levels hold 99 % of the pixels (see :func:`grey_levels`)."""
+    colourfulness: float | None = None
+    """Colourfulness of a colour file (:func:`aacscore.io._common.colourfulness`), None for a
+    grey one."""
 
+
+MAX_COLOURFULNESS = 10.0
+"""A colour image with at least this much colour that its brightness does not explain
+(:func:`aacscore.io._common.colourfulness`) is a photograph, not a radiograph: the pipeline
+refuses it (``not_radiograph``). Films photographed under a colour cast or tinted glare stay near
+0-5; scikit-image's colour photographs are 18-50."""
 
 MIN_GREY_LEVELS = 16
 """A film whose pixels (99 % of them) take fewer grey levels than this is a label map, mask,
@@ -81,4 +90,10 @@ def check_radiograph(rad: Radiograph) -> QCReport:
         contrast_range=contrast,
         saturated_fraction=sat,
         grey_levels=grey_levels(px),
+        colourfulness=_colourfulness(rad),
     )
+
+
+def _colourfulness(rad: Radiograph) -> float | None:
+    v = rad.metadata.get("Colourfulness")
+    return float(v) if isinstance(v, int | float) else None

@@ -180,3 +180,29 @@ def test_bytes_reader_uses_member_name(tmp_path: Path, ramp: Any) -> None:
     assert rad.spacing_mm == (0.1, 0.1)
     with pytest.raises(RadiographError, match=r"scans\.zip:dir/bad\.png"):
         read_radiograph_bytes(b"junk" * 100, "scans.zip:dir/bad.png")
+
+
+def test_colourfulness_tells_photographs_from_grey_and_tinted_films() -> None:
+    from skimage.data import astronaut, chelsea
+
+    from aacscore.io._common import colourfulness
+
+    grey = np.random.default_rng(0).integers(0, 256, (64, 64)).astype(np.float64)
+    assert colourfulness(np.stack([grey] * 3, axis=-1)) == 0.0
+    warm = np.stack([grey, grey * 0.88, grey * 0.7], axis=-1)
+    assert colourfulness(warm) < 10
+    assert colourfulness(chelsea()) >= 10 and colourfulness(astronaut()) >= 10
+    # the scale of the input does not matter
+    sixteen = chelsea().astype(np.float64) * 257.0
+    assert abs(colourfulness(sixteen, 65535.0) - colourfulness(chelsea())) < 1e-6
+
+
+def test_a_colour_image_records_its_colourfulness(tmp_path: Path) -> None:
+    from skimage.data import chelsea
+
+    Image.fromarray(chelsea()).save(tmp_path / "cat.png")
+    rad = read_radiograph(tmp_path / "cat.png")
+    assert rad.metadata["Colourfulness"] >= 10
+    grey = np.stack([np.asarray(chelsea()).mean(axis=-1).astype(np.uint8)] * 3, axis=-1)
+    Image.fromarray(grey).save(tmp_path / "grey_rgb.png")
+    assert "Colourfulness" not in read_radiograph(tmp_path / "grey_rgb.png").metadata

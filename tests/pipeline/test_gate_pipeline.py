@@ -265,6 +265,30 @@ def test_quality_is_measured_only_with_the_models_of_its_reference(
     assert off.quality_reference is None and "quality" not in off.models_info()
 
 
+def test_a_colour_photograph_is_not_a_radiograph(
+    case: SimulatedCase, score_model: ScoreModel, tmp_path: Path
+) -> None:
+    from PIL import Image
+    from skimage.data import chelsea
+
+    view = StubView(ViewClass.LATERAL_LUMBAR, 0.99)  # even a classifier fooled by it
+    scorer = _scorer([(case.labels, case.anterior_side)], score_model, view)
+    Image.fromarray(chelsea()).save(tmp_path / "cat.jpg")
+    res = scorer.score(tmp_path / "cat.jpg")
+    assert res.status is Status.FAILED and res.error_code is ErrorCode.NOT_RADIOGRAPH
+    assert "a colour image (colourfulness" in res.error and view.calls == 0
+    assert res.stages is not None and res.stages.qc is not None
+    assert case_document(res)["qc"]["colourfulness"] == res.stages.qc.colourfulness
+    # a film photographed under a uniform warm cast is a radiograph to this check
+    grey = (case.image * 255).astype(np.float64)
+    cast = np.stack([grey, grey * 0.88, grey * 0.7], axis=-1)
+    Image.fromarray(cast.clip(0, 255).astype(np.uint8)).save(tmp_path / "photo_of_film.png")
+    tinted = scorer.score(tmp_path / "photo_of_film.png")
+    assert tinted.error_code is not ErrorCode.NOT_RADIOGRAPH, tinted.error
+    assert tinted.stages is not None and tinted.stages.qc is not None
+    assert tinted.stages.qc.colourfulness is not None and tinted.stages.qc.colourfulness < 10
+
+
 def test_a_label_map_is_not_a_radiograph(case: SimulatedCase, score_model: ScoreModel) -> None:
     view = StubView(ViewClass.LATERAL_LUMBAR, 0.99)  # even a classifier fooled by it
     scorer = _scorer([(case.labels, case.anterior_side)], score_model, view)

@@ -86,6 +86,25 @@ def to_grey(rgb: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
     return np.asarray(rgb[..., :3], dtype=np.float64) @ _LUMA
 
 
+def colourfulness(rgb: npt.NDArray[np.generic], full_scale: float = 255.0) -> float:
+    """How much colour an (..., 3) RGB array holds that its brightness does not explain, on a
+    0-255 scale (``full_scale``: the input's white): the SD of the opponent chroma
+    ``(R - G, (R + G) / 2 - B)`` (Hasler and Suesstrunk 2003) left after fitting each as a
+    quadratic function of the luma, on every 4th row and column. A grey film, or one
+    photographed under a colour cast, a tinted glare or per-channel tone curves, is near 0-5
+    (its chroma follows its brightness); colour photographs 18-50."""
+    a = np.asarray(rgb[::4, ::4, :3], dtype=np.float64).reshape(-1, 3) * (255.0 / full_scale)
+    if len(a) < 4:
+        return 0.0
+    luma = a @ _LUMA
+    basis = np.stack([np.ones_like(luma), luma, luma * luma], axis=1)
+    left = []
+    for chroma in (a[:, 0] - a[:, 1], 0.5 * (a[:, 0] + a[:, 1]) - a[:, 2]):
+        coef = np.linalg.lstsq(basis, chroma, rcond=None)[0]
+        left.append(float((chroma - basis @ coef).std()))
+    return math.hypot(*left)
+
+
 def channels_equal(rgb: npt.NDArray[np.generic]) -> bool:
     """True when the first three channels are identical (grey stored as RGB)."""
     return bool(

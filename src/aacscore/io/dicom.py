@@ -50,6 +50,7 @@ from aacscore.io._common import (
     MAX_SPACING_MM,
     MIN_SPACING_MM,
     check_size,
+    colourfulness,
     plausible_spacing,
     to_grey,
     unit_range,
@@ -165,7 +166,9 @@ def read_dicom(
     if arr.ndim != (3 if colour else 2):
         raise RadiographError(name, f"unexpected decoded pixel array shape {arr.shape}")
 
+    chroma: float | None = None
     if colour:
+        chroma = round(colourfulness(arr, float(2**bits_stored - 1)), 2)
         grey = to_grey(arr)
         pixels = unit_range(grey, 0.0, float(2**bits_stored - 1), name)
         _note(notes, name, f"colour DICOM ({photometric}) converted to grey")
@@ -181,6 +184,8 @@ def read_dicom(
         factor = 2**level
         spacing = (spacing[0] * factor, spacing[1] * factor)
         metadata["ResolutionReduction"] = level
+    if chroma is not None:
+        metadata["Colourfulness"] = chroma
     if codestream is not None:
         finer = _J2kFiner(name, codestream[0], codestream[1], header, bits_stored, signed)
 

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from aacscore.io._common import channels_equal, check_size, to_grey, unit_range
+from aacscore.io._common import channels_equal, check_size, colourfulness, to_grey, unit_range
 from aacscore.io.types import Radiograph, RadiographError
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ def _convert(
 
     mode = img.mode
     photometric = "MONOCHROME1" if white_is_zero else "MONOCHROME2"
+    chroma: float | None = None
     if mode == "1":
         arr: npt.NDArray[Any] = np.asarray(img.convert("L"))
         bits, lo, hi = 1, 0.0, 255.0
@@ -93,6 +94,7 @@ def _convert(
         if channels_equal(rgb):
             arr = rgb[..., 0]
         else:
+            chroma = round(colourfulness(rgb), 2)
             arr = to_grey(rgb)
             msg = f"colour {fmt} image ({mode}) converted to grey"
             logger.warning("%s: %s", name, msg)
@@ -110,7 +112,13 @@ def _convert(
         source=PILLOW_FORMATS[fmt],
         photometric=photometric,
         bits_stored=bits,
-        metadata={"Format": fmt, "Mode": mode, "Rows": rows, "Columns": cols},
+        metadata={
+            "Format": fmt,
+            "Mode": mode,
+            "Rows": rows,
+            "Columns": cols,
+            **({} if chroma is None else {"Colourfulness": chroma}),
+        },
         warnings=tuple(notes),
         spacing_source="user" if spacing is not None else None,
     )

@@ -216,6 +216,7 @@ def _stages(doc: Mapping[str, Any], rad: Radiograph) -> StageResults:
             float(qc["contrast_range"]),
             float(qc["saturated_fraction"]),
             None if qc.get("grey_levels") is None else int(qc["grey_levels"]),
+            None if qc.get("colourfulness") is None else float(qc["colourfulness"]),
         ),
         header=check_header(info) if "header" in doc else None,
         view=None if doc.get("view") is None else ViewPrediction.from_dict(doc["view"]),
@@ -307,6 +308,7 @@ def qc_summary(qc: QCReport) -> dict[str, Any]:
         "contrast_range": qc.contrast_range,
         "saturated_fraction": qc.saturated_fraction,
         "grey_levels": qc.grey_levels,
+        "colourfulness": qc.colourfulness,
     }
 
 

@@ -18,7 +18,8 @@ Anatomy (ranges per image; all classes share the same primitives and the same ch
 * ``ap_lumbar``: T11-S1 seen frontally (bodies as cylinders with cortical shell and end-plates,
   pedicles seen end-on as bright oval rings, spinous processes as midline teardrops, laminae,
   transverse and articular processes), mild scoliosis, lowest ribs, psoas, sacrum with
-  foramina, iliac wings with crests, bowel gas;
+  foramina, iliac wings with crests, bowel gas; half of them coned to the spine, half a whole
+  abdomen field with the hips (femoral heads, necks, pubic rami: the pelvis phantom's);
 * ``chest``: PA/AP (lungs either side of the mediastinum and heart, posterior and anterior
   ribs, clavicles, scapulae, diaphragm domes, trachea, thoracic spine, hila and vessels, humeral
   heads, breast shadows) or lateral (superimposed lungs, heart, sternum, kyphotic spine, ribs);
@@ -415,6 +416,11 @@ def _spine_path(
     return xs, ys, np.arctan(ang) * 0.8
 
 
+WIDE_AP_SHARE = 0.5
+"""Share of AP lumbar films with the whole abdomen on them (a 35 x 43 cm field: lowest ribs to
+the hips, femoral heads and pubic rami included); the others are coned to the lumbar spine."""
+
+
 def ap_lumbar(rng: np.random.Generator) -> Phantom:
     """AP/PA lumbar spine (see the module docstring)."""
     trab, cort = _bmd(rng)
@@ -425,10 +431,16 @@ def ap_lumbar(rng: np.random.Generator) -> Phantom:
     widths = size * np.linspace(38, 52, n) * rng.uniform(0.95, 1.05, n)
     xs, ys, ang = _spine_path(rng, n, -150 * size, heights, discs, 0.0, rng.normal(0, 6))
     l3 = 4
-    fov = _fov(rng, (180, 360), (250, 430))
-    centre = (float(rng.normal(0, 20)), float(ys[l3] + rng.normal(0, 40)))
+    yb = float(ys[-1] + heights[-1] / 2 + discs[-1])  # top of the sacrum
+    wide = rng.random() < WIDE_AP_SHARE
+    if wide:  # the whole abdomen: lowest ribs to the hips
+        fov = _fov(rng, (300, 430), (350, 480))
+        centre = (float(rng.normal(0, 15)), float((ys[1] + yb + 150) / 2 + rng.normal(0, 25)))
+    else:
+        fov = _fov(rng, (180, 360), (250, 430))
+        centre = (float(rng.normal(0, 20)), float(ys[l3] + rng.normal(0, 40)))
     g = Grid(rng, fov, centre, _rot(rng))
-    half_w = size * rng.uniform(140, 200)
+    half_w = size * (rng.uniform(150, 210) if wide else rng.uniform(140, 200))
     depth = size * rng.uniform(170, 300)
     g.soft += trunk(g, 0.0, half_w, depth)
     marks: dict[str, tuple[float, float]] = {}
@@ -440,7 +452,6 @@ def ap_lumbar(rng: np.random.Generator) -> Phantom:
         if i == l3:
             marks["L3"] = g.to_px(xs[i], ys[i])
             marks.update({f"L3_{k}": g.to_px(*v) for k, v in ped.items()})
-    yb = float(ys[-1] + heights[-1] / 2 + discs[-1])
     for s in (-1, 1):  # psoas: muscle is denser than the fat around it
         pts = np.array(
             [[xs[2] + s * widths[2] * 0.45, ys[2]], [xs[-1] + s * widths[-1] * 1.3, yb + 40]]
@@ -477,9 +488,11 @@ def ap_lumbar(rng: np.random.Generator) -> Phantom:
         crest = np.stack([icx + a * np.cos(tt) * math.cos(tilt), icy - 0.95 * b * np.sin(tt)], 1)
         g.bone += tube(g, crest, float(rng.uniform(4, 7)), cort * 1.5, trab)
         g.soft += 0.06 * ellipsoid(g, xs[1] + s * 70 * size, ys[1] + 20, 35, 60, 50)  # kidneys
+        if wide:
+            _hip(g, rng, s, size, trab, cort, marks, float(xs[-1]), yb + 75 * size)
+    gas_box = (-half_w * 0.7, ys[1], half_w * 0.7, yb + (160 if wide else 100))
     g.soft -= np.minimum(
-        _gas(rng, g, (-half_w * 0.7, ys[1], half_w * 0.7, yb + 100), int(rng.integers(0, 10))),
-        0.3 * g.soft,
+        _gas(rng, g, gas_box, int(rng.integers(0, 16 if wide else 10))), 0.3 * g.soft
     )
     roi = g.roi_box(xs[l3] - 80, ys[1], xs[l3] + 80, ys[-1])
     return Phantom(g.bone, g.soft, g.spacing, roi, float(rng.uniform(0, 1)), marks)
@@ -866,6 +879,57 @@ def cervical(rng: np.random.Generator) -> Phantom:
 # Pelvis and hip
 
 
+def _hip(
+    g: Grid,
+    rng: np.random.Generator,
+    s: float,
+    size: float,
+    trab: float,
+    cort: float,
+    marks: dict[str, tuple[float, float]],
+    x0: float = 0.0,
+    y0: float = 0.0,
+) -> None:
+    """One side (``s`` -1/+1) of the lower pelvis seen frontally, about the origin ``(x0, y0)``
+    (the midline, 75 size-mm below the top of the sacrum): acetabulum, femoral head, neck,
+    trochanters, shaft, pubic rami around the obturator foramen and the thigh's soft tissue."""
+    # acetabulum, femoral head, neck, trochanters, shaft
+    hx, hy = x0 + s * size * rng.uniform(85, 100), y0 + size * rng.uniform(35, 50)
+    hr = size * rng.uniform(22, 27)
+    marks["femoral_head_left" if s < 0 else "femoral_head_right"] = g.to_px(hx, hy)
+    g.bone += 0.6 * tube(
+        g,
+        np.array(
+            [
+                [hx + s * hr * math.cos(t), hy - hr * math.sin(t) * 1.05]
+                for t in np.linspace(-0.3, math.pi * 0.8, 10)
+            ]
+        ),
+        4 * size,
+        cort * 1.5,
+        trab,
+    )
+    g.bone += shelled(g, hx, hy, hr, hr, 2 * hr, cort, trab)
+    neck_end = np.array([hx + s * size * 45, hy + size * 35])
+    g.bone += tube(g, np.array([[hx, hy], neck_end]), size * rng.uniform(14, 17), cort, trab)
+    g.bone += shelled(g, hx + s * size * 55, hy + size * 25, size * 18, size * 25, 40, cort, trab)
+    g.bone += shelled(g, hx + s * size * 30, hy + size * 70, size * 10, size * 10, 20, cort, trab)
+    shaft = np.array([neck_end, [hx + s * size * 50, hy + size * 300]])
+    g.bone += tube(g, shaft, size * rng.uniform(14, 17), size * rng.uniform(4, 7), 0.05)
+    # pubic rami around the obturator foramen
+    ox, oy = x0 + s * size * 45, y0 + size * 65
+    ram = np.array(
+        [
+            [ox + s * size * 20 * math.cos(t), oy + size * 22 * math.sin(t)]
+            for t in np.linspace(0, 2 * math.pi, 20)
+        ]
+    )
+    g.bone += tube(g, ram, size * 7, cort, trab)
+    g.soft += 0.15 * soft_tube(
+        g, np.array([[hx + s * 40, hy + 40], [hx + s * 60, hy + 250]]), size * 60
+    )
+
+
 def pelvis_hip(rng: np.random.Generator) -> Phantom:
     """AP pelvis (70 %) or a single hip."""
     trab, cort = _bmd(rng)
@@ -908,45 +972,7 @@ def pelvis_hip(rng: np.random.Generator) -> Phantom:
             [[s * size * 35, -size * 40], [s * size * 70, -size * 5], [s * size * 75, size * 25]]
         )
         g.bone += tube(g, brim, size * 4, cort * 1.3, trab)
-        # acetabulum, femoral head, neck, trochanters, shaft
-        hx, hy = s * size * rng.uniform(85, 100), size * rng.uniform(35, 50)
-        hr = size * rng.uniform(22, 27)
-        marks["femoral_head_left" if s < 0 else "femoral_head_right"] = g.to_px(hx, hy)
-        g.bone += 0.6 * tube(
-            g,
-            np.array(
-                [
-                    [hx + s * hr * math.cos(t), hy - hr * math.sin(t) * 1.05]
-                    for t in np.linspace(-0.3, math.pi * 0.8, 10)
-                ]
-            ),
-            4 * size,
-            cort * 1.5,
-            trab,
-        )
-        g.bone += shelled(g, hx, hy, hr, hr, 2 * hr, cort, trab)
-        neck_end = np.array([hx + s * size * 45, hy + size * 35])
-        g.bone += tube(g, np.array([[hx, hy], neck_end]), size * rng.uniform(14, 17), cort, trab)
-        g.bone += shelled(
-            g, hx + s * size * 55, hy + size * 25, size * 18, size * 25, 40, cort, trab
-        )
-        g.bone += shelled(
-            g, hx + s * size * 30, hy + size * 70, size * 10, size * 10, 20, cort, trab
-        )
-        shaft = np.array([neck_end, [hx + s * size * 50, hy + size * 300]])
-        g.bone += tube(g, shaft, size * rng.uniform(14, 17), size * rng.uniform(4, 7), 0.05)
-        # pubic rami around the obturator foramen
-        ox, oy = s * size * 45, size * 65
-        ram = np.array(
-            [
-                [ox + s * size * 20 * math.cos(t), oy + size * 22 * math.sin(t)]
-                for t in np.linspace(0, 2 * math.pi, 20)
-            ]
-        )
-        g.bone += tube(g, ram, size * 7, cort, trab)
-        g.soft += 0.15 * soft_tube(
-            g, np.array([[hx + s * 40, hy + 40], [hx + s * 60, hy + 250]]), size * 60
-        )
+        _hip(g, rng, s, size, trab, cort, marks)
     g.soft -= np.minimum(
         _gas(rng, g, (-150 * size, -140 * size, 150 * size, 20 * size), int(rng.integers(0, 6))),
         0.3 * g.soft,
