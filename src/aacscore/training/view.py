@@ -507,6 +507,27 @@ class ViewTrainResult:
     train_time_s: float
 
 
+def _folders_text(folders: Sequence[Mapping[str, Any]], fallback: Any) -> str:
+    """What each dataset folder holds, for the card."""
+    if not folders:
+        return f"`{fallback}`"
+    parts = []
+    for f in folders:
+        if "n_per_class" in f:
+            parts.append(
+                f"`{f['folder']}` (generated, {f['n_per_class']} per class, seed {f.get('seed')})"
+            )
+        elif "n_films" in f:
+            kind = "styled" if f.get("styled") else "as read, unstyled"
+            parts.append(
+                f"`{f['folder']}` ({f['n_films']} films of `{f.get('films')}` x {f.get('copies')}"
+                f" lateral + spot images, {kind}, seed {f.get('seed')})"
+            )
+        else:
+            parts.append(f"`{f['folder']}`")
+    return "; ".join(parts)
+
+
 def write_view_card(model_dir: Path, config: Mapping[str, Any], metrics: Mapping[str, Any]) -> Path:
     """``MODEL_CARD.md`` of a view model folder (benchmark section filled by benchmarks/view.py)."""
     tr = config.get("training", {})
@@ -569,10 +590,10 @@ def write_view_card(model_dir: Path, config: Mapping[str, Any], metrics: Mapping
         "random shallow conv nets, tone curves, CLAHE, unsharp masking, noise, JPEG, moire, "
         "glare).",
         "",
-        f"- training set: `{tr.get('data')}`: {tr.get('n_train')} images "
-        f"({tr.get('n_per_class_train')} per class), seed {tr.get('data_seed')}",
-        f"- validation set: `{tr.get('val_data')}`: {tr.get('n_val')} images, seed "
-        f"{tr.get('val_seed')}",
+        f"- training set: {tr.get('n_train')} images: "
+        + _folders_text(tr.get("folders", {}).get("data", []), tr.get("data")),
+        f"- validation set: {tr.get('n_val')} images: "
+        + _folders_text(tr.get("folders", {}).get("val", []), tr.get("val_data")),
         "",
         "## Recipe",
         "",
