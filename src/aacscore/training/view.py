@@ -17,7 +17,7 @@ import logging
 import math
 import multiprocessing as mp
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,17 @@ def _shard_job(args: tuple[str, int, int, int, int, str]) -> str:
     return path
 
 
+def _run_jobs(fn: Callable[[Any], str], todo: Sequence[Any], jobs: int) -> None:
+    """Run ``fn`` on every shard job, in ``jobs`` forked processes when there are several."""
+    if jobs > 1 and len(todo) > 1:
+        with mp.get_context("fork").Pool(jobs) as pool:
+            for p in pool.imap_unordered(fn, todo):
+                logger.info("wrote %s", p)
+    else:
+        for job in todo:
+            fn(job)
+
+
 def build_view_dataset(
     out_dir: str | Path,
     n_per_class: int,
@@ -99,13 +110,7 @@ def build_view_dataset(
             if not path.is_file():
                 todo.append((cls, seed, start, stop, size, str(path)))
     t0 = time.perf_counter()
-    if jobs > 1 and len(todo) > 1:
-        with mp.get_context("fork").Pool(jobs) as pool:
-            for p in pool.imap_unordered(_shard_job, todo):
-                logger.info("wrote %s", p)
-    else:
-        for job in todo:
-            _shard_job(job)
+    _run_jobs(_shard_job, todo, jobs)
     summary = {
         "seed": seed,
         "n_per_class": n_per_class,
@@ -170,17 +175,11 @@ def build_film_shards(
     ``styled`` False (validation) the first lateral image is the whole film as read. Returns
     ``out_dir``; shards already there are kept."""
     src = Path(films_dir)
-    films = sorted(
-        str(p)
-        for p in src.glob("case_*")
-        if p.suffix in (".dcm", ".png")
-        and not p.stem.endswith(("_labels", "_calc"))
-        and p.with_suffix(".json").is_file()
-    )
-    films = list(dict.fromkeys(str(Path(f).with_suffix("")) for f in films))
-    films = [
-        next(str(Path(f + e)) for e in (".dcm", ".png") if Path(f + e).is_file()) for f in films
-    ]
+    films = []
+    for truth in sorted(src.glob("case_*.json")):  # the film beside each truth, DICOM first
+        found = [f for f in (truth.with_suffix(".dcm"), truth.with_suffix(".png")) if f.is_file()]
+        if found:
+            films.append(str(found[0]))
     if not films:
         raise TrainingError(f"{src}: no case_*.dcm/png films with their .json truth")
     out = Path(out_dir)
@@ -201,13 +200,7 @@ def build_film_shards(
         if not path.is_file():
             todo.append((films[start:stop], seed, start, copies, size, styled, str(path)))
     t0 = time.perf_counter()
-    if jobs > 1 and len(todo) > 1:
-        with mp.get_context("fork").Pool(jobs) as pool:
-            for p in pool.imap_unordered(_film_job, todo):
-                logger.info("wrote %s", p)
-    else:
-        for job in todo:
-            _film_job(job)
+    _run_jobs(_film_job, todo, jobs)
     if todo or not (out / "summary.json").is_file():
         summary = {
             "films": str(src),
