@@ -180,10 +180,8 @@ def _markdown(res: dict[str, Any]) -> str:
         (
             f"**{len(wrong)} of {len(res['real_films'])} real images are misclassified** ("
             + ", ".join(wrong)
-            + "). The negatives of other regions are realistic films, while our drawings of "
-            "those regions are cartoons; the network has partly learned 'realistic film = "
-            "simulated lateral lumbar film'. Do not rely on the gate for real negatives until "
-            "it is trained or checked on real films."
+            + "). The classifier is trained on simulated films and phantoms only: check it "
+            "on local real films of each kind before relying on its refusals."
         )
         if wrong
         else "All real images are classified as expected (only a handful were checked).",

@@ -509,3 +509,19 @@ def test_magnification_below_one_is_applied(dicom_factory: Any) -> None:
     rad = read_radiograph(path)
     assert rad.spacing_mm == pytest.approx((0.25, 0.25))
     assert rad.warnings == ()
+
+
+def test_colour_dicom_records_its_colourfulness(dicom_factory: Any, ramp: Any) -> None:
+    from skimage.data import chelsea
+
+    grey = ramp(300, 300, 8)
+    tinted = np.stack([grey, 255 - grey, grey // 2], axis=-1)  # colour that follows the luma
+    path = dicom_factory.write(
+        "sc.dcm", pixels=tinted, samples=3, photometric="RGB", bits_allocated=8, bits_stored=8
+    )
+    assert read_radiograph(path).metadata["Colourfulness"] < 10
+    photo = np.ascontiguousarray(chelsea())
+    path = dicom_factory.write(
+        "cat.dcm", pixels=photo, samples=3, photometric="RGB", bits_allocated=8, bits_stored=8
+    )
+    assert read_radiograph(path).metadata["Colourfulness"] >= 10
