@@ -287,9 +287,10 @@ def auto_processes(cores: int, n_cases: int | None = None) -> int:
     """Worker processes for ``jobs="auto"``: ``cores // CORES_PER_PROCESS``, and at most one
     per :data:`CASES_PER_PROCESS` films to score; at least 1.
 
-    On 2 cores one process (with 2 threads) is faster than two processes of one thread
-    each (``benchmarks/batch_jobs.py``); several processes pay off only when each still gets
-    several cores, and each pays its start-up (spawning, loading the models)."""
+    Each process pays its start-up (spawning, loading the models, ~3 s); on 2 cores two
+    processes of one thread beat one of two threads only on long batches
+    (``benchmarks/batch_jobs.py``: 8.2 against 6.0 films/s once started), so ``--jobs 2`` is
+    the user's choice there."""
     processes = max(1, cores // CORES_PER_PROCESS)
     if n_cases is not None:
         processes = min(processes, max(1, n_cases // CASES_PER_PROCESS))
