@@ -96,12 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     best: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="batch_jobs_") as tmp:
         films = Path(tmp) / "films"
-        files = simulate(films, args.n, args.seed, args.spacing)
+        simulate(films, args.n, args.seed, args.spacing)
         one = Path(tmp) / "one_film"
-        one.mkdir()
-        for path in films.iterdir():
-            if path.name.startswith(files[0].stem):
-                (one / path.name).write_bytes(path.read_bytes())
+        simulate(one, 1, args.seed, args.spacing)  # the batch's first film, rendered again
         one_walls: dict[str, list[float]] = {j: [] for j in specs}
         for k in range(args.repeat):  # interleaved, so that a busy spell hits every setting
             for spec in specs:
