@@ -67,9 +67,16 @@ def _row(res: Result) -> dict[str, Any]:
         "flags": list(res.qc_flags),
         "view": None if view is None else view.label.value,
         "p_lateral": None if view is None else round(float(view.p_lateral), 4),
+        "view_top": None if view is None else _top(view.probabilities),
         "view_s": None if st is None else st.timings.get("view_s"),
         "total_s": None if st is None else st.timings.get("total_s"),
     }
+
+
+def _top(probabilities: dict[str, float], k: int = 3) -> dict[str, float]:
+    """The ``k`` most probable view classes."""
+    best = sorted(probabilities.items(), key=lambda kv: -kv[1])[:k]
+    return {c: round(float(p), 4) for c, p in best}
 
 
 def _enlarge(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -115,7 +122,7 @@ def lateral_panel(scorer: Scorer, folder: Path, limit: int | None) -> dict[str, 
         "wrongly_refused": len(wrongly),
         "wrongly_refused_fraction": len(wrongly) / max(1, len(rows)),
         "refused_files": [
-            {k: r[k] for k in ("file", "error_code", "error", "truth_field_complete")}
+            {k: r[k] for k in ("file", "error_code", "error", "truth_field_complete", "view_top")}
             for r in refused
         ],
         "flags_of_scored": dict(flags),
@@ -153,6 +160,11 @@ def negatives_panel(scorer: Scorer, seed: int, n_per_class: int) -> dict[str, An
             "refused_fraction": refused / n_per_class,
             "right_code_fraction": right / n_per_class,
             "accepted_files": [r["file"] for r in rows if r["status"] != "failed"],
+            "wrong_code_files": [
+                {k: r[k] for k in ("file", "error_code", "error", "aac24", "flags", "view_top")}
+                for r in rows
+                if r["error_code"] != (expected.value if expected else None)
+            ],
             "median_total_s": _median(r["total_s"] for r in rows),
         }
     out["confusion"] = confusion

@@ -224,10 +224,14 @@ class Scorer:
         The gate runs first (header, view classifier), then spine -> field check -> band ->
         band coverage -> score -> familiarity; a refusal at any step is a ``failed`` result
         with its :class:`~aacscore.codes.ErrorCode` (raised as a ``ScoringError`` with
-        ``raise_errors``)."""
+        ``raise_errors``). On a film the view classifier accepted although its most probable
+        class is another one, a spine- or field-stage refusal, or a reading flagged unsure, is
+        reported with that class's code (:meth:`~aacscore.gate.view.ViewPrediction.
+        explained_refusal`, :meth:`~aacscore.gate.view.ViewPrediction.corroborated_refusal`;
+        not with ``ignore_view``)."""
         from aacscore.gate.field import check_band_coverage, check_field
         from aacscore.gate.header import disagrees
-        from aacscore.gate.view import ViewClass
+        from aacscore.gate.view import IGNORE_VIEW_HINT, ViewClass
 
         timings: dict[str, float] = {"read_s": read_s}
         with timed(timings, "qc_s"):
@@ -236,6 +240,7 @@ class Scorer:
         stages = StageResults(__version__, self.groups, rad.info, qc, header, timings=timings)
         flags = list(qc.flags)
         stage = ErrorCode.NOT_RADIOGRAPH  # the code of a plain ValueError in the current stage
+        view = None
         try:
             if header.code is not None:
                 if not self.ignore_header:
@@ -255,15 +260,12 @@ class Scorer:
                     f"99 % of the image's pixels take only {qc.grey_levels} grey levels: a label "
                     "map, mask or drawing, not a radiograph",
                 )
-            view = None
             if self.view_check:
                 with timed(timings, "view_s"):
                     view = self.view_model.predict(rad.pixels)
                 stages = replace(stages, view=view)
                 if view.refuse_code is not None and not self.ignore_view:
-                    raise ScoringError(
-                        view.refuse_code, f"{view.reason}; use --ignore-view to score it anyway"
-                    )
+                    raise ScoringError(view.refuse_code, f"{view.reason}; {IGNORE_VIEW_HINT}")
                 # the image's class: lateral lumbar unless the classifier doubts it
                 image_class = ViewClass.LATERAL_LUMBAR
                 if view.p_lateral < VIEW_UNCERTAIN_BELOW:
@@ -289,11 +291,20 @@ class Scorer:
             with timed(timings, "score_s"):
                 pred = self.score_model.predict(band, groups=self.groups, tta=self.tta)
         except ValueError as e:  # ScoringError (SpineError, BandError, gate) or a plain one
+            code = e.code if isinstance(e, ScoringError) else stage
+            explained = None
+            if view is not None and not self.ignore_view:
+                problem = e.problem if isinstance(e, ScoringError) else str(e)
+                explained = view.explained_refusal(code, problem)
+            if explained is not None:  # the view classifier's verdict explains the refusal
+                code, problem = explained
+                if raise_errors:
+                    raise ScoringError(code, problem, name) from e
+                return failed(name, f"{name}: {problem}", code, stages=stages)
             if raise_errors:
                 if isinstance(e, ScoringError) and e.source is None:
                     raise ScoringError(e.code, e.problem, name) from e
                 raise
-            code = e.code if isinstance(e, ScoringError) else stage
             return failed(name, f"{name}: {e}", code, stages=stages)
         flags += [str(f) for f in (*spine.flags, *field.flags, *coverage.flags)]
         quality = None
@@ -304,6 +315,15 @@ class Scorer:
                 quality = assess_quality(spine, band, pred, reference, p_lateral=p_lat)
         if quality is not None and quality.low:
             flags.append("low_quality")
+        doubted = None
+        if view is not None and not self.ignore_view:
+            doubted = view.corroborated_refusal(flags)
+        if doubted is not None:  # the view classifier's doubt, corroborated by the reading's
+            code, problem = doubted
+            if raise_errors:
+                raise ScoringError(code, problem, name)
+            stages = replace(stages, prediction=pred, quality=quality)
+            return failed(name, f"{name}: {problem}", code, stages=stages)
         timings["total_s"] = sum(timings.values())
         grades = None if pred.grades is None else dict(zip(SEGMENTS, pred.grades, strict=True))
         spacing = band.spacing_mm if band.scale_estimated else rad.film_spacing_mm

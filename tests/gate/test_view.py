@@ -91,6 +91,44 @@ def test_decision_rule_and_reason() -> None:
     assert prediction(_probs(not_radiograph=1.0)).as_dict()["refuse_code"] == "not_radiograph"
 
 
+def test_an_accepted_films_likelier_class_explains_a_spine_refusal() -> None:
+    ap = prediction(_probs(ap_lumbar=0.6, lateral_lumbar=0.3))  # accepted (0.3 >= 0.1)
+    assert ap.accepted and ap.alternative is ViewClass.AP_LUMBAR
+    code, why = ap.explained_refusal(ErrorCode.IMPLAUSIBLE_SPINE, "L3: implausible body size")
+    assert code is ErrorCode.WRONG_VIEW
+    assert why.startswith("the image looks more like an AP/PA lumbar film (p=0.60) than a ")
+    assert "L3: implausible body size" in why and why.endswith("--ignore-view to score it anyway")
+    for stage_code in (
+        ErrorCode.SPINE_NOT_FOUND,
+        ErrorCode.FIELD_INCOMPLETE,
+        ErrorCode.BAND_OUTSIDE_FILM,
+    ):
+        assert ap.explained_refusal(stage_code, "x") is not None
+    # not refusals of the spine or field stages; the same code; a lateral argmax
+    assert ap.explained_refusal(ErrorCode.SCORE_FAILED, "x") is None
+    spot = prediction(_probs(lumbar_spot=0.6, lateral_lumbar=0.3))
+    assert spot.explained_refusal(ErrorCode.FIELD_INCOMPLETE, "L1 cut") is None
+    assert spot.explained_refusal(ErrorCode.IMPLAUSIBLE_SPINE, "x") is not None
+    lat = prediction(_probs(lateral_lumbar=0.4, ap_lumbar=0.35))
+    assert lat.alternative is None
+    assert lat.explained_refusal(ErrorCode.IMPLAUSIBLE_SPINE, "x") is None
+
+
+def test_an_unsure_reading_corroborates_the_classifiers_doubt() -> None:
+    thoracic = prediction(_probs(lateral_thoracic=0.7, lateral_lumbar=0.2))
+    refused = thoracic.corroborated_refusal(["spacing_unknown", "level_uncertain", "low_quality"])
+    assert refused is not None
+    code, why = refused
+    assert code is ErrorCode.WRONG_REGION
+    assert "lateral thoracic" in why and "unsure (level_uncertain, low_quality)" in why
+    for flag in ("orientation_uncertain", "spine_fallback"):
+        assert thoracic.corroborated_refusal([flag]) is not None
+    # flags that say nothing about the reading's trust do not corroborate
+    assert thoracic.corroborated_refusal(["saturated", "fracture_suspected"]) is None
+    lat = prediction(_probs(lateral_lumbar=0.45, lateral_thoracic=0.4))
+    assert lat.corroborated_refusal(["level_uncertain", "low_quality"]) is None
+
+
 def test_the_models_own_threshold_decides_and_survives_the_round_trip() -> None:
     strict = prediction(_probs(chest=0.7, lateral_lumbar=0.3), accept_p_lateral=0.4)
     assert strict.refuse_code == ErrorCode.WRONG_REGION

@@ -206,6 +206,71 @@ def test_a_film_cut_through_l1_is_field_incomplete(
     assert res.stages is not None and res.stages.band is None  # refused before the band
 
 
+def test_a_spine_stage_refusal_takes_the_code_of_the_likelier_view(
+    case: SimulatedCase, score_model: ScoreModel
+) -> None:
+    top, bottom = _rows_of(case, "L1")
+    cut = int((top + bottom) / 2)
+    img, labels = case.image[cut:], case.labels[cut:]
+    ap = StubView(ViewClass.AP_LUMBAR, 0.6, p_lateral=0.3)  # accepted, AP likelier
+    res = _scorer([(labels, case.anterior_side)], score_model, ap).score_radiograph(
+        _film(img), "cut.png"
+    )
+    assert res.status is Status.FAILED and res.error_code is ErrorCode.WRONG_VIEW, res.error
+    assert res.error.startswith("cut.png: the image looks more like an AP/PA lumbar film")
+    assert "L1 cut by the edge of the film" in res.error
+    assert res.stages is not None and res.stages.view is ap.answer
+    with pytest.raises(ScoringError) as err:
+        _scorer([(labels, case.anterior_side)], score_model, ap).score_radiograph(
+            _film(img), "cut.png", raise_errors=True
+        )
+    assert err.value.code is ErrorCode.WRONG_VIEW and str(err.value).startswith("cut.png: ")
+    # a lateral argmax, or --ignore-view: the spine stage's own code
+    for view, kw in (
+        (StubView(ViewClass.AP_LUMBAR, 0.3, p_lateral=0.4), {}),
+        (ap, {"ignore_view": True}),
+    ):
+        scorer = _scorer([(labels, case.anterior_side)], score_model, view, **kw)
+        res = scorer.score_radiograph(_film(img), "cut.png")
+        assert res.error_code is ErrorCode.FIELD_INCOMPLETE, res.error
+
+
+class UnsureSpine(CountingSpine):
+    """The oracle's reading, flagged ``level_uncertain``."""
+
+    def predict(self, radiograph: Radiograph, anterior_side: str | None = None):  # type: ignore[no-untyped-def]
+        res = super().predict(radiograph, anterior_side)
+        return replace(res, flags=(*res.flags, "level_uncertain"))
+
+
+def test_an_unsure_reading_of_a_film_the_view_doubts_is_refused(
+    case: SimulatedCase, score_model: ScoreModel
+) -> None:
+    cases = {case.labels.shape: (case.labels, case.anterior_side)}
+    thoracic = StubView(ViewClass.LATERAL_THORACIC, 0.6, p_lateral=0.3)
+    scorer = Scorer(spine_model=UnsureSpine(cases), score_model=score_model, view_model=thoracic)  # type: ignore[arg-type]
+    res = scorer.score_radiograph(_film(case.image), "film.png")
+    assert res.status is Status.FAILED and res.error_code is ErrorCode.WRONG_REGION, res.error
+    assert "lateral thoracic" in res.error and "unsure (level_uncertain)" in res.error
+    assert res.stages is not None and res.stages.prediction is not None  # nothing computed lost
+    with pytest.raises(ScoringError) as err:
+        scorer.score_radiograph(_film(case.image), "film.png", raise_errors=True)
+    assert err.value.code is ErrorCode.WRONG_REGION
+    # the same reading with a lateral argmax, or under --ignore-view, is scored
+    for view, kw in (
+        (StubView(ViewClass.LATERAL_THORACIC, 0.3, p_lateral=0.4), {}),
+        (thoracic, {"ignore_view": True}),
+    ):
+        spine = UnsureSpine(cases)
+        other = Scorer(spine_model=spine, score_model=score_model, view_model=view, **kw)  # type: ignore[arg-type]
+        res = other.score_radiograph(_film(case.image), "film.png")
+        assert res.status is Status.WARNING and "level_uncertain" in res.qc_flags, res.error
+    # a sure reading of a doubted film is scored, flagged
+    sure = _scorer([(case.labels, case.anterior_side)], score_model, thoracic)
+    res = sure.score_radiograph(_film(case.image), "film.png")
+    assert res.status is Status.WARNING and "view_uncertain" in res.qc_flags, res.error
+
+
 def _anterior_cut(case: SimulatedCase, fraction_of_depth: float) -> tuple[np.ndarray, np.ndarray]:
     """The film with its anterior side cut off ``fraction_of_depth`` body depths in front of the
     most anterior L1-L4 corner (negative: into the bodies)."""

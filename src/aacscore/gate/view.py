@@ -105,6 +105,28 @@ DESCRIPTIONS: dict[ViewClass, str] = {
 }
 
 
+IGNORE_VIEW_HINT = "use --ignore-view to score it anyway"
+
+SPINE_REFUSALS_EXPLAINED: frozenset[ErrorCode] = frozenset(
+    {
+        ErrorCode.SPINE_NOT_FOUND,
+        ErrorCode.IMPLAUSIBLE_SPINE,
+        ErrorCode.FIELD_INCOMPLETE,
+        ErrorCode.BAND_OUTSIDE_FILM,
+    }
+)
+"""Refusals of the spine and field stages that the view classifier's verdict may explain: on a
+film whose most probable class is not a lateral lumbar film they are reported with that class's
+code (:meth:`ViewPrediction.explained_refusal`)."""
+
+SPINE_DOUBT_FLAGS: frozenset[str] = frozenset(
+    {"level_uncertain", "orientation_uncertain", "spine_fallback", "low_quality"}
+)
+"""Flags of a scored film that corroborate the view classifier's doubt: a film whose most
+probable class is not a lateral lumbar film and whose reading carries one of them is refused
+with that class's code (:meth:`ViewPrediction.corroborated_refusal`)."""
+
+
 class ViewModelError(RuntimeError):
     """The view model folder is missing or its files do not fit together."""
 
@@ -142,6 +164,43 @@ class ViewPrediction:
             f"the image looks like {DESCRIPTIONS[self.label]} (p={p:.2f}), not a lateral lumbar "
             f"film (p={self.p_lateral:.2f})"
         )
+
+    @property
+    def alternative(self) -> ViewClass | None:
+        """The most probable class when it is not a lateral lumbar film, else None."""
+        return None if self.label is ViewClass.LATERAL_LUMBAR else self.label
+
+    def _likelier(self) -> str:
+        assert self.alternative is not None
+        p = self.probabilities.get(self.label.value, 0.0)
+        return (
+            f"the image looks more like {DESCRIPTIONS[self.label]} (p={p:.2f}) than a lateral "
+            f"lumbar film (p={self.p_lateral:.2f})"
+        )
+
+    def explained_refusal(self, code: ErrorCode, problem: str) -> tuple[ErrorCode, str] | None:
+        """The code and message of a spine- or field-stage refusal (``code``, ``problem``) when
+        this prediction explains it better: the film's most probable class is another one (its
+        :data:`VIEW_ERROR_CODES` entry, with both reasons), else None."""
+        alt = self.alternative
+        if alt is None or code not in SPINE_REFUSALS_EXPLAINED:
+            return None
+        alt_code = VIEW_ERROR_CODES[alt]
+        if alt_code is None or alt_code == code:
+            return None
+        return alt_code, f"{self._likelier()}, and {problem}; {IGNORE_VIEW_HINT}"
+
+    def corroborated_refusal(self, flags: Sequence[str]) -> tuple[ErrorCode, str] | None:
+        """The code and message refusing a scored film whose most probable class is another
+        one and whose reading carries a flag of :data:`SPINE_DOUBT_FLAGS`, else None."""
+        alt = self.alternative
+        doubts = [f for f in dict.fromkeys(flags) if f in SPINE_DOUBT_FLAGS]
+        if alt is None or not doubts or VIEW_ERROR_CODES[alt] is None:
+            return None
+        code = VIEW_ERROR_CODES[alt]
+        assert code is not None
+        why = f"its spine reading is unsure ({', '.join(doubts)})"
+        return code, f"{self._likelier()}, and {why}; {IGNORE_VIEW_HINT}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
