@@ -15,8 +15,9 @@ Three panels, each film through :meth:`aacscore.pipeline.Scorer.score_radiograph
   The codes of the refused films and the flags of the scored ones.
 - ``negatives``: synthetic films of every other view class (:func:`aacscore.simulate.views.
   generate`, a seed used neither for training nor validation of the view classifier), enlarged
-  to a film-like size (long side 1200-2400 px). Refused and refused-with-the-right-code rates per
-  class (targets >= 99 %), and the confusion table class x error code.
+  to a film-like size (long side 1200-2400 px); ``--n-per-class 0`` skips the panel. Refused
+  and refused-with-the-right-code rates per class (targets >= 99 %), and the confusion table
+  class x error code.
 - ``reference``: every radiograph under ``--reference`` (real films, not shipped): the status,
   code, message and view probabilities each gets. Masks (``*mask*``, ``Lat_*``) are not films.
 
@@ -219,11 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['lateral']['refused_codes']}; low_quality "
         f"{result['lateral']['low_quality_fraction']:.3f}"
     )
-    result["negatives"] = negatives_panel(scorer, args.negatives_seed, args.n_per_class)
-    for cls, v in result["negatives"]["classes"].items():
+    negatives = {"classes": {}}
+    if args.n_per_class > 0:
+        negatives = negatives_panel(scorer, args.negatives_seed, args.n_per_class)
+        result["negatives"] = negatives
+    for cls, v in negatives["classes"].items():
         print(
             f"{cls:18s} refused {v['refused_fraction']:.3f}  right code "
-            f"{v['right_code_fraction']:.3f}  {result['negatives']['confusion'][cls]}"
+            f"{v['right_code_fraction']:.3f}  {negatives['confusion'][cls]}"
         )
     if args.reference is not None:
         result["reference"] = reference_panel(scorer, args.reference)

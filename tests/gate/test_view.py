@@ -116,15 +116,16 @@ def test_an_accepted_films_likelier_class_explains_a_spine_refusal() -> None:
 
 def test_an_unsure_reading_corroborates_the_classifiers_doubt() -> None:
     thoracic = prediction(_probs(lateral_thoracic=0.7, lateral_lumbar=0.2))
-    refused = thoracic.corroborated_refusal(["spacing_unknown", "level_uncertain", "low_quality"])
+    flags = ["spacing_unknown", "level_uncertain", "low_quality", "orientation_uncertain"]
+    refused = thoracic.corroborated_refusal(flags)
     assert refused is not None
     code, why = refused
     assert code is ErrorCode.WRONG_REGION
-    assert "lateral thoracic" in why and "unsure (level_uncertain, low_quality)" in why
-    for flag in ("orientation_uncertain", "spine_fallback"):
-        assert thoracic.corroborated_refusal([flag]) is not None
-    # flags that say nothing about the reading's trust do not corroborate
-    assert thoracic.corroborated_refusal(["saturated", "fracture_suspected"]) is None
+    assert "lateral thoracic" in why and "unsure (level_uncertain, orientation_uncertain)" in why
+    assert thoracic.corroborated_refusal(["orientation_uncertain"]) is not None
+    # unfamiliar ground, the fallback model, or flags about the film are not witnesses
+    for other in (["low_quality", "spine_fallback"], ["saturated", "fracture_suspected"]):
+        assert thoracic.corroborated_refusal(other) is None
     lat = prediction(_probs(lateral_lumbar=0.45, lateral_thoracic=0.4))
     assert lat.corroborated_refusal(["level_uncertain", "low_quality"]) is None
 
