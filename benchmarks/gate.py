@@ -34,7 +34,7 @@ import shlex
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def _row(res: Result) -> dict[str, Any]:
     }
 
 
-def _top(probabilities: dict[str, float], k: int = 3) -> dict[str, float]:
+def _top(probabilities: Mapping[str, float], k: int = 3) -> dict[str, float]:
     """The ``k`` most probable view classes."""
     best = sorted(probabilities.items(), key=lambda kv: -kv[1])[:k]
     return {c: round(float(p), 4) for c, p in best}
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['lateral']['refused_codes']}; low_quality "
         f"{result['lateral']['low_quality_fraction']:.3f}"
     )
-    negatives = {"classes": {}}
+    negatives: dict[str, Any] = {"classes": {}}
     if args.n_per_class > 0:
         negatives = negatives_panel(scorer, args.negatives_seed, args.n_per_class)
         result["negatives"] = negatives

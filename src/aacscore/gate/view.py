@@ -172,37 +172,35 @@ class ViewPrediction:
         """The most probable class when it is not a lateral lumbar film, else None."""
         return None if self.label is ViewClass.LATERAL_LUMBAR else self.label
 
-    def _likelier(self) -> str:
-        assert self.alternative is not None
-        p = self.probabilities.get(self.label.value, 0.0)
-        return (
-            f"the image looks more like {DESCRIPTIONS[self.label]} (p={p:.2f}) than a lateral "
-            f"lumbar film (p={self.p_lateral:.2f})"
+    def _refusal_for_alternative(self, why: str) -> tuple[ErrorCode, str] | None:
+        """The code of the most probable class when it is another one, with a message joining
+        the classifier's verdict and ``why``; None for a lateral argmax."""
+        alt = self.alternative
+        code = None if alt is None else VIEW_ERROR_CODES[alt]
+        if alt is None or code is None:
+            return None
+        p = self.probabilities.get(alt.value, 0.0)
+        return code, (
+            f"the image looks more like {DESCRIPTIONS[alt]} (p={p:.2f}) than a lateral lumbar "
+            f"film (p={self.p_lateral:.2f}), and {why}; {IGNORE_VIEW_HINT}"
         )
 
     def explained_refusal(self, code: ErrorCode, problem: str) -> tuple[ErrorCode, str] | None:
         """The code and message of a spine- or field-stage refusal (``code``, ``problem``) when
         this prediction explains it better: the film's most probable class is another one (its
         :data:`VIEW_ERROR_CODES` entry, with both reasons), else None."""
-        alt = self.alternative
-        if alt is None or code not in SPINE_REFUSALS_EXPLAINED:
+        if code not in SPINE_REFUSALS_EXPLAINED:
             return None
-        alt_code = VIEW_ERROR_CODES[alt]
-        if alt_code is None or alt_code == code:
-            return None
-        return alt_code, f"{self._likelier()}, and {problem}; {IGNORE_VIEW_HINT}"
+        refusal = self._refusal_for_alternative(problem)
+        return None if refusal is None or refusal[0] == code else refusal
 
     def corroborated_refusal(self, flags: Sequence[str]) -> tuple[ErrorCode, str] | None:
         """The code and message refusing a scored film whose most probable class is another
         one and whose reading carries a flag of :data:`SPINE_DOUBT_FLAGS`, else None."""
-        alt = self.alternative
         doubts = [f for f in dict.fromkeys(flags) if f in SPINE_DOUBT_FLAGS]
-        if alt is None or not doubts or VIEW_ERROR_CODES[alt] is None:
+        if not doubts:
             return None
-        code = VIEW_ERROR_CODES[alt]
-        assert code is not None
-        why = f"its spine reading is unsure ({', '.join(doubts)})"
-        return code, f"{self._likelier()}, and {why}; {IGNORE_VIEW_HINT}"
+        return self._refusal_for_alternative(f"its spine reading is unsure ({', '.join(doubts)})")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
