@@ -305,7 +305,8 @@ class Scorer:
                 if isinstance(e, ScoringError) and e.source is None:
                     raise ScoringError(e.code, e.problem, name) from e
                 raise
-            return failed(name, f"{name}: {e}", code, stages=stages)
+            problem = e.problem if isinstance(e, ScoringError) else str(e)
+            return failed(name, f"{name}: {problem}", code, stages=stages)
         flags += [str(f) for f in (*spine.flags, *field.flags, *coverage.flags)]
         quality = None
         with timed(timings, "quality_s"):

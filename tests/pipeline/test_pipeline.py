@@ -254,6 +254,7 @@ def test_failed_stage_keeps_the_stages_that_ran(sim: Path, scorer: Scorer) -> No
     other = Scorer(view_model=False, spine_model=NoSpine(), score_model=scorer.score_model)  # type: ignore[arg-type]
     res = other.score(sim / "case_000000.dcm")
     assert res.status is Status.FAILED and "no vertebrae" in res.error
+    assert res.error == f"{res.file}: no vertebrae"  # the film named once, by the pipeline
     assert res.error_code is ErrorCode.IMPLAUSIBLE_SPINE  # SpineError's default code
     doc = case_document(res)
     stage_keys = ["aacscore_version", "groups", "reader", "qc", "header", "timings"]

@@ -119,3 +119,35 @@ def test_grid_maps_millimetres_to_pixels_both_ways() -> None:
     assert abs(float(g.x[round(r), round(c)]) - 30.0) < g.spacing
     assert abs(float(g.y[round(r), round(c)]) - 5.0) < g.spacing
     assert g.window(1e4, 1e4, 1e4 + 1, 1e4 + 1) is None
+
+
+def _frontal_body(**kw: float) -> tuple[vc.Grid, np.ndarray]:
+    g = vc.Grid(np.random.default_rng(0), (120.0, 120.0), (0.0, 0.0), 0.0, long_px=(300, 300))
+    args = dict(hw=22.0, hh=13.0, depth=32.0, t=1.2, trab=0.3, ang=0.0, plate=1.0)
+    args.update(kw)
+    return g, vc.column(g, 0.0, 0.0, **args)  # type: ignore[arg-type]
+
+
+def test_frontal_body_tilt_spreads_the_end_plates_beyond_the_upright_body() -> None:
+    g, upright = _frontal_body()
+    _, tilted = _frontal_body(tilt=float(np.radians(20)))
+    col = g.shape[1] // 2
+    rows_up = np.flatnonzero(upright[:, col] > 0.5)
+    rows_tilt = np.flatnonzero(tilted[:, col] > 0.5)
+    # a 32 mm deep body tipped 20 degrees projects ~ 32 tan(20) = 11.6 mm taller
+    extra_mm = (np.ptp(rows_tilt) - np.ptp(rows_up)) * g.spacing
+    assert 8.0 < extra_mm < 14.0
+    assert abs(float(tilted.sum() - upright.sum())) < 0.02 * float(upright.sum())  # same bone
+
+
+def test_frontal_body_waist_narrows_it_at_mid_height_only() -> None:
+    g, straight = _frontal_body()
+    _, waisted = _frontal_body(waist=0.12)
+    mid = g.shape[0] // 2
+    near_plate = mid - round(12.0 / g.spacing)
+
+    def width(img: np.ndarray, row: int) -> float:
+        return float(np.count_nonzero(img[row] > 0.5) * g.spacing)
+
+    assert width(waisted, mid) < width(straight, mid) - 3.0
+    assert abs(width(waisted, near_plate) - width(straight, near_plate)) < 1.5

@@ -252,19 +252,31 @@ def column(
     trab: float,
     ang: float,
     plate: float,
+    waist: float = 0.0,
+    tilt: float = 0.0,
 ) -> F32:
     """A vertebral body seen frontally: vertical cylinder (elliptic section ``2 hw`` wide,
-    ``depth`` deep) ``2 hh`` tall with rounded corners, cortical shell and end-plates."""
-    sub = _sub(g, cx, cy, math.hypot(hw, hh))
-    u, v = _local(sub, cx, cy, ang)
-    su = np.clip(1.0 - (u / hw) ** 2, 0.0, None)
-    corner = np.clip(1.0 - (np.abs(v) / hh) ** 8, 0.0, None)
-    prof = np.sqrt(su) * np.sqrt(corner)
-    si = np.clip(1.0 - (u / max(hw - t, 0.5)) ** 2, 0.0, None)
-    inner_v = np.clip(1.0 - (np.abs(v) / max(hh - t, 0.5)) ** 8, 0.0, None)
-    pin = np.sqrt(si) * np.sqrt(inner_v) * (depth - 2 * t) / depth
-    plates = np.exp(-(((np.abs(v) - hh + t) / max(t, 0.4)) ** 2)) * np.sqrt(su) * plate
-    return sub.full((depth * ((prof - pin) + trab * pin + plates * 0.25)).astype(np.float32))
+    ``depth`` deep) ``2 hh`` tall with rounded corners, cortical shell and end-plates; its
+    sides concave by ``waist`` (share of ``hw`` lost at mid-height); ``tilt`` (radians) tips it
+    about the transverse axis (lordosis), so the end-plates project as bands and the disc
+    spaces narrow."""
+    shift = 0.5 * depth * math.tan(abs(tilt))
+    sub = _sub(g, cx, cy, math.hypot(hw, hh + shift))
+    u, v0 = _local(sub, cx, cy, ang)
+    k = 1 if shift < 0.25 * g.spacing else 7
+    acc = np.zeros(u.shape, np.float32)
+    for dv in np.linspace(-shift, shift, k):  # slabs along the beam, each shifted
+        v = v0 - dv
+        hw_v = hw * (1.0 - waist * np.clip(1.0 - (v / hh) ** 2, 0.0, 1.0))
+        su = np.clip(1.0 - (u / hw_v) ** 2, 0.0, None)
+        corner = np.clip(1.0 - (np.abs(v) / hh) ** 8, 0.0, None)
+        prof = np.sqrt(su) * np.sqrt(corner)
+        si = np.clip(1.0 - (u / np.maximum(hw_v - t, 0.5)) ** 2, 0.0, None)
+        inner_v = np.clip(1.0 - (np.abs(v) / max(hh - t, 0.5)) ** 8, 0.0, None)
+        pin = np.sqrt(si) * np.sqrt(inner_v) * (depth - 2 * t) / depth
+        plates = np.exp(-(((np.abs(v) - hh + t) / max(t, 0.4)) ** 2)) * np.sqrt(su) * plate
+        acc += depth * ((prof - pin) + trab * pin + plates * 0.25)
+    return sub.full((acc / k).astype(np.float32))
 
 
 def box_lateral(
@@ -330,6 +342,11 @@ def _gas(rng: np.random.Generator, g: Grid, box: tuple[float, float, float, floa
         mid = p0 + ln / 2 * np.array([math.cos(ang), math.sin(ang)]) + rng.normal(0, 10, 2)
         p1 = p0 + ln * np.array([math.cos(ang), math.sin(ang)])
         out += soft_tube(g, np.stack([p0, mid, p1]), float(rng.uniform(5, 15)))
+    if n and rng.random() < 0.5:  # bubbly colon content: many small gas pockets
+        for _ in range(int(rng.integers(10, 60))):
+            r = float(rng.uniform(2.5, 7.0))
+            bx, by = rng.uniform(x0, x1), rng.uniform(y0, y1)
+            out += ellipsoid(g, bx, by, r, r * rng.uniform(0.6, 1.4), 2 * r, rng.uniform(0, 3))
     if rng.random() < 0.6:  # stool mottling
         m = texture(rng, g.shape, 1.5 / g.spacing)
         inside = (g.x > x0) & (g.x < x1) & (g.y > y0) & (g.y < y1)
@@ -353,12 +370,15 @@ def frontal_vertebra(
     cort: float,
     tp_len: float,
     spinous: bool = True,
+    tilt: float = 0.0,
 ) -> dict[str, tuple[float, float]]:
     """A vertebra seen from the front: body, pedicle rings, lamina, spinous, transverse and
     articular processes; returns the mm centres of its pedicles (``pedicle_left``/``_right``:
     towards -x / +x)."""
-    depth = hw * 1.5
-    g.bone += column(g, cx, cy, hw, hh, depth, cort, trab, ang, float(rng.uniform(0.5, 1.2)))
+    depth = hw * float(rng.uniform(1.25, 1.6))
+    waist = float(rng.uniform(0.0, 0.14))
+    plate = float(rng.uniform(0.5, 1.2))
+    g.bone += column(g, cx, cy, hw, hh, depth, cort, trab, ang, plate, waist, tilt)
     c, s = math.cos(ang), math.sin(ang)
 
     def at(du: float, dv: float) -> tuple[float, float]:
@@ -374,16 +394,18 @@ def frontal_vertebra(
         ex, ey = at(side * (hw * 0.75 + tp_len), -hh * rng.uniform(0.1, 0.4))
         if tp_len > 1:
             g.bone += tube(
-                g, np.array([[tx, ty], [ex, ey]]), hh * rng.uniform(0.12, 0.2), cort, trab
+                g, np.array([[tx, ty], [ex, ey]]), hh * rng.uniform(0.12, 0.3), cort, trab
             )
         for dv in (-1.0, 1.0):  # articular processes above and below the pedicles
-            ax, ay = at(side * hw * 0.42, dv * hh * 0.95)
-            g.bone += shelled(g, ax, ay, hw * 0.12, hh * 0.28, 12, cort, trab, ang + side * 0.3)
-    lx, ly = at(0.0, hh * 0.15)  # laminae: a bony plate behind the body
-    g.bone += 0.5 * ellipsoid(g, lx, ly, hw * 0.6, hh * 0.55, 14.0, ang)
-    if spinous:
-        sx, sy = at(rng.normal(0, hw * 0.04), hh * rng.uniform(0.35, 0.6))
-        g.bone += ring(g, sx, sy, hw * 0.1, hh * 0.4, 22.0, cort * 1.4, trab, ang)
+            ax, ay = at(side * hw * rng.uniform(0.38, 0.5), dv * hh * 0.95)
+            fa, fb = hw * rng.uniform(0.1, 0.18), hh * rng.uniform(0.25, 0.4)
+            g.bone += shelled(g, ax, ay, fa, fb, 16, cort, trab, ang + side * 0.3)
+    lx, ly = at(0.0, hh * 0.25)  # laminae: a bony plate behind the body, down to the disc
+    g.bone += float(rng.uniform(0.5, 1.2)) * ellipsoid(g, lx, ly, hw * 0.6, hh * 0.65, 14.0, ang)
+    if spinous:  # teardrop in the midline, pointing down over the disc below
+        sx, sy = at(rng.normal(0, hw * 0.05), hh * rng.uniform(0.45, 0.85))
+        sa, sb = hw * rng.uniform(0.09, 0.17), hh * rng.uniform(0.35, 0.6)
+        g.bone += ring(g, sx, sy, sa, sb, float(rng.uniform(22, 40)), cort * 1.4, trab, ang)
     return centres
 
 
@@ -431,6 +453,9 @@ def ap_lumbar(rng: np.random.Generator) -> Phantom:
     widths = size * np.linspace(38, 52, n) * rng.uniform(0.95, 1.05, n)
     xs, ys, ang = _spine_path(rng, n, -150 * size, heights, discs, 0.0, rng.normal(0, 6))
     l3 = 4
+    # end-plate tilt to the beam: lordosis tips the lower lumbar bodies most
+    lordosis = np.array([0.0, 0.0, 2.0, 5.0, 8.0, 12.0, 18.0]) * rng.uniform(0.3, 1.4)
+    tilts = np.radians(lordosis + rng.normal(0, 3, n))
     yb = float(ys[-1] + heights[-1] / 2 + discs[-1])  # top of the sacrum
     wide = rng.random() < WIDE_AP_SHARE
     if wide:  # the whole abdomen: lowest ribs to the hips
@@ -447,7 +472,17 @@ def ap_lumbar(rng: np.random.Generator) -> Phantom:
     for i in range(n):
         tp = widths[i] * (0.25 if i < 2 else (0.55 if i == 4 else 0.4)) * rng.uniform(0.8, 1.2)
         ped = frontal_vertebra(
-            g, rng, xs[i], ys[i], widths[i] / 2, heights[i] / 2, ang[i], trab, cort, tp
+            g,
+            rng,
+            xs[i],
+            ys[i],
+            widths[i] / 2,
+            heights[i] / 2,
+            ang[i],
+            trab,
+            cort,
+            tp,
+            tilt=tilts[i],
         )
         if i == l3:
             marks["L3"] = g.to_px(xs[i], ys[i])
@@ -492,7 +527,7 @@ def ap_lumbar(rng: np.random.Generator) -> Phantom:
             _hip(g, rng, s, size, trab, cort, marks, float(xs[-1]), yb + 75 * size)
     gas_box = (-half_w * 0.7, ys[1], half_w * 0.7, yb + (160 if wide else 100))
     g.soft -= np.minimum(
-        _gas(rng, g, gas_box, int(rng.integers(0, 16 if wide else 10))), 0.3 * g.soft
+        _gas(rng, g, gas_box, int(rng.integers(0, 28 if wide else 12))), 0.3 * g.soft
     )
     roi = g.roi_box(xs[l3] - 80, ys[1], xs[l3] + 80, ys[-1])
     return Phantom(g.bone, g.soft, g.spacing, roi, float(rng.uniform(0, 1)), marks)
