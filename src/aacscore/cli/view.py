@@ -43,6 +43,12 @@ def train_view_cmd(
     film_copies: int = typer.Option(
         2, "--film-copies", min=1, help="Training images of each class per --films film."
     ),
+    films_as_read: bool = typer.Option(
+        False,
+        "--films-as-read/--no-films-as-read",
+        help="Also train on every --films film whole, as read (collimation and shutter borders "
+        "kept), with one spot crop each (shards cached in FOLDER_viewshards_asread).",
+    ),
     style_prob: float = typer.Option(
         0.0,
         "--style-prob",
@@ -101,6 +107,17 @@ def train_view_cmd(
                     f, Path(f"{f}_viewshards"), seed * 100 + i, copies=film_copies, jobs=jobs
                 )
             )
+            if films_as_read:
+                train_dirs.append(
+                    build_film_shards(
+                        f,
+                        Path(f"{f}_viewshards_asread"),
+                        seed * 100 + 50 + i,
+                        copies=1,
+                        styled=False,
+                        jobs=jobs,
+                    )
+                )
         for i, f in enumerate(val_films or []):
             val_dirs.append(
                 build_film_shards(
