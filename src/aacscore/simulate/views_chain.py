@@ -16,10 +16,12 @@ chains of the lateral films, picked at random:
 Anatomy (ranges per image; all classes share the same primitives and the same chains):
 
 * ``ap_lumbar``: T11-S1 seen frontally (bodies as waisted cylinders with cortical shell and
-  end-plates, tipped by the lordosis so that the lower end-plates project as bands, pedicles seen end-on as bright oval rings, spinous processes as midline teardrops, laminae,
+  end-plates, tipped by the lordosis so that the lower end-plates project as bands, pedicles
+  seen end-on as bright oval rings, spinous processes as midline teardrops, laminae,
   transverse and articular processes), mild scoliosis, lowest ribs, psoas, sacrum with
-  foramina, iliac wings with crests, bowel gas loops and bubbly colon content; half of them coned to the spine, half a whole
-  abdomen field with the hips (femoral heads, necks, pubic rami: the pelvis phantom's);
+  foramina, iliac wings with crests, bowel gas loops and bubbly colon content; half of them
+  coned to the spine, half a whole abdomen field with the hips (femoral heads, necks, pubic
+  rami: the pelvis phantom's);
 * ``chest``: PA/AP (lungs either side of the mediastinum and heart, posterior and anterior
   ribs, clavicles, scapulae, diaphragm domes, trachea, thoracic spine, hila and vessels, humeral
   heads, breast shadows) or lateral (superimposed lungs, heart, sternum, kyphotic spine, ribs);
