@@ -292,9 +292,9 @@ class Scorer:
                 pred = self.score_model.predict(band, groups=self.groups, tta=self.tta)
         except ValueError as e:  # ScoringError (SpineError, BandError, gate) or a plain one
             code = e.code if isinstance(e, ScoringError) else stage
+            problem = e.problem if isinstance(e, ScoringError) else str(e)
             explained = None
             if view is not None and not self.ignore_view:
-                problem = e.problem if isinstance(e, ScoringError) else str(e)
                 explained = view.explained_refusal(code, problem)
             if explained is not None:  # the view classifier's verdict explains the refusal
                 code, problem = explained
@@ -305,7 +305,6 @@ class Scorer:
                 if isinstance(e, ScoringError) and e.source is None:
                     raise ScoringError(e.code, e.problem, name) from e
                 raise
-            problem = e.problem if isinstance(e, ScoringError) else str(e)
             return failed(name, f"{name}: {problem}", code, stages=stages)
         flags += [str(f) for f in (*spine.flags, *field.flags, *coverage.flags)]
         quality = None
