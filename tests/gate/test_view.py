@@ -123,11 +123,28 @@ def test_an_unsure_reading_corroborates_the_classifiers_doubt() -> None:
     assert code is ErrorCode.WRONG_REGION
     assert "lateral thoracic" in why and "unsure (level_uncertain, orientation_uncertain)" in why
     assert thoracic.corroborated_refusal(["orientation_uncertain"]) is not None
-    # unfamiliar ground, the fallback model, or flags about the film are not witnesses
-    for other in (["low_quality", "spine_fallback"], ["saturated", "fracture_suspected"]):
+    # the fallback model or flags about the film are not witnesses
+    for other in (["spine_fallback"], ["saturated", "fracture_suspected"]):
         assert thoracic.corroborated_refusal(other) is None
     lat = prediction(_probs(lateral_lumbar=0.45, lateral_thoracic=0.4))
     assert lat.corroborated_refusal(["level_uncertain", "low_quality"]) is None
+
+
+def test_unfamiliar_ground_corroborates_only_a_confident_alternative() -> None:
+    sure = prediction(_probs(lateral_thoracic=0.55, lateral_lumbar=0.3, chest=0.15))
+    refused = sure.corroborated_refusal(["spacing_unknown", "low_quality"])
+    assert refused is not None
+    code, why = refused
+    assert code is ErrorCode.WRONG_REGION
+    assert "lateral thoracic" in why and "the models find it unfamiliar (low_quality)" in why
+    both = sure.corroborated_refusal(["low_quality", "level_uncertain"])
+    assert both is not None and "unsure (level_uncertain) and the models find it" in both[1]
+    # below CONFIDENT_ALTERNATIVE, or with a lateral argmax, unfamiliar ground alone is not enough
+    unsure = prediction(_probs(lateral_thoracic=0.45, lateral_lumbar=0.3, chest=0.25))
+    assert unsure.corroborated_refusal(["low_quality"]) is None
+    assert unsure.corroborated_refusal(["level_uncertain"]) is not None
+    lat = prediction(_probs(lateral_lumbar=0.6, lateral_thoracic=0.4))
+    assert lat.corroborated_refusal(["low_quality"]) is None
 
 
 def test_the_models_own_threshold_decides_and_survives_the_round_trip() -> None:

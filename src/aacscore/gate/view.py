@@ -124,9 +124,16 @@ SPINE_DOUBT_FLAGS: frozenset[str] = frozenset({"level_uncertain", "orientation_u
 probable class is not a lateral lumbar film and whose reading carries one of them is refused
 with that class's code (:meth:`ViewPrediction.corroborated_refusal`). Only the spine stage's
 own statements that it cannot tell the levels or the side: ``low_quality`` (unfamiliar ground,
-which real films trip routinely) and ``spine_fallback`` (the normal path for another renderer's
-films; on simulated extended-variety laterals it refused 2 of 300 correctly read films) are not
-witnesses."""
+which real films trip routinely) is a witness only beside a confident alternative
+(:data:`CONFIDENT_ALTERNATIVE`), and ``spine_fallback`` (the normal path for another renderer's
+films; on simulated extended-variety laterals it refused 2 of 300 correctly read films) is
+not one."""
+
+CONFIDENT_ALTERNATIVE = 0.5
+"""Probability of the most probable class, when it is not a lateral lumbar film, from which a
+``low_quality`` reading (the networks' familiarity score, whose ``view`` component cannot trip
+on an accepted film) corroborates it: the classifier holds the other class likelier than all
+the rest together, and the spine and score networks find the film unfamiliar."""
 
 
 class ViewModelError(RuntimeError):
@@ -196,11 +203,20 @@ class ViewPrediction:
 
     def corroborated_refusal(self, flags: Sequence[str]) -> tuple[ErrorCode, str] | None:
         """The code and message refusing a scored film whose most probable class is another
-        one and whose reading carries a flag of :data:`SPINE_DOUBT_FLAGS`, else None."""
-        doubts = [f for f in dict.fromkeys(flags) if f in SPINE_DOUBT_FLAGS]
+        one and whose reading carries a flag of :data:`SPINE_DOUBT_FLAGS` (or ``low_quality``
+        when that class has p >= :data:`CONFIDENT_ALTERNATIVE`), else None."""
+        witnesses = set(SPINE_DOUBT_FLAGS)
+        alt = self.alternative
+        if alt is not None and self.probabilities.get(alt.value, 0.0) >= CONFIDENT_ALTERNATIVE:
+            witnesses.add("low_quality")
+        doubts = [f for f in dict.fromkeys(flags) if f in witnesses]
         if not doubts:
             return None
-        return self._refusal_for_alternative(f"its spine reading is unsure ({', '.join(doubts)})")
+        spine = [f for f in doubts if f in SPINE_DOUBT_FLAGS]
+        why = [f"its spine reading is unsure ({', '.join(spine)})"] if spine else []
+        if "low_quality" in doubts:
+            why.append("the models find it unfamiliar (low_quality)")
+        return self._refusal_for_alternative(" and ".join(why))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
