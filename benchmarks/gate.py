@@ -74,6 +74,26 @@ def _row(res: Result) -> dict[str, Any]:
     }
 
 
+def _route(row: Mapping[str, Any]) -> str:
+    """Which part of the gate decided a film: ``scored``; ``view`` (the classifier alone);
+    ``explained`` (a spine or field refusal re-coded by the classifier's likelier class);
+    ``corroborated`` / ``corroborated_low_quality`` (a scored reading refused by the two-witness
+    rule, by a spine doubt / by unfamiliar ground beside a confident alternative); ``stage``
+    (the input checks, the header or the spine, field and band stages under their own code)."""
+    if row["status"] != "failed":
+        return "scored"
+    error = str(row["error"])
+    if "than a lateral lumbar film" in error:
+        if "spine reading is unsure" in error:
+            return "corroborated"
+        if "unfamiliar (low_quality)" in error:
+            return "corroborated_low_quality"
+        return "explained"
+    if "not a lateral lumbar film (p=" in error:
+        return "view"
+    return "stage"
+
+
 def _top(probabilities: Mapping[str, float], k: int = 3) -> dict[str, float]:
     """The ``k`` most probable view classes."""
     best = sorted(probabilities.items(), key=lambda kv: -kv[1])[:k]
@@ -119,6 +139,7 @@ def lateral_panel(scorer: Scorer, folder: Path, limit: int | None) -> dict[str, 
         "refused": len(refused),
         "refused_fraction": len(refused) / max(1, len(rows)),
         "refused_codes": dict(Counter(r["error_code"] for r in refused)),
+        "refused_by": dict(Counter(_route(r) for r in refused)),
         "field_incomplete_by_truth": sum(r["truth_field_complete"] is False for r in rows),
         "wrongly_refused": len(wrongly),
         "wrongly_refused_fraction": len(wrongly) / max(1, len(rows)),
@@ -160,6 +181,7 @@ def negatives_panel(scorer: Scorer, seed: int, n_per_class: int) -> dict[str, An
             "expected_code": None if expected is None else expected.value,
             "refused_fraction": refused / n_per_class,
             "right_code_fraction": right / n_per_class,
+            "decided_by": dict(Counter(_route(r) for r in rows)),
             "accepted_files": [r["file"] for r in rows if r["status"] != "failed"],
             "wrong_code_files": [
                 {k: r[k] for k in ("file", "error_code", "error", "aac24", "flags", "view_top")}
