@@ -1,7 +1,8 @@
 """The shipped models on the real films of the project leads' reference folder
 (``../shared/reference`` beside the repository, or ``$AACSCORE_REFERENCE_DIR``): the lateral
-lumbar film is scored, the AP, chest and lateral thoracic films are refused with their codes.
-Skipped where the folder is absent; ``benchmarks/gate.py --reference`` records the same."""
+lumbar film is scored, the chest and lateral thoracic films are refused with their codes, the
+AP film is refused (as ``wrong_view``: a known failure). Skipped where the folder is absent;
+``benchmarks/gate.py --reference`` records the same."""
 
 from __future__ import annotations
 
