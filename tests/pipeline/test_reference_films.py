@@ -14,7 +14,7 @@ import pytest
 from aacscore.codes import ErrorCode
 from aacscore.gate.view import ViewClass
 from aacscore.pipeline import Scorer
-from aacscore.results import Status
+from aacscore.results import Result, Status
 
 REFERENCE = Path(
     os.environ.get(
@@ -49,8 +49,13 @@ def test_a_real_negative_is_refused_with_its_code(
     assert res.error.startswith(f"{path}: ") and res.error.count(film) == 1
 
 
-def test_the_real_ap_film_is_refused(scorer: Scorer) -> None:
-    res = scorer.score(REFERENCE / "negatives" / "ap_lumbar_BUU_0001-F-037Y0.jpg")
+@pytest.fixture(scope="module")
+def ap(scorer: Scorer) -> Result:
+    return scorer.score(REFERENCE / "negatives" / "ap_lumbar_BUU_0001-F-037Y0.jpg")
+
+
+def test_the_real_ap_film_is_refused(ap: Result) -> None:
+    res = ap
     assert res.status is Status.FAILED and res.aac24 is None
     assert res.error_code in (ErrorCode.WRONG_VIEW, ErrorCode.IMPLAUSIBLE_SPINE), res.error
 
@@ -61,8 +66,8 @@ def test_the_real_ap_film_is_refused(scorer: Scorer) -> None:
     "labelled lateral_lumbar (p 0.55, ap_lumbar 0.37) and refused only by the spine checks "
     "(implausible_spine), not as wrong_view",
 )
-def test_the_real_ap_film_is_called_ap(scorer: Scorer) -> None:
-    res = scorer.score(REFERENCE / "negatives" / "ap_lumbar_BUU_0001-F-037Y0.jpg")
+def test_the_real_ap_film_is_called_ap(ap: Result) -> None:
+    res = ap
     assert res.error_code is ErrorCode.WRONG_VIEW, res.error
     assert res.stages is not None and res.stages.view is not None
     assert res.stages.view.label is ViewClass.AP_LUMBAR
