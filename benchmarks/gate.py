@@ -77,12 +77,16 @@ def _row(res: Result) -> dict[str, Any]:
 def _route(row: Mapping[str, Any]) -> str:
     """Which part of the gate decided a film: ``scored``; ``view`` (the classifier alone);
     ``explained`` (a spine or field refusal re-coded by the classifier's likelier class);
+    ``explained_runner_up`` (the same by its most probable other class, likelier once the stage
+    has refused: ``REFUSAL_LIKELIHOOD_RATIO``);
     ``corroborated`` / ``corroborated_low_quality`` (a scored reading refused by the two-witness
     rule, by a spine doubt / by unfamiliar ground beside a confident alternative); ``stage``
     (the input checks, the header or the spine, field and band stages under their own code)."""
     if row["status"] != "failed":
         return "scored"
     error = str(row["error"])
+    if "likelier than a lateral film the spine stage cannot read" in error:
+        return "explained_runner_up"
     if "than a lateral lumbar film" in error:
         if "spine reading is unsure" in error:
             return "corroborated"

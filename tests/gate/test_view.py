@@ -15,6 +15,7 @@ from aacscore.codes import ErrorCode
 from aacscore.gate.view import (
     CLASSES,
     PACKAGE_MODEL_DIR,
+    REFUSAL_LIKELIHOOD_RATIO,
     VIEW_ERROR_CODES,
     ViewClass,
     ViewClassifier,
@@ -109,9 +110,31 @@ def test_an_accepted_films_likelier_class_explains_a_spine_refusal() -> None:
     spot = prediction(_probs(lumbar_spot=0.6, lateral_lumbar=0.3))
     assert spot.explained_refusal(ErrorCode.FIELD_INCOMPLETE, "L1 cut") is None
     assert spot.explained_refusal(ErrorCode.IMPLAUSIBLE_SPINE, "x") is not None
-    lat = prediction(_probs(lateral_lumbar=0.4, ap_lumbar=0.35))
-    assert lat.alternative is None
+    lat = prediction(_probs(lateral_lumbar=0.9, ap_lumbar=0.1))
+    assert lat.alternative is None and lat.runner_up is ViewClass.AP_LUMBAR
     assert lat.explained_refusal(ErrorCode.IMPLAUSIBLE_SPINE, "x") is None
+
+
+def test_a_refusal_is_explained_by_a_runner_up_likelier_once_the_spine_fails() -> None:
+    # p(AP) 0.35 >= REFUSAL_LIKELIHOOD_RATIO x p(lateral) 0.5: the refusal makes AP likelier
+    ap = prediction(_probs(lateral_lumbar=0.5, ap_lumbar=0.35, chest=0.15))
+    assert ap.alternative is None and ap.runner_up is ViewClass.AP_LUMBAR
+    explained = ap.explained_refusal(ErrorCode.IMPLAUSIBLE_SPINE, "L3: body size out of proportion")
+    assert explained is not None
+    code, why = explained
+    assert code is ErrorCode.WRONG_VIEW
+    assert why.startswith("L3: body size out of proportion; the image may be an AP/PA lumbar ")
+    assert "(p=0.35, lateral lumbar film p=0.50)" in why
+    assert why.endswith("--ignore-view to score it anyway")
+    # at the ratio's edge: just below it the stage's own code stands
+    edge = REFUSAL_LIKELIHOOD_RATIO * 0.6
+    below = prediction(_probs(lateral_lumbar=0.6, lumbar_spot=edge - 0.01, chest=0.01))
+    assert below.explained_refusal(ErrorCode.IMPLAUSIBLE_SPINE, "x") is None
+    above = prediction(_probs(lateral_lumbar=0.6, lumbar_spot=edge + 0.01, chest=0.01))
+    assert above.explained_refusal(ErrorCode.IMPLAUSIBLE_SPINE, "x") is not None
+    # the runner-up's own code, or a scored film's doubt, is not changed by it
+    assert above.explained_refusal(ErrorCode.FIELD_INCOMPLETE, "L1 cut") is None
+    assert ap.corroborated_refusal(["level_uncertain"]) is None
 
 
 def test_an_unsure_reading_corroborates_the_classifiers_doubt() -> None:

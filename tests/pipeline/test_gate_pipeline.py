@@ -225,9 +225,17 @@ def test_a_spine_stage_refusal_takes_the_code_of_the_likelier_view(
             _film(img), "cut.png", raise_errors=True
         )
     assert err.value.code is ErrorCode.WRONG_VIEW and str(err.value).startswith("cut.png: ")
-    # a lateral argmax, or --ignore-view: the spine stage's own code
+    # a lateral argmax with a runner-up likelier once the spine stage has refused the film
+    runner_up = StubView(ViewClass.AP_LUMBAR, 0.3, p_lateral=0.4)
+    res = _scorer([(labels, case.anterior_side)], score_model, runner_up).score_radiograph(
+        _film(img), "cut.png"
+    )
+    assert res.error_code is ErrorCode.WRONG_VIEW, res.error
+    assert res.error.startswith("cut.png: L1 cut by the edge of the film")
+    assert "may be an AP/PA lumbar film (p=0.30, lateral lumbar film p=0.40)" in res.error
+    # a runner-up below REFUSAL_LIKELIHOOD_RATIO x p_lateral, or --ignore-view: the stage's code
     for view, kw in (
-        (StubView(ViewClass.AP_LUMBAR, 0.3, p_lateral=0.4), {}),
+        (StubView(ViewClass.AP_LUMBAR, 0.1, p_lateral=0.85), {}),
         (ap, {"ignore_view": True}),
     ):
         scorer = _scorer([(labels, case.anterior_side)], score_model, view, **kw)
