@@ -224,11 +224,14 @@ class Scorer:
         The gate runs first (header, view classifier), then spine -> field check -> band ->
         band coverage -> score -> familiarity; a refusal at any step is a ``failed`` result
         with its :class:`~aacscore.codes.ErrorCode` (raised as a ``ScoringError`` with
-        ``raise_errors``). On a film the view classifier accepted although its most probable
-        class is another one, a spine- or field-stage refusal, or a reading flagged unsure, is
-        reported with that class's code (:meth:`~aacscore.gate.view.ViewPrediction.
-        explained_refusal`, :meth:`~aacscore.gate.view.ViewPrediction.corroborated_refusal`;
-        not with ``ignore_view``)."""
+        ``raise_errors``). A header stating an X-ray acquisition modality rules out
+        ``not_radiograph`` for the classifier (unless ``ignore_header``). On a film the view
+        classifier accepted, a spine- or field-stage refusal is reported with the code of a
+        class that explains it better, and a reading flagged unsure of a film whose most
+        probable class is another one is refused with that class's code
+        (:meth:`~aacscore.gate.view.ViewPrediction.explained_refusal`,
+        :meth:`~aacscore.gate.view.ViewPrediction.corroborated_refusal`; not with
+        ``ignore_view``)."""
         from aacscore.gate.field import check_band_coverage, check_field
         from aacscore.gate.header import disagrees
         from aacscore.gate.view import IGNORE_VIEW_HINT, ViewClass
@@ -263,6 +266,8 @@ class Scorer:
             if self.view_check:
                 with timed(timings, "view_s"):
                     view = self.view_model.predict(rad.pixels)
+                if header.acquired_radiograph and not self.ignore_header:
+                    view = view.ruling_out([ViewClass.NOT_RADIOGRAPH])
                 stages = replace(stages, view=view)
                 if view.refuse_code is not None and not self.ignore_view:
                     raise ScoringError(view.refuse_code, f"{view.reason}; {IGNORE_VIEW_HINT}")

@@ -197,6 +197,18 @@ def test_projection_and_converted_modalities_are_allowed(modality: str) -> None:
     assert _lateral_lumbar(Modality=modality).code is None
 
 
+@pytest.mark.parametrize(
+    ("modality", "acquired"),
+    [("CR", True), ("DX", True), ("DR", True), ("RF", True), ("XA", True), ("OT", False),
+     ("SC", False), ("BMD", False), (None, False)],
+)  # fmt: skip
+def test_an_acquisition_modality_says_the_film_is_a_radiograph(
+    modality: str | None, acquired: bool
+) -> None:
+    assert _lateral_lumbar(Modality=modality).acquired_radiograph is acquired
+    assert not check_header(_info(None, "png")).acquired_radiograph
+
+
 def test_mammography_is_another_region() -> None:
     ev = _check(Modality="MG")
     assert ev.region == "breast" and ev.code is ErrorCode.WRONG_REGION

@@ -170,6 +170,26 @@ def test_unfamiliar_ground_corroborates_only_a_confident_alternative() -> None:
     assert lat.corroborated_refusal(["low_quality"]) is None
 
 
+def test_ruling_out_a_class_renormalises_the_rest() -> None:
+    raw = prediction(_probs(not_radiograph=0.9, lateral_lumbar=0.06, chest=0.04))
+    assert raw.refuse_code is ErrorCode.NOT_RADIOGRAPH and raw.ruled_out == {}
+    known = raw.ruling_out([ViewClass.NOT_RADIOGRAPH])
+    assert known.label is ViewClass.LATERAL_LUMBAR and known.accepted
+    assert known.p_lateral == pytest.approx(0.6)
+    assert known.probabilities["chest"] == pytest.approx(0.4)
+    assert known.probabilities["not_radiograph"] == 0.0
+    assert known.ruled_out == {"not_radiograph": pytest.approx(0.9)}
+    back = ViewPrediction.from_dict(known.as_dict())
+    assert back.ruled_out == {"not_radiograph": 0.9} and back.label is ViewClass.LATERAL_LUMBAR
+    old = {k: v for k, v in raw.as_dict().items() if k != "ruled_out"}
+    assert ViewPrediction.from_dict(old).ruled_out == {}  # results written before
+    # the lateral class is never ruled out; nothing to remove, or all of it: unchanged
+    assert raw.ruling_out([ViewClass.LATERAL_LUMBAR]) is raw
+    assert raw.ruling_out([ViewClass.CERVICAL]) is raw
+    alone = prediction(_probs(not_radiograph=1.0))
+    assert alone.ruling_out([ViewClass.NOT_RADIOGRAPH]) is alone
+
+
 def test_the_models_own_threshold_decides_and_survives_the_round_trip() -> None:
     strict = prediction(_probs(chest=0.7, lateral_lumbar=0.3), accept_p_lateral=0.4)
     assert strict.refuse_code == ErrorCode.WRONG_REGION

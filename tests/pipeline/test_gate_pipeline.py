@@ -141,6 +141,44 @@ def test_an_accepted_but_unsure_view_is_flagged(
     assert res.stages is not None and res.stages.timings["view_s"] >= 0.0
 
 
+@pytest.mark.parametrize(
+    ("modality", "ignore_header", "scored"),
+    [("DX", False, True), ("CR", False, True), ("OT", False, False), ("DX", True, False)],
+)
+def test_an_acquisition_modality_rules_out_not_a_radiograph(
+    case: SimulatedCase,
+    score_model: ScoreModel,
+    tmp_path: Path,
+    modality: str,
+    ignore_header: bool,
+    scored: bool,
+) -> None:
+    import pydicom
+
+    from aacscore.simulate.dataset import write_case
+
+    write_case(case, tmp_path, fmt="dicom")
+    film = next(tmp_path.glob("*.dcm"))
+    ds = pydicom.dcmread(film)
+    ds.Modality = modality
+    ds.save_as(film)
+    view = StubView(ViewClass.NOT_RADIOGRAPH, 0.9, p_lateral=0.06)  # refused on its own
+    scorer = _scorer(
+        [(case.labels, case.anterior_side)], score_model, view, ignore_header=ignore_header
+    )
+    res = scorer.score_radiograph(read_radiograph(film), film.name)
+    assert res.stages is not None and res.stages.view is not None
+    if not scored:
+        assert res.error_code is ErrorCode.NOT_RADIOGRAPH, res.error
+        assert res.stages.view is view.answer
+        return
+    assert res.status is not Status.FAILED and res.aac24 is not None, res.error
+    got = res.stages.view
+    assert got.label is ViewClass.LATERAL_LUMBAR and got.p_lateral == pytest.approx(0.6)
+    assert got.ruled_out == {"not_radiograph": pytest.approx(0.9)}
+    assert case_document(res)["view"]["ruled_out"] == {"not_radiograph": 0.9}
+
+
 def test_header_and_image_disagreeing_is_flagged(
     case: SimulatedCase, score_model: ScoreModel, tmp_path: Path
 ) -> None:

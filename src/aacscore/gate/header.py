@@ -88,6 +88,10 @@ NON_PROJECTION_MODALITIES: frozenset[str] = frozenset(
 )  # fmt: skip
 """Modalities that are not an X-ray projection of the body: refused as ``not_radiograph``."""
 
+ACQUISITION_MODALITIES: frozenset[str] = frozenset({"CR", "DX", "DR", "RG", "RF", "XA", "DF"})
+"""Modalities of films acquired on an X-ray unit (not OT or SC, which converted films and
+screenshots share): a header stating one rules out ``not_radiograph`` for the image classifier
+(:attr:`HeaderEvidence.acquired_radiograph`)."""
 MODALITY_REGIONS: dict[str, str] = {"MG": "breast", "IO": "dental", "PX": "dental"}
 """Projection X-ray modalities that imply a region other than the spine."""
 
@@ -209,6 +213,12 @@ class HeaderEvidence:
     clues: tuple[HeaderClue, ...] = ()
     code: ErrorCode | None = None
     reason: str = ""
+
+    @property
+    def acquired_radiograph(self) -> bool:
+        """Whether the header says the film was acquired on an X-ray unit
+        (:data:`ACQUISITION_MODALITIES`)."""
+        return self.modality in ACQUISITION_MODALITIES
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -15,8 +15,8 @@ The torch network (:class:`~aacscore.gate.view_net.ViewNet`) is imported on firs
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,6 +158,31 @@ class ViewPrediction:
     p_lateral: float
     accept_p_lateral: float = ACCEPT_P_LATERAL
     """The model's acceptance threshold (a film at or above it is never refused)."""
+    ruled_out: Mapping[str, float] = field(default_factory=dict)
+    """Classes that other evidence rules out (:meth:`ruling_out`), with the probability the
+    classifier gave them; ``probabilities`` are then renormalised over the rest."""
+
+    def ruling_out(self, classes: Iterable[ViewClass]) -> ViewPrediction:
+        """This prediction conditioned on the film not being of ``classes`` (never the lateral
+        lumbar class): their probability set to 0, the rest renormalised, the label re-chosen.
+        Unchanged when they hold no probability or all of it."""
+        removed = {
+            c.value: self.probabilities.get(c.value, 0.0)
+            for c in classes
+            if c is not ViewClass.LATERAL_LUMBAR and self.probabilities.get(c.value, 0.0) > 0.0
+        }
+        kept = 1.0 - sum(removed.values())
+        if not removed or kept <= 0.0:
+            return self
+        probs = {k: 0.0 if k in removed else v / kept for k, v in self.probabilities.items()}
+        label = max(probs, key=lambda k: probs[k])
+        return ViewPrediction(
+            ViewClass(label),
+            probs,
+            probs.get(ViewClass.LATERAL_LUMBAR.value, 0.0),
+            self.accept_p_lateral,
+            {**self.ruled_out, **removed},
+        )
 
     @property
     def accepted(self) -> bool:
@@ -258,6 +283,7 @@ class ViewPrediction:
             "accept_p_lateral": round(self.accept_p_lateral, 4),
             "refuse_code": None if self.refuse_code is None else self.refuse_code.value,
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "ruled_out": {k: round(v, 4) for k, v in self.ruled_out.items()},
         }
 
     @classmethod
@@ -268,6 +294,7 @@ class ViewPrediction:
             {k: float(v) for k, v in d["probabilities"].items()},
             float(d["p_lateral"]),
             float(d.get("accept_p_lateral", ACCEPT_P_LATERAL)),
+            {k: float(v) for k, v in d.get("ruled_out", {}).items()},
         )
 
 
