@@ -113,17 +113,18 @@ def test_when_both_fail_the_primary_error_or_unchecked_reading_comes_back(
 
 
 @pytest.mark.parametrize("flag", ["level_uncertain", "orientation_uncertain"])
-def test_an_unsure_fallback_reading_is_not_used(
+def test_an_unsure_fallback_reading_replaces_only_a_failed_primary_reading(
     film: tuple[Radiograph, SpineResult], flag: str
 ) -> None:
     rad, res = film
     unsure = replace(res, flags=(flag,))
-    with pytest.raises(SpineError, match="L2: implausible body size"):
-        FallbackSpineModel(Fake(res, error=_implausible()), Fake(unsure)).predict(rad)
+    # the primary's reading failed its checks: the unsure reading is used, its doubt kept
+    out = FallbackSpineModel(Fake(res, error=_implausible()), Fake(unsure)).predict(rad)
+    assert out.flags == (flag, FALLBACK_FLAG)
+    assert "spine read by the fallback model: L2: implausible body size" in out.warnings
+    # a plausible but level-uncertain primary reading is not replaced by an unsure one
     uncertain = replace(res, flags=("level_uncertain",))
     assert FallbackSpineModel(Fake(uncertain), Fake(unsure)).predict(rad) is uncertain
-    primary = Fake(res, error=_implausible())
-    assert FallbackSpineModel(primary, Fake(unsure)).predict(rad, check=False) is res
 
 
 def test_an_uncertain_primary_reading_stays_when_the_fallback_fails(

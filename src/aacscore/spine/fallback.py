@@ -3,9 +3,11 @@
 The primary model (trained on the first simulator family, the one that holds up on real films)
 reads every film. When its reading fails the plausibility checks (``implausible_spine``,
 ``spine_not_found``) or its levels are uncertain (``level_uncertain``), the fallback model
-(trained on both simulator families) reads the film too, and its reading is used if it passes
-the checks and is itself neither level- nor orientation-uncertain; the result is then flagged
-``spine_fallback`` with the reason. Films the primary
+(trained on both simulator families) reads the film too. Its reading is used if it passes the
+checks and is itself neither level- nor orientation-uncertain, or, when the primary's reading
+failed its checks, if it passes them however unsure (its doubt flags kept: a film scored for
+review rather than refused); an unsure fallback reading never replaces a plausible one of the
+primary. The result is then flagged ``spine_fallback`` with the reason. Films the primary
 reads confidently cost nothing extra. A model folder holding a ``fallback/`` model folder is
 loaded as such a pair (:func:`aacscore.spine.predict.load_spine_model`).
 """
@@ -30,9 +32,13 @@ FALLBACK_DIR = "fallback"
 FALLBACK_FLAG = "spine_fallback"
 LEVEL_UNCERTAIN = "level_uncertain"
 UNSURE = frozenset({LEVEL_UNCERTAIN, "orientation_uncertain"})
-"""Flags of a fallback reading that is not used: on simulated AP, thoracic and pelvis films that
-the primary model refuses, the fallback's readings carry them (11 of 12 in the gate benchmark's
-negatives), while most of the family-B films it rescues do not."""
+"""Flags of a fallback reading that does not replace a plausible (level-uncertain) reading of the
+primary model. When the primary's reading failed its checks, an unsure fallback reading is used
+with its flags: on the gate benchmark (view classifier s17) that scored 2 of the 4 refused
+final-set laterals, 4 of 12 extended-variety and 7 of 13 family-B ones (AAC-24 within 1 of the
+truth on 9 of those 13) and let no synthetic negative through. With an earlier view classifier,
+which let more negatives reach the spine stage, such readings had scored AP, thoracic and
+pelvis phantoms (11 of 12 carried these flags)."""
 FALLBACK_CODES = frozenset({ErrorCode.IMPLAUSIBLE_SPINE, ErrorCode.SPINE_NOT_FOUND})
 """The primary model's failures that the fallback model is asked about (a body cut by the edge
 of the film, ``field_incomplete``, is the film's problem, not the model's)."""
@@ -85,7 +91,8 @@ class FallbackSpineModel:
         check: bool = True,
     ) -> SpineResult:
         """The primary model's reading, or the fallback's when the primary's fails its checks
-        or is level-uncertain and the fallback's passes (flagged ``spine_fallback``).
+        or is level-uncertain and the fallback's passes (flagged ``spine_fallback``; an unsure
+        fallback reading only in place of a failed primary reading).
 
         ``check=False`` returns a reading that fails the checks instead of raising (the
         primary's, unless the fallback's passes).
@@ -112,7 +119,7 @@ class FallbackSpineModel:
             second = self.fallback.predict(radiograph, anterior_side, check=True)
         except SpineError as e:
             log.debug("%s: the fallback spine model failed too: %s", radiograph.source, e)
-        if second is None or UNSURE & set(second.flags):  # unsure: no better than none
+        if second is None or (first is not None and UNSURE & set(second.flags)):
             if first is not None:
                 return first
             assert error is not None
