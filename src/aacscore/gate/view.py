@@ -123,7 +123,7 @@ REFUSAL_LIKELIHOOD_RATIO = 0.4
 """How much less often the spine and field stages refuse a lateral lumbar film than a film of
 another class that the classifier let through: P(refused | lateral) / P(refused | other). On a
 refused film the most probable other class is the likelier explanation (Bayes) when its
-probability is at least this multiple of ``p_lateral``. Measured: the stages refuse 1.3-13 % of
+probability is at least this multiple of ``p_lateral``. Measured: the stages refuse 0.7-6 % of
 simulated laterals (final set, extended variety, family B) and 9 of 12 synthetic negatives that
 pass the classifier (0.75); the leads' first real panel had 5 of 16 laterals fail the spine
 checks (0.31): 0.31 / 0.75, the conservative end, is 0.4."""

@@ -34,11 +34,11 @@ LEVEL_UNCERTAIN = "level_uncertain"
 UNSURE = frozenset({LEVEL_UNCERTAIN, "orientation_uncertain"})
 """Flags of a fallback reading that does not replace a plausible (level-uncertain) reading of the
 primary model. When the primary's reading failed its checks, an unsure fallback reading is used
-with its flags: on the gate benchmark (view classifier s17) that scored 2 of the 4 refused
-final-set laterals, 4 of 12 extended-variety and 7 of 13 family-B ones (AAC-24 within 1 of the
-truth on 9 of those 13) and let no synthetic negative through. With an earlier view classifier,
-which let more negatives reach the spine stage, such readings had scored AP, thoracic and
-pelvis phantoms (11 of 12 carried these flags)."""
+with its flags: on the gate benchmark that scores 2 of the 4 final-set laterals the primary
+refuses, 4 of 12 extended-variety and 7 of 13 family-B ones (AAC-24 within 1 of the truth on 9
+of those 13), and lets no synthetic negative through (the view classifier refuses all but a
+few before the spine stage; the fallback's readings of the AP, thoracic and pelvis phantoms
+that reach it carry these flags)."""
 FALLBACK_CODES = frozenset({ErrorCode.IMPLAUSIBLE_SPINE, ErrorCode.SPINE_NOT_FOUND})
 """The primary model's failures that the fallback model is asked about (a body cut by the edge
 of the film, ``field_incomplete``, is the film's problem, not the model's)."""
