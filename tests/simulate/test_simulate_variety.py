@@ -181,6 +181,28 @@ def test_extended_films_are_reproducible_and_varied() -> None:
     assert not np.array_equal(a.labels, case(11, 1).labels)
 
 
+def test_the_implants_variety_puts_metal_over_the_band_on_half_the_films() -> None:
+    plans = [resolve_variety("implants", 5, i) for i in range(60)]
+    same = [resolve_variety("extended", 5, i) for i in range(60)]
+    ivc = sum(p is not None and p.ivc_filter is not None for p in plans)
+    stent = sum(p is not None and p.stent_graft is not None for p in plans)
+    assert 18 <= ivc <= 42 and 18 <= stent <= 42  # 0.5 each (binomial, 60 films)
+    assert sum(p is not None and p.ivc_filter is not None for p in same) <= 6
+    for p, q in zip(plans, same, strict=True):  # the same parameters, only more implants on
+        assert p is not None and q is not None
+        assert (p.posture, p.listhesis, p.transitional, p.dish) == (
+            q.posture,
+            q.listhesis,
+            q.transitional,
+            q.dish,
+        )
+        if q.ivc_filter is not None:
+            assert p.ivc_filter == q.ivc_filter
+    first = next(i for i, p in enumerate(plans) if p is not None and p.stent_graft is not None)
+    c = simulate_case(5, first, "population", 0.5, variety="implants")
+    assert "stent_graft" in _variety(c)["features"]
+
+
 def test_unknown_variety_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown variety 'wild'"):
         simulate_case(0, 0, variety="wild")
@@ -457,5 +479,10 @@ def test_dataset_and_cli_write_the_variety_record(tmp_path: Path) -> None:
     assert data["params"]["anatomy"]["variety"]["mode"] == "extended"
     res = runner.invoke(app, [*args, "--variety", "wild"])
     assert res.exit_code == 2 and "unknown variety" in res.output
+    assert "standard, extended, implants" in res.output
+    res = runner.invoke(
+        app, [*args, "--spacing", "0.5", "--variety", "implants", "-o", str(tmp_path / "imp")]
+    )
+    assert res.exit_code == 0, res.output
     res = runner.invoke(app, [*args, "--family", "b", "--variety", "extended"])
     assert res.exit_code == 2

@@ -33,7 +33,8 @@ def simulate(
         "standard",
         "--variety",
         help="Family a anatomy: standard | extended (flexion/extension, spondylolisthesis, "
-        "transitional vertebrae, DISH, scoliosis, implants).",
+        "transitional vertebrae, DISH, scoliosis, implants) | implants (extended, with an IVC "
+        "filter and an aortic stent graft on half the films each).",
     ),
 ) -> None:
     """Simulate N cases (image, labels, calcification mask, JSON, truth.csv) into OUT."""
@@ -53,7 +54,7 @@ def simulate(
         raise typer.Exit(2)
     if variety not in VARIETIES:
         err_console.print(
-            f"[red]error:[/red] unknown variety {variety!r} (expected standard or extended)"
+            f"[red]error:[/red] unknown variety {variety!r} (expected {', '.join(VARIETIES)})"
         )
         raise typer.Exit(2)
     if variety != "standard" and (family != "a" or gallery):

@@ -82,7 +82,7 @@ media.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -267,8 +267,11 @@ class Anatomy:
 # Extended variety: the plan
 # --------------------------------------------------------------------------------------------
 
-VARIETIES: tuple[str, ...] = ("standard", "extended")
-"""``standard``: the simulator as it always was; ``extended``: plus :func:`sample_variety`."""
+VARIETIES: tuple[str, ...] = ("standard", "extended", "implants")
+"""``standard``: the simulator as it always was; ``extended``: plus :func:`sample_variety`;
+``implants``: the extended features with the metal over the aortic band (IVC filter, aortic stent
+graft) on half the films each (:data:`IMPLANT_PROBABILITIES`), for training and judging the
+score stage on them."""
 VARIETY_STREAM = 7
 """Third entropy word of the variety stream: ``default_rng([seed, index, VARIETY_STREAM])``."""
 VARIETY_PROBABILITIES: dict[str, float] = {
@@ -285,6 +288,13 @@ VARIETY_PROBABILITIES: dict[str, float] = {
 }
 """Per-film probability of each extended feature (drawn independently; flexion and extension
 exclude each other)."""
+IMPLANT_PROBABILITIES: dict[str, float] = {
+    **VARIETY_PROBABILITIES,
+    "ivc_filter": 0.5,
+    "stent_graft": 0.5,
+}
+"""The ``implants`` variety: IVC filters and aortic stent grafts far more often than in the
+population (each drawn independently, so a quarter of the films carry both)."""
 LEVEL_CONVENTION = (
     "levels counted up from the sacrum: the first free body above the sacrum is L5, the next L4, "
     "...; a lumbarised S1 is labelled L5 and a sacralised L5 is the top of the sacrum (S1)"
@@ -382,13 +392,16 @@ class Variety:
         return tuple(out)
 
 
-def sample_variety(rng: np.random.Generator) -> Variety:
-    """Draw the extended features of one film (:data:`VARIETY_PROBABILITIES`).
+def sample_variety(
+    rng: np.random.Generator, probabilities: Mapping[str, float] = VARIETY_PROBABILITIES
+) -> Variety:
+    """Draw the extended features of one film (each with its ``probabilities`` entry).
 
     Every parameter is drawn whether or not its feature is present, in a fixed order, so each
-    feature's parameters do not depend on the others.
+    feature's parameters do not depend on the others (nor on the probabilities: the same case
+    under other probabilities has the same parameters, only other features switched on).
     """
-    pr = VARIETY_PROBABILITIES
+    pr = probabilities
     u = rng.random()
     flex, ext = float(rng.uniform(-20.0, 0.0)), float(rng.uniform(8.0, 20.0))
     posture = None
@@ -506,7 +519,9 @@ def resolve_variety(variety: str | Variety, seed: int, index: int) -> Variety | 
         raise ValueError(f"unknown variety {variety!r}; expected one of {VARIETIES}")
     if variety == "standard":
         return None
-    return sample_variety(np.random.default_rng([int(seed), int(index), VARIETY_STREAM]))
+    probabilities = IMPLANT_PROBABILITIES if variety == "implants" else VARIETY_PROBABILITIES
+    rng = np.random.default_rng([int(seed), int(index), VARIETY_STREAM])
+    return sample_variety(rng, probabilities)
 
 
 def _axis(alpha: float) -> F64:
