@@ -83,6 +83,11 @@ def run_model(scorer: Scorer, data: Path, truth: pd.DataFrame) -> dict[str, Any]
     return m
 
 
+def _fmt(value: float | None) -> str:
+    """A figure for the summary line; ``n/a`` where it is undefined (all-zero truth)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, required=True)
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         ss = ", ".join(f"{k} sens {v['sensitivity']} spec {v['specificity']}" for k, v in g.items())
         print(
             f"{name}: n={m['n']} failed={m['failed']} MAE={m['mae']:.3f} "
-            f"Spearman={m['spearman']:.3f} ICC(2,1)={icc:.3f} | {ss} | "
+            f"Spearman={_fmt(m['spearman'])} ICC(2,1)={_fmt(icc)} | {ss} | "
             f"segment exact={(m.get('segment_exact') or {}).get('overall')} | "
             f"median {m['seconds_per_image_median']:.3f} s/image, "
             f"{m['images_per_second']:.2f} images/s"
