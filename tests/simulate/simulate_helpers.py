@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +19,28 @@ CODES = {"anterior": 1, "posterior": 2}
 def case(seed: int, index: int, distribution: str = "balanced", **kw: object) -> SimulatedCase:
     """A small simulated case (0.35 mm spacing), cached across tests."""
     return simulate_case(seed, index, distribution=distribution, spacing_mm=SPACING, **kw)
+
+
+def digest(c: SimulatedCase) -> str:
+    """sha256 of a case's stored pixels, labels, calcification mask and annotation JSON."""
+    h = hashlib.sha256()
+    for a in (c.stored, c.labels, c.calc_mask):
+        h.update(a.tobytes())
+    h.update(json.dumps(c.annotations(), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def population_digests(
+    cases: list[tuple[int, int, float, str | None]],
+) -> list[tuple[str, bool]]:
+    """(digest, whether the anatomy records a variety) of ``(seed, index, spacing, variety)``
+    population films (variety None: the default)."""
+    out = []
+    for seed, index, spacing, variety in cases:
+        kw = {} if variety is None else {"variety": variety}
+        c = simulate_case(seed, index, "population", spacing, **kw)
+        out.append((digest(c), "variety" in c.params["anatomy"]))
+    return out
 
 
 def brute_projection(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -34,7 +33,7 @@ from aacscore.simulate.anatomy import (
 from aacscore.simulate.implants import FilterPlan, ProsthesisPlan, ScrewPlan, StentPlan
 from aacscore.spine.levels import count_from_sacrum
 from aacscore.vertebrae import LABEL_VALUES
-from tests.simulate.simulate_helpers import case, recompute
+from tests.simulate.simulate_helpers import case, population_digests, recompute
 
 # sha256 of stored pixels, labels, calcification mask and annotation JSON of standard films,
 # rendered by the simulator before the extended variety existed, on numpy's AVX2 (X86_V3)
@@ -50,14 +49,6 @@ STANDARD_DIGESTS = [
 PATIENTS = [(11, 4), (11, 5)]  # (11, 4) is mirrored and rotated 6.8 deg; (11, 5) is not
 
 
-def _digest(c: SimulatedCase) -> str:
-    h = hashlib.sha256()
-    for a in (c.stored, c.labels, c.calc_mask):
-        h.update(a.tobytes())
-    h.update(json.dumps(c.annotations(), sort_keys=True).encode())
-    return h.hexdigest()
-
-
 def _beyond_avx2() -> list[str]:
     """numpy's CPU dispatch targets above X86_V3 (AVX2) that this machine would use."""
     from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
@@ -65,41 +56,28 @@ def _beyond_avx2() -> list[str]:
     return [t for t in __cpu_dispatch__ if t != "X86_V3" and __cpu_features__.get(t, False)]
 
 
-_DIGEST_SCRIPT = """
-import hashlib, json, sys
-from aacscore.simulate import simulate_case
-for seed, index, spacing, variety in json.loads(sys.argv[1]):
-    kw = {} if variety is None else {"variety": variety}
-    c = simulate_case(seed, index, "population", spacing, **kw)
-    h = hashlib.sha256()
-    for a in (c.stored, c.labels, c.calc_mask):
-        h.update(a.tobytes())
-    h.update(json.dumps(c.annotations(), sort_keys=True).encode())
-    print(h.hexdigest(), "variety" in c.params["anatomy"])
-"""
+_DIGEST_SCRIPT = (
+    "import json, sys; from tests.simulate.simulate_helpers import population_digests; "
+    "print(json.dumps(population_digests(json.loads(sys.argv[1]))))"
+)
 
 
 def _digests(cases: list[tuple[int, int, float, str | None]]) -> list[tuple[str, bool]]:
-    """(digest, whether the anatomy records a variety) of standard films rendered on numpy's
-    AVX2 kernels: in a subprocess with the faster ones disabled when this CPU has them."""
+    """:func:`population_digests` on numpy's AVX2 kernels: in a subprocess with the faster ones
+    disabled when this CPU has them."""
     faster = _beyond_avx2()
     if not faster:
-        out = []
-        for seed, index, spacing, variety in cases:
-            kw = {} if variety is None else {"variety": variety}
-            c = simulate_case(seed, index, "population", spacing, **kw)
-            out.append((_digest(c), "variety" in c.params["anatomy"]))
-        return out
+        return population_digests(cases)
     env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(faster)}
     run = subprocess.run(
         [sys.executable, "-c", _DIGEST_SCRIPT, json.dumps(cases)],
         env=env,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         check=True,
     )
-    rows = [line.split() for line in run.stdout.splitlines() if line.strip()]
-    return [(d, v == "True") for d, v in rows]
+    return [(d, bool(v)) for d, v in json.loads(run.stdout)]
 
 
 def _variety(c: SimulatedCase) -> dict:
