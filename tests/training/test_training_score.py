@@ -404,6 +404,33 @@ def test_fine_tuning_starts_from_the_given_models_weights(tmp_path: Path) -> Non
         init_weights(net, dataclasses.replace(tuned_cfg, init_from=str(tmp_path / "none")))
 
 
+def test_backbone_only_init_starts_another_head_from_the_same_features(tmp_path: Path) -> None:
+    from aacscore.training.score import init_weights
+
+    sim = tmp_path / "sim"
+    write_fake_simulator_folder(sim, 8)
+    cfg = _cfg(n_jitter=1, val_fraction=0.25)
+    first = train_score(sim, tmp_path / "a", dataclasses.replace(cfg, head="segments", epochs=1))
+    total_cfg = dataclasses.replace(
+        cfg, head="total", init_from=str(first.model_dir), init_backbone_only=True, seed=5
+    )
+    net = ScoreNet(total_cfg.network)
+    fresh_fc = net.fc.weight.detach().clone()
+    init_weights(net, total_cfg)
+    ref = ScoreModel.load(first.model_dir).net.state_dict()
+    for k, v in net.backbone.state_dict().items():
+        torch.testing.assert_close(v, ref[f"backbone.{k}"])
+    assert net.fc.weight.shape != ref["fc.weight"].shape
+    torch.testing.assert_close(net.fc.weight, fresh_fc)
+    tuned = train_score(sim, tmp_path / "b", dataclasses.replace(total_cfg, epochs=1))
+    conf = json.loads((tuned.model_dir / "config.json").read_text())
+    assert conf["training"]["config"]["init_backbone_only"] is True
+    with pytest.raises(ValueError, match="set init_from"):
+        dataclasses.replace(cfg, init_backbone_only=True)
+    with pytest.raises(ValueError, match="init_backbone_only"):
+        dataclasses.replace(total_cfg, wise_alpha=0.5)
+
+
 def test_wise_alpha_exports_the_average_with_the_starting_weights(tmp_path: Path) -> None:
     from aacscore.training.score import wise_average
 

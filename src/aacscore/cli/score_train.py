@@ -76,6 +76,12 @@ def train_score_cmd(
         help="Fine-tune: start from this score model folder's weights (same head and band "
         "options), e.g. the shipped model on your own films.",
     ),
+    init_backbone_only: bool = typer.Option(
+        False,
+        "--init-backbone-only/--init-whole",
+        help="With --init-from: take only its backbone (its head may differ), e.g. the "
+        "total-only baseline started from the segments model's features.",
+    ),
     cache: Path | None = typer.Option(
         None, "--cache", help="Band cache folder (default OUT/cache); share it between heads."
     ),
@@ -153,6 +159,11 @@ def train_score_cmd(
     if wise_alpha < 1.0 and init is None:
         err_console.print("[red]error:[/red] --wise-alpha below 1 needs --init-from")
         raise typer.Exit(2)
+    if init_backbone_only and (init is None or wise_alpha < 1.0):
+        err_console.print(
+            "[red]error:[/red] --init-backbone-only needs --init-from and no --wise-alpha"
+        )
+        raise typer.Exit(2)
     config = ScoreTrainConfig(
         head=head,
         epochs=epochs,
@@ -172,6 +183,7 @@ def train_score_cmd(
         spine_copies=spine_copies,
         spine_model=spine_model,
         init_from=None if init is None else str(init),
+        init_backbone_only=init_backbone_only,
         augment_config=AugmentConfig(style_prob=style_prob),
         negative_weight=negative_weight,
         wise_alpha=wise_alpha,

@@ -112,6 +112,10 @@ class ScoreTrainConfig(TrainConfig):
     init_from: str | None = None
     """Start from the weights of this score model folder (fine-tuning) instead of at random;
     its network and band geometry must match this run's."""
+    init_backbone_only: bool = False
+    """With ``init_from``: take only its backbone's weights (its head may differ from this
+    run's, which starts at random): a model with another head trained from the same features,
+    e.g. the total-only baseline from the segments model."""
     negative_weight: float = 1.0
     """Loss weight of the hard-negative bands (simulated ``--distribution negative`` films: no
     plaque, distractors over the band) relative to the other bands' 1."""
@@ -126,6 +130,10 @@ class ScoreTrainConfig(TrainConfig):
             raise ValueError(f"wise_alpha must lie in [0, 1], got {self.wise_alpha}")
         if self.wise_alpha < 1.0 and self.init_from is None:
             raise ValueError("wise_alpha < 1 averages with the init_from model: set init_from")
+        if self.init_backbone_only and self.init_from is None:
+            raise ValueError("init_backbone_only takes the backbone of init_from: set init_from")
+        if self.init_backbone_only and self.wise_alpha < 1.0:
+            raise ValueError("wise_alpha < 1 averages whole networks: not with init_backbone_only")
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; expected one of {', '.join(HEADS)}")
         object.__setattr__(self, "head", Head(self.head).value)
@@ -152,6 +160,8 @@ class ScoreTrainConfig(TrainConfig):
         }
         if self.init_from is not None:
             sig["init_from"] = self.init_from
+        if self.init_backbone_only:
+            sig["init_backbone_only"] = True
         return sig
 
 
@@ -300,15 +310,18 @@ def wise_average(
 
 
 def init_weights(net: ScoreNet, config: ScoreTrainConfig) -> None:
-    """Load ``config.init_from``'s weights into ``net`` (fine-tuning a trained model).
+    """Load ``config.init_from``'s weights into ``net`` (fine-tuning a trained model); with
+    ``config.init_backbone_only`` its backbone's only (the heads may differ).
 
     Raises:
-        ValueError: the model's network or band geometry differ from ``config``'s.
+        ValueError: the model's network (apart from the head, with ``init_backbone_only``) or
+            band geometry differ from ``config``'s.
     """
     src = ScoreModel.load(config.init_from)
     theirs, ours = src.config.network.as_dict(), config.network.as_dict()
-    if theirs != ours:
-        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    ignored = {"head"} if config.init_backbone_only else set()
+    diff = sorted(k for k in (set(theirs) | set(ours)) - ignored if theirs.get(k) != ours.get(k))
+    if diff:
         raise ValueError(
             f"{src.path}: cannot fine-tune, its network differs from this run's in "
             f"{', '.join(diff)} (use the same --head)"
@@ -320,7 +333,18 @@ def init_weights(net: ScoreNet, config: ScoreTrainConfig) -> None:
             "--mm-per-col to the model's)"
         )
     dev = next(net.parameters()).device
-    net.load_state_dict({k: v.to(dev) for k, v in src.net.state_dict().items()})
+    state = src.net.state_dict()
+    if config.init_backbone_only:
+        net.backbone.load_state_dict(
+            {
+                k.removeprefix("backbone."): v.to(dev)
+                for k, v in state.items()
+                if k.startswith("backbone.")
+            }
+        )
+        logger.info("initialised the backbone from %s (head at random)", src.path)
+        return
+    net.load_state_dict({k: v.to(dev) for k, v in state.items()})
     logger.info("initialised from the weights of %s", src.path)
 
 
