@@ -57,6 +57,9 @@ ERROR_CODES: dict[ErrorCode, str] = {
 
 FLAGS: dict[str, str] = {
     "spacing_unknown": "no usable pixel spacing; the scale was estimated from vertebral size",
+    "spacing_inconsistent": "the header's pixel spacing made every L1-L4 body smaller (or "
+    "larger) than adult lumbar bodies: it was ignored and the scale estimated from vertebral "
+    "size",
     "low_contrast": "the central 98 % of grey values spans less than 0.12 of the full range",
     "saturated": "more than 25 % of the central half of the film is at the darkest or brightest "
     "grey level (collimation borders outside it are normal and ignored)",

@@ -280,7 +280,9 @@ class Scorer:
                     flags.append("header_image_disagree")
             stage = ErrorCode.SPINE_NOT_FOUND
             with timed(timings, "spine_s"):
-                spine = spine_in_film_pixels(self.spine_model.predict(rad), rad)
+                spine, rad, spacing_note = self._read_spine(rad, name)
+            if spacing_note is not None:
+                flags.append("spacing_inconsistent")
             stages = replace(stages, spine=spine)
             field = check_field(spine)
             stages = replace(stages, field_check=field)
@@ -347,6 +349,32 @@ class Scorer:
             qc_flags=tuple(dict.fromkeys(flags)),
             stages=replace(stages, prediction=pred, quality=quality),
         )
+
+    def _read_spine(self, rad: Radiograph, name: str) -> tuple[SpineResult, Radiograph, str | None]:
+        """The spine result of ``rad`` in film pixels, the radiograph the later stages use and
+        why its header spacing was dropped (None: it was not). A reading refused as
+        ``implausible_spine`` at the header's spacing is retried without it; when that reading
+        passes and the spacing makes every body too small or too large
+        (:func:`~aacscore.spine.geometry.spacing_contradiction`), the film goes on without its
+        spacing, as a film without one would; otherwise the first refusal stands."""
+        from aacscore.spine.geometry import spacing_contradiction
+
+        try:
+            return spine_in_film_pixels(self.spine_model.predict(rad), rad), rad, None
+        except ScoringError as first:
+            spacing = rad.film_spacing_mm
+            if first.code is not ErrorCode.IMPLAUSIBLE_SPINE or spacing is None:
+                raise
+            bare = replace(rad, spacing_mm=None, spacing_source=None)
+            try:
+                spine = spine_in_film_pixels(self.spine_model.predict(bare), bare)
+            except ScoringError:
+                raise first from None
+            note = spacing_contradiction(spine.vertebrae, spacing)
+            if note is None:
+                raise first from None
+            log.warning("%s: %s", name, note)
+            return replace(spine, warnings=(*spine.warnings, note)), bare, note
 
     def _band(self, rad: Radiograph, spine: SpineResult) -> Band:
         """The aortic band cut along the spine result's Kauppila bounds."""

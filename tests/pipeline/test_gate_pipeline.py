@@ -244,6 +244,29 @@ def test_a_film_cut_through_l1_is_field_incomplete(
     assert res.stages is not None and res.stages.band is None  # refused before the band
 
 
+def test_a_header_spacing_that_contradicts_the_vertebrae_is_dropped(
+    case: SimulatedCase, score_model: ScoreModel
+) -> None:
+    scorer = _scorer([(case.labels, case.anterior_side)], score_model)
+    bare = scorer.score_radiograph(replace(_film(case.image), spacing_mm=None), "bare.png")
+    assert bare.status is not Status.FAILED, bare.error
+    # a spacing 10x too fine (bodies ~3 mm tall): read as a film without spacing, flagged
+    res = scorer.score_radiograph(replace(_film(case.image), spacing_mm=(0.035, 0.035)), "f.dcm")
+    assert res.status is Status.WARNING, res.error
+    assert "spacing_inconsistent" in res.qc_flags and "spacing_unknown" not in res.qc_flags
+    assert res.aac24 == pytest.approx(bare.aac24)
+    assert res.spacing_mm == pytest.approx(bare.spacing_mm)
+    assert res.stages is not None and res.stages.spine is not None
+    assert any("header's pixel spacing" in w for w in res.stages.spine.warnings)
+    # the right spacing: no flag
+    ok = scorer.score_radiograph(_film(case.image), "ok.dcm")
+    assert "spacing_inconsistent" not in ok.qc_flags
+    # only the rows 10x too fine: bodies too short but not too shallow, the refusal stands
+    rows = scorer.score_radiograph(replace(_film(case.image), spacing_mm=(0.035, 0.35)), "r.dcm")
+    assert rows.status is Status.FAILED and rows.error_code is ErrorCode.IMPLAUSIBLE_SPINE
+    assert "implausible body size" in (rows.error or "")
+
+
 def test_a_spine_stage_refusal_takes_the_code_of_the_likelier_view(
     case: SimulatedCase, score_model: ScoreModel
 ) -> None:

@@ -16,6 +16,7 @@ from aacscore.spine.geometry import (
     geometry_from_labels,
     min_area_rectangle,
     name_corners,
+    spacing_contradiction,
     vertebrae_from_contours,
 )
 from aacscore.vertebrae import (
@@ -191,6 +192,22 @@ def test_implausible_size_in_mm_fails() -> None:
         geometry_from_labels(lab, "left", (0.1, 0.1))  # bodies 5 mm tall
     # without spacing only proportions are checked: passes
     geometry_from_labels(lab, "left", None)
+
+
+def test_a_spacing_that_scales_every_body_out_of_range_contradicts_the_anatomy() -> None:
+    vs = _verts(_stack())  # bodies 50 x 70 px: 25 x 35 mm at 0.5 mm
+    assert spacing_contradiction(vs, (0.5, 0.5)) is None
+    small = spacing_contradiction(vs, (0.05, 0.05))  # 2.5 x 3.5 mm
+    assert small is not None and "smaller than adult lumbar bodies" in small
+    large = spacing_contradiction(vs, (5.0, 5.0))  # 250 x 350 mm
+    assert large is not None and "larger than adult lumbar bodies" in large
+    # only the height out of range (rows 10x too fine): not a scale error of the whole film
+    assert spacing_contradiction(vs, (0.05, 0.5)) is None
+    # one misread body moves neither median
+    one = dict(vs)
+    one["L2"] = Vertebra("L2", np.asarray(vs["L2"].corners) * 0.1)
+    assert spacing_contradiction(one, (0.5, 0.5)) is None
+    assert spacing_contradiction({n: v for n, v in vs.items() if n != "L3"}, (0.05, 0.05)) is None
 
 
 def test_gap_between_levels_fails() -> None:

@@ -440,6 +440,33 @@ def cut_by_edge(
     return out
 
 
+def spacing_contradiction(
+    vertebrae: Mapping[str, Vertebra], spacing_mm: tuple[float, float]
+) -> str | None:
+    """Why ``spacing_mm`` (a header's) contradicts the anatomy of ``vertebrae`` (read without
+    it), or None: at that spacing the median L1-L4 body height and depth both lie below
+    :data:`HEIGHT_RANGE_MM` and :data:`DEPTH_RANGE_MM`, or both above them. One misread body
+    moves neither median; a wrong spacing scales every body alike."""
+    core = [vertebrae[n] for n in REQUIRED_LEVELS if n in vertebrae]
+    if len(core) < len(REQUIRED_LEVELS):
+        return None
+    at = [v.transformed(lambda p: p, spacing_mm) for v in core]
+    h = float(np.median([v.height_mm for v in at]))
+    d = float(np.median([v.depth_mm for v in at]))
+    if h < HEIGHT_RANGE_MM[0] and d < DEPTH_RANGE_MM[0]:
+        side = "smaller"
+    elif h > HEIGHT_RANGE_MM[1] and d > DEPTH_RANGE_MM[1]:
+        side = "larger"
+    else:
+        return None
+    return (
+        f"the header's pixel spacing ({spacing_mm[0]:g} x {spacing_mm[1]:g} mm) makes L1-L4 "
+        f"{side} than adult lumbar bodies (median height {h:.1f} mm, depth {d:.1f} mm; expected "
+        f"{HEIGHT_RANGE_MM[0]:g}-{HEIGHT_RANGE_MM[1]:g} and {DEPTH_RANGE_MM[0]:g}-"
+        f"{DEPTH_RANGE_MM[1]:g}): spacing ignored, scale estimated from vertebral size"
+    )
+
+
 def check_plausibility(
     vertebrae: Mapping[str, Vertebra],
     spacing_mm: tuple[float, float] | None,
