@@ -26,3 +26,10 @@ def test_score_metrics_use_the_integer_grades() -> None:
     assert m["integer"]["false_positive_rate"] == 0.0
     assert m["integer"]["mae"] == pytest.approx((0 + 1) / 2)
     assert m["mae"] == pytest.approx((2.4 + abs(6.3 - 7)) / 2)
+
+
+def test_a_total_only_models_integer_aac24_is_its_rounded_total() -> None:
+    m = score_metrics([0.4, 1.5, 2.49, 6.6], [0, 0, 0, 7])
+    assert m["integer"]["aac0_films"] == 3
+    assert m["integer"]["false_positive_rate"] == pytest.approx(2 / 3)  # 1.5 -> 2; 2.49 -> 2
+    assert m["integer"]["mae"] == pytest.approx((0 + 2 + 2 + 0) / 4)

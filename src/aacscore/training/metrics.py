@@ -85,8 +85,9 @@ def score_metrics(
     groups: str | SeverityGroups = "lewis",
 ) -> dict[str, Any]:
     """MAE/RMSE/bias of the total, Spearman, ICC(2,1), group figures and, with grades,
-    per-segment exact accuracy of the integer grades (:func:`aacscore.kauppila.integer_grade`)
-    and the integer AAC-24's figures (:func:`integer_metrics`)."""
+    per-segment exact accuracy of the integer grades (:func:`aacscore.kauppila.integer_grade`);
+    the integer AAC-24's figures (:func:`integer_metrics`) of the sum of the integer grades, or
+    without grades of the rounded total."""
     p = np.asarray(pred_total, dtype=np.float64)
     t = np.asarray(true_total, dtype=np.float64)
     if p.shape != t.shape or p.ndim != 1:
@@ -114,6 +115,8 @@ def score_metrics(
         }
         out["segment_mae"] = float(np.mean(np.abs(pg - tg)))
         out["integer"] = integer_metrics(rounded.sum(axis=1), tg.sum(axis=1))
+    else:  # a total-only model: its integer AAC-24 is the total rounded (``Result.aac24_int``)
+        out["integer"] = integer_metrics([round_half_up(v) for v in p], t)
     return out
 
 
