@@ -17,7 +17,7 @@ Two checks, each returning a frozen :class:`FieldCheck` (``code`` None: scorable
 
 How the pipeline calls it (``Scorer.score_radiograph``)::
 
-    spine = self.spine_model.predict(rad)
+    spine, rad, _ = self._read_spine(rad, name)  # spine model (spacing_inconsistent)
     field = check_field(spine)
     field.raise_if_refused(name)          # ScoringError(FIELD_INCOMPLETE, ...)
     band = self._band(rad, spine)
