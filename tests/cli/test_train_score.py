@@ -42,6 +42,8 @@ def test_train_score_command_errors(tmp_path: Path) -> None:
         app, ["train", "score", "--data", str(tmp_path), "--device", "nosuchdevice:7"]
     )
     assert res.exit_code == 2 and "--device nosuchdevice:7 is not usable here" in res.output
+    res = runner.invoke(app, ["train", "score", "--data", str(tmp_path), "--init-backbone-only"])
+    assert res.exit_code == 2 and "--init-backbone-only needs --init-from" in res.output
 
 
 def test_train_score_command_fine_tunes_with_init(tmp_path: Path) -> None:
